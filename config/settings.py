@@ -1,0 +1,119 @@
+"""Settings read from the environment in one place.
+
+Both the worker and the service need the same database, broker and limits, and neither may
+import the other (DESIGN §1), so the settings live in this small stdlib-only package. Nothing
+here reads the environment at import time: call ``Settings.from_env()``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+MiB = 1024 * 1024
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}: must be an integer, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name}: must be positive, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Limits:
+    """DESIGN §8: every limit a request is checked against before anything is stored."""
+
+    max_upload_bytes: int = 64 * MiB
+    max_dataset_rows: int = 1_000_000
+    max_dataset_features: int = 100_000
+    max_model_params: int = 50_000_000
+    max_epochs: int = 10_000
+    max_runtime_s: int = 6 * 3600
+    max_concurrent_jobs: int = 8
+    max_predict_rows: int = 10_000
+    max_stored_bytes: int = 4096 * MiB
+    rate_limit: str = "50 per second"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Limits:
+        d = cls()
+        return cls(
+            max_upload_bytes=_int(env, "WEIGHTSMITH_MAX_UPLOAD_BYTES", d.max_upload_bytes),
+            max_dataset_rows=_int(env, "WEIGHTSMITH_MAX_DATASET_ROWS", d.max_dataset_rows),
+            max_dataset_features=_int(
+                env, "WEIGHTSMITH_MAX_DATASET_FEATURES", d.max_dataset_features
+            ),
+            max_model_params=_int(env, "WEIGHTSMITH_MAX_MODEL_PARAMS", d.max_model_params),
+            max_epochs=_int(env, "WEIGHTSMITH_MAX_EPOCHS", d.max_epochs),
+            max_runtime_s=_int(env, "WEIGHTSMITH_MAX_RUNTIME_S", d.max_runtime_s),
+            max_concurrent_jobs=_int(
+                env, "WEIGHTSMITH_MAX_CONCURRENT_JOBS", d.max_concurrent_jobs
+            ),
+            max_predict_rows=_int(env, "WEIGHTSMITH_MAX_PREDICT_ROWS", d.max_predict_rows),
+            max_stored_bytes=_int(env, "WEIGHTSMITH_MAX_STORED_BYTES", d.max_stored_bytes),
+            rate_limit=env.get("WEIGHTSMITH_RATE_LIMIT") or d.rate_limit,
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the data lives, which backends to use, and how the job lease behaves."""
+
+    data_dir: Path = Path(".weightsmith")
+    database_url: str = ""
+    broker_url: str = ""
+    lease_timeout_s: int = 60
+    heartbeat_interval_s: int = 5
+    max_attempts: int = 3
+    reconcile_interval_s: int = 30
+    queued_grace_s: int = 60
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        data_dir = Path(self.data_dir).resolve()
+        object.__setattr__(self, "data_dir", data_dir)
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{data_dir / 'weightsmith.db'}")
+        if not self.broker_url:
+            object.__setattr__(self, "broker_url", "filesystem://")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        d = cls.__dataclass_fields__
+        return cls(
+            data_dir=Path(env.get("WEIGHTSMITH_DATA_DIR") or ".weightsmith"),
+            database_url=env.get("WEIGHTSMITH_DATABASE_URL", ""),
+            broker_url=env.get("WEIGHTSMITH_BROKER_URL", ""),
+            lease_timeout_s=_int(env, "WEIGHTSMITH_LEASE_TIMEOUT_S", d["lease_timeout_s"].default),
+            heartbeat_interval_s=_int(
+                env, "WEIGHTSMITH_HEARTBEAT_INTERVAL_S", d["heartbeat_interval_s"].default
+            ),
+            max_attempts=_int(env, "WEIGHTSMITH_MAX_ATTEMPTS", d["max_attempts"].default),
+            reconcile_interval_s=_int(
+                env, "WEIGHTSMITH_RECONCILE_INTERVAL_S", d["reconcile_interval_s"].default
+            ),
+            queued_grace_s=_int(env, "WEIGHTSMITH_QUEUED_GRACE_S", d["queued_grace_s"].default),
+            limits=Limits.from_env(env),
+        )
+
+    @property
+    def is_embedded_broker(self) -> bool:
+        return self.broker_url.startswith("filesystem://")
+
+    @property
+    def broker_dir(self) -> Path:
+        """Folder of the kombu filesystem transport (embedded mode only)."""
+        return self.data_dir / "broker"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
