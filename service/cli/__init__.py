@@ -1,0 +1,35 @@
+"""The `weightsmith` command line (DESIGN §6).
+
+Each module registers its own sub-commands, so the server commands (serve, api, worker, beat,
+db, keys) and the client commands (submit, watch, jobs, ...) grow independently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from service.cli import client_commands, server_commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="weightsmith",
+        description="Training-as-a-service for NumPy neural networks.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    server_commands.register(commands)
+    client_commands.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the arguments and run the chosen command; its return value is the exit code."""
+    args = build_parser().parse_args(argv)
+    result = args.handler(args)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
