@@ -1,0 +1,87 @@
+"""DESIGN §1: imports only point the allowed way.
+
+Walks every module's AST (so lazy imports inside functions count too) and checks each imported
+top-level name against what its package may import. Third-party names not listed here fail the
+test on purpose: a new dependency of a package is a decision to make in this table.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+STDLIB = frozenset(sys.stdlib_module_names) | {"__future__"}
+
+ALLOWED: dict[str, frozenset[str]] = {
+    "config": frozenset(),
+    "core": frozenset({"numpy"}),
+    "store": frozenset({"sqlalchemy", "alembic"}),
+    "migrations": frozenset({"store", "sqlalchemy", "alembic"}),
+    "worker": frozenset({"config", "core", "store", "celery", "kombu", "sqlalchemy", "billiard"}),
+    "service": frozenset(
+        {
+            "config", "core", "store", "worker", "flask", "flask_openapi3", "flask_limiter",
+            "pydantic", "werkzeug", "prometheus_client", "httpx", "rich", "gunicorn", "kombu",
+            "celery", "sqlalchemy", "numpy", "redis", "jinja2", "markupsafe",
+        }
+    ),
+}
+
+
+def imported_roots(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    roots: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def modules_of(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_package_imports_only_what_design_allows(package: str) -> None:
+    assert modules_of(package), f"{package}/ has no modules"
+    allowed = ALLOWED[package] | STDLIB | {package}
+    offences = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in modules_of(package)
+        for name in sorted(imported_roots(path) - allowed)
+    ]
+    assert offences == []
+
+
+def test_service_uses_worker_only_to_send_tasks() -> None:
+    """The service may reach the worker package only for the Celery app that sends tasks."""
+    offences = []
+    for path in modules_of("service"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                if node.module.split(".")[0] == "worker" and node.module not in {
+                    "worker.celery_app",
+                    "worker.tasks",
+                }:
+                    offences.append(f"{path.relative_to(ROOT)}: from {node.module} import ...")
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] == "worker" and alias.name not in {
+                        "worker.celery_app",
+                        "worker.tasks",
+                    }:
+                        offences.append(f"{path.relative_to(ROOT)}: import {alias.name}")
+    assert offences == []
+
+
+def test_checker_catches_a_forbidden_import(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    import flask\n    from sqlalchemy import orm\n")
+    assert imported_roots(bad) == {"flask", "sqlalchemy"}
