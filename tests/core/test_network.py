@@ -1,0 +1,117 @@
+"""Network and build_network: flat parameter views, end-to-end gradients, predict, seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.losses import make_loss
+from core.network import build_network
+from tests.core.gradcheck import numeric_grad, rel_error
+
+MLP = {"layers": [
+    {"type": "dense", "units": 6, "activation": "tanh", "weight_init": "he_normal"},
+    {"type": "dropout", "rate": 0.3},
+    {"type": "dense", "units": 5, "activation": "gelu"},
+    {"type": "dense", "units": 3},
+]}
+
+
+def test_params_are_views_into_one_flat_array() -> None:
+    net = build_network(MLP, (4,), seed=0)
+    assert list(net.params) == ["0.weight", "0.bias", "2.weight", "2.bias", "3.weight", "3.bias"]
+    assert net.flat_params.size == 4 * 6 + 6 + 6 * 5 + 5 + 5 * 3 + 3 == net.num_params
+    assert net.flat_params.dtype == np.float32
+    for name, array in net.params.items():
+        assert np.shares_memory(array, net.flat_params), name
+        assert np.shares_memory(net.grads[name], net.flat_grads), name
+    net.flat_params[:] = 0.5
+    np.testing.assert_array_equal(net.layers[3].params["bias"], [0.5, 0.5, 0.5])
+    assert net.weight_names == ["0.weight", "2.weight", "3.weight"]
+    assert (net.input_shape, net.loss_name, net.dtype) == ((4,), "cross_entropy", np.float32)
+
+
+def test_same_seed_same_bytes_other_seed_other_weights() -> None:
+    a, b, c = (build_network(MLP, (4,), seed=s) for s in (3, 3, 4))
+    assert a.flat_params.tobytes() == b.flat_params.tobytes()
+    assert a.flat_params.tobytes() != c.flat_params.tobytes()
+
+
+def test_whole_network_gradient_in_float64() -> None:
+    net = build_network(MLP, (4,), seed=1, dtype="float64")
+    loss = make_loss({"type": "cross_entropy", "label_smoothing": 0.1}, np.float64)
+    x = np.random.default_rng(2).standard_normal((8, 4))
+    y = np.random.default_rng(3).integers(0, 3, 8)
+    state = net.rng.bit_generator.state
+
+    def value() -> float:
+        net.rng.bit_generator.state = state  # the same dropout mask every evaluation
+        return loss.forward(net.forward(x, training=True), y)
+
+    value()
+    assert net.backward(loss.backward()) is None
+    analytic = net.flat_grads.copy()
+    numeric = numeric_grad(value, net.flat_params)
+    assert rel_error(analytic, numeric) <= 1e-7
+
+
+def test_final_softmax_is_fused_into_cross_entropy() -> None:
+    spec = {"layers": [{"type": "dense", "units": 3, "activation": "softmax"}]}
+    net = build_network(spec, (2,), seed=0, dtype="float64")
+    x = np.array([[1.0, -2.0]])
+    logits = x @ net.params["0.weight"] + net.params["0.bias"]
+    np.testing.assert_allclose(net.forward(x, training=False), logits, rtol=1e-15)
+    probs = net.predict(x)
+    np.testing.assert_allclose(probs, np.exp(logits) / np.exp(logits).sum(), rtol=1e-14)
+
+
+def test_predict_batches_preprocesses_and_applies_the_link() -> None:
+    class Scale:
+        def apply(self, X: np.ndarray) -> np.ndarray:
+            return X * 2.0
+
+    net = build_network({"layers": [{"type": "dense", "units": 1}]}, (3,), seed=0,
+                        dtype="float64", loss="binary_cross_entropy")
+    net.preprocessing = Scale()
+    X = np.random.default_rng(0).standard_normal((2500, 3))
+    out = net.predict(X, batch_size=1000)
+    z = (X * 2.0) @ net.params["0.weight"] + net.params["0.bias"]
+    np.testing.assert_allclose(out, 1.0 / (1.0 + np.exp(-z)), rtol=1e-14)
+
+
+def test_images_without_channel_axis_get_one_channel() -> None:
+    spec = {"layers": [{"type": "flatten"}, {"type": "dense", "units": 2}]}
+    net = build_network(spec, (4, 5), seed=0, loss="mse")
+    assert net.input_shape == (1, 4, 5)
+    assert net.forward(np.ones((3, 4, 5)), training=False).shape == (3, 2)
+
+
+def test_set_params_copies_into_the_views() -> None:
+    net = build_network(MLP, (4,), seed=0)
+    values = {k: np.full(v.shape, 0.25) for k, v in net.params.items()}
+    view = net.params["0.weight"]
+    net.set_params(values)
+    assert net.params["0.weight"] is view
+    assert np.all(net.flat_params == np.float32(0.25))
+    with pytest.raises(ValueError, match=r"0\.bias"):
+        net.set_params({**values, "0.bias": np.zeros(2)})
+
+
+def test_float32_training_step_stays_float32() -> None:
+    net = build_network(MLP, (4,), seed=0)
+    loss = make_loss("cross_entropy", np.float32)
+    out = net.forward(np.random.default_rng(0).standard_normal((5, 4)), training=True)
+    assert out.dtype == np.float32
+    loss.forward(out, np.array([0, 1, 2, 0, 1]))
+    net.backward(loss.backward())
+    assert net.flat_grads.dtype == np.float32
+    assert np.abs(net.flat_grads).sum() > 0.0
+
+
+def test_unknown_layer_names_its_path() -> None:
+    from core.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"model\.layers\[1\]\.type"):
+        build_network({"layers": [{"type": "dense", "units": 2}, {"type": "lstm"}]}, (3,), 0)
+    with pytest.raises(SpecError, match=r"model\.layers\[0\]\.units"):
+        build_network({"layers": [{"type": "dense", "units": 2}]}, (1, 3, 3), 0)
