@@ -1,0 +1,60 @@
+"""Strided-window helpers for conv and pooling: padding rules, im2col and col2im.
+
+Both directions loop over the kh*kw kernel offsets and move one strided slice per offset:
+kh*kw vectorised copies (im2col) or slice-adds (col2im). That is a handful of large NumPy
+calls per batch, with no Python loop over pixels and no ``np.add.at`` scatter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from numpy.typing import NDArray
+
+Array = NDArray[Any]
+Padding = tuple[int, int, int, int]  # top, bottom, left, right
+
+
+def conv_padding(padding: str | int, kh: int, kw: int, stride: int) -> Padding:
+    """(top, bottom, left, right) zero padding for "valid", "same" or an int, as torch.
+
+    "same" (stride 1 only) pads k - 1 in total per axis, the smaller half first, exactly
+    like torch.nn.Conv2d(padding="same"): an even kernel gets the extra row at the bottom.
+    """
+    if padding == "valid":
+        return (0, 0, 0, 0)
+    if padding == "same":
+        if stride != 1:
+            raise ValueError("padding 'same' needs stride 1 (as in torch)")
+        top, left = (kh - 1) // 2, (kw - 1) // 2
+        return (top, kh - 1 - top, left, kw - 1 - left)
+    if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
+        raise ValueError(f"padding must be 'valid', 'same' or an int >= 0, got {padding!r}")
+    return (padding, padding, padding, padding)
+
+
+def output_size(size: int, kernel: int, stride: int, pad_before: int = 0,
+                pad_after: int = 0) -> int:
+    """floor((size + pads - kernel) / stride) + 1, torch's floor mode."""
+    return (size + pad_before + pad_after - kernel) // stride + 1
+
+
+def window(x: Array, i: int, j: int, stride: int, oh: int, ow: int) -> Array:
+    """The strided view x[..., i + stride*a, j + stride*b] for a < oh, b < ow (a view)."""
+    return x[..., i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride]
+
+
+def im2col(xp: Array, cols: Array, stride: int) -> None:
+    """Fill ``cols`` (N, C, kh, kw, oh, ow) from padded input ``xp`` (N, C, Hp, Wp)."""
+    _, _, kh, kw, oh, ow = cols.shape
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, i, j] = window(xp, i, j, stride, oh, ow)
+
+
+def col2im_add(dcols: Array, dxp: Array, stride: int) -> None:
+    """Add ``dcols`` (N, C, kh, kw, oh, ow) into the zeroed padded gradient ``dxp``."""
+    _, _, kh, kw, oh, ow = dcols.shape
+    for i in range(kh):
+        for j in range(kw):
+            window(dxp, i, j, stride, oh, ow)[...] += dcols[:, :, i, j]

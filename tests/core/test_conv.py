@@ -1,0 +1,84 @@
+"""Conv2D: forward against a direct loop, float64 gradient checks for every padding mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core._windows import conv_padding
+from core.activations import ACTIVATIONS
+from core.layers import Conv2D
+from tests.core.gradcheck import check_layer
+
+
+def _direct_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int,
+                 pads: tuple[int, int, int, int]) -> np.ndarray:
+    top, bottom, left, right = pads
+    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    o, _, kh, kw = w.shape
+    oh = (xp.shape[2] - kh) // stride + 1
+    ow = (xp.shape[3] - kw) // stride + 1
+    out = np.zeros((x.shape[0], o, oh, ow))
+    for a in range(oh):
+        for c in range(ow):
+            patch = xp[:, :, a * stride:a * stride + kh, c * stride:c * stride + kw]
+            out[:, :, a, c] = np.tensordot(patch, w, axes=([1, 2, 3], [1, 2, 3])) + b
+    return out
+
+
+CASES = [  # (kernel, stride, padding, input (C, H, W))
+    (3, 1, "valid", (2, 6, 7)),
+    (3, 1, "same", (2, 5, 6)),
+    (4, 1, "same", (1, 6, 5)),
+    ((2, 3), 1, "same", (2, 5, 5)),
+    (3, 2, 1, (2, 7, 6)),
+    (3, 2, "valid", (3, 7, 8)),
+    (2, 2, 0, (2, 6, 6)),
+    (1, 1, "valid", (3, 4, 4)),
+]
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding", "shape"), CASES)
+def test_forward_matches_direct_convolution(kernel, stride, padding, shape) -> None:  # type: ignore[no-untyped-def]
+    layer = Conv2D(4, kernel, stride, padding)
+    out_shape = layer.build(shape, np.random.default_rng(0), np.float64)
+    x = np.random.default_rng(1).standard_normal((3, *shape))
+    want = _direct_conv(x, layer.params["weight"], layer.params["bias"], stride, layer.pads)
+    assert out_shape == want.shape[1:]
+    np.testing.assert_allclose(layer.forward(x, training=True), want, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding", "shape"), CASES)
+def test_gradients_match_central_differences(kernel, stride, padding, shape) -> None:  # type: ignore[no-untyped-def]
+    layer = Conv2D(3, kernel, stride, padding, ACTIVATIONS["tanh"]())
+    layer.build(shape, np.random.default_rng(2), np.float64)
+    x = np.random.default_rng(3).standard_normal((2, *shape))
+    errors = check_layer(layer, x)
+    assert max(errors.values()) <= 1e-7, errors
+
+
+def test_same_padding_is_torch_asymmetric_rule() -> None:
+    assert conv_padding("same", 4, 3, 1) == (1, 2, 1, 1)
+    assert conv_padding("same", 5, 2, 1) == (2, 2, 0, 1)
+    assert conv_padding(2, 3, 3, 2) == (2, 2, 2, 2)
+    with pytest.raises(ValueError, match="stride 1"):
+        conv_padding("same", 3, 3, 2)
+
+
+def test_bad_geometry_is_a_spec_error() -> None:
+    from core.errors import SpecError
+
+    with pytest.raises(SpecError, match="padding"):
+        Conv2D(2, 3, 2, "same").build((1, 8, 8), np.random.default_rng(0), np.float32)
+    with pytest.raises(SpecError, match="kernel_size"):
+        Conv2D(2, 5).build((1, 3, 3), np.random.default_rng(0), np.float32)
+
+
+def test_float32_stays_float32_and_first_layer_skips_dx() -> None:
+    layer = Conv2D(4, 3, 1, "same", ACTIVATIONS["relu"]())
+    layer.build((1, 8, 8), np.random.default_rng(0), np.float32)
+    layer.needs_input_grad = False
+    y = layer.forward(np.ones((2, 1, 8, 8), dtype=np.float32), training=True)
+    assert y.dtype == np.float32
+    assert layer.backward(np.ones_like(y)) is None
+    assert layer.grads["weight"].dtype == np.float32

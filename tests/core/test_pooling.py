@@ -1,0 +1,69 @@
+"""Max and average pooling: values against direct loops, first-maximum routing, gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.layers import AvgPool2D, MaxPool2D
+from tests.core.gradcheck import check_layer
+
+CASES = [(2, None, (2, 6, 6)), (2, None, (1, 7, 5)), (3, 2, (2, 7, 7)), (3, 1, (1, 5, 6)),
+         (2, 3, (2, 8, 8))]
+
+
+def _direct(x: np.ndarray, k: int, s: int, reduce) -> np.ndarray:  # type: ignore[no-untyped-def]
+    oh, ow = (x.shape[2] - k) // s + 1, (x.shape[3] - k) // s + 1
+    out = np.zeros((*x.shape[:2], oh, ow))
+    for a in range(oh):
+        for c in range(ow):
+            out[:, :, a, c] = reduce(x[:, :, a * s:a * s + k, c * s:c * s + k], axis=(2, 3))
+    return out
+
+
+@pytest.mark.parametrize(("cls", "reduce"), [(MaxPool2D, np.max), (AvgPool2D, np.mean)])
+@pytest.mark.parametrize(("k", "stride", "shape"), CASES)
+def test_forward_and_gradients(cls, reduce, k, stride, shape) -> None:  # type: ignore[no-untyped-def]
+    layer = cls(k, stride)
+    out_shape = layer.build(shape, np.random.default_rng(0), np.float64)
+    x = np.random.default_rng(1).standard_normal((2, *shape))
+    want = _direct(x, k, stride or k, reduce)
+    assert out_shape == want.shape[1:]
+    np.testing.assert_allclose(layer.forward(x, training=True), want, rtol=1e-14)
+    assert check_layer(layer, x)["input"] <= 1e-7
+
+
+def test_max_pool_gradient_goes_to_the_first_maximum_only() -> None:
+    layer = MaxPool2D(2)
+    layer.build((1, 2, 4), np.random.default_rng(0), np.float64)
+    x = np.array([[[[1.0, 5.0, 7.0, 7.0],
+                    [5.0, 2.0, 7.0, 7.0]]]])
+    np.testing.assert_array_equal(layer.forward(x, training=True), [[[[5.0, 7.0]]]])
+    dx = layer.backward(np.array([[[[10.0, 20.0]]]]))
+    np.testing.assert_array_equal(dx, [[[[0.0, 10.0, 20.0, 0.0],
+                                         [0.0, 0.0, 0.0, 0.0]]]])
+
+
+def test_overlapping_max_pool_accumulates_shared_maxima() -> None:
+    layer = MaxPool2D(2, 1)
+    layer.build((1, 2, 3), np.random.default_rng(0), np.float64)
+    x = np.array([[[[0.0, 9.0, 1.0], [2.0, 3.0, 4.0]]]])
+    np.testing.assert_array_equal(layer.forward(x, training=True), [[[[9.0, 9.0]]]])
+    np.testing.assert_array_equal(layer.backward(np.array([[[[1.0, 2.0]]]])),
+                                  [[[[0.0, 3.0, 0.0], [0.0, 0.0, 0.0]]]])
+
+
+def test_float32_stays_float32() -> None:
+    for cls in (MaxPool2D, AvgPool2D):
+        layer = cls(2)
+        layer.build((3, 4, 4), np.random.default_rng(0), np.float32)
+        y = layer.forward(np.ones((2, 3, 4, 4), dtype=np.float32), training=True)
+        dx = layer.backward(np.ones_like(y))
+        assert y.dtype == dx.dtype == np.float32
+
+
+def test_pool_larger_than_input_is_a_spec_error() -> None:
+    from core.errors import SpecError
+
+    with pytest.raises(SpecError, match="pool_size"):
+        MaxPool2D(2, 1).build((1, 1, 3), np.random.default_rng(0), np.float64)
