@@ -46,7 +46,7 @@ OPTIMIZER_CASES: dict[str, list[dict[str, Any]]] = {
     "adamw": [
         {},
         {"lr": 0.01, "weight_decay": 0.1},
-        {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True},
+        {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True, "eps": 1e-4},
         {"lr": 0.02, "beta1": 0.5, "beta2": 0.95, "weight_decay": 0.0, "halve_at": 10},
     ],
     "rmsprop": [

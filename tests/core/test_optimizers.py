@@ -1,0 +1,337 @@
+"""Optimizers: hand-worked torch.optim formulas, torch 2.13 golden runs, state round trips."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import math
+import tracemalloc
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from core.optimizers import OPTIMIZERS, SGD, Adagrad, Adam, AdamW, Optimizer, make_optimizer
+
+GOLDEN = Path(__file__).parent / "golden"
+Params = dict[str, np.ndarray]
+
+
+def _problem(seed: int = 0, steps: int = 3) -> tuple[Params, list[Params]]:
+    rng = np.random.default_rng(seed)
+    params = {"0.weight": rng.normal(size=(2, 3)), "0.bias": rng.normal(size=(3,))}
+    grads = [{n: rng.normal(size=p.shape) * (1 + k) for n, p in params.items()}
+             for k in range(steps)]
+    return params, grads
+
+
+# ---- torch's formulas written out, one parameter at a time, out of place ------------------
+
+
+def ref_sgd(p: np.ndarray, gs: list[np.ndarray], lr: float, momentum: float = 0.0,
+            dampening: float = 0.0, nesterov: bool = False,
+            weight_decay: float = 0.0) -> list[np.ndarray]:
+    out, buf = [], None
+    for g in gs:
+        d = g + weight_decay * p
+        if momentum:
+            buf = d.copy() if buf is None else momentum * buf + (1 - dampening) * d
+            d = d + momentum * buf if nesterov else buf
+        p = p - lr * d
+        out.append(p)
+    return out
+
+
+def ref_adam(p: np.ndarray, gs: list[np.ndarray], lr: float, beta1: float = 0.9,
+             beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
+             amsgrad: bool = False, decoupled: bool = False) -> list[np.ndarray]:
+    out = []
+    m, v, vmax = np.zeros_like(p), np.zeros_like(p), np.zeros_like(p)
+    for t, g in enumerate(gs, start=1):
+        if decoupled:
+            p = p * (1 - lr * weight_decay)
+        else:
+            g = g + weight_decay * p
+        m = m + (1 - beta1) * (g - m)
+        v = beta2 * v + (1 - beta2) * g * g
+        vmax = np.maximum(vmax, v)
+        second = vmax if amsgrad else v
+        denom = np.sqrt(second) / math.sqrt(1 - beta2**t) + eps
+        p = p - lr / (1 - beta1**t) * m / denom
+        out.append(p)
+    return out
+
+
+def ref_rmsprop(p: np.ndarray, gs: list[np.ndarray], lr: float, alpha: float = 0.99,
+                eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
+                centered: bool = False) -> list[np.ndarray]:
+    out = []
+    sq, ga, buf = np.zeros_like(p), np.zeros_like(p), np.zeros_like(p)
+    for g in gs:
+        g = g + weight_decay * p
+        sq = alpha * sq + (1 - alpha) * g * g
+        if centered:
+            ga = ga + (1 - alpha) * (g - ga)
+            avg = np.sqrt(sq - ga * ga) + eps
+        else:
+            avg = np.sqrt(sq) + eps
+        if momentum:
+            buf = momentum * buf + g / avg
+            p = p - lr * buf
+        else:
+            p = p - lr * g / avg
+        out.append(p)
+    return out
+
+
+def ref_adagrad(p: np.ndarray, gs: list[np.ndarray], lr: float, lr_decay: float = 0.0,
+                weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
+                eps: float = 1e-10) -> list[np.ndarray]:
+    out = []
+    acc = np.full_like(p, initial_accumulator_value)
+    for t, g in enumerate(gs, start=1):
+        g = g + weight_decay * p
+        clr = lr / (1 + (t - 1) * lr_decay)
+        acc = acc + g * g
+        p = p - clr * g / (np.sqrt(acc) + eps)
+        out.append(p)
+    return out
+
+
+def _grid(**axes: list[Any]) -> list[dict[str, Any]]:
+    return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+
+
+SGD_GRID = [h for h in _grid(momentum=[0.0, 0.9], dampening=[0.0, 0.5], nesterov=[False, True],
+                             weight_decay=[0.0, 0.1])
+            if not (h["nesterov"] and (h["momentum"] == 0.0 or h["dampening"] != 0.0))]
+ADAM_GRID = _grid(weight_decay=[0.0, 0.1], amsgrad=[False, True], beta1=[0.9, 0.3])
+RMSPROP_GRID = _grid(centered=[False, True], momentum=[0.0, 0.9], weight_decay=[0.0, 0.1],
+                     alpha=[0.99, 0.3])
+ADAGRAD_GRID = _grid(lr_decay=[0.0, 0.1], weight_decay=[0.0, 0.1],
+                     initial_accumulator_value=[0.0, 0.5])
+
+HAND_CASES = (
+    [("sgd", ref_sgd, 0.1, h, {}) for h in SGD_GRID]
+    + [("adam", ref_adam, 0.01, h, {}) for h in ADAM_GRID]
+    + [("adamw", ref_adam, 0.01, h, {"decoupled": True}) for h in ADAM_GRID]
+    + [("rmsprop", ref_rmsprop, 0.01, h, {}) for h in RMSPROP_GRID]
+    + [("adagrad", ref_adagrad, 0.1, h, {}) for h in ADAGRAD_GRID]
+)
+
+
+@pytest.mark.parametrize(("kind", "ref", "lr", "hyper", "extra"), HAND_CASES,
+                         ids=[f"{c[0]}-{c[3]}" for c in HAND_CASES])
+def test_three_steps_match_torch_formulas(kind: str, ref: Any, lr: float,
+                                          hyper: dict[str, Any], extra: dict[str, Any]) -> None:
+    params, grads = _problem()
+    expected = {n: ref(p.copy(), [g[n] for g in grads], lr, **hyper, **extra)
+                for n, p in params.items()}
+    opt = OPTIMIZERS[kind](params, lr=lr, **hyper)
+    for k, g in enumerate(grads):
+        opt.step(g)
+        for n, p in params.items():
+            np.testing.assert_allclose(p, expected[n][k], rtol=1e-12, atol=1e-14)
+
+
+def test_sgd_momentum_by_hand() -> None:
+    p = {"w": np.array([1.0])}
+    opt = SGD(p, lr=0.1, momentum=0.9)
+    seen = []
+    for g in (0.5, 0.25, 1.0):  # buf: 0.5, 0.9*0.5+0.25=0.7, 0.9*0.7+1=1.63
+        opt.step({"w": np.array([g])})
+        seen.append(p["w"][0])
+    np.testing.assert_allclose(seen, [0.95, 0.88, 0.717], rtol=1e-14)
+
+
+def test_adam_first_step_is_lr_times_sign_by_hand() -> None:
+    # m1 = (1-b1) g, v1 = (1-b2) g^2: bias corrections leave p - lr * g / (|g| + eps)
+    p = {"w": np.array([0.0, 1.0, -2.0])}
+    g = np.array([4.0, -1e-3, 0.0])
+    Adam(p, lr=0.5).step({"w": g})
+    np.testing.assert_allclose(p["w"], [0.0, 1.0, -2.0] - 0.5 * g / (np.abs(g) + 1e-8),
+                               rtol=1e-14)
+
+
+def test_adamw_decays_weights_even_with_zero_gradient() -> None:
+    p = {"w": np.array([2.0, -4.0])}
+    AdamW(p, lr=0.1).step({"w": np.zeros(2)})  # default weight_decay 0.01: factor 0.999
+    np.testing.assert_allclose(p["w"], [1.998, -3.996], rtol=1e-15)
+
+
+def test_adagrad_lr_decay_by_hand() -> None:
+    p = {"w": np.array([1.0])}
+    opt = Adagrad(p, lr=1.0, lr_decay=1.0, eps=0.0)
+    opt.step({"w": np.array([3.0])})  # clr 1, sum 9: 1 - 3/3 = 0
+    opt.step({"w": np.array([4.0])})  # clr 1/2, sum 25: 0 - 0.5*4/5 = -0.4
+    np.testing.assert_allclose(p["w"], [-0.4], rtol=1e-15)
+
+
+# ---- golden files written by benchmarks/golden/make_optim_golden.py with torch 2.13 --------
+
+
+def _golden_cases() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    out = []
+    for kind in OPTIMIZERS:
+        data = json.loads((GOLDEN / f"optim_{kind}.json").read_text())
+        out += [(kind, data, case) for case in data["cases"]]
+    return out
+
+
+GOLDEN_CASES = _golden_cases()
+
+
+@pytest.mark.parametrize(("kind", "data", "case"), GOLDEN_CASES,
+                         ids=[f"{k}-{c['dtype']}-{c['hyper']}" for k, _, c in GOLDEN_CASES])
+def test_twenty_steps_match_torch(kind: str, data: dict[str, Any], case: dict[str, Any]) -> None:
+    dtype = np.dtype(case["dtype"])
+    params = {n: np.array(v, dtype=dtype) for n, v in data["params"].items()}
+    opt = OPTIMIZERS[kind](params, **case["hyper"])
+    tol = {"rtol": 1e-10, "atol": 0.0} if dtype == np.float64 else {"rtol": 1e-4, "atol": 1e-6}
+    for k in range(data["steps"]):
+        opt.lr = case["lrs"][k]
+        opt.step({n: np.array(v, dtype=dtype) for n, v in data["grads"][k].items()})
+        for n, p in params.items():
+            assert p.dtype == dtype
+            np.testing.assert_allclose(p, case["trajectory"][k][n], **tol)
+
+
+def test_golden_files_cover_every_optimizer_option() -> None:
+    options = {kind: set() for kind in OPTIMIZERS}
+    for kind, _, case in GOLDEN_CASES:
+        options[kind] |= {k for k, v in case["hyper"].items() if v}
+    for kind, cls in OPTIMIZERS.items():
+        assert set(cls.hyper_names) <= options[kind], kind
+
+
+# ---- state dicts, dtypes, allocation ------------------------------------------------------
+
+ROUND_TRIP = [
+    ("sgd", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+    ("adam", {"lr": 0.01, "amsgrad": True, "weight_decay": 0.1}),
+    ("adamw", {"lr": 0.01}),
+    ("rmsprop", {"lr": 0.01, "centered": True, "momentum": 0.5}),
+    ("adagrad", {"lr": 0.1, "lr_decay": 0.1, "initial_accumulator_value": 0.1}),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(("kind", "hyper"), ROUND_TRIP, ids=[k for k, _ in ROUND_TRIP])
+def test_state_dict_through_npz_continues_bit_for_bit(kind: str, hyper: dict[str, Any],
+                                                      dtype: str) -> None:
+    params, grads = _problem(seed=3, steps=10)
+    params = {n: p.astype(dtype) for n, p in params.items()}
+    grads = [{n: g.astype(dtype) for n, g in gs.items()} for gs in grads]
+    straight = {n: p.copy() for n, p in params.items()}
+    opt = OPTIMIZERS[kind](straight, **hyper)
+    for g in grads:
+        opt.step(g)
+
+    first = {n: p.copy() for n, p in params.items()}
+    opt_a = OPTIMIZERS[kind](first, **hyper)
+    for g in grads[:5]:
+        opt_a.step(g)
+    opt_a.lr = hyper["lr"]  # a schedule may have written it; the state carries it
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v) for k, v in opt_a.state_dict().items()})
+    with np.load(io.BytesIO(buffer.getvalue()), allow_pickle=False) as saved:
+        state = dict(saved)
+    resumed = {n: p.copy() for n, p in first.items()}
+    opt_b = OPTIMIZERS[kind](resumed, **hyper)
+    opt_b.load_state_dict(state)
+    assert opt_b.step_count == 5
+    for g in grads[5:]:
+        opt_b.step(g)
+    for n in params:
+        assert resumed[n].dtype == np.dtype(dtype)
+        assert resumed[n].tobytes() == straight[n].tobytes()
+
+
+def test_state_is_built_lazily_and_named_per_parameter() -> None:
+    params, grads = _problem()
+    opt = Adam(params, amsgrad=True)
+    assert opt.state_dict() == {"step": 0, "lr": 1e-3}
+    opt.step(grads[0])
+    keys = set(opt.state_dict())
+    assert keys == {"step", "lr"} | {f"{kind}/{n}" for kind in
+                                     ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+                                     for n in params}
+    # torch's Adagrad fills its accumulator at construction
+    assert set(Adagrad(params, initial_accumulator_value=0.5).state_dict()) == {
+        "step", "lr", "sum/0.weight", "sum/0.bias"}
+
+
+@pytest.mark.parametrize(("kind", "hyper"), ROUND_TRIP, ids=[k for k, _ in ROUND_TRIP])
+def test_float32_stays_float32_and_grads_are_untouched(kind: str, hyper: dict[str, Any]) -> None:
+    params, grads = _problem()
+    p32 = {n: p.astype(np.float32) for n, p in params.items()}
+    g32 = [{n: g.astype(np.float32) for n, g in gs.items()} for gs in grads]
+    before = [{n: g.copy() for n, g in gs.items()} for gs in g32]
+    opt = OPTIMIZERS[kind](p32, **hyper)
+    for g in g32:
+        opt.step(g)
+    assert all(p.dtype == np.float32 for p in p32.values())
+    assert all(v.dtype == np.float32 for v in opt.state_dict().values()
+               if isinstance(v, np.ndarray))
+    for g, b in zip(g32, before, strict=True):
+        for n in g:
+            assert np.array_equal(g[n], b[n])
+
+
+@pytest.mark.parametrize(("kind", "hyper"), ROUND_TRIP, ids=[k for k, _ in ROUND_TRIP])
+def test_steady_state_step_allocates_no_full_size_temporary(kind: str,
+                                                            hyper: dict[str, Any]) -> None:
+    n = 250_000
+    rng = np.random.default_rng(0)
+    flat = {"all": rng.normal(size=n).astype(np.float32)}
+    grad = {"all": rng.normal(size=n).astype(np.float32)}
+    opt: Optimizer = OPTIMIZERS[kind](flat, **hyper)
+    opt.step(grad)  # builds state and scratch
+    tracemalloc.start()
+    try:
+        opt.step(grad)
+        opt.step(grad)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < n * 4 // 10, f"peak {peak} bytes for a {n * 4}-byte parameter vector"
+
+
+def test_make_optimizer_reads_spec_names_and_keeps_torch_defaults() -> None:
+    params, _ = _problem()
+    spec = SimpleNamespace(type="adam", learning_rate=0.02, beta1=0.8, beta2=0.99, eps=None,
+                           weight_decay=0.0, amsgrad=True)
+    opt = make_optimizer(spec, params)
+    assert isinstance(opt, Adam) and not isinstance(opt, AdamW)
+    assert (opt.lr, opt.beta1, opt.beta2, opt.eps, opt.amsgrad) == (0.02, 0.8, 0.99, 1e-8, True)
+    adamw = make_optimizer(SimpleNamespace(type="adamw", learning_rate=None), params)
+    assert (type(adamw), adamw.lr, adamw.weight_decay) == (AdamW, 1e-3, 0.01)
+    adagrad = make_optimizer(SimpleNamespace(type="adagrad", learning_rate=0.1), params)
+    assert (adagrad.lr, adagrad.eps) == (0.1, 1e-10)
+    with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
+        make_optimizer(SimpleNamespace(type="lbfgs"), params)
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda p: SGD(p, lr=-1.0), "learning rate"),
+    (lambda p: SGD(p, lr=0.1, nesterov=True), "nesterov"),
+    (lambda p: Adam(p, beta1=1.0), "beta1"),
+    (lambda p: Adagrad(p, lr_decay=-0.1), "lr_decay"),
+])
+def test_bad_hyperparameters_are_refused(build: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build(_problem()[0])
+
+
+def test_mismatched_gradients_and_states_are_refused() -> None:
+    params, grads = _problem()
+    opt = Adam(params)
+    with pytest.raises(ValueError, match="shape"):
+        opt.step({"0.weight": np.zeros(6), "0.bias": grads[0]["0.bias"]})
+    with pytest.raises(ValueError, match="unexpected adam state entry 'momentum_buffer/0.bias'"):
+        opt.load_state_dict({"step": 1, "lr": 0.1, "momentum_buffer/0.bias": np.zeros(3)})
+    with pytest.raises(ValueError, match="shape"):
+        opt.load_state_dict({"step": 1, "lr": 0.1, "exp_avg/0.bias": np.zeros(4)})
