@@ -331,7 +331,7 @@ def test_mismatched_gradients_and_states_are_refused() -> None:
     opt = Adam(params)
     with pytest.raises(ValueError, match="shape"):
         opt.step({"0.weight": np.zeros(6), "0.bias": grads[0]["0.bias"]})
-    with pytest.raises(ValueError, match="unexpected adam state entry 'momentum_buffer/0.bias'"):
+    with pytest.raises(ValueError, match=r"unexpected adam state entry 'momentum_buffer/0\.bias'"):
         opt.load_state_dict({"step": 1, "lr": 0.1, "momentum_buffer/0.bias": np.zeros(3)})
     with pytest.raises(ValueError, match="shape"):
         opt.load_state_dict({"step": 1, "lr": 0.1, "exp_avg/0.bias": np.zeros(4)})
