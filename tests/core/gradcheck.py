@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -104,3 +106,20 @@ def check_function(forward: Callable[[Array], Array], backward: Callable[[Array]
     forward(x)
     analytic = np.array(backward(weights.copy()), copy=True)
     return rel_error(analytic, numeric_grad(loss, x))
+
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def load_golden(name: str) -> Any:
+    """The ``cases`` of tests/core/golden/<name> (written by benchmarks/golden/*.py)."""
+    return json.loads((GOLDEN / name).read_text())["cases"]
+
+
+def assert_golden(actual: Any, expected: Any, rtol: float = 1e-10) -> None:
+    """Relative agreement to ``rtol``; entries near 0 are judged against rtol * max|expected|."""
+    want = np.asarray(expected, dtype=np.float64)
+    got = np.asarray(actual, dtype=np.float64)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    atol = rtol * float(np.abs(want).max(initial=0.0))
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from core.activations import ACTIVATIONS, erf, make_activation, softmax
-from tests.core.gradcheck import check_elementwise, check_function
+from tests.core.gradcheck import assert_golden, check_elementwise, check_function, load_golden
 
 ALL = sorted(ACTIVATIONS)
 
@@ -97,3 +97,14 @@ def test_alpha_is_read_from_specs() -> None:
     elu = make_activation({"type": "elu", "alpha": 2.0})
     np.testing.assert_allclose(elu.forward(np.array([-1.0])), [2.0 * math.expm1(-1.0)])
     assert type(make_activation(None)).__name__ == "Linear"
+
+
+GOLDEN = load_golden("layers_activations.json")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_matches_torch_golden(name: str) -> None:
+    act = ACTIVATIONS[name]()
+    want = GOLDEN["cases"][name]
+    assert_golden(act.forward(np.array(GOLDEN["x"])), want["y"])
+    assert_golden(act.backward(np.array(GOLDEN["dy"])), want["dx"])

@@ -7,7 +7,7 @@ import pytest
 
 from core.activations import ACTIVATIONS
 from core.layers import BatchNorm
-from tests.core.gradcheck import check_layer
+from tests.core.gradcheck import assert_golden, check_layer, load_golden
 
 
 def _layer(shape: tuple[int, ...], activation: str = "linear") -> BatchNorm:
@@ -76,3 +76,22 @@ def test_fan_based_init_for_vectors_is_a_spec_error() -> None:
 
     with pytest.raises(SpecError, match="weight_init"):
         BatchNorm(weight_init="he_normal").build((3,), np.random.default_rng(0), np.float32)
+
+
+@pytest.mark.parametrize("case", load_golden("layers_batchnorm.json"),
+                         ids=lambda c: f"ndim{np.ndim(c['x'])}")
+def test_matches_torch_golden(case: dict) -> None:  # type: ignore[type-arg]
+    x = np.array(case["x"])
+    layer = BatchNorm()
+    layer.build(x.shape[1:], np.random.default_rng(0), np.float64)
+    layer.params["gamma"][...] = case["gamma"]
+    layer.params["beta"][...] = case["beta"]
+    train = case["train"]
+    assert_golden(layer.forward(x, training=True), train["y"])
+    assert_golden(layer.backward(np.array(case["dy"])), train["dx"])
+    assert_golden(layer.grads["gamma"], train["dgamma"])
+    assert_golden(layer.grads["beta"], train["dbeta"])
+    assert_golden(layer.buffers["running_mean"], train["running_mean"])
+    assert_golden(layer.buffers["running_var"], train["running_var"])
+    assert_golden(layer.forward(np.array(case["x_eval"]), training=False), case["y_eval"])
+    assert_golden(layer.backward(np.array(case["dy"])), case["dx_eval"])

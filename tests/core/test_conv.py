@@ -8,7 +8,7 @@ import pytest
 from core._windows import conv_padding
 from core.activations import ACTIVATIONS
 from core.layers import Conv2D
-from tests.core.gradcheck import check_layer
+from tests.core.gradcheck import assert_golden, check_layer, load_golden
 
 
 def _direct_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int,
@@ -82,3 +82,17 @@ def test_float32_stays_float32_and_first_layer_skips_dx() -> None:
     assert y.dtype == np.float32
     assert layer.backward(np.ones_like(y)) is None
     assert layer.grads["weight"].dtype == np.float32
+
+
+@pytest.mark.parametrize("case", load_golden("layers_conv.json"),
+                         ids=lambda c: f"k{c['kernel']}-s{c['stride']}-p{c['padding']}")
+def test_matches_torch_golden(case: dict) -> None:  # type: ignore[type-arg]
+    x, w = np.array(case["x"]), np.array(case["weight"])
+    layer = Conv2D(w.shape[0], case["kernel"], case["stride"], case["padding"])
+    layer.build(x.shape[1:], np.random.default_rng(0), np.float64)
+    layer.params["weight"][...] = w
+    layer.params["bias"][...] = case["bias"]
+    assert_golden(layer.forward(x, training=True), case["y"])
+    assert_golden(layer.backward(np.array(case["dy"])), case["dx"])
+    assert_golden(layer.grads["weight"], case["dweight"])
+    assert_golden(layer.grads["bias"], case["dbias"])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.losses import LOSSES, make_loss
-from tests.core.gradcheck import numeric_grad, rel_error
+from tests.core.gradcheck import assert_golden, load_golden, numeric_grad, rel_error
 
 RNG = np.random.default_rng(7)
 LOGITS = RNG.standard_normal((6, 4)) * 2.0
@@ -106,3 +106,12 @@ def test_links() -> None:
     np.testing.assert_allclose(make_loss("cross_entropy").link(z), [[0.25, 0.75]])
     np.testing.assert_allclose(make_loss("binary_cross_entropy").link(z), [[0.5, 0.75]])
     np.testing.assert_array_equal(make_loss("mse").link(z), z)
+
+
+@pytest.mark.parametrize("case", load_golden("layers_losses.json"),
+                         ids=lambda c: str(sorted(c["spec"].items())))
+def test_matches_torch_golden(case: dict) -> None:  # type: ignore[type-arg]
+    loss = make_loss(case["spec"], np.float64)
+    value = loss.forward(np.array(case["outputs"]), np.array(case["targets"]))
+    assert value == pytest.approx(case["loss"], rel=1e-10)
+    assert_golden(loss.backward(), case["grad"])

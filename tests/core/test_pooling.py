@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.layers import AvgPool2D, MaxPool2D
-from tests.core.gradcheck import check_layer
+from tests.core.gradcheck import assert_golden, check_layer, load_golden
 
 CASES = [(2, None, (2, 6, 6)), (2, None, (1, 7, 5)), (3, 2, (2, 7, 7)), (3, 1, (1, 5, 6)),
          (2, 3, (2, 8, 8))]
@@ -67,3 +67,14 @@ def test_pool_larger_than_input_is_a_spec_error() -> None:
 
     with pytest.raises(SpecError, match="pool_size"):
         MaxPool2D(2, 1).build((1, 1, 3), np.random.default_rng(0), np.float64)
+
+
+@pytest.mark.parametrize("case", load_golden("layers_pool.json"),
+                         ids=lambda c: f"{c['type']}-k{c['pool_size']}-s{c['stride']}")
+def test_matches_torch_golden(case: dict) -> None:  # type: ignore[type-arg]
+    x = np.array(case["x"])
+    cls = MaxPool2D if case["type"] == "max_pool2d" else AvgPool2D
+    layer = cls(case["pool_size"], case["stride"])
+    layer.build(x.shape[1:], np.random.default_rng(0), np.float64)
+    assert_golden(layer.forward(x, training=True), case["y"])
+    assert_golden(layer.backward(np.array(case["dy"])), case["dx"])
