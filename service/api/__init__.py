@@ -1,0 +1,12 @@
+"""One APIBlueprint per resource; `register_blueprints` mounts them all on an app."""
+
+from __future__ import annotations
+
+from flask_openapi3 import OpenAPI
+
+
+def register_blueprints(app: OpenAPI) -> None:
+    from service.api import checkpoints, datasets, events, health, jobs, metrics, predict
+
+    for module in (health, metrics, datasets, jobs, events, checkpoints, predict):
+        app.register_api(module.bp)

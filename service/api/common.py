@@ -1,0 +1,104 @@
+"""Helpers every blueprint shares: the JSON body guard, tenant lookups, idempotency keys."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, current_app, request
+
+from service.errors import ApiError
+
+# Endpoints that take a JSON body only: another Content-Type is a 415, not a vague 422.
+JSON_ENDPOINTS = frozenset(
+    {
+        "jobs.validate_job",
+        "jobs.submit_job",
+        "jobs.resume_job",
+        "predict.predict_job",
+        "predict.predict_checkpoint",
+    }
+)
+
+
+def is_json_mimetype(mimetype: str) -> bool:
+    return mimetype == "application/json" or mimetype.endswith("+json")
+
+
+def json_depth_exceeds(value: Any, limit: int) -> bool:
+    """True when `value` nests lists/objects deeper than `limit` (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in item)
+    return False
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """Decode a JSON body strictly: UTF-8, valid JSON, bounded nesting; else 400."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "request body is not valid UTF-8", kind="malformed-json") from None
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ApiError(400, "request body nests too deeply", kind="malformed-json") from None
+    except ValueError as exc:
+        raise ApiError(400, f"request body is not valid JSON: {exc}", kind="malformed-json") \
+            from None
+    limit = int(current_app.config["MAX_JSON_DEPTH"])
+    if json_depth_exceeds(value, limit):
+        raise ApiError(400, f"request body nests deeper than {limit} levels",
+                       kind="malformed-json")
+    return value
+
+
+def init_body_guard(app: Flask) -> None:
+    @app.before_request
+    def _guard_body() -> None:
+        if request.method not in ("POST", "PUT", "PATCH") or not request.path.startswith("/v1/"):
+            return
+        has_body = bool(request.content_length) or request.headers.get("Transfer-Encoding")
+        if request.endpoint in JSON_ENDPOINTS and has_body and not is_json_mimetype(
+            request.mimetype
+        ):
+            raise ApiError(415, f"expected Content-Type application/json, got "
+                           f"{request.mimetype or 'none'!r}", kind="unsupported-media-type")
+        if is_json_mimetype(request.mimetype):
+            raw = request.get_data(cache=True)  # over MAX_CONTENT_LENGTH: 413 from Werkzeug
+            value = parse_json_body(raw) if raw.strip() else None
+            # flask-openapi3 and the views read request.get_json(): hand them the checked value.
+            request._cached_json = (value, value)
+
+
+def isoformat(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def check_idempotency_key(value: str | None) -> str | None:
+    """1-255 visible ASCII characters (RFC 9110 token-ish), else 400."""
+    if value is None:
+        return None
+    if not 1 <= len(value) <= 255 or not all(0x21 <= ord(c) <= 0x7E for c in value):
+        raise ApiError(
+            400,
+            "Idempotency-Key must be 1-255 visible ASCII characters",
+            kind="invalid-idempotency-key",
+            errors=[{"field": "Idempotency-Key", "message": "1-255 visible ASCII characters"}],
+        )
+    return value
+
+
+def not_found(what: str, ident: str) -> ApiError:
+    return ApiError(404, f"{what} {ident!r} not found", kind="not-found")

@@ -1,0 +1,110 @@
+"""The Flask application factory (DESIGN §4).
+
+`create_app(settings)` wires the pieces: settings (read from the environment only when none are
+passed, never at import), the database engine, the broker dispatcher, problem+json errors,
+Bearer-key auth, rate limits, Prometheus metrics and one blueprint per resource.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app
+from flask_openapi3 import Info, OpenAPI
+from sqlalchemy.orm import Session, sessionmaker
+
+from config.settings import Settings
+from service import errors
+from service.model_cache import ModelCache
+from service.schemas.common import Problem
+
+SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer"}}
+EXTENSION_KEY = "weightsmith"
+
+
+@dataclass
+class Services:
+    """What every request needs, built once per app (tests build many apps side by side)."""
+
+    settings: Settings
+    session_factory: sessionmaker[Session]
+    engine: Any
+    dispatcher: Any
+    model_cache: ModelCache
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def services() -> Services:
+    return current_app.extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
+
+
+@contextmanager
+def transaction() -> Iterator[Session]:
+    """One request-scoped transaction: committed on success, rolled back on any error."""
+    with services().session_factory.begin() as session:
+        yield session
+
+
+@contextmanager
+def read_session() -> Iterator[Session]:
+    """A session for reads (no commit needed; closed at the end)."""
+    with services().session_factory() as session:
+        yield session
+
+
+def create_app(settings: Settings | None = None, *, testing: bool = False) -> OpenAPI:
+    """Build the WSGI application for `settings` (default: `Settings.from_env()`)."""
+    from store.db import make_engine, make_session_factory
+
+    from service import auth, limits
+    from service.api import register_blueprints
+    from service.api.metrics import init_metrics
+    from service.dispatch import Dispatcher
+
+    if settings is None:
+        settings = Settings.from_env()
+    app = OpenAPI(
+        __name__,
+        info=Info(
+            title="Weightsmith",
+            version="1.0.0",
+            description="Training-as-a-service for NumPy neural networks.",
+        ),
+        security_schemes=SECURITY_SCHEMES,  # type: ignore[arg-type]
+        validation_error_status=422,
+        validation_error_model=Problem,
+        validation_error_callback=errors.validation_error_callback,
+        doc_prefix="/docs",
+        doc_url="/openapi.json",
+    )
+    app.config.update(
+        TESTING=testing,
+        MAX_CONTENT_LENGTH=settings.limits.max_upload_bytes,
+        # Server-Sent Events: bounded streams, so a client reconnects with Last-Event-ID.
+        SSE_MAX_SECONDS=300.0,
+        SSE_HEARTBEAT_SECONDS=15.0,
+        SSE_POLL_SECONDS=0.5,
+        # A request body nested deeper than this is refused before any model sees it.
+        MAX_JSON_DEPTH=64,
+    )
+    engine = make_engine(settings.database_url)
+    app.extensions[EXTENSION_KEY] = Services(
+        settings=settings,
+        session_factory=make_session_factory(engine),
+        engine=engine,
+        dispatcher=Dispatcher(settings),
+        model_cache=ModelCache(capacity=32),
+    )
+    errors.init_app(app)
+    auth.init_app(app)
+    limits.init_app(app, settings)
+    init_metrics(app)
+    register_blueprints(app)
+    # The contract says /openapi.json; flask-openapi3 serves it under its doc prefix too.
+    app.add_url_rule(
+        "/openapi.json", "openapi_json", lambda: app.api_doc, methods=["GET"]
+    )
+    return app

@@ -1,0 +1,181 @@
+"""RFC 9457 problem documents: the one place where failures become HTTP responses.
+
+Every error the service returns, whether raised by a view (`ApiError`), by the core (spec,
+dataset, checkpoint errors), by the store (not found, conflict, quota), by Werkzeug (404, 405,
+413, ...), by flask-openapi3's request validation, or by a bug (500), leaves through here as
+`application/problem+json` with `type, title, status, detail` and, for validation, `errors`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, Response, json
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_PREFIX = "urn:weightsmith:problem:"
+
+
+class ApiError(Exception):
+    """An error a view raises on purpose; rendered as a problem document by `init_app`."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        kind: str | None = None,
+        errors: list[dict[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.kind = kind
+        self.errors = errors
+        self.headers = dict(headers or {})
+
+
+def validation_error(field: str, message: str, status: int = 422) -> ApiError:
+    """A 422 (or 400/413) naming the offending field, the shape every validator returns."""
+    return ApiError(
+        status,
+        f"{field}: {message}",
+        kind="validation-error",
+        errors=[{"field": field, "message": message}],
+    )
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    kind: str | None = None,
+    errors: Iterable[Mapping[str, str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Response:
+    """Build one problem+json response (`extra`: RFC 9457 extension members)."""
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    body: dict[str, Any] = {
+        "type": TYPE_PREFIX + kind if kind else "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = [{"field": e["field"], "message": e["message"]} for e in errors]
+    body.update(extra or {})
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _loc_to_field(loc: tuple[int | str, ...]) -> str:
+    """pydantic's ("model", "layers", 2, "units") -> "model.layers[2].units"."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "body"
+
+
+def pydantic_errors(e: ValidationError) -> list[dict[str, str]]:
+    return [{"field": _loc_to_field(err["loc"]), "message": err["msg"]} for err in e.errors()]
+
+
+def validation_error_callback(e: ValidationError) -> Response:
+    """flask-openapi3 calls this for a request that fails its pydantic models."""
+    errors = pydantic_errors(e)
+    detail = "; ".join(f"{x['field']}: {x['message']}" for x in errors[:5])
+    return problem(422, detail or "invalid request", kind="validation-error", errors=errors)
+
+
+def _spec_errors(exc: Exception) -> list[dict[str, str]]:
+    many = getattr(exc, "errors", None)
+    items = list(many) if many else [exc]
+    return [
+        {"field": str(getattr(x, "field", "") or "spec"), "message": str(getattr(x, "message", x))}
+        for x in items
+    ]
+
+
+def _core_problem(exc: Exception) -> Response:
+    name = type(exc).__name__
+    if name in ("SpecError", "SpecErrors"):
+        errors = _spec_errors(exc)
+        detail = "; ".join(f"{x['field']}: {x['message']}" for x in errors[:5])
+        return problem(422, detail, kind="invalid-spec", errors=errors)
+    if name == "DatasetError":
+        field = str(getattr(exc, "field", None) or "dataset")
+        message = str(getattr(exc, "message", None) or exc)
+        return problem(
+            422, str(exc), kind="invalid-dataset", errors=[{"field": field, "message": message}]
+        )
+    if name == "CheckpointError":
+        return problem(
+            422, str(exc), kind="invalid-checkpoint",
+            errors=[{"field": "file", "message": str(exc)}],
+        )
+    return problem(422, str(exc), kind="invalid-input")
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers; imported lazily so the service starts before core/store land."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Response:
+        return problem(exc.status, exc.detail, kind=exc.kind, errors=exc.errors,
+                       headers=exc.headers)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        # flask-openapi3 aborts with a ready response (already a problem document): keep it.
+        if exc.response is not None and exc.response.mimetype == PROBLEM_JSON:
+            return exc.response
+        headers: dict[str, str] = {}
+        if status == 405 and exc.valid_methods:  # type: ignore[attr-defined]
+            headers["Allow"] = ", ".join(sorted(exc.valid_methods))  # type: ignore[attr-defined]
+        if exc.response is not None and "Retry-After" in exc.response.headers:
+            headers["Retry-After"] = exc.response.headers["Retry-After"]
+        detail = exc.description or HTTPStatus(status).phrase
+        if status == 429:
+            detail = f"rate limit exceeded ({exc.description}); retry later"
+        return problem(status, detail, kind=None, headers=headers)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        module = type(exc).__module__ or ""
+        if module.startswith("core"):
+            return _core_problem(exc)
+        if module.startswith("store"):
+            return _store_problem(exc)
+        log.exception("unhandled error")
+        return problem(500, "internal server error", kind="internal-error")
+
+
+def _store_problem(exc: Exception) -> Response:
+    name = type(exc).__name__
+    if name == "NotFound":
+        return problem(404, str(exc) or "not found", kind="not-found")
+    if name == "Conflict":
+        return problem(409, str(exc) or "conflict", kind="conflict")
+    if name == "QuotaExceeded":
+        return problem(429, str(exc) or "quota exceeded", kind="quota-exceeded",
+                       headers={"Retry-After": "30"})
+    log.exception("unhandled store error")
+    return problem(500, "internal server error", kind="internal-error")

@@ -1,0 +1,74 @@
+"""Dataset upload parameters and the dataset resource (DESIGN §4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from service.schemas.common import ID_PATTERN
+
+# Printable text only: names end up in logs, terminals and HTML; control characters do not.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]{1,100}$"
+
+
+class DatasetUploadQuery(BaseModel):
+    name: str | None = Field(None, pattern=NAME_PATTERN, description="display name")
+    target: str | None = Field(
+        None, pattern=r"^[^\x00-\x1f\x7f]{1,200}$",
+        description="CSV: the target column (name or 0-based index); default the last column",
+    )
+
+
+class DatasetPath(BaseModel):
+    dataset_id: str = Field(..., pattern=ID_PATTERN)
+
+
+class DatasetOut(BaseModel):
+    id: str
+    name: str
+    format: str
+    n_rows: int
+    x_shape: list[int]
+    y_shape: list[int]
+    kind: str
+    classes: list[Any] | None = None
+    sha256: str | None = None
+    size_bytes: int
+    builtin: bool = False
+    created_at: str | None = None
+
+
+class DatasetPage(BaseModel):
+    items: list[DatasetOut]
+    next_cursor: str | None = None
+
+
+UPLOAD_BODY: dict[str, Any] = {
+    "description": "CSV (header row; `target` column, default last), NPZ (`X`, `y`; never "
+    "unpickled) or JSON `{\"X\": [[...]], \"y\": [...]}`; raw or as multipart field `file`.",
+    "required": True,
+    "content": {
+        "text/csv": {"schema": {"type": "string"}},
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["X", "y"],
+                "properties": {"X": {"type": "array"}, "y": {"type": "array"}},
+            }
+        },
+        "application/x-npz": {"schema": {"type": "string", "format": "binary"}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "name": {"type": "string"},
+                    "target": {"type": "string"},
+                },
+            }
+        },
+    },
+}

@@ -1,0 +1,115 @@
+"""Job submission, the job resource, its metrics history and the dry-run report (DESIGN §3-4).
+
+The spec body is deliberately open here: `core.spec` is the one place that knows the rules
+(CONVENTIONS 3), and its errors come back as 422 with the exact field path.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.schemas.common import ID_PATTERN
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class JobSpecBody(BaseModel):
+    """A job spec as in DESIGN §3; validated by core.spec (unknown keys are errors there)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "example": {
+                "name": "digits-mlp",
+                "dataset": "builtin:digits",
+                "model": {"layers": [{"type": "dense", "units": 32, "activation": "relu"},
+                                     {"type": "dense", "units": 10}]},
+                "training": {"epochs": 5},
+            }
+        },
+    )
+
+    name: Any = None
+    dataset: Any = None
+    model: Any = None
+
+
+class IdempotencyHeader(BaseModel):
+    idempotency_key: str | None = Field(
+        None, alias="Idempotency-Key",
+        description="1-255 visible ASCII characters; the same key and body return the same job",
+    )
+
+
+class JobPath(BaseModel):
+    job_id: str = Field(..., pattern=ID_PATTERN)
+
+
+class JobListQuery(BaseModel):
+    status: JobStatus | None = None
+    limit: int = Field(50, ge=1, le=500)
+    cursor: str | None = Field(None, max_length=200)
+
+
+class Progress(BaseModel):
+    epoch: int
+    epochs: int
+
+
+class JobOut(BaseModel):
+    id: str
+    name: str | None = None
+    status: JobStatus
+    spec: dict[str, Any]
+    dataset_id: str | None = None
+    progress: Progress
+    latest: dict[str, Any]
+    best: dict[str, Any]
+    stop_reason: str | None = None
+    failure_reason: str | None = None
+    attempts: int
+    cancel_requested: bool = False
+    created_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None = None
+
+
+class ResumeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    epochs: int | None = Field(None, ge=1, description="more epochs to train, on top of the spec's")
+
+
+class MetricsQuery(BaseModel):
+    after_epoch: int = Field(0, ge=0)
+    limit: int = Field(1000, ge=1, le=10_000)
+
+
+class MetricsPage(BaseModel):
+    items: list[dict[str, Any]]
+    next_cursor: str | None = None
+
+
+class LayerReport(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    index: int
+    type: str
+    output_shape: list[int]
+    params: int
+    flops: int
+
+
+class DryRunReport(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    layers: list[LayerReport]
+    total_params: int
+    flops_per_epoch: int
+    memory_bytes: int
+    input_shape: list[int]
+    n_samples: int

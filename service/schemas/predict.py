@@ -1,0 +1,25 @@
+"""Predict request and response (DESIGN §4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PredictBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: list[Any] = Field(
+        ..., description="rows of features, or (N, H, W) / (N, C, H, W) nested lists of numbers"
+    )
+    checkpoint: str = Field(
+        "best", pattern=r"^[A-Za-z0-9_:\-]{1,64}$",
+        description='"best", "latest" or a checkpoint id (job predict only)',
+    )
+
+
+class PredictOut(BaseModel):
+    checkpoint_id: str
+    outputs: list[Any]
+    classes: list[Any] | None = None
