@@ -108,7 +108,8 @@ def test_thirty_epochs_match_torch(case: dict[str, Any]) -> None:
     opt = FakeOptimizer(case["base_lr"])
     schedule = make_schedule(_spec(**case["spec"]), opt, case["epochs"])
     lrs = _run(schedule, case["epochs"], case["metrics"])
-    np.testing.assert_allclose(lrs, case["lrs"], rtol=1e-12, atol=0.0)
+    # torch's get_lr() chains are replayed operation for operation: equal bit for bit
+    assert lrs == case["lrs"]
     assert len(set(case["lrs"])) >= 3  # the golden run actually moved the rate
 
 
