@@ -1,0 +1,209 @@
+"""`/v1/checkpoints`: metadata with weight statistics, weights.npz, one layer, import.
+
+A stored checkpoint is either the worker's internal training state or an imported weights.npz;
+`core.checkpoint.load_checkpoint` reads both, and the network it returns is cached by id.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import numpy as np
+from flask import Response, jsonify, request
+from flask_openapi3 import APIBlueprint, Tag
+
+from service.api.common import isoformat, not_found
+from service.api.npz_guard import check_npz
+from service.app import read_session, services, transaction
+from service.auth import current_tenant
+from service.errors import ApiError, validation_error
+from service.limits import check_storage
+from service.schemas.checkpoints import (
+    IMPORT_BODY,
+    CheckpointDetail,
+    CheckpointOut,
+    CheckpointPath,
+    LayerJson,
+    LayerPath,
+)
+from service.schemas.common import responses
+
+bp = APIBlueprint(
+    "checkpoints", __name__, url_prefix="/v1",
+    abp_tags=[Tag(name="checkpoints")], abp_security=[{"bearer": []}],
+)
+
+NPY = "application/x-npy"
+NPZ = "application/x-npz"
+# A checkpoint's arrays may inflate past the upload size, but not without bound.
+DECOMPRESSION_FACTOR = 4
+
+
+def checkpoint_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "job_id": row.job_id,
+        "epoch": row.epoch,
+        "kind": row.kind,
+        "metrics": dict(row.metrics or {}),
+        "size_bytes": int(row.size_bytes),
+        "sha256": row.sha256,
+        "created_at": isoformat(row.created_at),
+    }
+
+
+def find_checkpoint(session: Any, checkpoint_id: str) -> Any:
+    from store import checkpoints as store_checkpoints
+
+    row = store_checkpoints.get_checkpoint(session, current_tenant(), checkpoint_id)
+    if row is None:
+        raise not_found("checkpoint", checkpoint_id)
+    return row
+
+
+def network_for(session: Any, row: Any) -> Any:
+    """The loaded network of checkpoint `row`, from the model cache when it is there."""
+    from core.checkpoint import load_checkpoint
+    from store import checkpoints as store_checkpoints
+
+    def load() -> Any:
+        return load_checkpoint(store_checkpoints.get_blob(session, row.id))
+
+    return services().model_cache.get_or_load(row.id, load)
+
+
+@bp.get("/checkpoints/<checkpoint_id>", responses=responses({200: CheckpointDetail}, 404))
+def get_checkpoint(path: CheckpointPath) -> Response:
+    """Metadata plus per-layer statistics (shape, mean, std, min, max, Frobenius norm)."""
+    from core.checkpoint import weight_stats
+
+    with read_session() as session:
+        row = find_checkpoint(session, path.checkpoint_id)
+        network = network_for(session, row)
+        body = checkpoint_json(row)
+        body["model_spec"] = row.model_spec
+    body["layers"] = weight_stats(network)
+    return jsonify(body)
+
+
+@bp.get(
+    "/checkpoints/<checkpoint_id>/weights.npz",
+    responses=responses({200: {"description": "weights.npz (DESIGN §5)",
+                               "content": {NPZ: {"schema": {"type": "string",
+                                                            "format": "binary"}}}}}, 404),
+)
+def download_weights(path: CheckpointPath) -> Response:
+    """The weight matrices as an .npz readable with numpy.load(allow_pickle=False)."""
+    from core.checkpoint import export_weights_npz
+
+    with read_session() as session:
+        row = find_checkpoint(session, path.checkpoint_id)
+        network = network_for(session, row)
+    payload = export_weights_npz(network)
+    return Response(payload, mimetype=NPZ, headers={
+        "Content-Disposition": f'attachment; filename="{row.id}.npz"',
+    })
+
+
+@bp.get(
+    "/checkpoints/<checkpoint_id>/layers/<name>",
+    responses=responses({
+        200: {"description": "one array, as JSON or .npy by Accept",
+              "content": {"application/json": {"schema": {"$ref":
+                                                          "#/components/schemas/LayerJson"}},
+                          NPY: {"schema": {"type": "string", "format": "binary"}}}},
+    }, 404, 406),
+)
+def get_layer(path: LayerPath) -> Response:
+    """One weight array, e.g. `0.weight`: JSON, or `.npy` with Accept: application/x-npy."""
+    choice = request.accept_mimetypes.best_match(
+        ["application/json", NPY, "application/octet-stream"]
+    )
+    if request.headers.get("Accept") in (None, ""):
+        choice = "application/json"
+    if choice is None:
+        raise ApiError(406, "acceptable: application/json, application/x-npy",
+                       kind="not-acceptable")
+    with read_session() as session:
+        row = find_checkpoint(session, path.checkpoint_id)
+        network = network_for(session, row)
+    arrays = {**network.params, **network.buffers}
+    if path.name not in arrays:
+        raise not_found("array", path.name)
+    array = np.asarray(arrays[path.name])
+    if choice == "application/json":
+        return jsonify(LayerJson(name=path.name, shape=list(array.shape), dtype=str(array.dtype),
+                                 values=array.tolist()).model_dump())
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return Response(buffer.getvalue(), mimetype=choice)
+
+
+def _read_import() -> tuple[bytes, str | None]:
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise validation_error("file", "a multipart import needs a `file` field")
+        return upload.read(), request.form.get("spec") or request.args.get("spec")
+    if request.mimetype not in (NPZ, "application/octet-stream", "application/zip"):
+        raise ApiError(415, f"unsupported Content-Type {request.mimetype or 'none'!r}: send "
+                       "application/x-npz or multipart/form-data", kind="unsupported-media-type")
+    return request.get_data(cache=True), request.args.get("spec")
+
+
+def _with_spec(data: bytes, spec_text: str) -> bytes:
+    """Add (or replace) `__spec__` in a weights.npz, after core checked the model spec."""
+    from core.spec import ModelSpec
+
+    try:
+        spec = json.loads(spec_text)
+    except ValueError as exc:
+        raise validation_error("spec", f"not valid JSON: {exc}") from None
+    if not isinstance(spec, dict):
+        raise validation_error("spec", "must be a JSON object (the model spec)")
+    model = ModelSpec.from_dict(spec)
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files if k != "__spec__"}
+    arrays["__spec__"] = np.array(json.dumps(model.to_dict()))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+@bp.post(
+    "/checkpoints",
+    responses=responses({201: CheckpointOut}, 413, 415),
+    openapi_extensions={"requestBody": IMPORT_BODY},
+)
+def import_checkpoint() -> tuple[Response, int, dict[str, str]]:
+    """Import weights (.npz of DESIGN §5) to warm-start jobs or to predict."""
+    import hashlib
+
+    from core.checkpoint import load_checkpoint, model_spec_dict
+    from store import checkpoints as store_checkpoints
+
+    data, spec_text = _read_import()
+    if not data:
+        raise validation_error("file", "the upload is empty")
+    limits = services().settings.limits
+    check_npz(data, limits.max_upload_bytes * DECOMPRESSION_FACTOR)
+    if spec_text:
+        data = _with_spec(data, spec_text)
+    network = load_checkpoint(data)  # CheckpointError -> 422: names, shapes, spec must agree
+    n_params = sum(int(np.asarray(a).size) for a in network.params.values())
+    if n_params > limits.max_model_params:
+        raise validation_error("file", f"{n_params} parameters exceed {limits.max_model_params}")
+    tenant = current_tenant()
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        model_spec = json.loads(str(npz["__spec__"][()]))
+    with transaction() as session:
+        check_storage(session, tenant, len(data), limits)
+        row = store_checkpoints.import_checkpoint(
+            session, tenant, blob=data, sha256=hashlib.sha256(data).hexdigest(),
+            model_spec=model_spec_dict(model_spec),
+        )
+        body = checkpoint_json(row)
+    services().model_cache.get_or_load(body["id"], lambda: network)
+    return jsonify(body), 201, {"Location": f"/v1/checkpoints/{body['id']}"}

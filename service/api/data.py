@@ -1,0 +1,71 @@
+"""Resolve a job's `dataset` reference ("builtin:<name>" or an uploaded id) to arrays.
+
+Datasets never change once stored, so parsed arrays are kept in a small LRU keyed by id: job
+submission checks labels against the spec without re-reading the blob every time.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from service.errors import validation_error
+from service.model_cache import ModelCache
+
+BUILTIN_PREFIX = "builtin:"
+_uploaded = ModelCache(capacity=16)
+
+
+@lru_cache(maxsize=8)
+def builtin(name: str) -> Any:
+    from core.datasets import load_builtin
+
+    return load_builtin(name)
+
+
+def builtin_names() -> list[str]:
+    from core.datasets import BUILTINS
+
+    return sorted(BUILTINS)
+
+
+def dataset_to_npz(X: np.ndarray, y: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, X=X, y=y)
+    return buffer.getvalue()
+
+
+def npz_to_arrays(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+        return npz["X"], npz["y"]
+
+
+def resolve(session: Session, tenant_id: str, ref: object, field: str = "dataset") -> Any:
+    """A core Dataset for `ref`, or a 422 naming `field` (another tenant's id is 'not found')."""
+    from core.datasets import Dataset
+
+    if not isinstance(ref, str) or not ref:
+        raise validation_error(field, "must be an uploaded dataset id or 'builtin:<name>'")
+    if ref.startswith(BUILTIN_PREFIX):
+        name = ref[len(BUILTIN_PREFIX):]
+        if name not in builtin_names():
+            raise validation_error(
+                field, f"unknown builtin dataset {name!r}; expected one of "
+                f"{[BUILTIN_PREFIX + n for n in builtin_names()]}"
+            )
+        return builtin(name)
+    from store import datasets as store_datasets
+
+    row = store_datasets.get_dataset(session, tenant_id, ref)
+    if row is None:
+        raise validation_error(field, f"dataset {ref!r} not found")
+
+    def load() -> Any:
+        X, y = npz_to_arrays(store_datasets.get_blob(session, tenant_id, ref))
+        return Dataset(X=X, y=y, kind=row.kind, classes=row.classes, feature_names=None)
+
+    return _uploaded.get_or_load(ref, load)

@@ -1,0 +1,191 @@
+"""`/v1/datasets`: upload (CSV, NPZ, JSON; raw body or multipart), list, read, delete.
+
+Everything is parsed and checked against the limits before a byte is stored (DESIGN §7):
+Werkzeug refuses bodies over `max_upload_bytes` (413), `core.datasets` checks rows, features,
+NaN/inf and never unpickles (422), and the tenant's storage quota is checked last (413).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import PurePosixPath
+from typing import Any
+
+from flask import Response, jsonify, request
+from flask_openapi3 import APIBlueprint, Tag
+
+from service.api import data
+from service.api.common import isoformat, not_found
+from service.app import read_session, services, transaction
+from service.auth import current_tenant
+from service.errors import ApiError, validation_error
+from service.limits import check_storage
+from service.schemas.common import PageQuery, responses
+from service.schemas.datasets import (
+    NAME_PATTERN,
+    UPLOAD_BODY,
+    DatasetOut,
+    DatasetPage,
+    DatasetPath,
+    DatasetUploadQuery,
+)
+
+bp = APIBlueprint(
+    "datasets", __name__, url_prefix="/v1",
+    abp_tags=[Tag(name="datasets")], abp_security=[{"bearer": []}],
+)
+
+FORMAT_BY_MIMETYPE = {
+    "text/csv": "csv",
+    "application/csv": "csv",
+    "application/json": "json",
+    "application/x-npz": "npz",
+    "application/zip": "npz",
+    "application/octet-stream": "npz",
+}
+FORMAT_BY_SUFFIX = {".csv": "csv", ".npz": "npz", ".json": "json"}
+
+
+def dataset_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "format": row.format,
+        "n_rows": row.n_rows,
+        "x_shape": list(row.x_shape),
+        "y_shape": list(row.y_shape),
+        "kind": row.kind,
+        "classes": row.classes,
+        "sha256": row.sha256,
+        "size_bytes": row.size_bytes,
+        "builtin": bool(getattr(row, "builtin", False)),
+        "created_at": isoformat(row.created_at),
+    }
+
+
+def builtin_json(name: str) -> dict[str, Any]:
+    ds = data.builtin(name)
+    return {
+        "id": data.BUILTIN_PREFIX + name, "name": name, "format": "builtin",
+        "n_rows": int(ds.X.shape[0]), "x_shape": list(ds.X.shape), "y_shape": list(ds.y.shape),
+        "kind": ds.kind, "classes": ds.classes, "sha256": None, "size_bytes": 0,
+        "builtin": True, "created_at": None,
+    }
+
+
+def _checked_text(field: str, value: str | None, pattern: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not re.fullmatch(pattern, value):
+        raise validation_error(field, "must be 1-100 printable characters (no control characters)")
+    return value
+
+
+def _read_upload(query: DatasetUploadQuery) -> tuple[bytes, str, str | None, str | None]:
+    """(bytes, format, name, target) from a multipart field `file` or the raw body."""
+    name, target = query.name, query.target
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise validation_error("file", "a multipart upload needs a `file` field")
+        suffix = PurePosixPath(upload.filename or "").suffix.lower()
+        fmt = FORMAT_BY_SUFFIX.get(suffix) or FORMAT_BY_MIMETYPE.get(upload.mimetype or "")
+        if fmt is None:
+            raise ApiError(415, f"cannot tell the format of {upload.filename!r}: use a .csv, "
+                           ".npz or .json file", kind="unsupported-media-type")
+        name = name or _checked_text("name", request.form.get("name"), NAME_PATTERN)
+        target = target or _checked_text("target", request.form.get("target"), NAME_PATTERN)
+        if name is None and upload.filename:
+            # Only the base name, printable: a path in a filename must never reach anything.
+            base = PurePosixPath(upload.filename.replace("\\", "/")).name
+            name = "".join(c for c in base if c.isprintable())[:100] or None
+        return upload.read(), fmt, name, target
+    fmt = FORMAT_BY_MIMETYPE.get(request.mimetype)
+    if fmt is None:
+        raise ApiError(415, f"unsupported Content-Type {request.mimetype or 'none'!r}: send "
+                       "text/csv, application/x-npz, application/json or multipart/form-data",
+                       kind="unsupported-media-type")
+    return request.get_data(cache=True), fmt, name, target
+
+
+@bp.post(
+    "/datasets",
+    responses=responses({201: DatasetOut}, 413, 415),
+    openapi_extensions={"requestBody": UPLOAD_BODY},
+)
+def upload_dataset(query: DatasetUploadQuery) -> tuple[Response, int, dict[str, str]]:
+    """Upload a dataset (CSV, NPZ or JSON)."""
+    from core.datasets import DatasetLimits, parse_dataset
+
+    raw, fmt, name, target = _read_upload(query)
+    if not raw:
+        raise validation_error("file", "the upload is empty")
+    limits = services().settings.limits
+    dataset = parse_dataset(
+        raw, fmt, target=target,
+        limits=DatasetLimits(
+            max_rows=limits.max_dataset_rows,
+            max_features=limits.max_dataset_features,
+            max_bytes=limits.max_upload_bytes,
+        ),
+    )
+    blob = data.dataset_to_npz(dataset.X, dataset.y)
+    tenant = current_tenant()
+    from store import datasets as store_datasets
+
+    with transaction() as session:
+        check_storage(session, tenant, len(blob), limits)
+        row = store_datasets.create_dataset(
+            session, tenant,
+            name=name or f"dataset.{fmt}", format=fmt, n_rows=int(dataset.X.shape[0]),
+            x_shape=[int(n) for n in dataset.X.shape], y_shape=[int(n) for n in dataset.y.shape],
+            kind=dataset.kind, classes=dataset.classes,
+            sha256=hashlib.sha256(raw).hexdigest(), size_bytes=len(blob), blob=blob,
+        )
+        body = dataset_json(row)
+    return jsonify(body), 201, {"Location": f"/v1/datasets/{body['id']}"}
+
+
+@bp.get("/datasets", responses=responses({200: DatasetPage}))
+def list_datasets(query: PageQuery) -> Response:
+    """List your uploaded datasets, newest first (builtins: GET /v1/datasets/builtin:<name>)."""
+    from store import datasets as store_datasets
+
+    with read_session() as session:
+        rows, next_cursor = store_datasets.list_datasets(
+            session, current_tenant(), limit=query.limit, cursor=query.cursor
+        )
+        items = [dataset_json(r) for r in rows]
+    return jsonify(items=items, next_cursor=next_cursor)
+
+
+@bp.get("/datasets/<dataset_id>", responses=responses({200: DatasetOut}, 404))
+def get_dataset(path: DatasetPath) -> Response:
+    """Read one dataset's metadata (also `builtin:<name>`)."""
+    ident = path.dataset_id
+    if ident.startswith(data.BUILTIN_PREFIX):
+        name = ident[len(data.BUILTIN_PREFIX):]
+        if name not in data.builtin_names():
+            raise not_found("dataset", ident)
+        return jsonify(builtin_json(name))
+    from store import datasets as store_datasets
+
+    with read_session() as session:
+        row = store_datasets.get_dataset(session, current_tenant(), ident)
+        if row is None:
+            raise not_found("dataset", ident)
+        return jsonify(dataset_json(row))
+
+
+@bp.delete("/datasets/<dataset_id>", responses=responses({204: None}, 404, 409))
+def delete_dataset(path: DatasetPath) -> tuple[str, int]:
+    """Delete an uploaded dataset (jobs that used it keep their results)."""
+    if path.dataset_id.startswith(data.BUILTIN_PREFIX):
+        raise ApiError(409, "builtin datasets cannot be deleted", kind="conflict")
+    from store import datasets as store_datasets
+
+    with transaction() as session:
+        if not store_datasets.delete_dataset(session, current_tenant(), path.dataset_id):
+            raise not_found("dataset", path.dataset_id)
+    return "", 204

@@ -1,0 +1,256 @@
+"""`/v1/jobs`: dry run, submit (idempotent), list, read, cancel, resume, metrics, checkpoints.
+
+A job is created in one transaction and sent to the broker only after it commits
+(CONVENTIONS 5); a broker that is down leaves it `queued` for `reconcile` to re-send.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from flask import Response, jsonify, request
+from flask_openapi3 import APIBlueprint, Tag
+
+from service.api import data
+from service.api.common import check_idempotency_key, isoformat, not_found
+from service.app import read_session, services, transaction
+from service.auth import current_tenant
+from service.errors import ApiError, validation_error
+from service.limits import check_concurrent_jobs
+from service.schemas.checkpoints import CheckpointPage
+from service.schemas.common import responses
+from service.schemas.jobs import (
+    DryRunReport,
+    IdempotencyHeader,
+    JobListQuery,
+    JobOut,
+    JobPage,
+    JobPath,
+    JobSpecBody,
+    MetricsPage,
+    MetricsQuery,
+)
+
+bp = APIBlueprint(
+    "jobs", __name__, url_prefix="/v1",
+    abp_tags=[Tag(name="jobs")], abp_security=[{"bearer": []}],
+)
+
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+RESUMABLE = frozenset({"failed", "cancelled"})
+RESUME_BODY = {
+    "required": False,
+    "content": {"application/json": {"schema": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"epochs": {"type": "integer", "minimum": 1}},
+    }}},
+}
+
+
+def job_json(job: Any) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "name": job.name,
+        "status": job.status,
+        "spec": job.spec,
+        "dataset_id": job.dataset_id,
+        "progress": {"epoch": int(job.epoch_done or 0), "epochs": int(job.epochs_total or 0)},
+        "latest": dict(job.latest or {}),
+        "best": dict(job.best or {}),
+        "stop_reason": job.stop_reason,
+        "failure_reason": job.failure_reason,
+        "attempts": int(job.attempts or 0),
+        "cancel_requested": bool(job.cancel_requested),
+        "created_at": isoformat(job.created_at),
+        "started_at": isoformat(job.started_at),
+        "finished_at": isoformat(job.finished_at),
+    }
+
+
+def _spec_body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise validation_error("body", "the job spec must be a JSON object")
+    return body
+
+
+def checked_spec(
+    session: Any, tenant: str, body: dict[str, Any]
+) -> tuple[Any, Any, dict[str, Any]]:
+    """Parse the spec (core.spec), resolve its dataset and check DESIGN §8 limits.
+
+    Returns (spec, dataset, dry-run report); any violation is a 422 naming the field.
+    """
+    from core.dryrun import dry_run
+    from core.spec import Spec
+
+    spec = Spec.from_dict(body)
+    limits = services().settings.limits
+    if spec.training.epochs > limits.max_epochs:
+        raise validation_error("training.epochs", f"must be at most {limits.max_epochs}")
+    runtime = spec.training.max_runtime_s
+    if runtime is not None and runtime > limits.max_runtime_s:
+        raise validation_error("training.max_runtime_s", f"must be at most {limits.max_runtime_s}")
+    dataset = data.resolve(session, tenant, spec.dataset)
+    input_shape = tuple(int(n) for n in dataset.X.shape[1:])
+    report = dry_run(spec, input_shape, int(dataset.X.shape[0]))
+    if report["total_params"] > limits.max_model_params:
+        raise validation_error(
+            "model.layers", f"{report['total_params']} parameters exceed the limit of "
+            f"{limits.max_model_params}"
+        )
+    report = {**report, "input_shape": list(input_shape), "n_samples": int(dataset.X.shape[0])}
+    return spec, dataset, report
+
+
+def _find_job(session: Any, job_id: str) -> Any:
+    from store import jobs as store_jobs
+
+    job = store_jobs.get_job(session, current_tenant(), job_id)
+    if job is None:
+        raise not_found("job", job_id)
+    return job
+
+
+@bp.post("/jobs:validate", responses=responses({200: DryRunReport}, 415))
+def validate_job(body: JobSpecBody) -> Response:
+    """Dry run: per-layer shapes and parameters, FLOPs per epoch, memory estimate."""
+    with read_session() as session:
+        _, _, report = checked_spec(session, current_tenant(), _spec_body())
+    return jsonify(report)
+
+
+@bp.post("/jobs", responses=responses({202: JobOut, 200: JobOut}, 409, 415))
+def submit_job(
+    body: JobSpecBody, header: IdempotencyHeader
+) -> tuple[Response, int, dict[str, str]]:
+    """Submit a job; 202 with Location. The same Idempotency-Key and body return the same job."""
+    from core.datasets import validate_for_spec
+
+    from store import jobs as store_jobs
+
+    key = check_idempotency_key(request.headers.get("Idempotency-Key"))
+    raw = _spec_body()
+    body_hash = hashlib.sha256(
+        json.dumps(raw, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+    tenant = current_tenant()
+    with transaction() as session:
+        if key is not None:
+            existing = store_jobs.find_by_idempotency_key(session, tenant, key)
+            if existing is not None:
+                return _replay(existing, body_hash)
+        spec, dataset, _ = checked_spec(session, tenant, raw)
+        validate_for_spec(dataset, spec)
+        check_concurrent_jobs(session, tenant, services().settings.limits)
+        dataset_id = None if spec.dataset.startswith(data.BUILTIN_PREFIX) else spec.dataset
+        job = store_jobs.create_job(
+            session, tenant, spec.to_dict(), dataset_id, key, body_hash
+        )
+        out = job_json(job)
+    services().dispatcher.train_job(out["id"])
+    return jsonify(out), 202, {"Location": f"/v1/jobs/{out['id']}"}
+
+
+def _replay(job: Any, body_hash: str) -> tuple[Response, int, dict[str, str]]:
+    if job.request_hash != body_hash:
+        raise ApiError(409, "this Idempotency-Key was used with a different request body",
+                       kind="idempotency-conflict")
+    return jsonify(job_json(job)), 200, {"Location": f"/v1/jobs/{job.id}",
+                                         "Idempotent-Replayed": "true"}
+
+
+@bp.get("/jobs", responses=responses({200: JobPage}))
+def list_jobs(query: JobListQuery) -> Response:
+    """Your jobs, newest first, optionally by status; cursor pages."""
+    from store import jobs as store_jobs
+
+    with read_session() as session:
+        rows, next_cursor = store_jobs.list_jobs(
+            session, current_tenant(), status=query.status, limit=query.limit, cursor=query.cursor
+        )
+        items = [job_json(j) for j in rows]
+    return jsonify(items=items, next_cursor=next_cursor)
+
+
+@bp.get("/jobs/<job_id>", responses=responses({200: JobOut}, 404))
+def get_job(path: JobPath) -> Response:
+    """Status, progress, latest and best metrics, stop and failure reasons, timestamps."""
+    with read_session() as session:
+        return jsonify(job_json(_find_job(session, path.job_id)))
+
+
+@bp.post("/jobs/<job_id>/cancel", responses=responses({202: JobOut, 200: JobOut}, 404, 409))
+def cancel_job(path: JobPath) -> tuple[Response, int]:
+    """Cooperative cancel: 200 when it was still queued (cancelled now), 202 when running."""
+    from store import jobs as store_jobs
+
+    with transaction() as session:
+        job = _find_job(session, path.job_id)
+        if job.status in TERMINAL:
+            raise ApiError(409, f"job {job.id} already finished ({job.status})", kind="conflict")
+        was_queued = job.status == "queued"
+        job = store_jobs.request_cancel(session, job.id)
+        out = job_json(job)
+    return jsonify(out), 200 if was_queued else 202
+
+
+@bp.post(
+    "/jobs/<job_id>/resume",
+    responses=responses({202: JobOut}, 404, 409, 415),
+    openapi_extensions={"requestBody": RESUME_BODY},
+)
+def resume_job(path: JobPath) -> tuple[Response, int, dict[str, str]]:
+    """Continue a cancelled or failed job from its latest checkpoint, maybe with more epochs."""
+    from store import jobs as store_jobs
+
+    body = request.get_json(silent=True) if request.content_length else None
+    body = {} if body is None else body
+    if not isinstance(body, dict) or set(body) - {"epochs"}:
+        raise validation_error("body", 'expected {"epochs": <positive integer>} or no body')
+    extra = body.get("epochs")
+    if extra is not None and (isinstance(extra, bool) or not isinstance(extra, int) or extra < 1):
+        raise validation_error("epochs", "must be a positive integer")
+    limits = services().settings.limits
+    tenant = current_tenant()
+    with transaction() as session:
+        job = _find_job(session, path.job_id)
+        if job.status not in RESUMABLE:
+            raise ApiError(409, f"only cancelled or failed jobs resume; job {job.id} is "
+                           f"{job.status}", kind="conflict")
+        if extra is not None and int(job.epochs_total) + extra > limits.max_epochs:
+            raise validation_error("epochs", f"the job would exceed {limits.max_epochs} epochs")
+        check_concurrent_jobs(session, tenant, limits)
+        job = store_jobs.resume_job(session, job.id, extra_epochs=extra or 0)
+        out = job_json(job)
+    services().dispatcher.train_job(out["id"])
+    return jsonify(out), 202, {"Location": f"/v1/jobs/{out['id']}"}
+
+
+@bp.get("/jobs/<job_id>/metrics", responses=responses({200: MetricsPage}, 404))
+def job_metrics(path: JobPath, query: MetricsQuery) -> Response:
+    """Per-epoch metrics after `after_epoch`; `next_cursor` is the next `after_epoch`."""
+    from store import metrics as store_metrics
+
+    with read_session() as session:
+        _find_job(session, path.job_id)
+        items = store_metrics.list_epochs(
+            session, path.job_id, after_epoch=query.after_epoch, limit=query.limit
+        )
+    next_cursor = str(items[-1]["epoch"]) if len(items) == query.limit else None
+    return jsonify(items=items, next_cursor=next_cursor)
+
+
+@bp.get("/jobs/<job_id>/checkpoints", responses=responses({200: CheckpointPage}, 404))
+def job_checkpoints(path: JobPath) -> Response:
+    """The kept checkpoints of a job, oldest first."""
+    from service.api.checkpoints import checkpoint_json
+    from store import checkpoints as store_checkpoints
+
+    with read_session() as session:
+        _find_job(session, path.job_id)
+        rows = store_checkpoints.list_for_job(session, path.job_id)
+        items = [checkpoint_json(c) for c in rows]
+    return jsonify(items=items, next_cursor=None)

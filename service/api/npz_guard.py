@@ -1,0 +1,58 @@
+"""Refuse hostile `.npz` uploads before NumPy decompresses anything (DESIGN §7).
+
+An `.npz` is a zip of `.npy` files. Reading the central directory costs nothing and tells the
+declared uncompressed sizes, so a zip bomb (a few KiB that inflate to GiB), a member that is not
+an `.npy`, or an object-dtype array (which would need pickle) is refused up front. NumPy then
+reads with `allow_pickle=False` as a second line of defence.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+
+from service.errors import ApiError
+
+MAX_MEMBERS = 10_000
+
+
+def _refuse(message: str, status: int = 422) -> ApiError:
+    return ApiError(status, f"file: {message}", kind="invalid-npz",
+                    errors=[{"field": "file", "message": message}])
+
+
+def check_npz(data: bytes, max_uncompressed: int) -> None:
+    """Raise a 413/422 ApiError unless `data` is a plain, bounded zip of `.npy` arrays."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise _refuse(f"not a valid .npz (zip) file: {exc}") from None
+    with archive:
+        members = archive.infolist()
+        if len(members) > MAX_MEMBERS:
+            raise _refuse(f"{len(members)} arrays; at most {MAX_MEMBERS}")
+        total = sum(m.file_size for m in members)
+        if total > max_uncompressed:
+            raise _refuse(
+                f"decompresses to {total} bytes; the limit is {max_uncompressed}", status=413
+            )
+        for member in members:
+            if not member.filename.endswith(".npy") or "/" in member.filename:
+                raise _refuse(f"member {member.filename[:80]!r} is not a top-level .npy array")
+            with archive.open(member) as stream:
+                _check_header(stream, member.filename)
+
+
+def _check_header(stream: io.BufferedIOBase | zipfile.ZipExtFile, name: str) -> None:
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            _, _, dtype = np.lib.format.read_array_header_1_0(stream)
+        else:
+            _, _, dtype = np.lib.format.read_array_header_2_0(stream)
+    except (ValueError, OSError, EOFError) as exc:
+        raise _refuse(f"{name}: not a .npy array ({exc})") from None
+    if dtype.hasobject:
+        raise _refuse(f"{name}: object arrays need pickle, which is never allowed")

@@ -1,0 +1,148 @@
+"""Predict with a job's checkpoint (`best`, `latest` or an id) or any checkpoint by id.
+
+Inputs are checked before the network sees them: a rectangular array of finite numbers whose
+row shape matches the network's input, at most `max_predict_rows` rows (413 beyond that). The
+stored preprocessing (input standardization) is applied by `Network.predict` itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from flask import Response, jsonify
+from flask_openapi3 import APIBlueprint, Tag
+
+from service.api.checkpoints import find_checkpoint, network_for
+from service.api.common import not_found
+from service.app import read_session, services
+from service.auth import current_tenant
+from service.errors import ApiError, validation_error
+from service.schemas.checkpoints import CheckpointPath
+from service.schemas.common import responses
+from service.schemas.jobs import JobPath
+from service.schemas.predict import PredictBody, PredictOut
+
+bp = APIBlueprint(
+    "predict", __name__, url_prefix="/v1",
+    abp_tags=[Tag(name="predict")], abp_security=[{"bearer": []}],
+)
+
+
+def checked_inputs(inputs: list[Any], input_shape: tuple[int, ...]) -> np.ndarray:
+    """`inputs` as a float64 array of shape (N, *input_shape), or a 413/422 problem."""
+    limit = services().settings.limits.max_predict_rows
+    if len(inputs) > limit:
+        raise ApiError(413, f"inputs: {len(inputs)} rows; at most {limit} per request",
+                       kind="too-many-rows",
+                       errors=[{"field": "inputs", "message": f"at most {limit} rows"}])
+    if not inputs:
+        raise validation_error("inputs", "needs at least one row")
+    try:
+        X = np.asarray(inputs, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError):
+        raise validation_error(
+            "inputs", "must be a rectangular array of numbers (every row the same shape)"
+        ) from None
+    if not np.isfinite(X).all():
+        raise validation_error("inputs", "contains NaN or infinity")
+    shape = tuple(input_shape)
+    accepted = {shape}
+    if len(shape) == 3 and shape[0] == 1:
+        accepted.add(shape[1:])  # (N, H, W) is read as (N, 1, H, W) (DESIGN §3)
+    if tuple(X.shape[1:]) not in accepted:
+        raise validation_error(
+            "inputs", f"each row must have shape {list(shape)}, got {list(X.shape[1:])}"
+        )
+    return X
+
+
+def _classes(network: Any, outputs: np.ndarray, labels: list[Any] | None) -> list[Any] | None:
+    link = getattr(network, "loss_link", "identity")
+    if link == "softmax":
+        index = outputs.argmax(axis=1)
+    elif link == "sigmoid" and outputs.ndim == 2 and outputs.shape[1] == 1:
+        index = (outputs[:, 0] > 0.5).astype(np.int64)
+    else:
+        return None
+    if labels and len(labels) > int(index.max(initial=0)):
+        return [labels[int(i)] for i in index]
+    return [int(i) for i in index]
+
+
+def _finite_lists(outputs: np.ndarray) -> list[Any]:
+    # Overflowing weights can still produce inf; JSON has no such number, so send null.
+    values: list[Any] = outputs.tolist()
+    if np.isfinite(outputs).all():
+        return values
+    flat = outputs.astype(object)
+    flat[~np.isfinite(outputs)] = None
+    return flat.tolist()  # type: ignore[no-any-return]
+
+
+def run_prediction(session: Any, row: Any, inputs: list[Any], labels: Any) -> Response:
+    network = network_for(session, row)
+    X = checked_inputs(inputs, tuple(network.input_shape))
+    with np.errstate(all="ignore"):
+        outputs = np.asarray(network.predict(X), dtype=np.float64)
+    classes = _classes(network, outputs, labels if isinstance(labels, list) else None)
+    return jsonify(checkpoint_id=row.id, outputs=_finite_lists(outputs), classes=classes)
+
+
+def _job_checkpoint(session: Any, job_id: str, which: str) -> Any:
+    from store import checkpoints as store_checkpoints
+    from store import jobs as store_jobs
+
+    job = store_jobs.get_job(session, current_tenant(), job_id)
+    if job is None:
+        raise not_found("job", job_id)
+    if which in ("best", "latest"):
+        row = store_checkpoints.pick_for_job(session, job_id, which)
+        if row is None:
+            raise ApiError(409, f"job {job_id} has no checkpoint yet", kind="no-checkpoint")
+        return job, row
+    row = find_checkpoint(session, which)
+    if row.job_id != job_id:
+        raise not_found("checkpoint", which)
+    return job, row
+
+
+@bp.post("/jobs/<job_id>/predict", responses=responses({200: PredictOut}, 404, 409, 413, 415))
+def predict_job(path: JobPath, body: PredictBody) -> Response:
+    """Predict with a job's `best` (default) or `latest` checkpoint, or one of its ids."""
+    with read_session() as session:
+        job, row = _job_checkpoint(session, path.job_id, body.checkpoint)
+        labels = _labels_of(session, job)
+        return run_prediction(session, row, body.inputs, labels)
+
+
+@bp.post("/checkpoints/<checkpoint_id>/predict",
+         responses=responses({200: PredictOut}, 404, 413, 415))
+def predict_checkpoint(path: CheckpointPath, body: PredictBody) -> Response:
+    """Predict with one checkpoint (trained or imported); `checkpoint` is ignored here."""
+    with read_session() as session:
+        row = find_checkpoint(session, path.checkpoint_id)
+        labels = None
+        if row.job_id is not None:
+            from store import jobs as store_jobs
+
+            job = store_jobs.get_job(session, current_tenant(), row.job_id)
+            labels = _labels_of(session, job) if job is not None else None
+        return run_prediction(session, row, body.inputs, labels)
+
+
+def _labels_of(session: Any, job: Any) -> Any:
+    """The class labels of the job's dataset, so predictions speak the user's labels."""
+    from service.api import data
+
+    ref = job.spec.get("dataset") if isinstance(job.spec, dict) else None
+    if not isinstance(ref, str):
+        return None
+    try:
+        dataset = data.resolve(session, current_tenant(), ref)
+    except ApiError:
+        return None  # the dataset was deleted since: fall back to class indices
+    classes = getattr(dataset, "classes", None)
+    return list(classes) if classes is not None else None
+
+
