@@ -31,8 +31,8 @@ def clip_grad_norm(grads: Mapping[str, Array], max_norm: float,
 
     As PyTorch: the total norm is the ``norm_type``-norm of the per-array norms, computed in
     the gradients' dtype; the coefficient ``max_norm / (total_norm + 1e-6)`` is applied only
-    when below 1. A NaN or infinite norm is returned as is (the trainer's divergence guard
-    decides what to do with it).
+    when below 1. A NaN or infinite norm is returned as is, the gradients then NaN or zero as
+    in torch (the trainer's divergence guard decides what to do with it).
 
     Parameters
     ----------
@@ -56,7 +56,9 @@ def clip_grad_norm(grads: Mapping[str, Array], max_norm: float,
     total = _vector_norm(norms, norm_type)
     # float32 stays float32: total is a dtype scalar and Python floats are weak in NumPy 2
     clip_coef = dtype.type(max_norm) / (total + 1e-6)
-    if clip_coef < 1.0:
-        for g in arrays:
-            g *= clip_coef
+    # torch multiplies by min(coef, 1) always: a NaN norm spreads NaN to every gradient
+    if not clip_coef >= 1.0:
+        with np.errstate(invalid="ignore"):  # inf * 0 is NaN here, as in torch
+            for g in arrays:
+                g *= clip_coef
     return float(total)

@@ -65,6 +65,15 @@ def test_matches_torch_clip_grad_norm(case: dict[str, Any]) -> None:
         np.testing.assert_allclose(grads[name], clipped, rtol=rtol, atol=0.0)
 
 
+def test_non_finite_norms_behave_as_torch() -> None:
+    grads = {"a": np.array([np.nan, 1.0]), "b": np.array([2.0])}
+    assert math.isnan(clip_grad_norm(grads, 1.0))
+    assert np.isnan(grads["a"]).all() and np.isnan(grads["b"]).all()
+    grads = {"a": np.array([np.inf, 1.0]), "b": np.array([2.0])}
+    assert clip_grad_norm(grads, 1.0) == math.inf
+    assert math.isnan(grads["a"][0]) and grads["a"][1] == 0.0 and grads["b"].tolist() == [0.0]
+
+
 def test_bad_norm_type_is_refused_and_no_grads_is_zero() -> None:
     with pytest.raises(ValueError, match="norm_type"):
         clip_grad_norm({"a": np.ones(2)}, 1.0, norm_type=0)
