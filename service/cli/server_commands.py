@@ -1,9 +1,185 @@
-"""Sub-commands of `weightsmith` (see service/cli/__init__.py)."""
+"""Server-side sub-commands of `weightsmith` (DESIGN §6): serve, api, worker, beat, db, keys.
+
+`api`, `worker` and `beat` replace themselves (exec) with gunicorn or Celery, so signals from
+Docker or a process manager reach the real server directly. `serve` runs all three as children
+of :class:`service.supervisor.Supervisor` after migrating the database and, on the first start,
+creating an API key for the local tenant.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from config.settings import Settings
+
+LOCAL_TENANT = "local"
+KEY_FILE = "api_key"
+KEY_MARKER = ".local_key_issued"
+
+
+def celery_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "worker.celery_app", *args]
+
+
+def worker_argv(concurrency: int, loglevel: str = "INFO") -> list[str]:
+    # prefork (even with one process) keeps Celery's hard time limit and worker-lost handling;
+    # mingle/gossip only add broker chatter for workers that share nothing but the database.
+    return celery_argv(
+        "worker", "--pool=prefork", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
+        "--without-mingle", "--without-gossip",
+    )
+
+
+def beat_argv(settings: Settings, loglevel: str = "INFO") -> list[str]:
+    return celery_argv("beat", f"--loglevel={loglevel}",
+                       f"--schedule={settings.data_dir / 'celerybeat-schedule'}")
+
+
+def api_argv(host: str, port: int, workers: int, threads: int) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn", "--worker-class=gthread", f"--workers={workers}",
+        f"--threads={threads}", f"--bind={host}:{port}", "--access-logfile=-",
+        "--graceful-timeout=10", "service.wsgi:app",
+    ]
+
+
+def _exec(argv: Sequence[str]) -> int:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], list(argv))
+    return 1  # not reached: execv replaces this process or raises
+
+
+def _settings() -> Settings:
+    settings = Settings.from_env()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+def upgrade(settings: Settings) -> None:
+    from store.migrate import upgrade_to_head
+
+    upgrade_to_head(settings.database_url)
+
+
+def create_key(settings: Settings, tenant: str) -> str:
+    """Create `tenant` if needed and a new API key for it; the plain key is returned once."""
+    from store.db import make_engine, make_session_factory
+    from store.tenants import create_api_key, ensure_tenant
+
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine).begin() as s:
+            tenant_row = ensure_tenant(s, tenant)
+            key = create_api_key(s, tenant_row.id)
+    finally:
+        engine.dispose()
+    return key
+
+
+def first_start_key(settings: Settings) -> str | None:
+    """On the first start only: a key for the local tenant, also saved to data_dir/api_key."""
+    marker = settings.data_dir / KEY_MARKER
+    if marker.exists():
+        return None
+    key = create_key(settings, LOCAL_TENANT)
+    path = settings.data_dir / KEY_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    os.chmod(path, 0o600)  # O_CREAT's mode does not apply to an existing file
+    marker.write_text("the local tenant's first key was issued; see api_key\n")
+    return key
+
+
+# -- handlers ----------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from service.supervisor import ChildSpec, Supervisor
+
+    settings = _settings()
+    upgrade(settings)
+    key = first_start_key(settings)
+    env = dict(os.environ, WEIGHTSMITH_DATA_DIR=str(settings.data_dir),
+               WEIGHTSMITH_DATABASE_URL=settings.database_url,
+               WEIGHTSMITH_BROKER_URL=settings.broker_url)
+    supervisor = Supervisor([
+        ChildSpec("api", api_argv(args.host, args.port, workers=1, threads=8)),
+        ChildSpec("worker", worker_argv(concurrency=1)),
+        ChildSpec("beat", beat_argv(settings)),
+    ], env=env)
+    print(f"Weightsmith is serving at http://{args.host}:{args.port}  (Ctrl-C stops it)")
+    print(f"  data: {settings.data_dir}")
+    if key is not None:
+        key_path = settings.data_dir / KEY_FILE
+        print(f"  API key for tenant {LOCAL_TENANT!r} (shown once, also saved to {key_path}):")
+        print(f"  {key}")
+    sys.stdout.flush()
+    return supervisor.run()
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    _settings()
+    return _exec(api_argv(args.host, args.port, args.workers, args.threads))
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    _settings()
+    return _exec(worker_argv(args.concurrency, args.loglevel))
+
+
+def cmd_beat(args: argparse.Namespace) -> int:
+    return _exec(beat_argv(_settings(), args.loglevel))
+
+
+def cmd_db_upgrade(_args: argparse.Namespace) -> int:
+    settings = _settings()
+    upgrade(settings)
+    print(f"database at head: {settings.database_url.split('@')[-1]}")
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    key = create_key(_settings(), args.tenant)
+    print(f"created an API key for tenant {args.tenant!r}; it is shown only now:")
+    print(key)
+    return 0
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this module's sub-commands; each sets `handler` to a function(args) -> exit code."""
+    serve = commands.add_parser("serve", help="run API, worker and beat together (embedded)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(handler=cmd_serve)
+
+    api = commands.add_parser("api", help="run the HTTP API (gunicorn, gthread)")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--workers", type=int, default=2)
+    api.add_argument("--threads", type=int, default=8)
+    api.set_defaults(handler=cmd_api)
+
+    worker = commands.add_parser("worker", help="run one Celery worker")
+    worker.add_argument("--concurrency", type=int, default=1)
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(handler=cmd_worker)
+
+    beat = commands.add_parser("beat", help="run Celery beat (periodic reconcile)")
+    beat.add_argument("--loglevel", default="INFO")
+    beat.set_defaults(handler=cmd_beat)
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    db_commands.add_parser("upgrade", help="migrate to the newest schema").set_defaults(
+        handler=cmd_db_upgrade)
+
+    keys = commands.add_parser("keys", help="API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
+    create = key_commands.add_parser("create", help="create a key; printed on the last line")
+    create.add_argument("--tenant", required=True)
+    create.set_defaults(handler=cmd_keys_create)

@@ -1,0 +1,110 @@
+"""docker-compose.yml and the Dockerfile: valid, and running commands that really exist.
+
+No Docker engine runs here, so the file is validated against the compose-spec JSON schema that
+check-jsonschema vendors, and every service command is parsed by our own CLI parser.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from service.cli import build_parser
+from service.cli import server_commands as sc
+
+ROOT = Path(__file__).resolve().parents[1]
+APP_SERVICES = ("api", "worker", "beat", "migrate")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def test_compose_matches_the_vendored_compose_spec_schema(compose: dict[str, Any]) -> None:
+    vendored = resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
+    schema = json.loads(vendored.read_text(encoding="utf-8"))
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(str(e.message) for e in validator.iter_errors(compose))
+    assert errors == []
+    # The schema must actually reject a broken file, or the check above proves nothing.
+    broken = {"services": {"api": {"image": "x", "ports": "8000"}}}
+    assert list(validator.iter_errors(broken)) != []
+
+
+@pytest.mark.parametrize(
+    ("service", "handler"),
+    [
+        ("api", sc.cmd_api),
+        ("worker", sc.cmd_worker),
+        ("beat", sc.cmd_beat),
+        ("migrate", sc.cmd_db_upgrade),
+    ],
+)
+def test_each_service_runs_a_real_weightsmith_command(
+    compose: dict[str, Any], service: str, handler: object
+) -> None:
+    command = compose["services"][service]["command"]
+    assert command[0] == "weightsmith"
+    args = build_parser().parse_args(command[1:])
+    assert args.handler is handler
+
+
+def test_api_listens_on_all_interfaces_with_gthread(compose: dict[str, Any]) -> None:
+    args = build_parser().parse_args(compose["services"]["api"]["command"][1:])
+    assert (args.host, args.port) == ("0.0.0.0", 8000)
+    argv = sc.api_argv(args.host, args.port, args.workers, args.threads)
+    assert "--worker-class=gthread" in argv
+    assert argv[-1] == "service.wsgi:app"
+    assert compose["services"]["api"]["ports"] == ["8000:8000"]
+
+
+def test_worker_scales_and_others_wait_for_migrate(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert "container_name" not in services["worker"]
+    assert services["worker"]["deploy"]["replicas"] >= 1
+    assert services["migrate"]["restart"] == "no"
+    for name in ("api", "worker", "beat"):
+        deps = services[name]["depends_on"]
+        assert deps["migrate"]["condition"] == "service_completed_successfully"
+        assert deps["postgres"]["condition"] == "service_healthy"
+        assert deps["redis"]["condition"] == "service_healthy"
+
+
+def test_backends_are_durable_and_checked(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    redis_cmd = services["redis"]["command"]
+    assert redis_cmd[redis_cmd.index("--appendonly") + 1] == "yes"
+    assert redis_cmd[redis_cmd.index("--maxmemory-policy") + 1] == "noeviction"
+    for name in ("redis", "postgres", "api"):
+        assert services[name]["healthcheck"]["test"][0] in {"CMD", "CMD-SHELL"}
+    volumes = set(compose["volumes"])
+    assert {"postgres-data", "redis-data"} <= volumes
+    assert services["postgres"]["volumes"][0].startswith("postgres-data:")
+    assert services["redis"]["volumes"][0].startswith("redis-data:")
+
+
+def test_app_services_share_production_settings(compose: dict[str, Any]) -> None:
+    for name in APP_SERVICES:
+        env = compose["services"][name]["environment"]
+        assert env["WEIGHTSMITH_DATABASE_URL"].startswith("postgresql+psycopg://")
+        assert env["WEIGHTSMITH_DATABASE_URL"].endswith("@postgres:5432/weightsmith")
+        assert env["WEIGHTSMITH_BROKER_URL"] == "redis://redis:6379/0"
+
+
+def test_dockerfile_builds_the_package_on_python_311_slim() -> None:
+    lines = (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines()
+    assert lines[[ln.startswith("FROM") for ln in lines].index(True)] == "FROM python:3.11-slim"
+    assert any("pip install --no-deps ." in ln for ln in lines)
+    cmd = json.loads(next(ln for ln in lines if ln.startswith("CMD"))[len("CMD"):])
+    assert build_parser().parse_args(cmd[1:]).handler is sc.cmd_serve
+    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
+    assert {".git", ".venv", ".weightsmith"} <= set(ignored)

@@ -1,0 +1,110 @@
+"""The Celery app, built from :class:`config.settings.Settings` in one function.
+
+``make_celery(settings)`` is what the service and the tests call. ``celery -A worker.celery_app``
+needs a module-level ``app``; it is built lazily on first access (PEP 562 ``__getattr__``), so
+importing this module reads no environment and opens no connection (DESIGN §2: settings are
+read in a function, never at import time).
+
+Reliability settings follow DESIGN §7: late acks, reject on worker loss, prefetch 1, a Redis
+visibility timeout longer than the longest allowed job, soft and hard time limits, JSON only.
+No result backend: progress lives in the database rows, not in Celery results.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from config.settings import Settings
+
+TRAIN_TASK = "weightsmith.train_job"
+RECONCILE_TASK = "weightsmith.reconcile"
+
+# The soft limit fires first so the task can record a failure; the hard limit is the backstop.
+SOFT_LIMIT_MARGIN_S = 60
+HARD_LIMIT_MARGIN_S = 120
+# Redis must not re-deliver a message whose task can still legitimately be running.
+VISIBILITY_MARGIN_S = 600
+
+
+def broker_transport_options(settings: Settings) -> dict[str, Any]:
+    """Transport options for the configured broker (filesystem folders, Redis visibility)."""
+    if settings.is_embedded_broker:
+        folders = {
+            "data_folder_in": settings.broker_dir / "queue",
+            "data_folder_out": settings.broker_dir / "queue",
+            "processed_folder": settings.broker_dir / "processed",
+            "control_folder": settings.broker_dir / "control",
+        }
+        for folder in folders.values():
+            folder.mkdir(parents=True, exist_ok=True)
+        options: dict[str, Any] = {name: str(path) for name, path in folders.items()}
+        # Keeping processed messages would grow the data dir without bound.
+        options["store_processed"] = False
+        return options
+    return {"visibility_timeout": settings.limits.max_runtime_s + VISIBILITY_MARGIN_S}
+
+
+def make_celery(settings: Settings) -> Celery:
+    """A Celery app for ``settings``; tasks come from ``worker.tasks`` (by name)."""
+    app = Celery("weightsmith", broker=settings.broker_url, include=["worker.tasks"])
+    max_runtime = settings.limits.max_runtime_s
+    app.conf.update(
+        broker_transport_options=broker_transport_options(settings),
+        broker_connection_retry_on_startup=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=max_runtime + SOFT_LIMIT_MARGIN_S,
+        task_time_limit=max_runtime + HARD_LIMIT_MARGIN_S,
+        task_ignore_result=True,
+        result_backend=None,
+        task_serializer="json",
+        accept_content=["json"],
+        event_serializer="json",
+        task_default_queue="weightsmith",
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            RECONCILE_TASK: {
+                "task": RECONCILE_TASK,
+                "schedule": float(settings.reconcile_interval_s),
+            }
+        },
+        beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
+    )
+    if settings.is_embedded_broker:
+        # Broadcast control messages over files are polled by every worker for nothing.
+        app.conf.worker_enable_remote_control = False
+    app.weightsmith_settings = settings  # type: ignore[attr-defined]
+    return app
+
+
+def settings_of(app: Celery) -> Settings:
+    """The settings an app was built from (apps not made by make_celery read the env)."""
+    settings = getattr(app, "weightsmith_settings", None)
+    return settings if isinstance(settings, Settings) else Settings.from_env()
+
+
+@worker_process_init.connect
+def _dispose_inherited_pools(**_: Any) -> None:
+    """A forked pool child must not reuse the parent's database connections."""
+    from worker.tasks import dispose_engines
+
+    dispose_engines()
+
+
+_lazy_app: Celery | None = None
+
+
+def __getattr__(name: str) -> Celery:
+    """``app`` is built from the environment the first time someone asks for it."""
+    global _lazy_app
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _lazy_app is None:
+        settings = Settings.from_env()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        _lazy_app = make_celery(settings)
+    return _lazy_app
