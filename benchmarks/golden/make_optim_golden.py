@@ -13,6 +13,7 @@ back bit for bit.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from pathlib import Path
@@ -89,6 +90,21 @@ SCHEDULE_CASES: list[dict[str, Any]] = [
 ]
 
 
+def _torch_defaults(cls: Any) -> dict[str, Any]:
+    """A torch class's constructor defaults under our names (``betas`` split in two)."""
+    skip = {"maximize", "foreach", "capturable", "differentiable", "fused", "last_epoch",
+            "decoupled_weight_decay"}
+    out: dict[str, Any] = {}
+    for name, param in inspect.signature(cls.__init__).parameters.items():
+        if param.default is inspect.Parameter.empty or name in skip:
+            continue
+        if name == "betas":
+            out["beta1"], out["beta2"] = param.default
+        else:
+            out[name.lower()] = param.default
+    return out
+
+
 def _as_lists(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     return {name: array.tolist() for name, array in arrays.items()}
 
@@ -127,7 +143,8 @@ def optimizer_golden(kind: str, rng: np.random.Generator) -> dict[str, Any]:
                                    for n, p in tparams.items()})
             cases.append({"hyper": {k: v for k, v in hyper.items() if k != "halve_at"},
                           "dtype": dtype, "lrs": lrs, "trajectory": trajectory})
-    return {"torch": torch.__version__, "steps": STEPS, "params": _as_lists(init),
+    return {"torch": torch.__version__, "defaults": _torch_defaults(TORCH_CLASSES[kind]),
+            "steps": STEPS, "params": _as_lists(init),
             "grads": [_as_lists(g) for g in grads], "cases": cases}
 
 
@@ -192,7 +209,12 @@ def schedule_golden(rng: np.random.Generator) -> dict[str, Any]:
                 scheduler.step()
         cases.append({"spec": case, "base_lr": base_lr, "epochs": EPOCHS, "metrics": metrics,
                       "lrs": lrs})
-    return {"torch": torch.__version__, "cases": cases}
+    sched = torch.optim.lr_scheduler
+    defaults = {"step": _torch_defaults(sched.StepLR),
+                "exponential": _torch_defaults(sched.ExponentialLR),
+                "cosine": _torch_defaults(sched.CosineAnnealingLR),
+                "reduce_on_plateau": _torch_defaults(sched.ReduceLROnPlateau)}
+    return {"torch": torch.__version__, "defaults": defaults, "cases": cases}
 
 
 def clipping_golden(rng: np.random.Generator) -> dict[str, Any]:

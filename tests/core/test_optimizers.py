@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 import itertools
 import json
@@ -197,6 +198,15 @@ def test_twenty_steps_match_torch(kind: str, data: dict[str, Any], case: dict[st
         for n, p in params.items():
             assert p.dtype == dtype
             np.testing.assert_allclose(p, case["trajectory"][k][n], **tol)
+
+
+@pytest.mark.parametrize("kind", list(OPTIMIZERS))
+def test_defaults_are_torchs(kind: str) -> None:
+    torch_defaults = json.loads((GOLDEN / f"optim_{kind}.json").read_text())["defaults"]
+    ours = {name: p.default for name, p in inspect.signature(OPTIMIZERS[kind]).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+    assert ours == torch_defaults
+    assert set(ours) == {"lr", *OPTIMIZERS[kind].hyper_names}
 
 
 def test_golden_files_cover_every_optimizer_option() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from pathlib import Path
@@ -111,6 +112,13 @@ def test_thirty_epochs_match_torch(case: dict[str, Any]) -> None:
     # torch's get_lr() chains are replayed operation for operation: equal bit for bit
     assert lrs == case["lrs"]
     assert len(set(case["lrs"])) >= 3  # the golden run actually moved the rate
+
+
+@pytest.mark.parametrize("kind", sorted(GOLDEN["defaults"]))
+def test_defaults_are_torchs(kind: str) -> None:
+    ours = {name: p.default for name, p in inspect.signature(SCHEDULES[kind]).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+    assert ours == GOLDEN["defaults"][kind]
 
 
 def test_golden_file_covers_every_schedule_and_option() -> None:
