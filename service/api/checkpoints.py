@@ -111,8 +111,7 @@ def download_weights(path: CheckpointPath) -> Response:
     "/checkpoints/<checkpoint_id>/layers/<name>",
     responses=responses({
         200: {"description": "one array, as JSON or .npy by Accept",
-              "content": {"application/json": {"schema": {"$ref":
-                                                          "#/components/schemas/LayerJson"}},
+              "content": {"application/json": {"schema": LayerJson.model_json_schema()},
                           NPY: {"schema": {"type": "string", "format": "binary"}}}},
     }, 404, 406),
 )

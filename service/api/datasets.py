@@ -24,6 +24,7 @@ from service.limits import check_storage
 from service.schemas.common import PageQuery, responses
 from service.schemas.datasets import (
     NAME_PATTERN,
+    TARGET_PATTERN,
     UPLOAD_BODY,
     DatasetOut,
     DatasetPage,
@@ -78,7 +79,7 @@ def _checked_text(field: str, value: str | None, pattern: str) -> str | None:
     if value is None or value == "":
         return None
     if not re.fullmatch(pattern, value):
-        raise validation_error(field, "must be 1-100 printable characters (no control characters)")
+        raise validation_error(field, f"must match {pattern}")
     return value
 
 
@@ -95,11 +96,11 @@ def _read_upload(query: DatasetUploadQuery) -> tuple[bytes, str, str | None, str
             raise ApiError(415, f"cannot tell the format of {upload.filename!r}: use a .csv, "
                            ".npz or .json file", kind="unsupported-media-type")
         name = name or _checked_text("name", request.form.get("name"), NAME_PATTERN)
-        target = target or _checked_text("target", request.form.get("target"), NAME_PATTERN)
+        target = target or _checked_text("target", request.form.get("target"), TARGET_PATTERN)
         if name is None and upload.filename:
-            # Only the base name, printable: a path in a filename must never reach anything.
-            base = PurePosixPath(upload.filename.replace("\\", "/")).name
-            name = "".join(c for c in base if c.isprintable())[:100] or None
+            # Only the base name, and only if it is a safe name: a path must never get through.
+            base = PurePosixPath(upload.filename.replace("\\", "/")).name[:100]
+            name = base if re.fullmatch(NAME_PATTERN, base) else None
         return upload.read(), fmt, name, target
     fmt = FORMAT_BY_MIMETYPE.get(request.mimetype)
     if fmt is None:

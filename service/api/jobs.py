@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 from flask import Response, jsonify, request
@@ -21,6 +22,7 @@ from service.errors import ApiError, validation_error
 from service.limits import check_concurrent_jobs
 from service.schemas.checkpoints import CheckpointPage
 from service.schemas.common import responses
+from service.schemas.datasets import NAME_PATTERN
 from service.schemas.jobs import (
     DryRunReport,
     IdempotencyHeader,
@@ -87,6 +89,8 @@ def checked_spec(
     from core.spec import Spec
 
     spec = Spec.from_dict(body)
+    if spec.name is not None and not re.fullmatch(NAME_PATTERN, str(spec.name)):
+        raise validation_error("name", f"must match {NAME_PATTERN}")
     limits = services().settings.limits
     if spec.training.epochs > limits.max_epochs:
         raise validation_error("training.epochs", f"must be at most {limits.max_epochs}")

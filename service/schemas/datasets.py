@@ -8,14 +8,16 @@ from pydantic import BaseModel, Field
 
 from service.schemas.common import ID_PATTERN
 
-# Printable text only: names end up in logs, terminals and HTML; control characters do not.
-NAME_PATTERN = r"^[^\x00-\x1f\x7f]{1,100}$"
+# Names end up in logs, terminals, HTML and file names on a user's disk: a conservative
+# alphabet refuses control characters, quotes, path separators and "..", whatever they aim at.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._()+\-]{0,99}$"
+TARGET_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
 
 
 class DatasetUploadQuery(BaseModel):
     name: str | None = Field(None, pattern=NAME_PATTERN, description="display name")
     target: str | None = Field(
-        None, pattern=r"^[^\x00-\x1f\x7f]{1,200}$",
+        None, pattern=TARGET_PATTERN,
         description="CSV: the target column (name or 0-based index); default the last column",
     )
 

@@ -1,0 +1,117 @@
+"""Pure helpers of the service: model cache, npz guard, JSON depth, keys, problem documents."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+from flask import Flask
+
+from service.api.common import check_idempotency_key, json_depth_exceeds
+from service.api.npz_guard import check_npz
+from service.auth import hash_key
+from service.errors import ApiError, problem
+from service.model_cache import ModelCache
+
+
+def test_model_cache_is_lru_and_counts_hits() -> None:
+    cache = ModelCache(capacity=2)
+    loads: list[str] = []
+
+    def loader(key: str) -> object:
+        def load() -> object:
+            loads.append(key)
+            return {"key": key}
+        return load
+
+    assert cache.get_or_load("a", loader("a")) == {"key": "a"}
+    assert cache.get_or_load("b", loader("b")) == {"key": "b"}
+    assert cache.get_or_load("a", loader("a")) == {"key": "a"}  # hit; a is now newest
+    cache.get_or_load("c", loader("c"))  # evicts b, the least recently used
+    assert "a" in cache and "c" in cache and "b" not in cache
+    assert loads == ["a", "b", "c"]
+    assert (cache.hits, cache.misses, len(cache)) == (1, 3, 2)
+    with pytest.raises(ValueError):
+        ModelCache(capacity=0)
+
+
+def _npz(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+def test_npz_guard_accepts_plain_arrays() -> None:
+    check_npz(_npz(X=np.zeros((4, 3)), y=np.arange(4)), max_uncompressed=10_000)
+
+
+def test_npz_guard_refuses_a_zip_bomb_before_inflating_it() -> None:
+    bomb = _npz(X=np.zeros((2048, 2048)))  # 32 MiB of zeros, a few KiB compressed
+    assert len(bomb) < 100_000
+    with pytest.raises(ApiError) as info:
+        check_npz(bomb, max_uncompressed=1_000_000)
+    assert info.value.status == 413
+    assert "decompresses to" in info.value.detail
+
+
+def test_npz_guard_refuses_object_arrays_and_foreign_members() -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, X=np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    with pytest.raises(ApiError) as info:
+        check_npz(buffer.getvalue(), max_uncompressed=10**7)
+    assert info.value.status == 422 and "pickle" in info.value.detail
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("../evil.npy", b"x")
+    with pytest.raises(ApiError) as info:
+        check_npz(buffer.getvalue(), max_uncompressed=10**7)
+    assert info.value.status == 422
+
+    with pytest.raises(ApiError) as info:
+        check_npz(b"definitely not a zip", max_uncompressed=10**7)
+    assert info.value.status == 422
+
+
+def test_json_depth() -> None:
+    nested: object = 1
+    for _ in range(10):
+        nested = [nested]
+    assert not json_depth_exceeds(nested, 10)
+    assert json_depth_exceeds([nested], 10)
+    assert not json_depth_exceeds({"a": [1, 2, {"b": 3}]}, 3)
+    assert json_depth_exceeds({"a": [1, 2, {"b": [3]}]}, 3)
+
+
+@pytest.mark.parametrize("key", ["a", "x" * 255, "order-42_retry:1", "~!@#$%^&*()"])
+def test_idempotency_key_accepts_visible_ascii(key: str) -> None:
+    assert check_idempotency_key(key) == key
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "has space", "tab\there", "caf\u00e9", "nul\x00"])
+def test_idempotency_key_refuses_others_with_400(key: str) -> None:
+    with pytest.raises(ApiError) as info:
+        check_idempotency_key(key)
+    assert info.value.status == 400
+    assert info.value.errors == [
+        {"field": "Idempotency-Key", "message": "1-255 visible ASCII characters"}
+    ]
+
+
+def test_hash_key_is_sha256_hex() -> None:
+    assert hash_key("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_problem_document_shape() -> None:
+    with Flask(__name__).app_context():
+        response = problem(422, "x: bad", kind="validation-error",
+                           errors=[{"field": "x", "message": "bad"}], headers={"X-A": "1"})
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    assert response.headers["X-A"] == "1"
+    assert response.get_json() == {
+        "type": "urn:weightsmith:problem:validation-error", "title": "Unprocessable Entity",
+        "status": 422, "detail": "x: bad", "errors": [{"field": "x", "message": "bad"}],
+    }
