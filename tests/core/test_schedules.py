@@ -148,6 +148,20 @@ def test_state_round_trip_continues_exactly(case: dict[str, Any]) -> None:
     assert first + rest == case["lrs"]
 
 
+def test_none_fields_of_a_spec_keep_torchs_defaults() -> None:
+    opt = FakeOptimizer(1.0)
+    fields = dict.fromkeys(ReduceLROnPlateau.hyper_names)
+    schedule = make_schedule(_spec(type="reduce_on_plateau", warmup_epochs=None, **fields), opt,
+                             epochs=20)
+    assert isinstance(schedule, ReduceLROnPlateau)
+    assert (schedule.mode, schedule.factor, schedule.patience, schedule.threshold) == (
+        "min", 0.1, 10, 1e-4)
+    # patience 10: the 11th epoch without improvement reduces the rate
+    assert _run(schedule, 13, [1.0] * 13) == [1.0] * 12 + [0.1]
+    cosine = make_schedule(_spec(type="cosine", t_max=None, eta_min=None), FakeOptimizer(1.0), 6)
+    assert isinstance(cosine, CosineAnnealingLR) and (cosine.t_max, cosine.eta_min) == (6, 0.0)
+
+
 def test_bad_schedules_are_refused() -> None:
     opt = FakeOptimizer(0.1)
     with pytest.raises(ValueError, match="unknown lr_schedule 'cyclic'"):
