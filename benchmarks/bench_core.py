@@ -1,0 +1,202 @@
+"""Core training speed against its peers, measured alternately in one run.
+
+Usage: ``.venv/bin/python benchmarks/bench_core.py [--rounds 3] [--quick] [--only a,b,c]``
+
+Cases (issue 2, "Performance"), each timed as the peers in ``../shared/peers/`` time
+themselves: one warm-up epoch, then one timed epoch.
+
+- a: MLP 784-256-128-10, batch 128, Adam, float32, 60,000 random rows, against
+  ``torch_mlp.py`` and ``sklearn_mlp.py`` (target: >= 1.5x each);
+- b: MLP 784-1024-1024-10, batch 256, Adam, against the float32 GEMM peak of
+  ``gemm_peak.py``; FLOPs counted as ``torch_mlp.py`` does, 6 x rows x sum(fan_in x fan_out)
+  (target: >= 75% of the peak);
+- c: the LeNet-like CNN of ``torch_cnn.py`` (SGD momentum, batch 64, 10,000 rows of 28x28)
+  (target: >= 0.5x PyTorch).
+
+Each round runs ours, then every peer for the case (peers as subprocesses, exactly the peer
+scripts); the table reports medians over rounds and the ratios of the medians. Results go
+to ``benchmarks/results/bench_core-<UTC time>.json``.
+
+OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are set on this machine for old OpenBLAS builds and pin
+a slower kernel (/work/.library/env/README.md): the script re-executes itself once without
+them (so its peers run without them too) and prints the kernel OpenBLAS then reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+PEERS = Path(os.environ.get("WEIGHTSMITH_PEERS", ROOT.parent / "shared" / "peers"))
+RESULTS = ROOT / "benchmarks" / "results"
+PINNED = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+sys.path.insert(0, str(ROOT))
+
+
+def mlp_spec(hidden: list[int], batch: int, epochs: int) -> dict[str, Any]:
+    layers: list[dict[str, Any]] = [
+        {"type": "dense", "units": h, "activation": "relu"} for h in hidden]
+    layers.append({"type": "dense", "units": 10})
+    return {
+        "model": {"layers": layers},
+        "optimizer": {"type": "adam", "learning_rate": 1e-3},
+        "training": {"epochs": epochs, "batch_size": batch, "validation_split": 0.0,
+                     "standardize": False, "dtype": "float32", "seed": 0},
+    }
+
+
+def cnn_spec(batch: int, epochs: int) -> dict[str, Any]:
+    conv = {"type": "conv2d", "kernel_size": 3, "padding": 1, "activation": "relu"}
+    return {
+        "model": {"layers": [
+            {**conv, "filters": 16}, {"type": "max_pool2d", "pool_size": 2},
+            {**conv, "filters": 32}, {"type": "max_pool2d", "pool_size": 2},
+            {"type": "flatten"}, {"type": "dense", "units": 10}]},
+        "optimizer": {"type": "sgd", "learning_rate": 0.01, "momentum": 0.9},
+        "training": {"epochs": epochs, "batch_size": batch, "validation_split": 0.0,
+                     "standardize": False, "dtype": "float32", "seed": 0},
+    }
+
+
+def ours(spec: dict[str, Any], X: np.ndarray, y: np.ndarray) -> float:
+    """Seconds of our second epoch (the first is the warm-up, as the peers do)."""
+    from core.training import train
+
+    result = train(spec, X, y)
+    return float(result.history[-1]["seconds"])
+
+
+def peer(script: str, *args: object) -> float:
+    """Seconds per epoch that a peer script prints (``... 1.234s/epoch ...``)."""
+    cmd = [sys.executable, str(PEERS / script), *map(str, args)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    match = re.search(r"([0-9.]+)s/epoch", out)
+    if match is None:
+        raise RuntimeError(f"{script} printed no s/epoch: {out!r}")
+    return float(match.group(1))
+
+
+def gemm_peak() -> float:
+    """The best float32 GFLOP/s gemm_peak.py prints."""
+    cmd = [sys.executable, str(PEERS / "gemm_peak.py")]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return max(float(v) for v in re.findall(r"float32 n=\d+: ([0-9.]+) GFLOP/s", out))
+
+
+def mlp_flops(rows: int, hidden: list[int]) -> float:
+    dims = [784, *hidden, 10]
+    return 6.0 * rows * sum(a * b for a, b in itertools.pairwise(dims))
+
+
+def run(rounds: int, quick: bool, only: set[str]) -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    n_a = 12000 if quick else 60000
+    n_b = 6000 if quick else 20000
+    n_c = 2000 if quick else 10000
+    times: dict[str, list[float]] = {}
+
+    def record(key: str, seconds: float) -> None:
+        times.setdefault(key, []).append(seconds)
+        print(f"  {key:<22} {seconds:8.3f} s/epoch", flush=True)
+
+    X_a = rng.standard_normal((n_a, 784), dtype=np.float32)
+    y_a = rng.integers(0, 10, n_a)
+    X_c = rng.standard_normal((n_c, 1, 28, 28), dtype=np.float32)
+    y_c = rng.integers(0, 10, n_c)
+    peak: list[float] = []
+    for r in range(rounds):
+        print(f"round {r + 1}/{rounds}", flush=True)
+        if "a" in only:
+            record("a.ours", ours(mlp_spec([256, 128], 128, 2), X_a, y_a))
+            record("a.torch", peer("torch_mlp.py", n_a, 128, 256, 128))
+            record("a.sklearn", peer("sklearn_mlp.py", n_a, 128, 256, 128))
+        if "b" in only:
+            record("b.ours", ours(mlp_spec([1024, 1024], 256, 2), X_a[:n_b], y_a[:n_b]))
+            record("b.torch", peer("torch_mlp.py", n_b, 256, 1024, 1024))
+            peak.append(gemm_peak())
+            print(f"  {'b.gemm_peak':<22} {peak[-1]:8.1f} GFLOP/s", flush=True)
+        if "c" in only:
+            record("c.ours", ours(cnn_spec(64, 2), X_c, y_c))
+            record("c.torch", peer("torch_cnn.py", n_c, 64))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    summary: dict[str, Any] = {"rows": {"a": n_a, "b": n_b, "c": n_c}, "rounds": rounds,
+                               "seconds": times, "median_seconds": med}
+    if "a" in only:
+        summary["a_speedup_vs_torch"] = med["a.torch"] / med["a.ours"]
+        summary["a_speedup_vs_sklearn"] = med["a.sklearn"] / med["a.ours"]
+    if "b" in only:
+        flops = mlp_flops(n_b, [1024, 1024])
+        summary["b_gflops_ours"] = flops / med["b.ours"] / 1e9
+        summary["b_gflops_torch"] = flops / med["b.torch"] / 1e9
+        summary["b_gemm_peak_gflops"] = statistics.median(peak)
+        summary["b_fraction_of_peak"] = summary["b_gflops_ours"] / summary["b_gemm_peak_gflops"]
+    if "c" in only:
+        summary["c_speedup_vs_torch"] = med["c.torch"] / med["c.ours"]
+    return summary
+
+
+def table(summary: dict[str, Any]) -> str:
+    med = summary["median_seconds"]
+    lines = [f"{'case':<44}{'ours s':>9}{'peer s':>9}{'ratio':>8}{'target':>9}"]
+
+    def row(name: str, ours_s: float, peer_s: float, ratio: float, target: str) -> None:
+        lines.append(f"{name:<44}{ours_s:>9.3f}{peer_s:>9.3f}{ratio:>7.2f}x{target:>9}")
+
+    if "a_speedup_vs_torch" in summary:
+        row("a MLP 784-256-128-10 b128 Adam vs torch", med["a.ours"], med["a.torch"],
+            summary["a_speedup_vs_torch"], ">=1.5x")
+        row("a MLP 784-256-128-10 b128 Adam vs sklearn", med["a.ours"], med["a.sklearn"],
+            summary["a_speedup_vs_sklearn"], ">=1.5x")
+    if "b_fraction_of_peak" in summary:
+        lines.append(
+            f"{'b MLP 784-1024-1024-10 b256 Adam':<44}{summary['b_gflops_ours']:>9.1f}"
+            f"{summary['b_gemm_peak_gflops']:>9.1f}{summary['b_fraction_of_peak']:>7.0%} "
+            f"{'>=75%':>8}   (GFLOP/s ours, GEMM peak; torch "
+            f"{summary['b_gflops_torch']:.1f})")
+    if "c_speedup_vs_torch" in summary:
+        row("c CNN of torch_cnn.py b64 SGD momentum", med["c.ours"], med["c.torch"],
+            summary["c_speedup_vs_torch"], ">=0.5x")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="fewer rows, for a smoke run")
+    parser.add_argument("--only", default="a,b,c", help="comma-separated cases")
+    args = parser.parse_args()
+    if any(name in os.environ for name in PINNED):
+        env = {k: v for k, v in os.environ.items() if k not in PINNED}
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    from threadpoolctl import threadpool_info
+
+    blas = [(i.get("internal_api"), i.get("architecture"), i.get("num_threads"))
+            for i in threadpool_info()]
+    print(f"numpy {np.__version__}; BLAS (api, kernel, threads): {blas}", flush=True)
+    started = time.time()
+    summary = run(args.rounds, args.quick, set(args.only.split(",")))
+    summary["blas"] = blas
+    summary["wall_s"] = time.time() - started
+    print()
+    print(table(summary))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = RESULTS / f"bench_core-{stamp}.json"
+    path.write_text(json.dumps(summary, indent=2))
+    print(f"\nwritten {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Input standardization, fitted on the training rows only and kept with the model.
+
+Statistics are per feature of one sample, i.e. over the flattened input: an image input
+(C, H, W) gets a mean and std per pixel and channel, the same way scikit-learn's
+StandardScaler treats a flattened image. That keeps ``(x - mean) / std`` a plain broadcast a
+user can apply with NumPy alone from ``weights.npz`` (DESIGN §5).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import DTypeLike, NDArray
+
+Array = NDArray[Any]
+
+
+class Preprocessing:
+    """``apply(X) = (X - mean) / std``, mean and std shaped like one sample, in the run dtype.
+
+    Parameters
+    ----------
+    mean, std : ndarray, shape (*sample_shape,)
+        A std of 0 (a constant feature) must already be replaced by 1 (see :meth:`fit`).
+    """
+
+    def __init__(self, mean: Array, std: Array) -> None:
+        self.mean = np.asarray(mean)
+        self.std = np.asarray(std)
+        if self.mean.shape != self.std.shape:
+            raise ValueError(f"mean shape {self.mean.shape} != std shape {self.std.shape}")
+
+    @classmethod
+    def fit(cls, X: Array, dtype: DTypeLike = np.float32) -> Preprocessing:
+        """Fit on training rows X (N, *sample_shape); population std (ddof=0), 0 -> 1.
+
+        Accumulates in float64 whatever the run dtype, so a float32 run's statistics are
+        correctly rounded; the stored arrays are cast to ``dtype`` once.
+        """
+        X = np.asarray(X)
+        if X.shape[0] == 0:
+            raise ValueError("cannot fit standardization on zero rows")
+        mean = X.mean(axis=0, dtype=np.float64)
+        std = X.std(axis=0, dtype=np.float64)
+        # A constant feature would divide by zero; leaving it centred (at 0) is what
+        # StandardScaler and Keras' Normalization do.
+        std[std == 0.0] = 1.0
+        return cls(mean.astype(dtype), std.astype(dtype))
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The dtype of the statistics (the run dtype)."""
+        return self.mean.dtype
+
+    def apply(self, X: Array) -> Array:
+        """(N, *sample_shape) -> standardized copy (N, *sample_shape) in the statistics' dtype.
+
+        Inputs given as (N, H, W) for a (1, H, W) sample broadcast as well.
+        """
+        # (N, H, W) against (1, H, W) statistics broadcasts as it should: no special case.
+        out = np.asarray(X, dtype=self.mean.dtype)
+        result: Array = (out - self.mean) / self.std
+        return result
+
+    def to_arrays(self) -> dict[str, Array]:
+        """The two ``weights.npz`` entries."""
+        return {"__input_mean__": self.mean, "__input_std__": self.std}
+
+    @classmethod
+    def from_arrays(cls, arrays: Any) -> Preprocessing | None:
+        """Read ``__input_mean__``/``__input_std__`` back from an npz mapping, if present."""
+        if "__input_mean__" not in arrays or "__input_std__" not in arrays:
+            return None
+        return cls(np.asarray(arrays["__input_mean__"]), np.asarray(arrays["__input_std__"]))

@@ -1,0 +1,220 @@
+"""The training loop: ``train(spec, X, y, ...) -> TrainResult``.
+
+One run, in order: cast X once to the run dtype; split off the LAST ``validation_split``
+fraction of a seeded permutation; fit the standardization on the training rows only; then
+per epoch: shuffle (the run's own Generator), gather the shuffled rows once, and per batch
+forward (training mode), loss, backward, L1/L2 penalty gradients, global-norm clipping and one
+optimizer step on the network's single flat parameter array. After each epoch: validation in
+eval mode, the schedule's step, the best-epoch and early-stopping bookkeeping, ``on_epoch``.
+
+The reported ``loss`` is the data loss only (mean over the epoch's batches, weighted by batch
+size), without the L1/L2 penalty: PyTorch users log it that way, and it stays comparable
+with ``val_loss``. (Keras adds the penalty; we chose comparability.)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from numpy.typing import NDArray
+
+from core.batching import EpochBatches
+from core.checkpoint import TrainingState, dump_checkpoint, export_weights_npz
+from core.errors import DivergedError
+from core.metrics import correct_count, evaluate
+from core.network import Network
+from core.training_run import RunSetup, as_spec
+
+Array = NDArray[Any]
+STOP_REASONS = ("epochs_done", "early_stopping", "max_runtime", "cancelled", "diverged")
+
+
+@dataclass
+class EpochReport:
+    """What ``on_epoch`` receives after each completed epoch.
+
+    ``checkpoint()`` and ``weights_npz()`` serialise lazily: call them inside the callback,
+    before training moves on.
+    """
+
+    epoch: int
+    epochs: int
+    metrics: dict[str, float]
+    is_best: bool
+    _checkpoint: Callable[[], bytes] = field(repr=False)
+    _weights: Callable[[], bytes] = field(repr=False)
+
+    def checkpoint(self) -> bytes:
+        """The full training state (internal ``.npz``), enough to resume bit for bit."""
+        return self._checkpoint()
+
+    def weights_npz(self) -> bytes:
+        """The public ``weights.npz`` of this epoch's weights."""
+        return self._weights()
+
+
+@dataclass
+class TrainResult:
+    """The outcome of :func:`train`.
+
+    ``network`` holds the final weights (the best epoch's when early stopping restored them);
+    ``state`` is where the run stopped, so ``checkpoint()`` resumes exactly and still shows
+    the restored weights to ``load_checkpoint``. ``failure`` carries the DivergedError
+    message when ``stop_reason == "diverged"``.
+    """
+
+    network: Network
+    history: list[dict[str, float]]
+    stop_reason: str
+    best_epoch: int | None
+    state: TrainingState
+    failure: str | None = None
+    restored_epoch: int | None = None
+
+    def checkpoint(self) -> bytes:
+        """The final internal checkpoint (resumable)."""
+        return dump_checkpoint(self.state)
+
+    def weights_npz(self) -> bytes:
+        """The public ``weights.npz`` of ``network``."""
+        return export_weights_npz(self.network)
+
+
+def train(spec: Any, X: Array, y: Array, *, init_params: Mapping[str, Array] | None = None,
+          on_epoch: Callable[[EpochReport], None] | None = None,
+          should_stop: Callable[[], bool] | None = None,
+          resume: bytes | None = None) -> TrainResult:
+    """Train the network ``spec`` describes on X (N, features) or (N, C, H, W) / (N, H, W).
+
+    Parameters
+    ----------
+    spec : Spec or its dict form (DESIGN §3)
+    X : ndarray (N, ...) inputs; cast once to ``spec.training.dtype``
+    y : ndarray (N,) integer class labels, or (N,) / (N, k) regression or BCE targets
+    init_params : name -> array replacing the initial weights (warm start)
+    on_epoch : called with an :class:`EpochReport` after every completed epoch
+    should_stop : polled between batches; True stops with ``"cancelled"``
+    resume : an internal checkpoint's bytes: continue exactly where it stopped, up to
+        ``spec.training.epochs`` epochs in total
+
+    Returns
+    -------
+    TrainResult; divergence is reported in it (``stop_reason="diverged"``), not raised.
+    """
+    run = RunSetup(as_spec(spec), X, y, init_params=init_params, resume=resume)
+    return _Loop(run, on_epoch, should_stop).fit()
+
+
+class _Loop:
+    """The epoch/batch loop over a prepared :class:`RunSetup`."""
+
+    def __init__(self, run: RunSetup, on_epoch: Callable[[EpochReport], None] | None,
+                 should_stop: Callable[[], bool] | None) -> None:
+        self.run = run
+        self.on_epoch = on_epoch
+        self.should_stop = should_stop
+        t = run.spec.training
+        self.batches = EpochBatches(run.X_train, run.y_train, run.batch_size, bool(t.shuffle))
+        reg = run.spec.regularization
+        self.l1, self.l2 = float(reg.l1 or 0.0), float(reg.l2 or 0.0)
+        self.clip = t.clip_grad_norm
+        self.deadline = (None if t.max_runtime_s is None
+                         else time.perf_counter() + float(t.max_runtime_s))
+        self.failure: str | None = None
+
+    def fit(self) -> TrainResult:
+        run = self.run
+        stop: str | None = None
+        while stop is None and run.epoch < run.epochs:
+            stop = self._epoch()
+            if stop is None:
+                stop = self._end_of_epoch()
+        state = run.state(stop or "epochs_done")
+        restored = run.restore_best()
+        if restored is not None:
+            state.final_params = run.snapshot()
+        return TrainResult(run.network, list(run.history), stop or "epochs_done",
+                           run.best.best_epoch, state, self.failure, restored)
+
+    def _epoch(self) -> str | None:
+        """Run (the rest of) one epoch's batches; a stop reason if it ended early."""
+        run, net, opt = self.run, self.run.network, self.run.optimizer
+        p = run.begin_epoch()
+        perm = self.batches.order(run.shuffle_rng)
+        Xe, ye = self.batches.gather(perm)
+        flat_grads = {"all": net.flat_grads}
+        classification, loss_name = run.classification, run.loss_name
+        loss = run.loss
+        t0 = time.perf_counter()
+        for index, (xb, yb) in enumerate(self.batches.batches(Xe, ye, p["batch"]), p["batch"]):
+            reason = self._interrupt()
+            if reason is not None:
+                p["batch"], p["seconds"] = index, p["seconds"] + time.perf_counter() - t0
+                return reason
+            outputs = net.forward(xb, training=True)
+            value = loss.forward(outputs, yb)
+            if not math.isfinite(value):
+                self.failure = str(DivergedError(run.epoch + 1, (
+                    f"loss became {value} at epoch {run.epoch + 1}, batch {index + 1}; "
+                    "lower the learning rate or clip gradients")))
+                p["batch"], p["seconds"] = index, p["seconds"] + time.perf_counter() - t0
+                return "diverged"
+            rows = int(xb.shape[0])
+            p["loss_sum"] += value * rows
+            p["seen"] += rows
+            if classification:
+                c, k = correct_count(outputs, yb, loss_name)
+                p["correct"] += c
+                p["count"] += k
+            net.backward(loss.backward())
+            if self.l1 or self.l2:
+                run.add_penalty_grads(self.l1, self.l2)
+            if self.clip is not None:
+                run.clip_grad_norm(float(self.clip))
+            opt.step(flat_grads)
+        p["batch"], p["seconds"] = self.batches.num_batches, p["seconds"] + time.perf_counter() - t0
+        return None
+
+    def _interrupt(self) -> str | None:
+        if self.should_stop is not None and self.should_stop():
+            return "cancelled"
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            return "max_runtime"
+        return None
+
+    def _end_of_epoch(self) -> str | None:
+        """Validate, record, step the schedule, report; a stop reason if training ends here."""
+        run = self.run
+        t0 = time.perf_counter()
+        p = run.partial
+        assert p is not None
+        metrics: dict[str, float] = {"loss": p["loss_sum"] / p["seen"]}
+        if run.classification:
+            metrics["accuracy"] = p["correct"] / p["count"]
+        if run.X_val.shape[0]:
+            val = evaluate(run.network, run.loss, run.X_val, run.y_val,
+                           classification=run.classification)
+            metrics.update({f"val_{k}": v for k, v in val.items()})
+        metrics["lr"] = p["lr"]
+        metrics["seconds"] = p["seconds"] + time.perf_counter() - t0
+        is_best = run.finish_epoch(metrics)
+        if self.on_epoch is not None:
+            self.on_epoch(EpochReport(
+                run.epoch, run.epochs, dict(metrics), is_best,
+                lambda: dump_checkpoint(run.state(None, copy=False)),
+                lambda: export_weights_npz(run.network)))
+        if not all(math.isfinite(v) for v in metrics.values()):
+            bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+            self.failure = str(DivergedError(run.epoch, (
+                f"{', '.join(bad)} became non-finite at epoch {run.epoch}")))
+            return "diverged"
+        if run.early_stopping is not None and run.early_stopping.should_stop:
+            return "early_stopping"
+        if self.deadline is not None and time.perf_counter() > self.deadline \
+                and run.epoch < run.epochs:
+            return "max_runtime"
+        return None
