@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from numpy.typing import NDArray
 
 from core.batching import EpochBatches
@@ -129,10 +130,13 @@ class _Loop:
     def fit(self) -> TrainResult:
         run = self.run
         stop: str | None = None
-        while stop is None and run.epoch < run.epochs:
-            stop = self._epoch()
-            if stop is None:
-                stop = self._end_of_epoch()
+        # Overflow and NaN are handled by the divergence guard, which names the epoch;
+        # NumPy's RuntimeWarnings on the way there would only be noise in worker logs.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            while stop is None and run.epoch < run.epochs:
+                stop = self._epoch()
+                if stop is None:
+                    stop = self._end_of_epoch()
         state = run.state(stop or "epochs_done")
         restored = run.restore_best()
         if restored is not None:

@@ -1,0 +1,244 @@
+"""The training loop: metrics, dtype, split, standardization, stops, early stopping, penalties."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pytest
+
+from core.batching import split_indices
+from core.checkpoint import load_state
+from core.training import EpochReport, train
+
+MLP = [{"type": "dense", "units": 16, "activation": "relu"}, {"type": "dense", "units": 3}]
+
+
+def make_spec(layers: list[dict[str, Any]] | None = None, loss: str = "cross_entropy",
+              optimizer: dict[str, Any] | None = None, **training: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "name": "t", "dataset": "builtin:xor",
+        "model": {"layers": layers or MLP},
+        "loss": {"type": loss},
+        "optimizer": optimizer or {"type": "adam", "learning_rate": 0.01},
+        "training": {"epochs": 3, "batch_size": 16, "validation_split": 0.25, **training},
+    }
+    return spec
+
+
+def blobs(n: int = 120, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Three separable Gaussian blobs in 4-D, labels 0..2."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    X = rng.standard_normal((n, 4)) * 0.5 + np.eye(3, 4)[y] * 3.0 + 5.0
+    return X, y
+
+
+def test_history_holds_the_epoch_metrics_of_a_classification_run() -> None:
+    X, y = blobs()
+    reports: list[EpochReport] = []
+    result = train(make_spec(epochs=4), X, y, on_epoch=reports.append)
+    assert result.stop_reason == "epochs_done"
+    assert [r.epoch for r in reports] == [1, 2, 3, 4]
+    assert all(r.epochs == 4 for r in reports)
+    assert len(result.history) == 4
+    for metrics in result.history:
+        assert list(metrics) == ["loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+        assert metrics["lr"] == 0.01 and metrics["seconds"] > 0.0
+        assert 0.0 <= metrics["accuracy"] <= 1.0
+    # 90 training rows: accuracy is a multiple of 1/90, val_accuracy of 1/30
+    assert result.history[-1]["accuracy"] * 90 == pytest.approx(
+        round(result.history[-1]["accuracy"] * 90), abs=1e-9)
+    assert result.history[-1]["val_accuracy"] * 30 == pytest.approx(
+        round(result.history[-1]["val_accuracy"] * 30), abs=1e-9)
+    assert result.history[-1]["val_accuracy"] == 1.0  # separable blobs
+
+
+def test_regression_run_reports_no_accuracy_and_learns() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 3))
+    y = (X @ np.array([1.0, -2.0, 0.5]))[:, None]
+    spec = make_spec([{"type": "dense", "units": 1}], loss="mse", epochs=30,
+                     optimizer={"type": "sgd", "learning_rate": 0.1})
+    result = train(spec, X, y)
+    assert "accuracy" not in result.history[0] and "val_accuracy" not in result.history[0]
+    assert result.history[-1]["val_loss"] < 1e-4 < result.history[0]["loss"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_run_dtype_is_kept_everywhere(dtype: str) -> None:
+    X, y = blobs()
+    result = train(make_spec(dtype=dtype), X.astype(np.float64), y)
+    net = result.network
+    assert net.flat_params.dtype == np.dtype(dtype)
+    assert all(p.dtype == np.dtype(dtype) for p in net.params.values())
+    assert net.preprocessing.mean.dtype == np.dtype(dtype)
+    assert net.predict(X).dtype == np.dtype(dtype)
+    optim = result.state.optimizer
+    assert optim["exp_avg/all"].dtype == np.dtype(dtype)
+
+
+def test_validation_split_holds_out_the_last_fraction_of_a_seeded_permutation() -> None:
+    train_idx, val_idx = split_indices(100, 0.2, seed=7)
+    assert len(train_idx) == 80 and len(val_idx) == 20
+    assert sorted(np.concatenate([train_idx, val_idx]).tolist()) == list(range(100))
+    perm = np.random.default_rng([7, 1]).permutation(100)
+    np.testing.assert_array_equal(val_idx, np.sort(perm[80:]))
+    again = split_indices(100, 0.2, seed=7)
+    np.testing.assert_array_equal(again[1], val_idx)
+    assert not np.array_equal(split_indices(100, 0.2, seed=8)[1], val_idx)
+    assert len(split_indices(100, 0.0, seed=7)[1]) == 0
+
+
+def test_standardization_is_fitted_on_training_rows_only() -> None:
+    X, y = blobs()
+    X[:, 0] += np.arange(len(X))  # a trend: train and validation means differ
+    result = train(make_spec(epochs=1, seed=3), X, y)
+    train_idx, _ = split_indices(len(X), 0.25, seed=3)
+    prep = result.network.preprocessing
+    np.testing.assert_allclose(prep.mean, X[train_idx].mean(axis=0), rtol=1e-6)
+    assert abs(prep.mean[0] - X[:, 0].mean()) > 0.1
+    np.testing.assert_allclose(prep.std, X[train_idx].std(axis=0), rtol=1e-6)
+    unstandardized = train(make_spec(epochs=1, standardize=False), X, y)
+    assert unstandardized.network.preprocessing is None
+
+
+def test_full_batch_takes_one_step_per_epoch() -> None:
+    X, y = blobs()
+    result = train(make_spec(epochs=5, batch_size="full"), X, y)
+    assert result.state.optimizer["step"] == 5
+    mini = train(make_spec(epochs=5, batch_size=16), X, y)
+    assert mini.state.optimizer["step"] == 5 * 6  # ceil(90 / 16)
+
+
+def test_init_params_replace_the_initial_weights() -> None:
+    X, y = blobs()
+    first = train(make_spec(epochs=1), X, y).network
+    init = {k: np.full_like(v, 0.125) for k, v in first.params.items()}
+    frozen = make_spec(epochs=2, optimizer={"type": "sgd", "learning_rate": 0.0})
+    result = train(frozen, X, y, init_params=init)
+    for name, value in result.network.params.items():
+        np.testing.assert_array_equal(value, init[name])
+
+
+def test_lr_reports_the_rate_used_in_each_epoch_of_a_schedule() -> None:
+    X, y = blobs()
+    spec = make_spec(epochs=4, lr_schedule={"type": "step", "step_size": 1, "gamma": 0.5})
+    result = train(spec, X, y)
+    assert [h["lr"] for h in result.history] == [0.01, 0.005, 0.0025, 0.00125]
+
+
+def test_should_stop_is_polled_between_batches_and_cancels_mid_epoch() -> None:
+    X, y = blobs()
+    calls = []
+
+    def should_stop() -> bool:
+        calls.append(1)
+        return len(calls) == 9  # 6 batches per epoch: epoch 1, then 2 batches of epoch 2
+
+    result = train(make_spec(epochs=5), X, y, should_stop=should_stop)
+    assert result.stop_reason == "cancelled"
+    assert len(result.history) == 1
+    assert result.state.partial is not None and result.state.partial["batch"] == 2
+    assert result.state.optimizer["step"] == 8
+    assert load_state(result.checkpoint()).partial == result.state.partial
+
+
+def test_max_runtime_stops_the_run() -> None:
+    X, y = blobs()
+    result = train(make_spec(epochs=50, max_runtime_s=1e-9), X, y)
+    assert result.stop_reason == "max_runtime"
+    assert len(result.history) == 0
+    assert result.state.optimizer["step"] == 0
+
+
+def test_non_finite_loss_stops_with_diverged_and_names_the_epoch() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 3)) * 100.0
+    y = rng.standard_normal((64, 1)) * 1e4
+    spec = make_spec([{"type": "dense", "units": 8, "activation": "relu"},
+                      {"type": "dense", "units": 1}], loss="mse", epochs=20, standardize=False,
+                     optimizer={"type": "sgd", "learning_rate": 10.0})
+    result = train(spec, X, y)
+    assert result.stop_reason == "diverged"
+    assert result.failure is not None
+    epoch = len(result.history) + 1
+    assert f"epoch {epoch}" in result.failure
+    assert epoch < 20
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement() -> None:
+    X, y = blobs()
+    frozen = {"type": "sgd", "learning_rate": 0.0}
+    es = {"monitor": "val_loss", "patience": 2, "min_delta": 0.0, "restore_best": True}
+    result = train(make_spec(epochs=10, optimizer=frozen, early_stopping=es), X, y)
+    assert result.stop_reason == "early_stopping"
+    assert len(result.history) == 3  # best at 1, then 2 epochs without improvement
+
+
+def _noisy_overfit() -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    # Random labels: the training loss falls while the validation loss climbs.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 10))
+    y = rng.integers(0, 3, 80)
+    layers = [{"type": "dense", "units": 64, "activation": "relu"}, {"type": "dense", "units": 3}]
+    return X, y, make_spec(layers, epochs=12, batch_size=8)
+
+
+@pytest.mark.parametrize("cancel", [False, True])
+def test_restore_best_applies_at_epochs_done_and_at_cancel(cancel: bool) -> None:
+    X, y, spec = _noisy_overfit()
+    spec["training"]["early_stopping"] = {"monitor": "val_loss", "patience": 100,
+                                          "restore_best": True}
+    weights: dict[int, dict[str, np.ndarray]] = {}
+
+    def on_epoch(report: EpochReport) -> None:
+        with np.load(io.BytesIO(report.weights_npz())) as npz:
+            weights[report.epoch] = {k: npz[k] for k in npz.files if not k.startswith("__")}
+
+    calls = []
+
+    def should_stop() -> bool:
+        calls.append(1)
+        return cancel and len(calls) == 8 * 10 + 3  # mid-epoch 11
+
+    result = train(spec, X, y, on_epoch=on_epoch, should_stop=should_stop)
+    assert result.stop_reason == ("cancelled" if cancel else "epochs_done")
+    val = [h["val_loss"] for h in result.history]
+    best = int(np.argmin(val)) + 1
+    assert best < len(val)  # the set-up must overfit, else the test proves nothing
+    assert result.restored_epoch == best
+    for name, value in result.network.params.items():
+        np.testing.assert_array_equal(value, weights[best][name])
+    # the resumable state keeps the weights the run actually stopped with
+    assert not np.array_equal(result.state.params["0.weight"], weights[best]["0.weight"])
+
+
+def test_l2_penalty_shrinks_the_weights() -> None:
+    X, y, spec = _noisy_overfit()
+    plain = train(spec, X, y).network.params["0.weight"]
+    spec["regularization"] = {"l1": 0.0, "l2": 0.1}
+    shrunk = train(spec, X, y).network.params["0.weight"]
+    assert np.linalg.norm(shrunk) < 0.8 * np.linalg.norm(plain)
+
+
+def test_clip_grad_norm_bounds_every_step() -> None:
+    X, y = blobs()
+    spec = make_spec(epochs=1, batch_size=16, clip_grad_norm=1e-3,
+                     optimizer={"type": "sgd", "learning_rate": 1.0})
+    frozen = make_spec(epochs=1, optimizer={"type": "sgd", "learning_rate": 0.0})
+    start = train(frozen, X, y).network.flat_params.astype(np.float64)
+    result = train(spec, X, y)
+    moved = np.linalg.norm(result.network.flat_params.astype(np.float64) - start)
+    assert 0.0 < moved <= 6 * 1e-3 * (1 + 1e-4)
+
+
+def test_dict_and_spec_object_give_the_same_run() -> None:
+    from core.spec import Spec
+
+    X, y = blobs()
+    spec = make_spec(epochs=2)
+    a = train(spec, X, y).network.flat_params
+    b = train(Spec.from_dict(spec), X, y).network.flat_params
+    assert a.tobytes() == b.tobytes()
