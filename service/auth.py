@@ -1,7 +1,7 @@
 """Bearer API keys -> tenant. Keys are stored only as SHA-256 hashes (DESIGN §4, issue 5).
 
 A key is looked up by its hash (an indexed equality, so the secret itself is never compared in
-the database), then compared again with `hmac.compare_digest` so the check does not leak timing.
+the database), then compared again with `hmac.compare_digest` (store.keys.tenant_for_key).
 Resolved keys are cached for a few seconds: predict's latency budget has no room for a database
 round trip per request, and a revoked key stops working within `CACHE_SECONDS`.
 """
@@ -9,7 +9,6 @@ round trip per request, and a revoked key stops working within `CACHE_SECONDS`.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import threading
 import time
 
@@ -61,21 +60,12 @@ class KeyCache:
             self._items[digest] = (tenant_id, time.monotonic() + CACHE_SECONDS)
 
 
-def _lookup_tenant(digest: str) -> str | None:
-    from sqlalchemy import select
-    from store.models import ApiKey
-
+def _lookup_tenant(token: str) -> str | None:
     from service.app import read_session
+    from store import keys
 
     with read_session() as session:
-        row = session.execute(
-            select(ApiKey.key_hash, ApiKey.tenant_id).where(
-                ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None)
-            )
-        ).first()
-    if row is None or not hmac.compare_digest(str(row.key_hash), digest):
-        return None
-    return str(row.tenant_id)
+        return keys.tenant_for_key(session, token)
 
 
 def current_tenant() -> str:
@@ -99,7 +89,7 @@ def init_app(app: Flask) -> None:
         digest = hash_key(token)
         tenant = cache.get(digest)
         if tenant is None:
-            tenant = _lookup_tenant(digest)
+            tenant = _lookup_tenant(token)
             if tenant is None:
                 raise ApiError(401, "invalid or revoked API key", kind="unauthorized",
                                headers=_CHALLENGE)

@@ -114,18 +114,18 @@ def _spec_errors(exc: Exception) -> list[dict[str, str]]:
 
 
 def _core_problem(exc: Exception) -> Response:
-    name = type(exc).__name__
-    if name in ("SpecError", "SpecErrors"):
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "SpecError" in names:
         errors = _spec_errors(exc)
         detail = "; ".join(f"{x['field']}: {x['message']}" for x in errors[:5])
         return problem(422, detail, kind="invalid-spec", errors=errors)
-    if name == "DatasetError":
+    if "DatasetError" in names:
         field = str(getattr(exc, "field", None) or "dataset")
         message = str(getattr(exc, "message", None) or exc)
         return problem(
             422, str(exc), kind="invalid-dataset", errors=[{"field": field, "message": message}]
         )
-    if name == "CheckpointError":
+    if "CheckpointError" in names:
         return problem(
             422, str(exc), kind="invalid-checkpoint",
             errors=[{"field": "file", "message": str(exc)}],
@@ -169,13 +169,16 @@ def init_app(app: Flask) -> None:
 
 
 def _store_problem(exc: Exception) -> Response:
-    name = type(exc).__name__
-    if name == "NotFound":
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "BadCursor" in names:
+        return problem(400, str(exc), kind="invalid-cursor",
+                       errors=[{"field": "cursor", "message": "not a cursor of this listing"}])
+    if "NotFound" in names:
         return problem(404, str(exc) or "not found", kind="not-found")
-    if name == "Conflict":
-        return problem(409, str(exc) or "conflict", kind="conflict")
-    if name == "QuotaExceeded":
+    if "QuotaExceeded" in names:
         return problem(429, str(exc) or "quota exceeded", kind="quota-exceeded",
                        headers={"Retry-After": "30"})
+    if "Conflict" in names:
+        return problem(409, str(exc) or "conflict", kind="conflict")
     log.exception("unhandled store error")
     return problem(500, "internal server error", kind="internal-error")

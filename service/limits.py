@@ -76,9 +76,9 @@ def check_concurrent_jobs(session: Session, tenant_id: str, limits: Limits) -> N
 
 
 def check_storage(session: Session, tenant_id: str, new_bytes: int, limits: Limits) -> None:
-    from store import tenants
+    from store import usage
 
-    used = tenants.stored_bytes(session, tenant_id)
+    used = usage.stored_bytes(session, tenant_id)
     if used + new_bytes > limits.max_stored_bytes:
         raise ApiError(
             413,

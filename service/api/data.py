@@ -60,12 +60,15 @@ def resolve(session: Session, tenant_id: str, ref: object, field: str = "dataset
         return builtin(name)
     from store import datasets as store_datasets
 
-    row = store_datasets.get_dataset(session, tenant_id, ref)
+    row = store_datasets.get(session, tenant_id, ref)
     if row is None:
         raise validation_error(field, f"dataset {ref!r} not found")
 
     def load() -> Any:
-        X, y = npz_to_arrays(store_datasets.get_blob(session, tenant_id, ref))
+        blob = store_datasets.get_blob(session, tenant_id, ref)
+        if blob is None:
+            raise validation_error(field, f"dataset {ref!r} has no stored data")
+        X, y = npz_to_arrays(blob)
         return Dataset(X=X, y=y, kind=row.kind, classes=row.classes, feature_names=None)
 
     return _uploaded.get_or_load(ref, load)

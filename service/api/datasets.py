@@ -137,7 +137,7 @@ def upload_dataset(query: DatasetUploadQuery) -> tuple[Response, int, dict[str, 
 
     with transaction() as session:
         check_storage(session, tenant, len(blob), limits)
-        row = store_datasets.create_dataset(
+        row = store_datasets.create(
             session, tenant,
             name=name or f"dataset.{fmt}", format=fmt, n_rows=int(dataset.X.shape[0]),
             x_shape=[int(n) for n in dataset.X.shape], y_shape=[int(n) for n in dataset.y.shape],
@@ -154,7 +154,7 @@ def list_datasets(query: PageQuery) -> Response:
     from store import datasets as store_datasets
 
     with read_session() as session:
-        rows, next_cursor = store_datasets.list_datasets(
+        rows, next_cursor = store_datasets.list_page(
             session, current_tenant(), limit=query.limit, cursor=query.cursor
         )
         items = [dataset_json(r) for r in rows]
@@ -173,7 +173,7 @@ def get_dataset(path: DatasetPath) -> Response:
     from store import datasets as store_datasets
 
     with read_session() as session:
-        row = store_datasets.get_dataset(session, current_tenant(), ident)
+        row = store_datasets.get(session, current_tenant(), ident)
         if row is None:
             raise not_found("dataset", ident)
         return jsonify(dataset_json(row))
@@ -187,6 +187,6 @@ def delete_dataset(path: DatasetPath) -> tuple[str, int]:
     from store import datasets as store_datasets
 
     with transaction() as session:
-        if not store_datasets.delete_dataset(session, current_tenant(), path.dataset_id):
+        if not store_datasets.delete(session, current_tenant(), path.dataset_id):
             raise not_found("dataset", path.dataset_id)
     return "", 204

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Response, jsonify, request
 from flask_openapi3 import APIBlueprint, Tag
+from sqlalchemy.exc import IntegrityError
 
 from service.api import data
 from service.api.common import check_idempotency_key, isoformat, not_found
@@ -131,15 +132,29 @@ def submit_job(
     body: JobSpecBody, header: IdempotencyHeader
 ) -> tuple[Response, int, dict[str, str]]:
     """Submit a job; 202 with Location. The same Idempotency-Key and body return the same job."""
-    from core.datasets import validate_for_spec
 
-    from store import jobs as store_jobs
 
     key = check_idempotency_key(request.headers.get("Idempotency-Key"))
     raw = _spec_body()
     body_hash = hashlib.sha256(
         json.dumps(raw, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
+    try:
+        return _submit(raw, key, body_hash)
+    except IntegrityError:
+        if key is None:
+            raise
+        # A concurrent request with the same key committed first: this one is now a replay.
+        return _submit(raw, key, body_hash)
+
+
+def _submit(
+    raw: dict[str, Any], key: str | None, body_hash: str
+) -> tuple[Response, int, dict[str, str]]:
+    from core.datasets import validate_for_spec
+
+    from store import jobs as store_jobs
+
     tenant = current_tenant()
     with transaction() as session:
         if key is not None:
