@@ -165,8 +165,8 @@ class RunSetup:
             early_stopping=None if self.early_stopping is None
             else self.early_stopping.state_dict(),
             best_params=self.best_params, optimizer=self.optimizer.state_dict(),
-            scheduler=self.schedule.state_dict(), rng=net.rng.bit_generator.state,
-            shuffle_rng=self.shuffle_rng.bit_generator.state,
+            scheduler=self.schedule.state_dict(), rng=dict(net.rng.bit_generator.state),
+            shuffle_rng=dict(self.shuffle_rng.bit_generator.state),
             partial=None if self.partial is None else dict(self.partial),
             stop_reason=stop_reason)
 
