@@ -1,0 +1,189 @@
+"""Checkpoints: the bytes of a training state (deferred) plus the metrics they were saved at."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, undefer
+
+from store.errors import NotFound
+from store.models import CHECKPOINT_KINDS, Checkpoint, Job
+
+DEFAULT_MONITOR = "val_loss"
+
+
+def _mode_for(monitor: str) -> str:
+    """"max" for accuracies, "min" for losses and anything else, as Keras' "auto" mode does."""
+    return "max" if "acc" in monitor else "min"
+
+
+def save_checkpoint(
+    s: Session,
+    job_id: str,
+    epoch: int,
+    kind: str,
+    blob: bytes,
+    metrics: dict[str, Any] | None = None,
+    *,
+    tenant_id: str | None = None,
+    sha256: str | None = None,
+    model_spec: dict[str, Any] | None = None,
+) -> Checkpoint:
+    """Store a job's checkpoint; tenant, sha256 and model spec default from the job and blob."""
+    if kind not in CHECKPOINT_KINDS:
+        raise ValueError(f"unknown checkpoint kind {kind!r}; expected one of {CHECKPOINT_KINDS}")
+    job = s.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} does not exist")
+    row = Checkpoint(
+        job_id=job_id,
+        tenant_id=tenant_id or job.tenant_id,
+        epoch=int(epoch),
+        kind=kind,
+        metrics=dict(metrics or {}),
+        size_bytes=len(blob),
+        sha256=sha256 or hashlib.sha256(blob).hexdigest(),
+        blob=blob,
+        model_spec=model_spec if model_spec is not None else (job.spec or {}).get("model"),
+    )
+    s.add(row)
+    s.flush()
+    return row
+
+
+def import_checkpoint(
+    s: Session,
+    tenant_id: str,
+    *,
+    blob: bytes,
+    sha256: str | None = None,
+    model_spec: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> Checkpoint:
+    """Store uploaded weights (no job) to warm-start jobs or to predict with."""
+    row = Checkpoint(
+        job_id=None, tenant_id=tenant_id, epoch=0, kind="imported", metrics=dict(metrics or {}),
+        size_bytes=len(blob), sha256=sha256 or hashlib.sha256(blob).hexdigest(), blob=blob,
+        model_spec=model_spec,
+    )
+    s.add(row)
+    s.flush()
+    return row
+
+
+def get(s: Session, checkpoint_id: str, *, tenant_id: str | None = None) -> Checkpoint | None:
+    """The checkpoint; with `tenant_id`, only if it is that tenant's (else None)."""
+    row = s.get(Checkpoint, checkpoint_id)
+    if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
+        return None
+    return row
+
+
+def get_checkpoint(s: Session, tenant_id: str, checkpoint_id: str) -> Checkpoint | None:
+    """The tenant's checkpoint or None: the service's tenant-scoped read."""
+    return get(s, checkpoint_id, tenant_id=tenant_id)
+
+
+def get_blob(s: Session, checkpoint_id: str) -> bytes | None:
+    """The checkpoint's bytes (the only read that loads the deferred column)."""
+    blob = s.scalar(sa.select(Checkpoint.blob).where(Checkpoint.id == checkpoint_id))
+    return None if blob is None else bytes(blob)
+
+
+def list_for_job(s: Session, job_id: str) -> list[Checkpoint]:
+    """The job's kept checkpoints by epoch, without their bytes."""
+    return list(
+        s.scalars(
+            sa.select(Checkpoint)
+            .where(Checkpoint.job_id == job_id)
+            .order_by(Checkpoint.epoch, Checkpoint.id)
+        )
+    )
+
+
+def latest_for_job(s: Session, job_id: str, *, with_blob: bool = True) -> Checkpoint | None:
+    """The checkpoint with the highest epoch (the newest of them): where a resume starts."""
+    query = (
+        sa.select(Checkpoint)
+        .where(Checkpoint.job_id == job_id)
+        .order_by(Checkpoint.epoch.desc(), Checkpoint.id.desc())
+        .limit(1)
+    )
+    if with_blob:
+        query = query.options(undefer(Checkpoint.blob))
+    return s.scalars(query).first()
+
+
+def _score(row: Checkpoint, monitor: str) -> float | None:
+    value = (row.metrics or {}).get(monitor)
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def rank_best(rows: list[Checkpoint], monitor: str, mode: str | None = None) -> list[Checkpoint]:
+    """Rows that carry `monitor`, best first (ties: the earlier epoch wins, as is_best does)."""
+    mode = mode or _mode_for(monitor)
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+    sign = 1.0 if mode == "min" else -1.0
+    scored = [(score, row) for row in rows if (score := _score(row, monitor)) is not None]
+    scored.sort(key=lambda pair: (sign * pair[0], pair[1].epoch, pair[1].id))
+    return [row for _, row in scored]
+
+
+def _monitor_of(s: Session, job_id: str) -> str:
+    job = s.get(Job, job_id)
+    policy = ((job.spec if job is not None else None) or {}).get("checkpoints") or {}
+    return str(policy.get("monitor") or DEFAULT_MONITOR)
+
+
+def best_for_job(s: Session, job_id: str, monitor: str | None = None,
+                 mode: str | None = None) -> Checkpoint | None:
+    """The best checkpoint by `monitor` (default: the job's policy), else the latest."""
+    rows = list_for_job(s, job_id)
+    ranked = rank_best(rows, monitor or _monitor_of(s, job_id), mode)
+    if ranked:
+        return ranked[0]
+    return latest_for_job(s, job_id, with_blob=False)
+
+
+def pick_for_job(s: Session, job_id: str, which: str) -> Checkpoint | None:
+    """`which` is "best" or "latest" (the predict endpoint's choice)."""
+    if which == "best":
+        return best_for_job(s, job_id)
+    if which == "latest":
+        return latest_for_job(s, job_id, with_blob=False)
+    raise ValueError(f"which must be 'best' or 'latest', got {which!r}")
+
+
+def prune(
+    s: Session,
+    job_id: str,
+    keep_last: int,
+    keep_best: int,
+    monitor: str = DEFAULT_MONITOR,
+    mode: str | None = None,
+) -> list[str]:
+    """Delete the job's checkpoints the policy does not keep; returns the deleted ids.
+
+    Kept: every "final" one, the `keep_last` newest (always at least the latest), and the
+    `keep_best` best by `monitor` (`mode` "min"/"max", default from the metric's name).
+    """
+    rows = list_for_job(s, job_id)
+    if not rows:
+        return []
+    newest = sorted(rows, key=lambda r: (r.epoch, r.id), reverse=True)
+    keep = {r.id for r in newest[: max(1, keep_last)]}
+    keep |= {r.id for r in rank_best(rows, monitor, mode)[: max(0, keep_best)]}
+    keep |= {r.id for r in rows if r.kind == "final"}
+    doomed = [r.id for r in rows if r.id not in keep]
+    if doomed:
+        s.execute(
+            sa.delete(Checkpoint).where(Checkpoint.id.in_(doomed))
+            .execution_options(synchronize_session="fetch")
+        )
+    return doomed

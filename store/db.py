@@ -1,0 +1,68 @@
+"""Engines and session factories for SQLite (embedded) and PostgreSQL (production)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def normalize_url(url: str | sa.URL) -> sa.URL:
+    """The URL with PostgreSQL pinned to psycopg 3 (``postgresql://`` means psycopg2 otherwise)."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """SQLAlchemy's recipe for real transactions on pysqlite, plus WAL and lock waiting.
+
+    pysqlite's own transaction handling emits BEGIN lazily and never for SELECTs, which breaks
+    isolation; so the driver is put in autocommit mode and SQLAlchemy emits BEGIN itself.
+    BEGIN IMMEDIATE takes the write lock at the start: a transaction that reads and then writes
+    cannot fail half-way with SQLITE_BUSY when another process wrote in between (WAL readers are
+    never blocked by it), and concurrent writers queue on busy_timeout instead of erroring.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str | sa.URL, **kwargs: Any) -> Engine:
+    """An engine for `url`: SQLite gets WAL, foreign keys and a busy timeout; PostgreSQL psycopg 3.
+
+    Extra keyword arguments go to `sqlalchemy.create_engine`. Processes that fork after making
+    an engine must call ``engine.dispose(close=False)`` in the child (the worker does).
+    """
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        connect_args.update(kwargs.pop("connect_args", {}))
+        engine = sa.create_engine(
+            parsed, connect_args=connect_args, pool_pre_ping=True, **kwargs
+        )
+        _configure_sqlite(engine)
+        return engine
+    return sa.create_engine(parsed, pool_pre_ping=True, **kwargs)
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions whose objects stay readable after commit (views serialise after the block)."""
+    return sessionmaker(bind=engine, expire_on_commit=False)

@@ -1,0 +1,187 @@
+"""Jobs as the API sees them: create (idempotent), read, list, cancel, resume.
+
+The worker's side (claim, heartbeat, finish, reconcile queries) lives in store/claims.py and
+is re-exported here, so callers write ``jobs.claim_job(...)`` either way.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from store.claims import (
+    HeartbeatResult,
+    claim_job,
+    fail_exhausted,
+    finish,
+    heartbeat,
+    release,
+    stale_or_lost,
+    update_progress,
+)
+from store.columns import utcnow
+from store.errors import Conflict, NotFound
+from store.models import ACTIVE_STATUSES, JOB_STATUSES, Job
+from store.pages import Page, newest_first
+
+RESUMABLE_STATUSES = ("cancelled", "failed")
+
+__all__ = [
+    "RESUMABLE_STATUSES", "HeartbeatResult", "claim_job", "count_active", "create_job",
+    "fail_exhausted", "find_by_idempotency_key", "finish", "get", "get_job", "heartbeat",
+    "list_jobs", "list_page", "prepare_resume", "release", "request_cancel", "resume_job",
+    "stale_or_lost", "update_progress",
+]
+
+
+def _epochs_of(spec: dict[str, Any]) -> int:
+    return int((spec.get("training") or {}).get("epochs", 1))
+
+
+def find_by_idempotency_key(s: Session, tenant_id: str, key: str) -> Job | None:
+    return s.scalars(
+        sa.select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key)
+    ).one_or_none()
+
+
+def create_job(
+    s: Session,
+    tenant_id: str,
+    spec: dict[str, Any],
+    dataset_id: str | None,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+    *,
+    name: str | None = None,
+    epochs_total: int | None = None,
+) -> Job:
+    """A new queued job, or the job an earlier request with the same idempotency key made.
+
+    Same key and same `request_hash` -> that job (nothing new is stored); same key and another
+    hash -> `Conflict`. `name` and `epochs_total` default to the spec's name and epochs.
+    """
+    if idempotency_key is not None:
+        existing = find_by_idempotency_key(s, tenant_id, idempotency_key)
+        if existing is not None:
+            if existing.request_hash != request_hash:
+                raise Conflict(
+                    f"Idempotency-Key {idempotency_key!r} was used for job {existing.id} with"
+                    " a different request body"
+                )
+            return existing
+    job = Job(
+        tenant_id=tenant_id,
+        name=name if name is not None else str(spec.get("name") or "job"),
+        spec=spec,
+        dataset_id=dataset_id,
+        epochs_total=epochs_total if epochs_total is not None else _epochs_of(spec),
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
+    s.add(job)
+    s.flush()
+    return job
+
+
+def get(s: Session, tenant_id: str, job_id: str) -> Job | None:
+    """The tenant's job, or None (missing and another tenant's look the same)."""
+    job = s.get(Job, job_id)
+    return job if job is not None and job.tenant_id == tenant_id else None
+
+
+def list_page(
+    s: Session,
+    tenant_id: str,
+    status: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page:
+    """The tenant's jobs, newest first, optionally of one status."""
+    query = sa.select(Job).where(Job.tenant_id == tenant_id)
+    if status:
+        if status not in JOB_STATUSES:
+            raise ValueError(f"unknown status {status!r}; expected one of {list(JOB_STATUSES)}")
+        query = query.where(Job.status == status)
+    return newest_first(s, query, Job.created_at, Job.id, limit, cursor)
+
+
+def count_active(s: Session, tenant_id: str) -> int:
+    """How many of the tenant's jobs are queued or running (the concurrency quota)."""
+    return int(
+        s.scalar(
+            sa.select(sa.func.count())
+            .select_from(Job)
+            .where(Job.tenant_id == tenant_id, Job.status.in_(ACTIVE_STATUSES))
+        )
+        or 0
+    )
+
+
+def _require(s: Session, job_id: str) -> Job:
+    job = s.get(Job, job_id, populate_existing=True)
+    if job is None:
+        raise NotFound(f"job {job_id} does not exist")
+    return job
+
+
+def request_cancel(s: Session, job_id: str) -> Job:
+    """Cancel a job: a queued one ends `cancelled` now, a running one is flagged for its worker.
+
+    A finished job is returned unchanged (cancelling twice is not an error).
+    """
+    now = utcnow()
+    s.execute(
+        sa.update(Job)
+        .where(Job.id == job_id, Job.status == "queued")
+        .values(status="cancelled", stop_reason="cancelled", finished_at=now,
+                cancel_requested=True)
+        .execution_options(synchronize_session=False)
+    )
+    s.execute(
+        sa.update(Job)
+        .where(Job.id == job_id, Job.status == "running")
+        .values(cancel_requested=True)
+        .execution_options(synchronize_session=False)
+    )
+    return _require(s, job_id)
+
+
+def prepare_resume(s: Session, job: Job, extra_epochs: int = 0) -> Job:
+    """Queue a cancelled or failed job again, to continue from its latest checkpoint.
+
+    `extra_epochs` raises the epoch target (and the spec's training.epochs with it). Attempts
+    start again from 0: the attempts cap is per run, and each claim still gets its lease row.
+    """
+    if job.status not in RESUMABLE_STATUSES:
+        raise Conflict(f"job {job.id} is {job.status}; only cancelled or failed jobs resume")
+    if extra_epochs < 0:
+        raise ValueError("extra_epochs must be >= 0")
+    if extra_epochs:
+        spec = copy.deepcopy(job.spec)
+        spec.setdefault("training", {})["epochs"] = job.epochs_total + extra_epochs
+        job.spec = spec
+        job.epochs_total += extra_epochs
+    job.status = "queued"
+    job.stop_reason = None
+    job.failure_reason = None
+    job.cancel_requested = False
+    job.finished_at = None
+    job.lease_owner = None
+    job.heartbeat_at = None
+    job.attempts = 0
+    job.queued_at = utcnow()
+    s.flush()
+    return job
+
+
+def resume_job(s: Session, job_id: str, extra_epochs: int = 0) -> Job:
+    """`prepare_resume` by id; NotFound if the job does not exist."""
+    return prepare_resume(s, _require(s, job_id), extra_epochs)
+
+
+# Names the service uses.
+get_job = get
+list_jobs = list_page

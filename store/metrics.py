@@ -1,0 +1,68 @@
+"""Per-epoch metrics, one row per (job, epoch, name), upserted so a re-run epoch overwrites."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from store.models import Metric
+
+INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def upsert_epoch(s: Session, job_id: str, epoch: int, values: dict[str, Any]) -> None:
+    """Write `values` ({name: number}) for the epoch; existing (job, epoch, name) rows change.
+
+    Values that are not numbers (None, strings) are skipped: metrics are floats.
+    """
+    rows = [
+        {"job_id": job_id, "epoch": int(epoch), "name": str(name), "value": float(value)}
+        for name, value in values.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    ]
+    if not rows:
+        return
+    insert = INSERTS[s.get_bind().dialect.name](Metric).values(rows)
+    s.execute(
+        insert.on_conflict_do_update(
+            index_elements=[Metric.job_id, Metric.epoch, Metric.name],
+            set_={"value": insert.excluded.value},
+        )
+    )
+
+
+def history(s: Session, job_id: str, after_epoch: int = 0,
+            limit: int = 1000) -> list[dict[str, Any]]:
+    """Epochs after `after_epoch`, oldest first, at most `limit`: [{"epoch": 1, "loss": ...}]."""
+    epochs = (
+        sa.select(Metric.epoch)
+        .where(Metric.job_id == job_id, Metric.epoch > after_epoch)
+        .group_by(Metric.epoch)
+        .order_by(Metric.epoch)
+        .limit(max(1, int(limit)))
+        .subquery()
+    )
+    rows = s.execute(
+        sa.select(Metric.epoch, Metric.name, Metric.value)
+        .where(Metric.job_id == job_id, Metric.epoch.in_(sa.select(epochs.c.epoch)))
+        .order_by(Metric.epoch, Metric.name)
+    )
+    items: dict[int, dict[str, Any]] = {}
+    for epoch, name, value in rows:
+        items.setdefault(epoch, {"epoch": epoch})[name] = value
+    return list(items.values())
+
+
+def epochs_recorded(s: Session, job_id: str) -> int:
+    """How many distinct epochs have metrics (a resumed job must not count one twice)."""
+    return int(
+        s.scalar(sa.select(sa.func.count(sa.distinct(Metric.epoch))).where(Metric.job_id == job_id))
+        or 0
+    )
+
+
+# Name the service uses.
+list_epochs = history

@@ -1,0 +1,184 @@
+"""The tables: tenants, keys, datasets, jobs and what a job produces.
+
+Ids are sortable strings (store/ids.py); timestamps are aware UTC; JSON columns are JSONB on
+PostgreSQL; blobs are deferred so listing rows never reads megabytes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
+
+from store.columns import JSONType, UTCDateTime, utcnow
+from store.ids import PREFIXES, new_id
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+ACTIVE_STATUSES = ("queued", "running")
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+STOP_REASONS = ("epochs_done", "early_stopping", "max_runtime", "cancelled", "diverged")
+CHECKPOINT_KINDS = ("periodic", "best", "final", "imported")
+ID = sa.String(40)
+
+
+def _id(kind: str) -> Mapped[str]:
+    """A primary key filled with a fresh sortable id, e.g. ``job_01JDX...``."""
+    return mapped_column(ID, primary_key=True, default=partial(new_id, PREFIXES[kind]))
+
+
+def _tenant_fk(index: bool = False) -> Mapped[str]:
+    return mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"), index=index)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType}
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = _id("tenant")
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = _id("api_key")
+    tenant_id: Mapped[str] = _tenant_fk(index=True)
+    key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)  # sha256 hex of the key
+    prefix: Mapped[str] = mapped_column(sa.String(16))  # shown in listings, useless to attackers
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+    __table_args__ = (sa.Index("ix_datasets_tenant_created", "tenant_id", "created_at", "id"),)
+
+    id: Mapped[str] = _id("dataset")
+    tenant_id: Mapped[str] = _tenant_fk()
+    name: Mapped[str] = mapped_column(sa.String(200))
+    format: Mapped[str] = mapped_column(sa.String(16))
+    n_rows: Mapped[int]
+    x_shape: Mapped[list[int]] = mapped_column(JSONType)
+    y_shape: Mapped[list[int]] = mapped_column(JSONType)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    classes: Mapped[list[Any] | None] = mapped_column(JSONType)
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    size_bytes: Mapped[int] = mapped_column(sa.BigInteger)
+    blob: Mapped[bytes | None] = deferred(mapped_column(sa.LargeBinary))  # npz of X, y
+    builtin: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        sa.CheckConstraint(_in("status", JOB_STATUSES), name="status"),
+        sa.UniqueConstraint("tenant_id", "idempotency_key"),
+        sa.Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
+        sa.Index("ix_jobs_status", "status"),
+    )
+
+    id: Mapped[str] = _id("job")
+    tenant_id: Mapped[str] = _tenant_fk()
+    name: Mapped[str] = mapped_column(sa.String(200))
+    spec: Mapped[dict[str, Any]]
+    # Jobs outlive the uploads they trained on: deleting a dataset keeps their results.
+    dataset_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("datasets.id", ondelete="SET NULL")
+    )
+    status: Mapped[str] = mapped_column(sa.String(16), default="queued")
+    stop_reason: Mapped[str | None] = mapped_column(sa.String(32))
+    failure_reason: Mapped[str | None] = mapped_column(sa.Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    epochs_total: Mapped[int]
+    epoch_done: Mapped[int] = mapped_column(default=0)
+    latest: Mapped[dict[str, Any] | None]
+    best: Mapped[dict[str, Any] | None]
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(200))
+    heartbeat_at: Mapped[datetime | None]
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(200))
+    request_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    event_seq: Mapped[int] = mapped_column(default=0)  # last JobEvent.seq handed out
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)  # reconcile's clock for "queued"
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class Metric(Base):
+    __tablename__ = "metrics"
+
+    job_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    epoch: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    value: Mapped[float] = mapped_column(sa.Float(precision=53))
+
+
+class Checkpoint(Base):
+    __tablename__ = "checkpoints"
+    __table_args__ = (
+        sa.CheckConstraint(_in("kind", CHECKPOINT_KINDS), name="kind"),
+        sa.Index("ix_checkpoints_job_epoch", "job_id", "epoch"),
+    )
+
+    id: Mapped[str] = _id("checkpoint")
+    job_id: Mapped[str | None] = mapped_column(sa.ForeignKey("jobs.id", ondelete="CASCADE"))
+    tenant_id: Mapped[str] = _tenant_fk(index=True)
+    epoch: Mapped[int]
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    size_bytes: Mapped[int] = mapped_column(sa.BigInteger)
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    blob: Mapped[bytes] = deferred(mapped_column(sa.LargeBinary, nullable=False))
+    model_spec: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobEvent(Base):
+    __tablename__ = "job_events"
+
+    job_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)  # per job, from 1
+    type: Mapped[str] = mapped_column(sa.String(32))
+    data: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobLease(Base):
+    """One row per claim: who held the job, from when to when, and how it ended."""
+
+    __tablename__ = "job_leases"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(sa.ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int]
+    worker_id: Mapped[str] = mapped_column(sa.String(200))
+    claimed_at: Mapped[datetime]
+    released_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(sa.String(32))  # succeeded/failed/.../lost/released
