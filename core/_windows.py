@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from numpy.typing import NDArray
 
 Array = NDArray[Any]
@@ -45,16 +46,54 @@ def window(x: Array, i: int, j: int, stride: int, oh: int, ow: int) -> Array:
 
 
 def im2col(xp: Array, cols: Array, stride: int) -> None:
-    """Fill ``cols`` (N, C, kh, kw, oh, ow) from padded input ``xp`` (N, C, Hp, Wp)."""
-    _, _, kh, kw, oh, ow = cols.shape
+    """Fill ``cols`` (C, kh, kw, N, oh, ow) from the padded input ``xp`` seen as (C, N, Hp, Wp).
+
+    Pass ``xp.transpose(1, 0, 2, 3)`` for NCHW data: the copy does the transposition.
+    """
+    _, kh, kw, _, oh, ow = cols.shape
     for i in range(kh):
         for j in range(kw):
-            cols[:, :, i, j] = window(xp, i, j, stride, oh, ow)
+            cols[:, i, j] = window(xp, i, j, stride, oh, ow)
 
 
 def col2im_add(dcols: Array, dxp: Array, stride: int) -> None:
-    """Add ``dcols`` (N, C, kh, kw, oh, ow) into the zeroed padded gradient ``dxp``."""
-    _, _, kh, kw, oh, ow = dcols.shape
+    """Add ``dcols`` (C, kh, kw, N, oh, ow) into the zeroed padded gradient ``dxp`` (C, N, ...)."""
+    _, kh, kw, _, oh, ow = dcols.shape
     for i in range(kh):
         for j in range(kw):
-            window(dxp, i, j, stride, oh, ow)[...] += dcols[:, :, i, j]
+            window(dxp, i, j, stride, oh, ow)[...] += dcols[:, i, j]
+
+
+def plane_windows(flat: Array, channels: int, batch: int, plane: int, offset: int,
+                  length: int) -> Array:
+    """View (C, N, length) of ``flat`` (C*N planes of ``plane`` elements, plus slack).
+
+    Row ``(c, n)`` starts ``offset`` elements into its plane. With stride 1 the kernel offset
+    (i, j) of a padded image of width Wp is the flat offset i*Wp + j, so each im2col slice is
+    one contiguous run of oh*Wp elements per plane: long inner loops instead of rows of ow.
+    """
+    size = flat.itemsize
+    view: Array = np.lib.stride_tricks.as_strided(
+        flat[offset:], shape=(channels, batch, length),
+        strides=(batch * plane * size, plane * size, size))
+    return view
+
+
+def im2col_wide(xp_flat: Array, cols: Array, width: int, plane: int) -> None:
+    """Stride-1 im2col over "wide" rows: ``cols`` (C, kh, kw, N, oh*Wp) from padded planes.
+
+    Output columns b >= ow of each row are garbage (they wrap into the next row); the conv
+    layer discards them in forward and zeroes their gradient in backward.
+    """
+    c, kh, kw, n, length = cols.shape
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, i, j] = plane_windows(xp_flat, c, n, plane, i * width + j, length)
+
+
+def col2im_wide(dcols: Array, dxp_flat: Array, width: int, plane: int) -> None:
+    """Adjoint of :func:`im2col_wide`: add ``dcols`` (C, kh, kw, N, oh*Wp) into the planes."""
+    c, kh, kw, n, length = dcols.shape
+    for i in range(kh):
+        for j in range(kw):
+            plane_windows(dxp_flat, c, n, plane, i * width + j, length)[...] += dcols[:, i, j]

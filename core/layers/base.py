@@ -24,7 +24,7 @@ from numpy.typing import DTypeLike, NDArray
 Array = NDArray[Any]
 Shape = tuple[int, ...]
 
-_MAX_SCRATCH = 12
+_MAX_SCRATCH = 24
 
 
 def spec_field(spec: Any, name: str, default: Any = None) -> Any:
@@ -72,15 +72,19 @@ class Layer:
         """dL/dy (N, *output_shape) -> dL/dx (N, *input_shape); sets ``grads`` in place."""
         raise NotImplementedError
 
-    def scratch(self, key: str, shape: Shape) -> Array:
-        """An uninitialised array of ``shape`` in the layer dtype, reused across batches."""
+    def scratch(self, key: str, shape: Shape, zero: bool = False) -> Array:
+        """An array of ``shape`` in the layer dtype, reused across batches.
+
+        Uninitialised, or zero-filled when first allocated if ``zero`` (for buffers whose
+        border or padding the layer never writes again).
+        """
         slot = (key, shape)
         array = self._scratch.get(slot)
         if array is None:
             if len(self._scratch) >= _MAX_SCRATCH:
                 # Many batch sizes (predict, a ragged last batch): start over, keep it bounded.
                 self._scratch.clear()
-            array = np.empty(shape, dtype=self.dtype)
+            array = np.zeros(shape, dtype=self.dtype) if zero else np.empty(shape, self.dtype)
             self._scratch[slot] = array
         return array
 

@@ -6,7 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from core._windows import col2im_add, conv_padding, im2col, output_size
+from core._windows import (
+    col2im_add,
+    col2im_wide,
+    conv_padding,
+    im2col,
+    im2col_wide,
+    output_size,
+)
 from core.activations import Activation
 from core.initializers import fan_in_fan_out, initialize
 from core.layers.activation import activation_of
@@ -73,49 +80,84 @@ class Conv2D(Layer):
                                          (self.filters,), fan_in, fan_out, rng, self.dtype)
         return (self.filters, self.oh, self.ow)
 
-    def _padded(self, x: Array) -> Array:
+    def _geometry(self, x_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """(C, N, padded height, padded width) for a batch of ``x_shape``."""
         top, bottom, left, right = self.pads
-        if not any(self.pads):
-            return x
-        n, c, h, w = x.shape
-        shape = (n, c, h + top + bottom, w + left + right)
-        fresh = ("xp", shape) not in self._scratch
-        xp = self.scratch("xp", shape)
-        if fresh:
-            xp.fill(0.0)  # the border stays zero: later batches only rewrite the interior
-        xp[:, :, top:top + h, left:left + w] = x
-        return xp
+        n, c, h, w = x_shape
+        return c, n, h + top + bottom, w + left + right
+
+    def _padded_planes(self, x: Array) -> Array:
+        """x (N, C, H, W) zero-padded into channel-major planes (C, N, Hp, Wp), flattened.
+
+        One transposing copy of the (small) input makes every im2col slice read along rows.
+        The flat buffer has kw - 1 elements of slack for the wide stride-1 windows.
+        """
+        c, n, hp, wp = self._geometry(x.shape)
+        flat = self.scratch("xp", (c * n * hp * wp + self.kw - 1,), zero=True)
+        top, _, left, _ = self.pads
+        h, w = x.shape[2], x.shape[3]
+        planes = flat[:c * n * hp * wp].reshape(c, n, hp, wp)
+        planes[:, :, top:top + h, left:left + w] = x.transpose(1, 0, 2, 3)
+        return flat
 
     def forward(self, x: Array, training: bool) -> Array:
         """(N, C, H, W) -> (N, filters, oh, ow)."""
-        n, c = x.shape[0], x.shape[1]
         self._x_shape = x.shape
-        xp = self._padded(x)
-        cols = self.scratch("cols", (n, c, self.kh, self.kw, self.oh, self.ow))
-        im2col(xp, cols, self.stride)
-        self._cols = cols.reshape(n, c * self.kh * self.kw, self.oh * self.ow)
+        c, n, hp, wp = self._geometry(x.shape)
+        flat = self._padded_planes(x)
+        k = c * self.kh * self.kw
+        # Stride 1: "wide" rows of Wp columns (the last Wp - ow are discarded) so each
+        # im2col slice is one contiguous run; other strides gather the windows directly.
+        self._row = wp if self.stride == 1 else self.ow
+        length = n * self.oh * self._row
+        # Channel-major columns (C*kh*kw + 1, N*oh*row) for ONE GEMM over the batch; the
+        # last row is ones so the GEMM adds the bias (and yields its gradient in backward).
+        cols = self.scratch("cols", (k + 1, length))
+        cols[k] = 1.0
+        patches = cols[:k].reshape(c, self.kh, self.kw, n, -1)
+        if self.stride == 1:
+            im2col_wide(flat, patches, wp, hp * wp)
+        else:
+            planes = flat[:c * n * hp * wp].reshape(c, n, hp, wp)
+            im2col(planes, patches.reshape(c, self.kh, self.kw, n, self.oh, self.ow),
+                   self.stride)
+        self._cols = cols
+        kernel = self.scratch("kernel", (self.filters, k + 1))
+        kernel[:, :k] = self.params["weight"].reshape(self.filters, k)
+        kernel[:, k] = self.params["bias"]
+        out_t = self.scratch("out_t", (self.filters, length))
+        np.matmul(kernel, cols, out=out_t)
+        valid = out_t.reshape(self.filters, n, self.oh, self._row)[..., :self.ow]
+        # The activation's single pass also moves the result back to NCHW.
         out = self.scratch("out", (n, self.filters, self.oh, self.ow))
-        kernel = self.params["weight"].reshape(self.filters, -1)
-        np.matmul(kernel, self._cols, out=out.reshape(n, self.filters, -1))
-        out += self.params["bias"][:, None, None]
-        return self.activation.forward(out, out=out)
+        return self.activation.forward(valid.transpose(1, 0, 2, 3), out=out)
 
     def backward(self, dy: Array) -> Array | None:
         """(N, filters, oh, ow) -> (N, C, H, W), or None when the input gradient is not needed."""
-        n = dy.shape[0]
-        dz = self.activation.backward(dy, out=self.writable(dy)).reshape(n, self.filters, -1)
-        per_sample = self.scratch("dw", (n, self.filters, self._cols.shape[1]))
-        np.matmul(dz, self._cols.transpose(0, 2, 1), out=per_sample)
-        np.sum(per_sample, axis=0, out=self.grads["weight"].reshape(self.filters, -1))
-        np.sum(dz, axis=(0, 2), out=self.grads["bias"])
+        c, n, hp, wp = self._geometry(self._x_shape)
+        k = c * self.kh * self.kw
+        # Garbage columns of the wide layout keep a zero gradient: they add nothing below.
+        dz_t = self.scratch("dz_t", (self.filters, n, self.oh, self._row), zero=True)
+        self.activation.backward(dy, out=dz_t[..., :self.ow].transpose(1, 0, 2, 3))
+        dz_t2 = dz_t.reshape(self.filters, -1)
+        grad = self.scratch("grad", (self.filters, k + 1))
+        np.matmul(dz_t2, self._cols.T, out=grad)
+        self.grads["weight"].reshape(self.filters, k)[...] = grad[:, :k]
+        self.grads["bias"][...] = grad[:, k]
         if not self.needs_input_grad:
             return None
-        kernel = self.params["weight"].reshape(self.filters, -1)
-        dcols = self.scratch("dcols", self._cols.shape)
-        np.matmul(kernel.T, dz, out=dcols)
-        _, c, h, w = self._x_shape
-        top, bottom, left, right = self.pads
-        dxp = self.scratch("dxp", (n, c, h + top + bottom, w + left + right))
-        dxp.fill(0.0)
-        col2im_add(dcols.reshape(n, c, self.kh, self.kw, self.oh, self.ow), dxp, self.stride)
-        return dxp[:, :, top:top + h, left:left + w]
+        dcols = self.scratch("dcols", (k, dz_t2.shape[1]))
+        np.matmul(self.params["weight"].reshape(self.filters, k).T, dz_t2, out=dcols)
+        dflat = self.scratch("dxp", (c * n * hp * wp + self.kw - 1,))
+        dflat.fill(0.0)
+        dplanes = dflat[:c * n * hp * wp].reshape(c, n, hp, wp)
+        if self.stride == 1:
+            col2im_wide(dcols.reshape(c, self.kh, self.kw, n, -1), dflat, wp, hp * wp)
+        else:
+            col2im_add(dcols.reshape(c, self.kh, self.kw, n, self.oh, self.ow), dplanes,
+                       self.stride)
+        top, _, left, _ = self.pads
+        h, w = self._x_shape[2], self._x_shape[3]
+        dx = self.scratch("dx", (n, c, h, w))
+        np.copyto(dx, dplanes[:, :, top:top + h, left:left + w].transpose(1, 0, 2, 3))
+        return dx

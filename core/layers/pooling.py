@@ -66,18 +66,30 @@ class MaxPool2D(_Pool2D):
 
     def backward(self, dy: Array) -> Array | None:
         """(N, C, oh, ow) -> (N, C, H, W)."""
-        dx = self._zeroed_dx()
-        shape = dy.shape
-        unclaimed = np.ones(shape, dtype=bool)
-        hit = np.empty(shape, dtype=bool)
-        part = np.empty(shape, dtype=dx.dtype)
+        h, w = self._x.shape[2], self._x.shape[3]
+        # Disjoint windows that tile the input write every dx element exactly once.
+        tiled = self.stride == self.k and h == self.oh * self.k and w == self.ow * self.k
+        dx = self.scratch("dx", self._x.shape) if tiled else self._zeroed_dx()
         disjoint = self.stride >= self.k
-        for i, j in self._offsets():
-            np.equal(window(self._x, i, j, self.stride, self.oh, self.ow), self._out, out=hit)
-            hit &= unclaimed
-            unclaimed ^= hit
+        hit = np.empty(dy.shape, dtype=bool)
+        unclaimed = np.empty(dy.shape, dtype=bool)
+        part = None if disjoint else np.empty(dy.shape, dtype=dx.dtype)
+        offsets = self._offsets()
+        for t, (i, j) in enumerate(offsets):
+            # Scan in torch's order; a window's gradient goes to its first maximum only.
+            if t == 0:
+                np.equal(window(self._x, i, j, self.stride, self.oh, self.ow), self._out,
+                         out=hit)
+                np.logical_not(hit, out=unclaimed)
+            elif t == len(offsets) - 1:
+                hit, unclaimed = unclaimed, hit  # whatever is unclaimed peaks here
+            else:
+                np.equal(window(self._x, i, j, self.stride, self.oh, self.ow), self._out,
+                         out=hit)
+                hit &= unclaimed
+                unclaimed ^= hit
             target = window(dx, i, j, self.stride, self.oh, self.ow)
-            if disjoint:
+            if part is None:
                 np.multiply(dy, hit, out=target)
             else:
                 np.multiply(dy, hit, out=part)
