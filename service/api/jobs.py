@@ -153,6 +153,7 @@ def _submit(
 ) -> tuple[Response, int, dict[str, str]]:
     from core.datasets import validate_for_spec
 
+    from store import events as store_events
     from store import jobs as store_jobs
 
     tenant = current_tenant()
@@ -168,6 +169,9 @@ def _submit(
         job = store_jobs.create_job(
             session, tenant, spec.to_dict(), dataset_id, key, body_hash
         )
+        store_events.append(session, job.id, "status", {
+            "status": "queued", "stop_reason": None, "failure_reason": None,
+        })
         out = job_json(job)
     services().dispatcher.train_job(out["id"])
     return jsonify(out), 202, {"Location": f"/v1/jobs/{out['id']}"}
@@ -204,6 +208,7 @@ def get_job(path: JobPath) -> Response:
 @bp.post("/jobs/<job_id>/cancel", responses=responses({202: JobOut, 200: JobOut}, 404, 409))
 def cancel_job(path: JobPath) -> tuple[Response, int]:
     """Cooperative cancel: 200 when it was still queued (cancelled now), 202 when running."""
+    from store import events as store_events
     from store import jobs as store_jobs
 
     with transaction() as session:
@@ -212,6 +217,10 @@ def cancel_job(path: JobPath) -> tuple[Response, int]:
             raise ApiError(409, f"job {job.id} already finished ({job.status})", kind="conflict")
         was_queued = job.status == "queued"
         job = store_jobs.request_cancel(session, job.id)
+        if was_queued:  # nobody runs it, so nobody else would tell the event stream
+            store_events.append(session, job.id, "status", {
+                "status": "cancelled", "stop_reason": "cancelled", "failure_reason": None,
+            })
         out = job_json(job)
     return jsonify(out), 200 if was_queued else 202
 
@@ -223,6 +232,7 @@ def cancel_job(path: JobPath) -> tuple[Response, int]:
 )
 def resume_job(path: JobPath) -> tuple[Response, int, dict[str, str]]:
     """Continue a cancelled or failed job from its latest checkpoint, maybe with more epochs."""
+    from store import events as store_events
     from store import jobs as store_jobs
 
     body = request.get_json(silent=True) if request.content_length else None
@@ -243,6 +253,9 @@ def resume_job(path: JobPath) -> tuple[Response, int, dict[str, str]]:
             raise validation_error("epochs", f"the job would exceed {limits.max_epochs} epochs")
         check_concurrent_jobs(session, tenant, limits)
         job = store_jobs.resume_job(session, job.id, extra_epochs=extra or 0)
+        store_events.append(session, job.id, "status", {
+            "status": "queued", "stop_reason": None, "failure_reason": None,
+        })
         out = job_json(job)
     services().dispatcher.train_job(out["id"])
     return jsonify(out), 202, {"Location": f"/v1/jobs/{out['id']}"}
@@ -255,7 +268,7 @@ def job_metrics(path: JobPath, query: MetricsQuery) -> Response:
 
     with read_session() as session:
         _find_job(session, path.job_id)
-        items = store_metrics.list_epochs(
+        items = store_metrics.history(
             session, path.job_id, after_epoch=query.after_epoch, limit=query.limit
         )
     next_cursor = str(items[-1]["epoch"]) if len(items) == query.limit else None

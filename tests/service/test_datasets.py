@@ -1,0 +1,158 @@
+"""`/v1/datasets`: uploads in every format, pages, reads, deletes, isolation, hostile inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from typing import Any
+
+import numpy as np
+import pytest
+from flask.testing import FlaskClient
+
+from tests.service.helpers import (
+    assert_problem,
+    blobs,
+    csv_bytes,
+    json_bytes,
+    npz_bytes,
+    upload_csv,
+)
+
+
+def listed(client: FlaskClient, auth: dict[str, str]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = client.get("/v1/datasets", headers=auth).get_json()["items"]
+    return items
+
+
+def test_upload_csv_raw_body(client: FlaskClient, auth: dict[str, str]) -> None:
+    X, y = blobs(60, 4, 3)
+    raw = csv_bytes(X, y)
+    response = client.post("/v1/datasets?name=blobs&target=label", data=raw,
+                           headers={**auth, "Content-Type": "text/csv"})
+    assert response.status_code == 201, response.data
+    body = response.get_json()
+    assert response.headers["Location"] == f"/v1/datasets/{body['id']}"
+    assert body["name"] == "blobs" and body["format"] == "csv"
+    assert body["n_rows"] == 60 and body["x_shape"] == [60, 4] and body["y_shape"] == [60]
+    assert body["kind"] == "classification" and body["classes"] == [0, 1, 2]
+    assert body["sha256"] == hashlib.sha256(raw).hexdigest()
+    assert client.get(f"/v1/datasets/{body['id']}", headers=auth).get_json() == body
+
+
+def test_upload_npz_json_and_multipart(client: FlaskClient, auth: dict[str, str]) -> None:
+    X, y = blobs(30, 5, 2)
+    npz = client.post("/v1/datasets?name=n", data=npz_bytes(X=X, y=y),
+                      headers={**auth, "Content-Type": "application/x-npz"})
+    assert npz.status_code == 201, npz.data
+    assert npz.get_json()["x_shape"] == [30, 5] and npz.get_json()["format"] == "npz"
+    js = client.post("/v1/datasets?name=j", data=json_bytes(X, y),
+                     headers={**auth, "Content-Type": "application/json"})
+    assert js.status_code == 201, js.data
+    assert js.get_json()["classes"] == [0, 1]
+    multi = client.post("/v1/datasets", headers=auth, content_type="multipart/form-data",
+                        data={"file": (io.BytesIO(csv_bytes(X, y)), "train.csv"),
+                              "target": "label"})
+    assert multi.status_code == 201, multi.data
+    assert multi.get_json()["name"] == "train.csv" and multi.get_json()["x_shape"] == [30, 5]
+
+
+def test_list_pages_with_a_cursor_newest_first(client: FlaskClient, auth: dict[str, str]) -> None:
+    ids = [upload_csv(client, auth, n=10, name=f"d{i}")["id"] for i in range(5)]
+    first = client.get("/v1/datasets?limit=2", headers=auth).get_json()
+    assert [d["id"] for d in first["items"]] == ids[::-1][:2]
+    second = client.get(f"/v1/datasets?limit=2&cursor={first['next_cursor']}",
+                        headers=auth).get_json()
+    third = client.get(f"/v1/datasets?limit=2&cursor={second['next_cursor']}",
+                       headers=auth).get_json()
+    assert [d["id"] for d in second["items"] + third["items"]] == ids[::-1][2:]
+    assert third["next_cursor"] is None
+    assert_problem(client.get("/v1/datasets?cursor=garbage", headers=auth), 400)
+
+
+def test_delete_then_404(client: FlaskClient, auth: dict[str, str]) -> None:
+    ident = upload_csv(client, auth)["id"]
+    assert client.delete(f"/v1/datasets/{ident}", headers=auth).status_code == 204
+    assert_problem(client.get(f"/v1/datasets/{ident}", headers=auth), 404)
+    assert_problem(client.delete(f"/v1/datasets/{ident}", headers=auth), 404)
+
+
+def test_builtin_datasets_are_readable_not_deletable(client: FlaskClient,
+                                                      auth: dict[str, str]) -> None:
+    digits = client.get("/v1/datasets/builtin:digits", headers=auth).get_json()
+    assert digits["builtin"] is True and digits["x_shape"][1:] in ([64], [8, 8], [1, 8, 8])
+    assert digits["classes"] == list(range(10))
+    assert_problem(client.get("/v1/datasets/builtin:nope", headers=auth), 404)
+    assert_problem(client.delete("/v1/datasets/builtin:digits", headers=auth), 409)
+
+
+def test_another_tenants_dataset_is_404(client: FlaskClient, auth: dict[str, str],
+                                        other_auth: dict[str, str]) -> None:
+    ident = upload_csv(client, auth)["id"]
+    assert_problem(client.get(f"/v1/datasets/{ident}", headers=other_auth), 404)
+    assert_problem(client.delete(f"/v1/datasets/{ident}", headers=other_auth), 404)
+    assert listed(client, other_auth) == []
+    assert [d["id"] for d in listed(client, auth)] == [ident]
+
+
+def _zip_bomb() -> bytes:
+    return npz_bytes(X=np.zeros((3000, 3000)), y=np.zeros(3000))  # 72 MB inflated, ~100 KB
+
+
+def _pickled() -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, X=np.array([[1.0]]), y=np.array([{"evil": 1}], dtype=object))
+    return buffer.getvalue()
+
+
+X4, Y4 = blobs(20, 4, 2)
+HOSTILE: dict[str, tuple[str, str, bytes, int]] = {
+    # case: (query string, content type, body, expected status)
+    "oversized": ("", "text/csv", b"a,b\n" + b"1,2\n" * 600_000, 413),
+    "zip bomb": ("", "application/x-npz", _zip_bomb(), 413),
+    "pickled npz": ("", "application/x-npz", _pickled(), 422),
+    "not a zip": ("", "application/x-npz", b"PK\x03\x04 nonsense", 422),
+    "NaN in CSV": ("", "text/csv", b"a,b,label\n1,nan,0\n2,3,1\n", 422),
+    "inf in JSON": ("", "application/json", b'{"X": [[1, 1e999]], "y": [0]}', 422),
+    "ragged JSON": ("", "application/json", b'{"X": [[1, 2], [3]], "y": [0, 1]}', 422),
+    "X and y disagree": ("", "application/x-npz", npz_bytes(X=X4, y=Y4[:5]), 422),
+    "too many rows": ("", "application/x-npz", npz_bytes(X=np.zeros((6000, 2)),
+                                                         y=np.zeros(6000)), 422),
+    "too many features": ("", "application/x-npz", npz_bytes(X=np.zeros((5, 400)),
+                                                             y=np.zeros(5)), 422),
+    "non-UTF-8 CSV": ("", "text/csv", "a,b,label\n1,2,caf\u00e9\n".encode("latin-1"), 422),
+    "unknown target": ("?target=nope", "text/csv", csv_bytes(X4, Y4), 422),
+    "SQL in name": ("?name=x'%3B%20DROP%20TABLE%20datasets%3B--", "text/csv",
+                    csv_bytes(X4, Y4), 422),
+    "path traversal name": ("?name=..%2F..%2Fetc%2Fpasswd", "text/csv", csv_bytes(X4, Y4), 422),
+    "control characters in name": ("?name=a%1b%5B31mred", "text/csv", csv_bytes(X4, Y4), 422),
+    "empty body": ("", "text/csv", b"", 422),
+    "unsupported type": ("", "image/png", b"\x89PNG", 415),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_upload_is_refused_and_nothing_is_stored(
+    client: FlaskClient, auth: dict[str, str], case: str
+) -> None:
+    query, content_type, payload, status = HOSTILE[case]
+    response = client.post(f"/v1/datasets{query}", data=payload,
+                           headers={**auth, "Content-Type": content_type})
+    assert_problem(response, status)
+    assert listed(client, auth) == []
+    assert client.get("/healthz").status_code == 200
+
+
+def test_hostile_multipart_filename_does_not_become_a_name(client: FlaskClient,
+                                                           auth: dict[str, str]) -> None:
+    response = client.post(
+        "/v1/datasets?target=label", headers=auth, content_type="multipart/form-data",
+        data={"file": (io.BytesIO(csv_bytes(X4, Y4)), "../../etc/passwd.csv")},
+    )
+    assert response.status_code == 201, response.data
+    assert response.get_json()["name"] == "passwd.csv"
+    bad = client.post(
+        "/v1/datasets", headers=auth, content_type="multipart/form-data",
+        data={"file": (io.BytesIO(csv_bytes(X4, Y4)), "x.csv"), "name": "a\x00b"},
+    )
+    assert_problem(bad, 422)
