@@ -32,7 +32,8 @@ def blobs(n: int = 60, features: int = 4, classes: int = 3, seed: int = 0) -> tu
 
 def csv_bytes(X: Any, y: Any, target: str = "label") -> bytes:
     header = ",".join([*(f"f{i}" for i in range(X.shape[1])), target])
-    rows = [",".join([*(repr(float(v)) for v in x), str(int(t))]) for x, t in zip(X, y, strict=True)]
+    rows = [",".join([*(repr(float(v)) for v in x), str(int(t))])
+            for x, t in zip(X, y, strict=True)]
     return ("\n".join([header, *rows]) + "\n").encode()
 
 

@@ -51,7 +51,7 @@ def test_import_returns_the_checkpoint(client: FlaskClient, auth: dict[str, str]
 
 
 def test_multipart_import_with_a_separate_spec(client: FlaskClient, auth: dict[str, str]) -> None:
-    payload, network = weights_npz()
+    payload, _ = weights_npz()
     with np.load(io.BytesIO(payload)) as npz:
         bare = npz_bytes(**{k: npz[k] for k in npz.files if k != "__spec__"})
     assert_problem(import_weights(client, auth, bare), 422)  # no spec anywhere
@@ -141,6 +141,7 @@ def test_hostile_import_is_refused_and_nothing_stored(
     case: str, payload: bytes, status: int,
 ) -> None:
     from sqlalchemy import func, select
+
     from store.models import Checkpoint
 
     assert_problem(import_weights(client, auth, payload), status)
