@@ -1,9 +1,276 @@
-"""Sub-commands of `weightsmith` (see service/cli/__init__.py)."""
+"""Client sub-commands of `weightsmith` (DESIGN §6), over HTTP with WEIGHTSMITH_URL and
+WEIGHTSMITH_API_KEY (or --url / --api-key).
+
+Exit codes, for scripts: 0 ok; 1 the watched job ended failed, cancelled or diverged;
+2 usage (bad arguments, unreadable files); 3 the API said no (the problem detail and field
+errors go to stderr) or could not be reached. `--json` prints machine-readable JSON instead
+of tables (one JSON object per line for the event stream of `watch`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from service.cli import client_view as view
+from service.client import WeightsmithAPIError, WeightsmithClient
+
+OK, JOB_NOT_OK, USAGE, API_ERROR = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """A local mistake (a missing file, bad JSON): exit code 2."""
+
+
+def _client(args: argparse.Namespace) -> WeightsmithClient:
+    return WeightsmithClient(args.url, args.api_key, timeout=args.timeout)
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=None if isinstance(value, list) else 2))
+
+
+def _read_json(path: str) -> Any:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        return json.loads(text)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise UsageError(f"{path} is not valid JSON: {exc}") from None
+
+
+def read_inputs(path: str) -> Any:
+    """Rows to predict: JSON (a list, or {"inputs": [...]}), CSV of numbers, or .npy."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npy":
+        try:
+            return np.load(path, allow_pickle=False).tolist()
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read {path}: {exc}") from None
+    if suffix == ".csv":
+        try:
+            rows = list(csv.reader(io.StringIO(Path(path).read_text(encoding="utf-8"))))
+            if rows and not _numeric(rows[0]):
+                rows = rows[1:]  # a header line
+            return [[float(v) for v in row] for row in rows if row]
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read {path} as numeric CSV: {exc}") from None
+    body = _read_json(path)
+    return body["inputs"] if isinstance(body, dict) and "inputs" in body else body
+
+
+def _numeric(row: list[str]) -> bool:
+    try:
+        [float(v) for v in row]
+    except ValueError:
+        return False
+    return True
+
+
+def _watch(client: WeightsmithClient, job_id: str, as_json: bool) -> int:
+    job = client.get_job(job_id)
+    events = client.events(job_id)
+    if as_json:
+        for event in events:
+            print(json.dumps({"id": event.id, "event": event.event, "data": event.data}),
+                  flush=True)
+    else:
+        view.watch_progress(job, events, view.console())
+    job = client.get_job(job_id)
+    if not as_json:
+        reason = job.get("stop_reason") or job.get("failure_reason") or ""
+        best = job.get("best") or {}
+        view.console().print(f"{job['id']} {view.status_text(job['status'])} {reason}  best: "
+                             + ", ".join(f"{k}={view.fmt_value(v)}" for k, v in best.items()))
+    ok = job["status"] == "succeeded" and job.get("stop_reason") != "diverged"
+    return OK if ok else JOB_NOT_OK
+
+
+# -- the commands ------------------------------------------------------------------------------
+def cmd_submit(args: argparse.Namespace) -> int:
+    spec = _read_json(args.spec)
+    if not isinstance(spec, dict):
+        raise UsageError(f"{args.spec}: a job spec is a JSON object")
+    with _client(args) as client:
+        if args.dataset:
+            if not Path(args.dataset).is_file():
+                raise UsageError(f"no such file: {args.dataset}")
+            dataset = client.upload_dataset(args.dataset, target=args.target)
+            spec["dataset"] = dataset["id"]
+            if not args.json:
+                view.console().print(f"uploaded {args.dataset} as {dataset['id']}")
+        job = client.submit(spec, idempotency_key=args.idempotency_key)
+        if args.json and not args.watch:
+            _print_json(job)
+        elif not args.json:
+            view.console().print(f"submitted {job['id']} ({job['status']})")
+        return _watch(client, job["id"], args.json) if args.watch else OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        return _watch(client, args.job, args.json)
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        jobs = []
+        for job in client.list_jobs(status=args.status, page_size=min(args.limit, 500)):
+            jobs.append(job)
+            if len(jobs) >= args.limit:
+                break
+    _print_json(jobs) if args.json else view.console().print(view.jobs_table(jobs))
+    return OK
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        items = client.metrics(args.job)
+    _print_json(items) if args.json else view.console().print(view.metrics_table(items))
+    return OK
+
+
+def cmd_checkpoints(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        items = client.checkpoints(args.job)
+    _print_json(items) if args.json else view.console().print(view.checkpoints_table(items))
+    return OK
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        data = client.download_weights(args.checkpoint, args.output)
+    if args.json:
+        _print_json({"checkpoint": args.checkpoint, "path": args.output, "size_bytes": len(data)})
+    else:
+        view.console().print(f"wrote {args.output} ({len(data)} bytes)")
+    return OK
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    inputs = read_inputs(args.input)
+    with _client(args) as client:
+        result = client.predict(args.target, inputs, checkpoint=args.checkpoint)
+    _print_json(result) if args.json else view.console().print(view.predictions_table(result))
+    return OK
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.cancel(args.job)
+    _print_json(job) if args.json else view.console().print(
+        f"{job['id']}: cancel requested ({job['status']})")
+    return OK
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.resume(args.job, epochs=args.epochs)
+        if args.watch:
+            return _watch(client, job["id"], args.json)
+    _print_json(job) if args.json else view.console().print(f"{job['id']}: {job['status']}")
+    return OK
+
+
+def cmd_datasets_upload(args: argparse.Namespace) -> int:
+    if not Path(args.file).is_file():
+        raise UsageError(f"no such file: {args.file}")
+    with _client(args) as client:
+        dataset = client.upload_dataset(args.file, name=args.name, target=args.target)
+    _print_json(dataset) if args.json else view.console().print(view.datasets_table([dataset]))
+    return OK
+
+
+def cmd_datasets_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        items = list(client.list_datasets())
+    _print_json(items) if args.json else view.console().print(view.datasets_table(items))
+    return OK
+
+
+def guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn the client's exceptions into the documented exit codes and readable messages."""
+
+    def run(args: argparse.Namespace) -> int:
+        err = view.console(stderr=True)
+        try:
+            return handler(args)
+        except UsageError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            return USAGE
+        except WeightsmithAPIError as exc:
+            if args.json:
+                print(json.dumps(exc.body or {"status": exc.status, "title": exc.title,
+                                              "detail": exc.detail}), file=sys.stderr)
+            err.print(f"[red]error {exc.status}:[/red] {exc.title}", highlight=False)
+            if exc.detail:
+                err.print(exc.detail, highlight=False, markup=False)
+            for item in exc.errors:
+                err.print(f"  {item.get('field')}: {item.get('message')}", highlight=False,
+                          markup=False)
+            return API_ERROR
+        except httpx.HTTPError as exc:
+            err.print(f"[red]error:[/red] cannot reach {args.url or 'the server'}: {exc}",
+                      highlight=False)
+            return API_ERROR
+
+    return run
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add this module's sub-commands; each sets `handler` to a function(args) -> exit code."""
+    """Add the client sub-commands; each sets `handler` to a function(args) -> exit code."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", help="API base URL (default $WEIGHTSMITH_URL or "
+                                      "http://127.0.0.1:8000)")
+    common.add_argument("--api-key", help="API key (default $WEIGHTSMITH_API_KEY)")
+    common.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    common.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help: str,
+            where: Any = commands) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = where.add_parser(name, parents=[common], help=help,
+                                                           description=help)
+        parser.set_defaults(handler=guarded(handler))
+        return parser
+
+    p = add("submit", cmd_submit, "submit a job spec (JSON file, or - for stdin)")
+    p.add_argument("spec")
+    p.add_argument("--dataset", help="upload this CSV/NPZ/JSON file and train on it")
+    p.add_argument("--target", help="CSV target column of --dataset (default the last)")
+    p.add_argument("--idempotency-key", help="submitting again with it returns the same job")
+    p.add_argument("--watch", action="store_true", help="follow the job with a progress bar")
+    add("watch", cmd_watch, "follow a job live until it ends").add_argument("job")
+    p = add("jobs", cmd_jobs, "list your jobs, newest first")
+    p.add_argument("--status", choices=sorted(view.STATUS_STYLE))
+    p.add_argument("--limit", type=int, default=20)
+    add("metrics", cmd_metrics, "a job's per-epoch metrics").add_argument("job")
+    add("checkpoints", cmd_checkpoints, "a job's kept checkpoints").add_argument("job")
+    p = add("download", cmd_download, "download a checkpoint's weights.npz")
+    p.add_argument("checkpoint")
+    p.add_argument("-o", "--output", required=True, help="file to write")
+    p = add("predict", cmd_predict, "predict rows of INPUT (.json, .csv or .npy)")
+    p.add_argument("target", metavar="JOB|CKPT")
+    p.add_argument("input", metavar="INPUT")
+    p.add_argument("--checkpoint", default="best", help="for a job: best, latest or an id")
+    add("cancel", cmd_cancel, "cancel a job (it stops at the next batch)").add_argument("job")
+    p = add("resume", cmd_resume, "resume a cancelled or failed job")
+    p.add_argument("job")
+    p.add_argument("--epochs", type=int, help="train this many more epochs")
+    p.add_argument("--watch", action="store_true", help="follow the job with a progress bar")
+    datasets = commands.add_parser("datasets", help="upload and list data sets")
+    sub = datasets.add_subparsers(dest="datasets_command", required=True, metavar="COMMAND")
+    p = add("upload", cmd_datasets_upload, "upload a CSV, NPZ or JSON data set", sub)
+    p.add_argument("file")
+    p.add_argument("--name")
+    p.add_argument("--target", help="CSV target column (default the last)")
+    add("list", cmd_datasets_list, "list your data sets", sub)

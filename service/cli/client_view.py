@@ -1,0 +1,167 @@
+"""How the client commands look on a terminal: rich tables and the live training progress bar.
+
+Kept apart from `client_commands` (argument parsing and HTTP) so either reads in one screen.
+Times shown are the server's: elapsed counts from the job's `started_at`, and the time left
+is the mean epoch duration so far (the `seconds` metric) times the epochs still to run, which
+stays right when a watch starts in the middle of a job or replays its past events.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
+from rich.table import Table
+from rich.text import Text
+
+from service.client import Event
+
+STATUS_STYLE = {"queued": "yellow", "running": "cyan", "succeeded": "green",
+                "failed": "red", "cancelled": "magenta"}
+METRIC_ORDER = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+
+
+def console(stderr: bool = False) -> Console:
+    out = Console(stderr=stderr)
+    if not out.is_terminal:
+        out = Console(stderr=stderr, width=200)  # pipes and tests: never wrap ids
+    return out
+
+
+def fmt_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "-:--:--"
+    s = round(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def parse_time(value: str | None) -> float | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+def jobs_table(jobs: Iterable[dict[str, Any]]) -> Table:
+    table = Table("id", "name", "status", "epoch", "loss", "val_loss", "val_accuracy",
+                  "stop_reason", "created_at")
+    for job in jobs:
+        latest = job.get("latest") or {}
+        progress = job.get("progress") or {}
+        table.add_row(job["id"], job.get("name") or "", status_text(job["status"]),
+                      f"{progress.get('epoch', 0)}/{progress.get('epochs', '?')}",
+                      fmt_value(latest.get("loss")), fmt_value(latest.get("val_loss")),
+                      fmt_value(latest.get("val_accuracy")),
+                      job.get("stop_reason") or job.get("failure_reason") or "",
+                      job.get("created_at") or "")
+    return table
+
+
+def metrics_table(items: list[dict[str, Any]]) -> Table:
+    names = [m for m in METRIC_ORDER if any(m in item for item in items)]
+    names += sorted({k for item in items for k in item} - set(names) - {"epoch"})
+    table = Table("epoch", *names)
+    for item in items:
+        table.add_row(str(item["epoch"]), *(fmt_value(item.get(n)) for n in names))
+    return table
+
+
+def checkpoints_table(items: list[dict[str, Any]]) -> Table:
+    table = Table("id", "epoch", "kind", "metrics", "size_bytes", "sha256")
+    for c in items:
+        metrics = ", ".join(f"{k}={fmt_value(v)}" for k, v in sorted((c.get("metrics") or {})
+                                                                      .items()))
+        table.add_row(c["id"], str(c["epoch"]), c["kind"], metrics, str(c["size_bytes"]),
+                      (c.get("sha256") or "")[:16])
+    return table
+
+
+def datasets_table(items: Iterable[dict[str, Any]]) -> Table:
+    table = Table("id", "name", "kind", "rows", "x_shape", "classes", "created_at")
+    for d in items:
+        classes = d.get("classes")
+        table.add_row(d["id"], d.get("name") or "", d.get("kind") or "",
+                      fmt_value(d.get("n_rows")), fmt_value(d.get("x_shape")),
+                      "" if classes is None else str(len(classes)), d.get("created_at") or "")
+    return table
+
+
+def predictions_table(result: dict[str, Any]) -> Table:
+    outputs = result.get("outputs") or []
+    classes = result.get("classes")
+    table = Table("row", "class" if classes is not None else "output",
+                  *(["confidence"] if classes is not None else []))
+    for i, out in enumerate(outputs):
+        if classes is not None:
+            conf = max(out) if isinstance(out, list) and out else out
+            table.add_row(str(i), str(classes[i]), fmt_value(conf))
+        else:
+            table.add_row(str(i), fmt_value(out))
+    return table
+
+
+class ClockColumn(ProgressColumn):
+    """Elapsed since the job started, and the time left from the mean epoch duration."""
+
+    def render(self, task: Task) -> Text:
+        started = task.fields.get("started")
+        elapsed = None if started is None else time.time() - started
+        done, total = task.completed, task.total or 0
+        per_epoch = task.fields.get("per_epoch")
+        left = None if per_epoch is None else per_epoch * max(total - done, 0)
+        if task.finished:
+            left = 0.0
+        return Text(f"{fmt_duration(elapsed)} elapsed, {fmt_duration(left)} left", style="dim")
+
+
+def metrics_fields(values: dict[str, Any]) -> dict[str, Any]:
+    return {name: fmt_value(values.get(name)) or "-"
+            for name in ("loss", "val_loss", "val_accuracy")}
+
+
+def watch_progress(job: dict[str, Any], events: Iterator[Event], out: Console) -> dict[str, Any]:
+    """Show a live bar fed by `events`; returns the final status event's data (or {})."""
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(),
+        TextColumn("epoch {task.completed:.0f}/{task.total:.0f}"),
+        TextColumn("loss {task.fields[loss]}  val_loss {task.fields[val_loss]}  "
+                   "val_acc {task.fields[val_accuracy]}"),
+        ClockColumn(), console=out, refresh_per_second=4,
+    )
+    pg = job.get("progress") or {}
+    seconds: list[float] = []
+    final: dict[str, Any] = {}
+    with progress:
+        task = progress.add_task(f"{job['id']} {job['status']}", total=pg.get("epochs") or 1,
+                                 completed=0, started=parse_time(job.get("started_at")),
+                                 per_epoch=None, **metrics_fields({}))
+        for event in events:
+            data = event.data if isinstance(event.data, dict) else {}
+            if event.event == "epoch":
+                if isinstance(data.get("seconds"), (int, float)):
+                    seconds.append(float(data["seconds"]))
+                progress.update(task, completed=data.get("epoch", 0),
+                                total=data.get("epochs") or progress.tasks[0].total,
+                                per_epoch=sum(seconds) / len(seconds) if seconds else None,
+                                **metrics_fields(data))
+            elif event.event == "status":
+                status = str(data.get("status", ""))
+                fields: dict[str, Any] = {"description": f"{job['id']} {status}"}
+                if status == "running" and progress.tasks[0].fields.get("started") is None:
+                    fields["started"] = time.time()
+                progress.update(task, **fields)
+                final = data
+    return final

@@ -1,0 +1,282 @@
+"""The Python client of the Weightsmith HTTP API (DESIGN §4), used by the CLI and the tests.
+
+    client = WeightsmithClient("http://127.0.0.1:8000", api_key)
+    job = client.submit(spec)
+    for event in client.events(job["id"]):
+        print(event.event, event.data)
+
+Every non-2xx answer raises :class:`WeightsmithAPIError` carrying the problem+json document.
+`events` follows the Server-Sent Events stream and reconnects with `Last-Event-ID` when the
+connection drops or the server ends a long stream, so no event is lost or repeated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+# Transport hiccups after which an event stream is reopened rather than given up on.
+RECONNECTABLE = (httpx.TransportError,)
+
+
+class WeightsmithAPIError(Exception):
+    """A problem+json answer (RFC 9457): status, title, detail, errors [{field, message}]."""
+
+    def __init__(self, status: int, title: str, detail: str = "",
+                 errors: list[dict[str, Any]] | None = None, type: str = "about:blank",
+                 body: dict[str, Any] | None = None) -> None:
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.errors = list(errors or [])
+        self.type = type
+        self.body = body or {}
+        super().__init__(f"{status} {title}: {detail}" if detail else f"{status} {title}")
+
+    @classmethod
+    def from_response(cls, response: httpx.Response) -> WeightsmithAPIError:
+        try:
+            body = response.json()
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        if not isinstance(body, dict):
+            text = response.text[:500] if response.content else ""
+            return cls(response.status_code, response.reason_phrase or "error", text)
+        return cls(
+            status=int(body.get("status", response.status_code)),
+            title=str(body.get("title", response.reason_phrase or "error")),
+            detail=str(body.get("detail", "")),
+            errors=body.get("errors") if isinstance(body.get("errors"), list) else None,
+            type=str(body.get("type", "about:blank")),
+            body=body,
+        )
+
+
+@dataclass(frozen=True)
+class Event:
+    """One Server-Sent Event: `id` is the job's event sequence, `event` "status" or "epoch"."""
+
+    id: int | None
+    event: str
+    data: Any = field(default=None)
+
+
+def parse_sse(lines: Iterator[str]) -> Iterator[Event | int]:
+    """Events from the lines of a text/event-stream; an int is a `retry:` delay in ms."""
+    data: list[str] = []
+    kind, ident = "message", None
+    for line in lines:
+        if line == "":
+            if data:
+                text = "\n".join(data)
+                try:
+                    payload: Any = json.loads(text)
+                except ValueError:
+                    payload = text
+                yield Event(ident, kind, payload)
+            data, kind, ident = [], "message", None
+            continue
+        if line.startswith(":"):
+            continue  # a comment: the server's heartbeat
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            kind = value
+        elif name == "id" and value.isdigit():
+            ident = int(value)
+        elif name == "retry" and value.isdigit():
+            yield int(value)
+
+
+class WeightsmithClient:
+    """A thin, typed wrapper of every endpoint; `url` and `api_key` default to the environment
+    (`WEIGHTSMITH_URL`, `WEIGHTSMITH_API_KEY`). `transport` lets tests talk to a WSGI app."""
+
+    def __init__(self, url: str | None = None, api_key: str | None = None,
+                 timeout: float = 30.0, *, transport: httpx.BaseTransport | None = None) -> None:
+        self.url = (url or os.environ.get("WEIGHTSMITH_URL") or "http://127.0.0.1:8000")
+        self.url = self.url.rstrip("/")
+        self.api_key = api_key if api_key is not None else os.environ.get("WEIGHTSMITH_API_KEY")
+        headers = {"Accept": "application/json", "User-Agent": "weightsmith-client/1"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout,
+                                  transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> WeightsmithClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self._http.request(method, path, **kwargs)
+        if response.is_error:
+            raise WeightsmithAPIError.from_response(response)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        body: dict[str, Any] = self._request(method, path, **kwargs).json()
+        return body
+
+    def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        params = {k: v for k, v in params.items() if v is not None}
+        while True:
+            page = self._json("GET", path, params=params)
+            yield from page["items"]
+            if not page.get("next_cursor"):
+                return
+            params["cursor"] = page["next_cursor"]
+
+    # -- health and datasets ------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        return self._json("GET", "/healthz")
+
+    def upload_dataset(self, source: str | Path | bytes, *, filename: str | None = None,
+                       name: str | None = None, target: str | None = None) -> dict[str, Any]:
+        """Upload a CSV, NPZ or JSON data set (a path, or bytes with a `filename` for its type)."""
+        if isinstance(source, bytes):
+            data, filename = source, filename or "data.csv"
+        else:
+            path = Path(source)
+            data, filename = path.read_bytes(), filename or path.name
+        form = {k: v for k, v in (("name", name), ("target", target)) if v is not None}
+        files = {"file": (filename, data, "application/octet-stream")}
+        return self._json("POST", "/v1/datasets", files=files, data=form)
+
+    def list_datasets(self, page_size: int = 50) -> Iterator[dict[str, Any]]:
+        return self._pages("/v1/datasets", {"limit": page_size})
+
+    def get_dataset(self, dataset_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/datasets/{dataset_id}")
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        self._request("DELETE", f"/v1/datasets/{dataset_id}")
+
+    # -- jobs -----------------------------------------------------------------------------------
+    def validate(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return self._json("POST", "/v1/jobs:validate", json=spec)
+
+    def submit(self, spec: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self._json("POST", "/v1/jobs", json=spec, headers=headers)
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/jobs/{job_id}")
+
+    def list_jobs(self, status: str | None = None, page_size: int = 50
+                  ) -> Iterator[dict[str, Any]]:
+        """Every job, newest first, following the cursor pages lazily."""
+        return self._pages("/v1/jobs", {"status": status, "limit": page_size})
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return self._json("POST", f"/v1/jobs/{job_id}/cancel")
+
+    def resume(self, job_id: str, epochs: int | None = None) -> dict[str, Any]:
+        body = {"epochs": epochs} if epochs is not None else {}
+        return self._json("POST", f"/v1/jobs/{job_id}/resume", json=body)
+
+    def metrics(self, job_id: str, after_epoch: int = 0) -> list[dict[str, Any]]:
+        """The whole per-epoch history after `after_epoch` (the cursor is the next after_epoch)."""
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self._json("GET", f"/v1/jobs/{job_id}/metrics",
+                              params={"after_epoch": after_epoch})
+            items.extend(page["items"])
+            if not page.get("next_cursor"):
+                return items
+            after_epoch = int(page["next_cursor"])
+
+    def events(self, job_id: str, last_event_id: int | None = None, *,
+               max_reconnects: int = 100) -> Iterator[Event]:
+        """The job's events as they happen, until the job is finished.
+
+        The server ends a stream when the job is terminal, or after a while (then, as after a
+        dropped connection, this reopens it with `Last-Event-ID`). `max_reconnects` counts
+        consecutive reopenings that brought no event, so a dead server ends the loop.
+        """
+        retry_s, idle = 1.0, 0
+        while True:
+            headers = {"Accept": "text/event-stream"}
+            if last_event_id is not None:
+                headers["Last-Event-ID"] = str(last_event_id)
+            got_any, dropped = False, False
+            try:
+                with self._http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers,
+                                       timeout=httpx.Timeout(30.0, read=60.0)) as response:
+                    if response.is_error:
+                        response.read()
+                        raise WeightsmithAPIError.from_response(response)
+                    for item in parse_sse(response.iter_lines()):
+                        if isinstance(item, int):
+                            retry_s = item / 1000.0
+                            continue
+                        if item.id is not None:
+                            last_event_id = item.id
+                        got_any = True
+                        yield item
+            except RECONNECTABLE:
+                dropped = True
+            # The server ends a stream cleanly once a finished job's last event is out.
+            if not dropped and self._status_or_none(job_id) in TERMINAL:
+                return
+            idle = 0 if got_any else idle + 1
+            if idle > max_reconnects:
+                raise WeightsmithAPIError(503, "event stream unavailable",
+                                          f"no event after {idle} reconnections")
+            if not got_any:
+                time.sleep(min(retry_s, 5.0))
+
+    def _status_or_none(self, job_id: str) -> str | None:
+        try:
+            return str(self.get_job(job_id)["status"])
+        except RECONNECTABLE:
+            return None
+
+    # -- checkpoints and predictions ------------------------------------------------------------
+    def checkpoints(self, job_id: str) -> list[dict[str, Any]]:
+        return list(self._pages(f"/v1/jobs/{job_id}/checkpoints", {}))
+
+    def checkpoint(self, checkpoint_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/checkpoints/{checkpoint_id}")
+
+    def download_weights(self, checkpoint_id: str, path: str | Path | None = None) -> bytes:
+        """The `weights.npz` bytes (DESIGN §5); also written to `path` when given."""
+        data = self._request("GET", f"/v1/checkpoints/{checkpoint_id}/weights.npz").content
+        if path is not None:
+            Path(path).write_bytes(data)
+        return data
+
+    def layer(self, checkpoint_id: str, name: str) -> np.ndarray:
+        """One weight array (e.g. `0.weight`), from the JSON form of the layer endpoint."""
+        body = self._json("GET", f"/v1/checkpoints/{checkpoint_id}/layers/{name}")
+        return np.asarray(body["values"], dtype=body.get("dtype", "float64")).reshape(body["shape"])
+
+    def import_checkpoint(self, weights: bytes | str | Path) -> dict[str, Any]:
+        """Import a `weights.npz` (with its `__spec__`) to predict with or warm-start from."""
+        data = weights if isinstance(weights, bytes) else Path(weights).read_bytes()
+        return self._json("POST", "/v1/checkpoints", content=data,
+                          headers={"Content-Type": "application/x-npz"})
+
+    def predict(self, target: str, inputs: Any, checkpoint: str = "best") -> dict[str, Any]:
+        """Predict with a job's checkpoint (`best`, `latest` or an id) or a checkpoint id."""
+        rows = inputs.tolist() if isinstance(inputs, np.ndarray) else inputs
+        if target.startswith("ckpt_"):
+            return self._json("POST", f"/v1/checkpoints/{target}/predict",
+                              json={"inputs": rows})
+        return self._json("POST", f"/v1/jobs/{target}/predict",
+                          json={"inputs": rows, "checkpoint": checkpoint})
