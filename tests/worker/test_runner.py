@@ -1,0 +1,192 @@
+"""The bridge from training callbacks to the store, in-process, with FakeTrainer for core.train.
+
+The lease, heartbeat, cancel and checkpoint-policy machinery is checked here batch by batch;
+test_processes.py repeats the important cases with the real core in real worker processes.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from core.errors import DatasetError
+from store import jobs
+from store.columns import utcnow
+from store.models import Job
+from tests.worker.conftest import (
+    Backend,
+    create_job,
+    job_row,
+    kept_checkpoints,
+    leases,
+    metric_epochs,
+    xor_spec,
+)
+from tests.worker.fakes import FakeTrainer, decode
+from worker import store_ops
+from worker.runner import JobRunner
+
+
+class Ticks:
+    """A clock that moves 0.25 s per reading: every should_stop polls the database."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 0.25
+        return self.now
+
+
+def fake_data(_s: Any, claimed: store_ops.Claimed, _settings: Any) -> tuple[Any, Any, Any]:
+    epochs = claimed.spec["training"]["epochs"]
+    return SimpleNamespace(training=SimpleNamespace(epochs=epochs)), None, None
+
+
+def runner(b: Backend, job_id: str, trainer: FakeTrainer, worker: str = "w1") -> JobRunner:
+    return JobRunner(b.sessions, b.settings, job_id, worker, train_fn=trainer,
+                     data_fn=fake_data, clock=Ticks())
+
+
+def final_blob(b: Backend, job_id: str) -> bytes:
+    with b.sessions() as s:
+        blob = store_ops.latest_checkpoint_blob(s, job_id)
+    assert blob is not None
+    return blob
+
+
+def test_a_job_runs_to_succeeded_with_metrics_and_the_policy_checkpoints(
+    sqlite_backend: Backend,
+) -> None:
+    b = sqlite_backend
+    job_id = create_job(b, xor_spec(epochs=4))
+    # Epoch 3 is the best by val_loss; epochs 1, 2 and 4 are not.
+    trainer = FakeTrainer(losses=[0.9, 0.8, 0.1, 0.5])
+    assert runner(b, job_id, trainer).run() == "succeeded"
+    job = job_row(b, job_id)
+    assert (job.status, job.stop_reason, job.epoch_done, job.attempts) == (
+        "succeeded", "epochs_done", 4, 1)
+    assert job.best["epoch"] == 3
+    assert job.latest["loss"] == 0.5
+    assert metric_epochs(b, job_id) == [1, 2, 3, 4]
+    # keep_last=2 periodic, keep_best=1 best, and the final one.
+    assert kept_checkpoints(b, job_id) == [
+        ("best", 3), ("final", 4), ("periodic", 3), ("periodic", 4)]
+    assert leases(b, job_id) == [(1, "w1", "succeeded")]
+
+
+def test_cancel_stops_at_the_next_batch_and_keeps_a_checkpoint(sqlite_backend: Backend) -> None:
+    b = sqlite_backend
+    job_id = create_job(b, xor_spec(epochs=5))
+
+    def cancel_in_epoch_2_batch_1(epoch: int, batch: int) -> None:
+        if (epoch, batch) == (1, 1):
+            with b.sessions.begin() as s:
+                jobs.request_cancel(s, job_id)
+
+    trainer = FakeTrainer(batches=6, on_batch=cancel_in_epoch_2_batch_1)
+    assert runner(b, job_id, trainer).run() == "cancelled"
+    job = job_row(b, job_id)
+    assert (job.status, job.stop_reason, job.epoch_done) == ("cancelled", "cancelled", 1)
+    # Batch index 1 ran, so should_stop stopped it before batch index 2: within one batch.
+    assert decode(final_blob(b, job_id)) == (1, 2)
+    assert ("final", 1) in kept_checkpoints(b, job_id)
+
+
+def test_resume_continues_from_the_cancel_checkpoint(sqlite_backend: Backend) -> None:
+    b = sqlite_backend
+    job_id = create_job(b, xor_spec(epochs=3))
+
+    def cancel_at(epoch: int, batch: int) -> None:
+        if (epoch, batch) == (1, 0):
+            with b.sessions.begin() as s:
+                jobs.request_cancel(s, job_id)
+
+    trainer = FakeTrainer(on_batch=cancel_at)
+    assert runner(b, job_id, trainer).run() == "cancelled"
+    with b.sessions.begin() as s:
+        jobs.resume_job(s, job_id, extra_epochs=2)
+    trainer.on_batch = None
+    assert runner(b, job_id, trainer, worker="w2").run() == "succeeded"
+    assert trainer.calls[1]["resume"] == (1, 1)
+    job = job_row(b, job_id)
+    assert (job.status, job.epoch_done, job.epochs_total) == ("succeeded", 5, 5)
+    assert metric_epochs(b, job_id) == [1, 2, 3, 4, 5]
+    assert [kind for kind, _ in kept_checkpoints(b, job_id)].count("final") == 1
+
+
+def test_a_second_delivery_while_running_is_skipped(sqlite_backend: Backend) -> None:
+    b = sqlite_backend
+    job_id = create_job(b, xor_spec(epochs=2))
+    outcomes: list[str] = []
+
+    def deliver_again(epoch: int, batch: int) -> None:
+        if (epoch, batch) == (0, 1):
+            outcomes.append(runner(b, job_id, FakeTrainer(), worker="w2").run())
+
+    assert runner(b, job_id, FakeTrainer(on_batch=deliver_again)).run() == "succeeded"
+    assert outcomes == ["skipped"]
+    assert leases(b, job_id) == [(1, "w1", "succeeded")]
+
+
+def test_a_worker_that_lost_its_lease_stops_and_writes_nothing(sqlite_backend: Backend) -> None:
+    b = sqlite_backend
+    job_id = create_job(b, xor_spec(epochs=3))
+
+    def steal(epoch: int, batch: int) -> None:
+        if (epoch, batch) == (1, 2):
+            with b.sessions.begin() as s:
+                s.execute(sa.update(Job).where(Job.id == job_id)
+                          .values(heartbeat_at=utcnow() - timedelta(seconds=60)))
+                assert jobs.claim_job(s, job_id, "thief", b.settings.lease_timeout_s)
+
+    assert runner(b, job_id, FakeTrainer(on_batch=steal)).run() == "lease_lost"
+    job = job_row(b, job_id)
+    assert (job.status, job.lease_owner, job.epoch_done) == ("running", "thief", 1)
+    assert metric_epochs(b, job_id) == [1]
+    assert "final" not in [kind for kind, _ in kept_checkpoints(b, job_id)]
+    assert leases(b, job_id) == [(1, "w1", "lost"), (2, "thief", None)]
+
+
+def test_the_attempts_cap_fails_the_job_with_its_reason(sqlite_backend: Backend) -> None:
+    b = sqlite_backend
+    job_id = create_job(b, xor_spec(epochs=2))
+    with b.sessions.begin() as s:
+        s.execute(sa.update(Job).where(Job.id == job_id)
+                  .values(attempts=3, failure_reason="OSError: disk full"))
+    trainer = FakeTrainer()
+    assert runner(b, job_id, trainer).run() == "failed"
+    job = job_row(b, job_id)
+    assert job.status == "failed"
+    assert job.failure_reason == "exceeded 3 attempts; last error: OSError: disk full"
+    assert trainer.calls == []
+
+
+def test_a_bad_dataset_fails_at_once_and_an_unexpected_error_is_released(
+    sqlite_backend: Backend,
+) -> None:
+    b = sqlite_backend
+    bad, flaky = create_job(b, xor_spec()), create_job(b, xor_spec())
+
+    def no_data(*_: Any) -> Any:
+        raise DatasetError("row 7: label 3 is out of range")
+
+    r = JobRunner(b.sessions, b.settings, bad, "w1", train_fn=FakeTrainer(), data_fn=no_data)
+    assert r.run() == "failed"
+    assert job_row(b, bad).failure_reason == "DatasetError: row 7: label 3 is out of range"
+
+    def boom(*_: Any) -> Any:
+        raise RuntimeError("database went away")
+
+    r = JobRunner(b.sessions, b.settings, flaky, "w1", train_fn=FakeTrainer(), data_fn=boom)
+    with pytest.raises(RuntimeError):
+        r.run()
+    with b.sessions.begin() as s:
+        assert store_ops.release_for_retry(s, flaky, "w1", "RuntimeError: database went away") == 1
+    job = job_row(b, flaky)
+    assert (job.status, job.lease_owner, job.attempts) == ("queued", None, 1)
+    assert leases(b, flaky) == [(1, "w1", "released")]

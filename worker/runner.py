@@ -1,0 +1,196 @@
+"""The bridge from the core's training callbacks to the store (DESIGN §7).
+
+One :class:`JobRunner` runs one delivery of ``train_job(job_id)``:
+
+1. claim the job in one UPDATE (store.jobs.claim_job) or return ``"skipped"``: a duplicated
+   message never runs a job twice at once;
+2. past ``settings.max_attempts`` claims, fail the job with ``"exceeded N attempts"``;
+3. load the spec, the dataset, and the latest checkpoint (resume) or the ``init_checkpoint``'s
+   weights (warm start); a SpecError/DatasetError/CheckpointError fails the job for good;
+4. run ``core.train``: ``should_stop`` (between batches) reads the cancel flag and the lease
+   owner every ``POLL_S`` and writes the heartbeat every ``heartbeat_interval_s``, each in its
+   own short transaction; ``on_epoch`` writes the epoch's metrics, the job's progress, an event
+   and the checkpoint policy in ONE transaction, after checking that the lease is still ours;
+5. save the ``final`` checkpoint and finish the job (succeeded / cancelled / failed).
+
+A lost lease (another worker took the job over after our heartbeat went stale) ends the run
+without writing anything more: the new owner continues from the latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from config.settings import Settings
+from worker import store_ops
+
+# How often should_stop reads the cancel flag: short, so cancel lands within about one batch
+# on real workloads, without a database round trip per batch of a tiny model.
+POLL_S = 0.2
+SUCCESS_REASONS = frozenset({"epochs_done", "early_stopping", "max_runtime"})
+
+
+class LeaseLost(Exception):
+    """Another worker owns the job now; stop without writing."""
+
+
+@dataclass
+class Inputs:
+    """Everything core.train needs, loaded while the job is claimed."""
+
+    spec: Any
+    X: Any
+    y: Any
+    resume: bytes | None
+    init_params: dict[str, Any] | None
+
+
+def default_train(spec: Any, X: Any, y: Any, **kwargs: Any) -> Any:
+    from core.training import train
+
+    return train(spec, X, y, **kwargs)
+
+
+def default_data(s: Session, claimed: store_ops.Claimed,
+                 settings: Settings) -> tuple[Any, Any, Any]:
+    """(spec, X, y) of a claimed job: the parsed spec and its dataset's arrays."""
+    from core.spec import Spec
+
+    spec = Spec.from_dict(claimed.spec)
+    X, y = store_ops.load_dataset(s, claimed, settings)
+    return spec, X, y
+
+
+class JobRunner:
+    """Run one claimed delivery of a job; ``run()`` returns the outcome as a word."""
+
+    def __init__(self, sessions: sessionmaker[Session], settings: Settings, job_id: str,
+                 worker_id: str, *, train_fn: Callable[..., Any] = default_train,
+                 data_fn: Callable[..., tuple[Any, Any, Any]] = default_data,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.job_id = job_id
+        self.worker_id = worker_id
+        self.train_fn = train_fn
+        self.data_fn = data_fn
+        self.clock = clock
+        self._last_beat = 0.0
+        self._last_poll = 0.0
+        self._stop: str | None = None  # "cancelled" or "lease_lost" once seen
+        self.policy: dict[str, Any] = {}
+
+    # -- the steps -------------------------------------------------------------------------
+
+    def run(self) -> str:
+        with self.sessions.begin() as s:
+            claimed = store_ops.claim(s, self.job_id, self.worker_id, self.settings)
+        if claimed is None:
+            return "skipped"
+        if claimed.attempts > self.settings.max_attempts:
+            reason = f"exceeded {self.settings.max_attempts} attempts"
+            if claimed.last_error:
+                reason += f"; last error: {claimed.last_error}"
+            self._finish("failed", None, reason)
+            return "failed"
+        self._last_beat = self._last_poll = self.clock()
+        try:
+            inputs = self._load(claimed)
+        except store_ops.PERMANENT_ERRORS as exc:
+            self._finish("failed", None, f"{type(exc).__name__}: {exc}")
+            return "failed"
+        self.policy = store_ops.checkpoint_policy(claimed.spec)
+        try:
+            result = self.train_fn(
+                inputs.spec, inputs.X, inputs.y, init_params=inputs.init_params,
+                resume=inputs.resume, on_epoch=self.on_epoch, should_stop=self.should_stop,
+            )
+        except LeaseLost:
+            return "lease_lost"
+        except store_ops.PERMANENT_ERRORS as exc:  # e.g. a checkpoint of another shape
+            if self._stop == "lease_lost":
+                return "lease_lost"
+            self._finish("failed", None, f"{type(exc).__name__}: {exc}")
+            return "failed"
+        if self._stop == "lease_lost":
+            return "lease_lost"
+        return self._conclude(result)
+
+    def _load(self, claimed: store_ops.Claimed) -> Inputs:
+        with self.sessions() as s:
+            spec, X, y = self.data_fn(s, claimed, self.settings)
+            resume = store_ops.latest_checkpoint_blob(s, self.job_id)
+            # A resumed run carries its own weights; the warm start only seeds the first run.
+            init_params = None if resume is not None else store_ops.init_params(s, claimed)
+        return Inputs(spec, X, y, resume, init_params)
+
+    def _conclude(self, result: Any) -> str:
+        reason = str(result.stop_reason)
+        with self.sessions.begin() as s:
+            if not store_ops.owns(s, self.job_id, self.worker_id):
+                return "lease_lost"
+            if reason != "diverged":
+                store_ops.save_checkpoint(
+                    s, self.job_id, int(result.state.epoch), "final", result.checkpoint(),
+                    dict(result.history[-1]) if result.history else {}, self.policy,
+                )
+        if reason in SUCCESS_REASONS:
+            self._finish("succeeded", reason, None)
+            return "succeeded"
+        if reason == "cancelled":
+            self._finish("cancelled", reason, None)
+            return "cancelled"
+        self._finish("failed", reason, getattr(result, "failure", None) or reason)
+        return "failed"
+
+    def _finish(self, status: str, stop_reason: str | None, failure: str | None) -> None:
+        with self.sessions.begin() as s:
+            store_ops.finish(s, self.job_id, self.worker_id, status, stop_reason, failure)
+
+    # -- the core's callbacks --------------------------------------------------------------
+
+    def should_stop(self) -> bool:
+        """Between batches: True once the job is cancelled or the lease is gone."""
+        if self._stop is not None:
+            return True
+        now = self.clock()
+        if now - self._last_beat >= self.settings.heartbeat_interval_s:
+            self._last_beat = self._last_poll = now
+            with self.sessions.begin() as s:
+                self._stop = store_ops.beat(s, self.job_id, self.worker_id)
+        elif now - self._last_poll >= POLL_S:
+            self._last_poll = now
+            with self.sessions() as s:
+                self._stop = store_ops.poll(s, self.job_id, self.worker_id)
+        return self._stop is not None
+
+    def on_epoch(self, report: Any) -> None:
+        """One transaction per epoch: metrics, progress, event, checkpoint policy."""
+        epoch, metrics = int(report.epoch), dict(report.metrics)
+        with self.sessions.begin() as s:
+            if not store_ops.owns(s, self.job_id, self.worker_id):
+                self._stop = "lease_lost"
+                raise LeaseLost(self.job_id)
+            store_ops.record_epoch(s, self.job_id, epoch, int(report.epochs), metrics,
+                                   bool(report.is_best))
+            blob: bytes | None = None  # serialise once even when saved as two kinds
+            for kind in self._kinds_to_save(epoch, bool(report.is_best)):
+                blob = report.checkpoint() if blob is None else blob
+                store_ops.save_checkpoint(s, self.job_id, epoch, kind, blob, metrics,
+                                          self.policy)
+        # The commit just proved we are alive: no need for another write right away.
+        self._last_beat = self.clock()
+
+    def _kinds_to_save(self, epoch: int, is_best: bool) -> list[str]:
+        kinds = []
+        every = int(self.policy["every_epochs"])
+        if every > 0 and epoch % every == 0 and int(self.policy["keep_last"]) > 0:
+            kinds.append("periodic")
+        if is_best and int(self.policy["keep_best"]) > 0:
+            kinds.append("best")
+        return kinds

@@ -1,0 +1,177 @@
+"""The worker's reads and writes, on top of store/'s query functions.
+
+Every function takes the session first and never commits: the runner decides where each
+transaction starts and ends (CONVENTIONS 8), so an epoch's metrics, progress, event and
+checkpoints land together or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from config.settings import Settings
+from core.errors import CheckpointError, DatasetError, SpecError
+from store import checkpoints, datasets, events, jobs, metrics
+from store.models import Job
+
+# Errors no retry can fix: the job fails at once with the message.
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (SpecError, DatasetError, CheckpointError)
+POLICY_DEFAULTS: dict[str, Any] = {
+    "every_epochs": 1, "keep_last": 3, "keep_best": 1, "monitor": "val_loss",
+}
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What the runner needs from the claimed job row, detached from the session."""
+
+    attempts: int
+    tenant_id: str
+    spec: dict[str, Any]
+    dataset_id: str | None
+    last_error: str | None
+
+
+def claim(s: Session, job_id: str, worker_id: str, settings: Settings) -> Claimed | None:
+    job = jobs.claim_job(s, job_id, worker_id, settings.lease_timeout_s)
+    if job is None:
+        return None
+    events.append(s, job_id, "status", {"status": "running", "attempt": int(job.attempts)})
+    return Claimed(int(job.attempts), job.tenant_id, dict(job.spec), job.dataset_id,
+                   job.failure_reason)
+
+
+def checkpoint_policy(spec: dict[str, Any]) -> dict[str, Any]:
+    return {**POLICY_DEFAULTS, **(spec.get("checkpoints") or {})}
+
+
+def owns(s: Session, job_id: str, worker_id: str) -> bool:
+    return poll(s, job_id, worker_id) != "lease_lost"
+
+
+def beat(s: Session, job_id: str, worker_id: str) -> str | None:
+    """Write the heartbeat; None to go on, else "cancelled" or "lease_lost"."""
+    result = jobs.heartbeat(s, job_id, worker_id)
+    if not result.lease_held:
+        return "lease_lost"
+    return "cancelled" if result.cancel_requested else None
+
+
+def poll(s: Session, job_id: str, worker_id: str) -> str | None:
+    """Read-only check of the cancel flag and the lease owner."""
+    row = s.execute(
+        sa.select(Job.lease_owner, Job.status, Job.cancel_requested).where(Job.id == job_id)
+    ).first()
+    if row is None or row.lease_owner != worker_id or row.status != "running":
+        return "lease_lost"
+    return "cancelled" if row.cancel_requested else None
+
+
+def load_dataset(s: Session, claimed: Claimed, settings: Settings) -> tuple[Any, Any]:
+    """The job's (X, y): a builtin by name, or the stored npz of an uploaded dataset."""
+    from core.datasets import load_builtin, parse_dataset
+
+    name = str(claimed.spec.get("dataset") or "")
+    if name.startswith("builtin:") and claimed.dataset_id is None:
+        data = load_builtin(name.removeprefix("builtin:"))
+        return data.X, data.y
+    dataset_id = claimed.dataset_id or name
+    row = datasets.get(s, claimed.tenant_id, dataset_id)
+    if row is None:
+        raise DatasetError(f"dataset {dataset_id!r} does not exist any more")
+    if row.builtin:
+        data = load_builtin(str(row.name).removeprefix("builtin:"))
+        return data.X, data.y
+    blob = datasets.get_blob(s, claimed.tenant_id, dataset_id)
+    if blob is None:
+        raise DatasetError(f"dataset {dataset_id!r} has no stored arrays")
+    data = parse_dataset(bytes(blob), "npz", limits=_dataset_limits(settings))
+    return data.X, data.y
+
+
+def _dataset_limits(settings: Settings) -> Any:
+    from core.datasets import DatasetLimits
+
+    return DatasetLimits(max_bytes=settings.limits.max_upload_bytes,
+                         max_rows=settings.limits.max_dataset_rows,
+                         max_features=settings.limits.max_dataset_features)
+
+
+def latest_checkpoint_blob(s: Session, job_id: str) -> bytes | None:
+    latest = checkpoints.latest_for_job(s, job_id)
+    return None if latest is None else bytes(latest.blob)
+
+
+def init_params(s: Session, claimed: Claimed) -> dict[str, Any] | None:
+    """The weights of the spec's ``init_checkpoint`` (warm start), or None without one."""
+    from core.checkpoint import load_checkpoint
+
+    checkpoint_id = claimed.spec.get("init_checkpoint")
+    if not checkpoint_id:
+        return None
+    row = checkpoints.get(s, str(checkpoint_id), tenant_id=claimed.tenant_id)
+    blob = None if row is None else checkpoints.get_blob(s, row.id)
+    if blob is None:
+        raise CheckpointError(f"init_checkpoint {checkpoint_id!r} does not exist")
+    return dict(load_checkpoint(bytes(blob)).params)
+
+
+def record_epoch(s: Session, job_id: str, epoch: int, epochs: int, values: dict[str, float],
+                 is_best: bool) -> None:
+    metrics.upsert_epoch(s, job_id, epoch, values)
+    jobs.update_progress(s, job_id, epoch, values, {"epoch": epoch, **values} if is_best else None)
+    events.append(s, job_id, "epoch", {"epoch": epoch, "epochs": epochs, **values})
+
+
+def save_checkpoint(s: Session, job_id: str, epoch: int, kind: str, blob: bytes,
+                    values: dict[str, float], policy: dict[str, Any]) -> None:
+    checkpoints.save_checkpoint(s, job_id, epoch, kind, blob, values)
+    apply_policy(s, job_id, policy)
+
+
+def apply_policy(s: Session, job_id: str, policy: dict[str, Any]) -> list[str]:
+    """Delete what the policy does not keep; the deleted ids.
+
+    Kept: the ``keep_last`` newest periodic checkpoints, the ``keep_best`` best "best" ones by
+    ``monitor``, and the newest "final" one (a resumed run's final replaces the earlier one).
+    """
+    rows = checkpoints.list_for_job(s, job_id)
+    newest = sorted(rows, key=lambda r: (r.epoch, r.id), reverse=True)
+    periodic = [r for r in newest if r.kind == "periodic"][: int(policy["keep_last"])]
+    finals = [r for r in newest if r.kind == "final"][:1]
+    best_rows = [r for r in newest if r.kind == "best"]
+    # Without the monitored metric (no validation split) the core ranks by loss: keep newest.
+    ranked = checkpoints.rank_best(best_rows, str(policy["monitor"])) or best_rows
+    best = ranked[: int(policy["keep_best"])]
+    keep = {r.id for r in (*periodic, *finals, *best)}
+    doomed = [r for r in rows if r.id not in keep and r.kind != "imported"]
+    for row in doomed:
+        s.delete(row)
+    return [r.id for r in doomed]
+
+
+def finish(s: Session, job_id: str, worker_id: str, status: str, stop_reason: str | None,
+           failure: str | None) -> None:
+    if not jobs.finish(s, job_id, worker_id, status, stop_reason=stop_reason,
+                       failure_reason=failure):
+        return
+    events.append(s, job_id, "status", {"status": status, "stop_reason": stop_reason,
+                                        "failure_reason": failure})
+
+
+def release_for_retry(s: Session, job_id: str, worker_id: str, error: str) -> int | None:
+    """Give the job back to the queue after an unexpected error; its attempts, or None."""
+    attempts = s.scalar(sa.select(Job.attempts).where(Job.id == job_id))
+    if attempts is None or not jobs.release(s, job_id, worker_id, failure_reason=error):
+        return None
+    events.append(s, job_id, "status", {"status": "queued", "retry_after": error})
+    return int(attempts)
+
+
+def stranded(s: Session, settings: Settings) -> list[str]:
+    return list(jobs.stale_or_lost(s, queued_grace_s=settings.queued_grace_s,
+                                   lease_timeout_s=settings.lease_timeout_s))

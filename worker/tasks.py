@@ -1,0 +1,97 @@
+"""The Celery tasks: ``weightsmith.train_job(job_id)`` and ``weightsmith.reconcile()``.
+
+Tasks take ids and reload everything from the database (CONVENTIONS 5); their return values
+are ignored (no result backend): progress lives in the job's rows.
+
+Failures, by kind (DESIGN §7):
+
+- a bad spec, dataset or init checkpoint (SpecError, DatasetError, CheckpointError) fails the
+  job at once: retrying cannot help;
+- divergence ends the job ``failed`` with stop_reason ``diverged`` (the core reports it);
+- the soft time limit fails the job with its reason;
+- any other exception (database blip, out of memory, a bug) is retried: the job is released
+  back to ``queued`` with the error kept in ``failure_reason``, and the task is re-sent with
+  Celery's ``self.retry`` after an exponential countdown. We count tries with the job's own
+  ``attempts`` (incremented by every claim) rather than Celery's ``max_retries``, because a
+  worker killed mid-job (redelivery, reconcile) is an attempt as well and Celery never sees it;
+  the claim past ``settings.max_attempts`` fails the job with ``"exceeded N attempts"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from typing import Any
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from config.settings import Settings
+from worker import store_ops
+from worker.celery_app import RECONCILE_TASK, TRAIN_TASK, settings_of
+from worker.reconcile import reconcile_once
+from worker.runner import JobRunner
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_COUNTDOWN_S = 60
+_ENGINES: dict[str, Engine] = {}
+
+
+def session_factory(settings: Settings) -> sessionmaker[Session]:
+    """One engine per database URL per process (created lazily, after any fork)."""
+    from store.db import make_engine, make_session_factory
+
+    engine = _ENGINES.get(settings.database_url)
+    if engine is None:
+        engine = _ENGINES[settings.database_url] = make_engine(settings.database_url)
+    return make_session_factory(engine)
+
+
+def dispose_engines() -> None:
+    """Forget pooled connections inherited over fork, without closing the parent's sockets."""
+    for engine in _ENGINES.values():
+        engine.dispose(close=False)
+
+
+def new_worker_id() -> str:
+    """Unique per delivery, so a lease names exactly one run of one process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def retry_countdown(attempts: int) -> int:
+    return int(min(2 ** max(attempts, 1), MAX_RETRY_COUNTDOWN_S))
+
+
+@shared_task(name=TRAIN_TASK, bind=True, acks_late=True, ignore_result=True)
+def train_job(self: Any, job_id: str) -> str:
+    settings = settings_of(self.app)
+    sessions = session_factory(settings)
+    worker_id = new_worker_id()
+    try:
+        outcome = JobRunner(sessions, settings, job_id, worker_id).run()
+    except SoftTimeLimitExceeded:
+        with sessions.begin() as s:
+            store_ops.finish(s, job_id, worker_id, "failed", "max_runtime",
+                             f"exceeded the runtime limit of {settings.limits.max_runtime_s} s")
+        return "failed"
+    except Exception as exc:
+        log.exception("job %s: unexpected error; releasing it for a retry", job_id)
+        with sessions.begin() as s:
+            attempts = store_ops.release_for_retry(
+                s, job_id, worker_id, f"{type(exc).__name__}: {exc}")
+        if attempts is None:  # the lease was not ours any more: its owner carries on
+            return "lease_lost"
+        raise self.retry(exc=exc, countdown=retry_countdown(attempts), max_retries=None) from exc
+    log.info("job %s: %s", job_id, outcome)
+    return outcome
+
+
+@shared_task(name=RECONCILE_TASK, bind=True, ignore_result=True)
+def reconcile(self: Any) -> list[str]:
+    settings = settings_of(self.app)
+    return reconcile_once(self.app, session_factory(settings), settings)
