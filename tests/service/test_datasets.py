@@ -156,3 +156,24 @@ def test_hostile_multipart_filename_does_not_become_a_name(client: FlaskClient,
         data={"file": (io.BytesIO(csv_bytes(X4, Y4)), "x.csv"), "name": "a\x00b"},
     )
     assert_problem(bad, 422)
+
+
+def test_storage_quota_is_413_and_stores_nothing(settings: Any, migrated: None,
+                                                 api_key: str) -> None:
+    from config.settings import Limits
+    from service.app import create_app
+
+    small = settings.with_overrides(limits=Limits(**{**settings.limits.__dict__,
+                                                     "max_stored_bytes": 4000}))
+    client = create_app(small, testing=True).test_client()
+    auth = {"Authorization": f"Bearer {api_key}"}
+    X, y = blobs(20, 4, 2)
+    first = client.post("/v1/datasets?target=label", data=csv_bytes(X, y),
+                        headers={**auth, "Content-Type": "text/csv"})
+    assert first.status_code == 201, first.data
+    X, y = blobs(300, 4, 2)
+    response = client.post("/v1/datasets?target=label", data=csv_bytes(X, y),
+                           headers={**auth, "Content-Type": "text/csv"})
+    body = assert_problem(response, 413)
+    assert body["type"].endswith("storage-quota-exceeded")
+    assert len(listed(client, auth)) == 1
