@@ -96,3 +96,12 @@ def test_matches_torch_golden(case: dict) -> None:  # type: ignore[type-arg]
     assert_golden(layer.backward(np.array(case["dy"])), case["dx"])
     assert_golden(layer.grads["weight"], case["dweight"])
     assert_golden(layer.grads["bias"], case["dbias"])
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_every_fused_activation_through_the_channel_major_path(activation: str) -> None:
+    layer = Conv2D(3, 3, 1, "same", ACTIVATIONS[activation]())
+    layer.build((2, 5, 4), np.random.default_rng(4), np.float64)
+    x = np.random.default_rng(5).standard_normal((2, 2, 5, 4))
+    errors = check_layer(layer, x)
+    assert max(errors.values()) <= 1e-7, errors

@@ -115,3 +115,30 @@ def test_unknown_layer_names_its_path() -> None:
         build_network({"layers": [{"type": "dense", "units": 2}, {"type": "lstm"}]}, (3,), 0)
     with pytest.raises(SpecError, match=r"model\.layers\[0\]\.units"):
         build_network({"layers": [{"type": "dense", "units": 2}]}, (1, 3, 3), 0)
+
+
+def test_small_cnn_gradient_end_to_end_in_float64() -> None:
+    spec = {"layers": [
+        {"type": "conv2d", "filters": 3, "kernel_size": 3, "padding": "same", "activation": "elu"},
+        {"type": "batch_norm"},
+        {"type": "max_pool2d", "pool_size": 2},
+        {"type": "conv2d", "filters": 4, "kernel_size": 2, "stride": 2, "activation": "tanh"},
+        {"type": "avg_pool2d", "pool_size": 1},
+        {"type": "flatten"},
+        {"type": "dense", "units": 3},
+    ]}
+    net = build_network(spec, (6, 8), seed=3, dtype="float64")
+    assert net.shapes == [(3, 6, 8), (3, 6, 8), (3, 3, 4), (4, 1, 2), (4, 1, 2), (8,), (3,)]
+    loss = make_loss({"type": "cross_entropy", "class_weights": [1.0, 2.0, 0.5]}, np.float64)
+    x = np.random.default_rng(4).standard_normal((5, 6, 8))
+    y = np.array([0, 1, 2, 1, 0])
+    running = {k: v.copy() for k, v in net.buffers.items()}
+
+    def value() -> float:
+        net.set_params(running, strict=False)
+        return loss.forward(net.forward(x, training=True), y)
+
+    value()
+    net.backward(loss.backward())
+    analytic = net.flat_grads.copy()
+    assert rel_error(analytic, numeric_grad(value, net.flat_params)) <= 1e-7
