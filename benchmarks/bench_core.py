@@ -20,6 +20,8 @@ to ``benchmarks/results/bench_core-<UTC time>.json``.
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are set on this machine for old OpenBLAS builds and pin
 a slower kernel (/work/.library/env/README.md): the script re-executes itself once without
 them (so its peers run without them too) and prints the kernel OpenBLAS then reports.
+``--threads N`` pins every library of every process to N threads (a machine shared with
+other jobs makes multi-threaded BLAS timings erratic; one thread each is the steady view).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PEERS = Path(os.environ.get("WEIGHTSMITH_PEERS", ROOT.parent / "shared" / "peers"))
 RESULTS = ROOT / "benchmarks" / "results"
 PINNED = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 sys.path.insert(0, str(ROOT))
 
 
@@ -176,9 +179,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="fewer rows, for a smoke run")
     parser.add_argument("--only", default="a,b,c", help="comma-separated cases")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="pin BLAS/OpenMP threads for ours and every peer (default: "
+                             "the libraries' own choice, one per core)")
     args = parser.parse_args()
-    if any(name in os.environ for name in PINNED):
-        env = {k: v for k, v in os.environ.items() if k not in PINNED}
+    env = {k: v for k, v in os.environ.items() if k not in PINNED}
+    if args.threads is not None:
+        env.update({name: str(args.threads) for name in THREAD_VARS})
+    if env != dict(os.environ):
         os.execve(sys.executable, [sys.executable, *sys.argv], env)
     from threadpoolctl import threadpool_info
 
@@ -188,6 +196,7 @@ def main() -> None:
     started = time.time()
     summary = run(args.rounds, args.quick, set(args.only.split(",")))
     summary["blas"] = blas
+    summary["threads"] = args.threads
     summary["wall_s"] = time.time() - started
     print()
     print(table(summary))
