@@ -54,17 +54,9 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def migrated(settings: Settings) -> None:
-    try:
-        from store.migrate import upgrade
-    except ImportError:  # store.migrate has not landed yet: the models' tables will do
-        from store.db import make_engine
-        from store.models import Base
+    from store.migrate import upgrade_to_head
 
-        engine = make_engine(settings.database_url)
-        Base.metadata.create_all(engine)
-        engine.dispose()
-        return
-    upgrade(settings.database_url)
+    upgrade_to_head(settings.database_url)
 
 
 @pytest.fixture
