@@ -22,7 +22,10 @@ from core.layers import LAYERS
 from core.layers.base import Array, Layer, Shape
 from core.losses import LINK_FUNCTIONS, LINKS
 
-PREDICT_BATCH = 1024
+# Eval forwards run in chunks of at most this many rows: a layer keeps scratch arrays per
+# batch size, and a 1024-row conv batch would pin hundreds of MB of im2col columns.
+EVAL_CHUNK = 256
+PREDICT_BATCH = EVAL_CHUNK
 
 
 def normalize_input_shape(input_shape: Sequence[int]) -> Shape:
@@ -110,6 +113,14 @@ class Network:
         x = np.asarray(x, dtype=self.dtype)
         if x.ndim == len(self.input_shape) and len(self.input_shape) == 3:
             x = x[:, None]
+        if training or x.shape[0] <= EVAL_CHUNK:
+            return self._forward(x, training)
+        out = np.empty((x.shape[0], *self.output_shape), dtype=self.dtype)
+        for start in range(0, x.shape[0], EVAL_CHUNK):
+            out[start:start + EVAL_CHUNK] = self._forward(x[start:start + EVAL_CHUNK], False)
+        return out
+
+    def _forward(self, x: Array, training: bool) -> Array:
         for layer in self.layers:
             x = layer.forward(x, training)
         return x

@@ -24,7 +24,7 @@ from numpy.typing import DTypeLike, NDArray
 Array = NDArray[Any]
 Shape = tuple[int, ...]
 
-_MAX_SCRATCH = 24
+_MAX_SCRATCH = 48
 
 
 def spec_field(spec: Any, name: str, default: Any = None) -> Any:

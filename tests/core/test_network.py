@@ -142,3 +142,14 @@ def test_small_cnn_gradient_end_to_end_in_float64() -> None:
     net.backward(loss.backward())
     analytic = net.flat_grads.copy()
     assert rel_error(analytic, numeric_grad(value, net.flat_params)) <= 1e-7
+
+
+def test_large_eval_batches_run_in_chunks_with_the_same_result() -> None:
+    from core.network import EVAL_CHUNK
+
+    net = build_network(MLP, (4,), seed=0, dtype="float64")
+    X = np.random.default_rng(1).standard_normal((EVAL_CHUNK * 2 + 7, 4))
+    whole = net.forward(X, training=False)
+    assert whole.shape == (X.shape[0], 3)
+    pieces = [net.forward(X[i:i + 100], training=False).copy() for i in range(0, len(X), 100)]
+    np.testing.assert_allclose(whole, np.concatenate(pieces), rtol=1e-13)
