@@ -72,6 +72,7 @@ def create_job(
                     " a different request body"
                 )
             return existing
+    now = utcnow()
     job = Job(
         tenant_id=tenant_id,
         name=name if name is not None else str(spec.get("name") or "job"),
@@ -80,6 +81,8 @@ def create_job(
         epochs_total=epochs_total if epochs_total is not None else _epochs_of(spec),
         idempotency_key=idempotency_key,
         request_hash=request_hash,
+        created_at=now,
+        queued_at=now,
     )
     s.add(job)
     s.flush()
