@@ -172,6 +172,14 @@ def resolve_initializer(spec: Any, default: str) -> tuple[str, dict[str, float]]
     return name, kwargs
 
 
+def init_name(spec: Any) -> str | None:
+    """The initializer name of a spec value (name, mapping or InitFn-like), None if unset."""
+    if spec is None or isinstance(spec, str):
+        return spec
+    name = _get(spec, "type") or _get(spec, "name")
+    return None if name is None else str(name)
+
+
 def _get(source: Any, key: str) -> Any:
     if isinstance(source, dict):
         return source.get(key)

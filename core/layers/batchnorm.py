@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from core.activations import Activation
-from core.initializers import FAN_SCALES, initialize
+from core.initializers import FAN_SCALES, init_name, initialize
 from core.layers.activation import activation_of
 from core.layers.base import Array, Layer, Shape, spec_field
 
@@ -58,9 +58,9 @@ class BatchNorm(Layer):
         from core.errors import SpecError
 
         # torch's own default for BatchNorm is gamma = 1, beta = 0.
-        if spec in (None, "torch_default"):
-            spec = default
-        name = spec if isinstance(spec, str) else None
+        name = init_name(spec)
+        if name in (None, "torch_default"):
+            spec = name = default
         if name in FAN_SCALES:
             raise SpecError(field, f"{name!r} needs a weight matrix; batch_norm's parameters "
                             "are vectors (use ones, zeros, constant, normal or uniform)")

@@ -7,14 +7,14 @@ from typing import Any
 import numpy as np
 
 from core.activations import Activation
-from core.initializers import fan_in_fan_out, initialize
+from core.initializers import fan_in_fan_out, init_name, initialize
 from core.layers.activation import activation_of
 from core.layers.base import Array, Layer, Shape, spec_field
 
 
 def default_bias_init(weight_init: Any) -> str:
     """torch's bias rule goes with torch's weight rule; every other weight rule gets zeros."""
-    return "torch_default" if weight_init in (None, "torch_default") else "zeros"
+    return "torch_default" if init_name(weight_init) in (None, "torch_default") else "zeros"
 
 
 class Dense(Layer):

@@ -104,3 +104,24 @@ def test_activation_layer_gradients(activation: str) -> None:
     layer = _built(ActivationLayer(ACTIVATIONS[activation]()), (3, 4))
     x = np.random.default_rng(3).standard_normal((2, 3, 4))
     assert check_layer(layer, x)["input"] <= 1e-7
+
+
+def test_init_and_activation_given_as_spec_objects() -> None:
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Fn:
+        type: str
+        alpha: float | None = None
+        value: float | None = None
+
+    layer = Dense.from_spec({"units": 2, "activation": Fn("leaky_relu", 0.5),
+                             "weight_init": Fn("constant", value=0.5), "bias_init": None})
+    layer.build((3,), np.random.default_rng(0), np.float64)
+    np.testing.assert_array_equal(layer.params["weight"], np.full((3, 2), 0.5))
+    assert layer.params["bias"].shape == (2,) and np.all(layer.params["bias"] == 0.0)
+    y = layer.forward(np.array([[-1.0, -1.0, -1.0]]), training=False)
+    np.testing.assert_array_equal(y, [[-0.75, -0.75]])
+    torch_default = Dense.from_spec({"units": 4, "weight_init": Fn("torch_default")})
+    torch_default.build((4,), np.random.default_rng(0), np.float64)
+    assert np.all(torch_default.params["bias"] != 0.0)  # torch's U(-1/sqrt(fan_in), ...)
