@@ -153,3 +153,31 @@ def test_large_eval_batches_run_in_chunks_with_the_same_result() -> None:
     assert whole.shape == (X.shape[0], 3)
     pieces = [net.forward(X[i:i + 100], training=False).copy() for i in range(0, len(X), 100)]
     np.testing.assert_allclose(whole, np.concatenate(pieces), rtol=1e-13)
+
+
+@pytest.mark.parametrize("loss_name", ["cross_entropy", "binary_cross_entropy", "mse", "huber"])
+def test_every_layer_keeps_float32(loss_name: str) -> None:
+    spec = {"layers": [
+        {"type": "conv2d", "filters": 2, "kernel_size": 3, "padding": 1, "activation": "gelu"},
+        {"type": "batch_norm", "activation": "silu"},
+        {"type": "max_pool2d", "pool_size": 2},
+        {"type": "conv2d", "filters": 2, "kernel_size": 2, "stride": 2, "activation": "elu"},
+        {"type": "avg_pool2d", "pool_size": 1},
+        {"type": "dropout", "rate": 0.5},
+        {"type": "flatten"},
+        {"type": "dense", "units": 5, "activation": {"type": "leaky_relu", "alpha": 0.1}},
+        {"type": "batch_norm"},
+        {"type": "activation", "activation": "softplus"},
+        {"type": "dense", "units": 3, "activation": "sigmoid"},
+    ]}
+    net = build_network(spec, (1, 8, 8), seed=0, loss=loss_name)
+    loss = make_loss(loss_name, np.float32)
+    x = np.random.default_rng(0).standard_normal((4, 1, 8, 8)).astype(np.float32)
+    out = net.forward(x, training=True)
+    assert out.dtype == np.float32
+    targets = np.array([0, 1, 2, 1]) if loss_name == "cross_entropy" else np.ones((4, 3))
+    loss.forward(out, targets)
+    net.backward(loss.backward())
+    arrays = {**net.params, **net.grads, **net.buffers}
+    assert {a.dtype for a in arrays.values()} == {np.dtype(np.float32)}
+    assert net.predict(x).dtype == np.float32
