@@ -10,7 +10,7 @@ views), never by rebinding dict entries.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -175,9 +175,9 @@ class Network:
 def _layer_specs(model_spec: Any) -> list[Any]:
     if isinstance(model_spec, Mapping):
         return list(model_spec["layers"])
-    if isinstance(model_spec, Iterable) and not isinstance(model_spec, str):
-        return list(model_spec)
-    return list(model_spec.layers)
+    if hasattr(model_spec, "layers"):
+        return list(model_spec.layers)
+    return list(model_spec)
 
 
 def _type_of(spec: Any) -> Any:
