@@ -120,3 +120,9 @@ def broker_messages(settings: Settings) -> Iterator[Any]:
         return out
 
     yield messages
+
+
+@pytest.fixture
+def seeded(session_factory: Any) -> dict[str, str]:
+    """A tenant with a key, for tests that build their own app on the same database."""
+    return {"api_key": make_key(session_factory, "fuzzer")}
