@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Op
     """Build the WSGI application for `settings` (default: `Settings.from_env()`)."""
     from store.db import make_engine, make_session_factory
 
-    from service import auth, limits
+    from service import auth, dashboard, limits
     from service.api import register_blueprints
     from service.api.metrics import init_metrics
     from service.dispatch import Dispatcher
@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Op
     limits.init_app(app, settings)
     init_metrics(app)
     register_blueprints(app)
+    app.register_blueprint(dashboard.bp)  # the browser UI at / (service/dashboard)
     # The contract says /openapi.json; flask-openapi3 serves it under its doc prefix too.
     app.add_url_rule(
         "/openapi.json", "openapi_json", lambda: app.api_doc, methods=["GET"]

@@ -1,0 +1,35 @@
+"""The browser dashboard: a job list at `/` and a job page at `/jobs/<id>`.
+
+The pages are static shells; the browser fetches everything from the public `/v1` API with the
+key the user typed once (kept in localStorage, or passed as `#key=...`), so the dashboard needs
+no session, no cookie and no server-side rendering of tenant data. Scripts and styles are ours,
+served from `service/static/dashboard` (no CDN, no build step).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, render_template
+
+HERE = Path(__file__).resolve().parent
+
+bp = Blueprint(
+    "dashboard",
+    __name__,
+    template_folder=str(HERE.parent / "templates"),
+    static_folder=str(HERE.parent / "static"),
+    static_url_path="/ui/static",
+)
+
+
+@bp.get("/")
+def index() -> str:
+    """The job list (refreshes itself)."""
+    return render_template("dashboard/index.html")
+
+
+@bp.get("/jobs/<job_id>")
+def job(job_id: str) -> str:
+    """One job: live curves, checkpoints, weight heatmaps and histograms."""
+    return render_template("dashboard/job.html", job_id=job_id)

@@ -1,0 +1,139 @@
+// Plain SVG charts: line curves, weight heatmaps and histograms. No library: each chart is a
+// few dozen elements whose classes the end-to-end test looks for.
+
+const SVG = "http://www.w3.org/2000/svg";
+const MAX_CELLS = 48; // heatmap side: larger matrices are shown as block means
+
+function svg(tag, attrs = {}, text = null) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
+  if (text !== null) node.textContent = text;
+  return node;
+}
+
+function extent(values) {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of values) { if (v < lo) lo = v; if (v > hi) hi = v; }
+  return [lo, hi];
+}
+
+function tick(value) {
+  if (!Number.isFinite(value)) return "";
+  const a = Math.abs(value);
+  return a !== 0 && (a < 0.01 || a >= 1e4) ? value.toExponential(1) : value.toPrecision(3);
+}
+
+// series: [{name, cls, points: [[x, y], ...]}]; draws every finite point, one <path> each.
+export function lineChart(container, series, { width = 520, height = 260, xLabel = "epoch" } = {}) {
+  const pad = { left: 52, right: 12, top: 12, bottom: 34 };
+  const all = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "line-chart", role: "img" });
+  container.replaceChildren(root);
+  if (!all.length) {
+    root.append(svg("text", { x: width / 2, y: height / 2, class: "empty", "text-anchor": "middle" }, "no epochs yet"));
+    return root;
+  }
+  let [x0, x1] = extent(all.map((p) => p[0]));
+  let [y0, y1] = extent(all.map((p) => p[1]));
+  if (x0 === x1) { x0 -= 1; x1 += 1; }
+  if (y0 === y1) { y0 -= 0.5; y1 += 0.5; }
+  const w = width - pad.left - pad.right;
+  const h = height - pad.top - pad.bottom;
+  const sx = (x) => pad.left + ((x - x0) / (x1 - x0)) * w;
+  const sy = (y) => pad.top + (1 - (y - y0) / (y1 - y0)) * h;
+  const axes = svg("g", { class: "axes" });
+  for (let i = 0; i <= 4; i++) {
+    const yv = y0 + ((y1 - y0) * i) / 4;
+    axes.append(svg("line", { x1: pad.left, x2: width - pad.right, y1: sy(yv), y2: sy(yv), class: "grid-line" }));
+    axes.append(svg("text", { x: pad.left - 6, y: sy(yv) + 4, "text-anchor": "end" }, tick(yv)));
+  }
+  for (const xv of [x0, Math.round((x0 + x1) / 2), x1]) {
+    axes.append(svg("text", { x: sx(xv), y: height - 16, "text-anchor": "middle" }, tick(Math.round(xv))));
+  }
+  axes.append(svg("text", { x: pad.left + w / 2, y: height - 2, "text-anchor": "middle", class: "axis-label" }, xLabel));
+  root.append(axes);
+  const legend = svg("g", { class: "legend" });
+  series.forEach((s, i) => {
+    const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+    if (!pts.length) return;
+    const d = pts.map(([x, y], j) => `${j ? "L" : "M"}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
+    root.append(svg("path", { d, class: `curve ${s.cls}`, "data-points": pts.length, fill: "none" }));
+    const ly = pad.top + 4 + i * 16;
+    legend.append(svg("line", { x1: width - 120, x2: width - 100, y1: ly, y2: ly, class: `curve ${s.cls}` }));
+    legend.append(svg("text", { x: width - 95, y: ly + 4 }, s.name));
+  });
+  root.append(legend);
+  return root;
+}
+
+// A weight array as rows x cols: dense (in, out) as is; conv (out, in, kh, kw) as out x in*kh*kw.
+export function asMatrix(values, shape) {
+  const flat = values.flat(Infinity);
+  if (shape.length === 1) return { rows: 1, cols: shape[0], flat };
+  const rows = shape[0];
+  return { rows, cols: flat.length / rows, flat };
+}
+
+function blockMeans({ rows, cols, flat }) {
+  const br = Math.ceil(rows / MAX_CELLS);
+  const bc = Math.ceil(cols / MAX_CELLS);
+  const outRows = Math.ceil(rows / br);
+  const outCols = Math.ceil(cols / bc);
+  const cells = [];
+  for (let i = 0; i < outRows; i++) {
+    for (let j = 0; j < outCols; j++) {
+      let sum = 0;
+      let n = 0;
+      for (let r = i * br; r < Math.min(rows, (i + 1) * br); r++) {
+        for (let c = j * bc; c < Math.min(cols, (j + 1) * bc); c++) { sum += flat[r * cols + c]; n++; }
+      }
+      cells.push({ i, j, value: sum / n });
+    }
+  }
+  return { outRows, outCols, cells, block: [br, bc] };
+}
+
+function diverging(value, scale) {
+  const t = scale > 0 ? Math.max(-1, Math.min(1, value / scale)) : 0;
+  const fade = Math.round(255 * (1 - Math.abs(t)));
+  return t >= 0 ? `rgb(255,${fade},${fade})` : `rgb(${fade},${fade},255)`;
+}
+
+export function heatmap(container, matrix, { size = 240 } = {}) {
+  const { outRows, outCols, cells, block } = blockMeans(matrix);
+  const [lo, hi] = extent(matrix.flat);
+  const scale = Math.max(Math.abs(lo), Math.abs(hi));
+  const cw = size / Math.max(outRows, outCols);
+  const root = svg("svg", {
+    viewBox: `0 0 ${outCols * cw} ${outRows * cw}`, class: "heatmap", width: outCols * cw,
+    height: outRows * cw, "data-block": block.join("x"),
+  });
+  for (const { i, j, value } of cells) {
+    const rect = svg("rect", { x: j * cw, y: i * cw, width: cw, height: cw, class: "heat-cell", fill: diverging(value, scale) });
+    rect.append(svg("title", {}, `[${i * block[0]}, ${j * block[1]}] ${tick(value)}`));
+    root.append(rect);
+  }
+  container.append(root);
+  return root;
+}
+
+export function histogram(container, flat, { bins = 30, width = 260, height = 140 } = {}) {
+  const [lo, hi] = extent(flat);
+  const span = hi - lo || 1;
+  const counts = new Array(bins).fill(0);
+  for (const v of flat) counts[Math.min(bins - 1, Math.floor(((v - lo) / span) * bins))]++;
+  const top = extent(counts)[1];
+  const bw = width / bins;
+  const root = svg("svg", { viewBox: `0 0 ${width} ${height + 16}`, class: "histogram", width, height: height + 16 });
+  counts.forEach((count, k) => {
+    const bh = top ? (count / top) * height : 0;
+    const bar = svg("rect", { x: k * bw + 0.5, y: height - bh, width: bw - 1, height: bh, class: "hist-bar" });
+    bar.append(svg("title", {}, `${tick(lo + (span * k) / bins)} .. ${tick(lo + (span * (k + 1)) / bins)}: ${count}`));
+    root.append(bar);
+  });
+  root.append(svg("text", { x: 0, y: height + 13 }, tick(lo)));
+  root.append(svg("text", { x: width, y: height + 13, "text-anchor": "end" }, tick(hi)));
+  container.append(root);
+  return root;
+}

@@ -1,0 +1,142 @@
+// One job: live loss/accuracy curves, the kept checkpoints, and per-layer weight heatmaps and
+// histograms of a chosen checkpoint (the best one first).
+import { el, fmt, getBlob, getJSON, requireKey, showError, streamEvents } from "./api.js";
+import { asMatrix, heatmap, histogram, lineChart } from "./charts.js";
+
+const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+const jobId = document.getElementById("main").dataset.jobId;
+const history = new Map(); // epoch -> metrics
+let job = null;
+let shownCheckpoint = null;
+
+function series(name) {
+  const points = (key) => [...history.values()].filter((m) => typeof m[key] === "number").map((m) => [m.epoch, m[key]]);
+  return [
+    { name: `train ${name}`, cls: `train-${name}`, points: points(name) },
+    { name: `val ${name}`, cls: `val-${name}`, points: points(`val_${name}`) },
+  ];
+}
+
+function drawCharts() {
+  const epochs = [...history.keys()].sort((a, b) => a - b);
+  const sorted = new Map(epochs.map((e) => [e, history.get(e)]));
+  history.clear();
+  for (const [e, m] of sorted) history.set(e, m);
+  lineChart(document.getElementById("loss-chart"), series("loss"));
+  lineChart(document.getElementById("accuracy-chart"), series("accuracy"));
+}
+
+function drawSummary() {
+  const p = job.progress || {};
+  const best = job.best || {};
+  const why = job.stop_reason || job.failure_reason || "";
+  document.getElementById("job-title").textContent = `${job.name || job.id}`;
+  const summary = document.getElementById("job-summary");
+  summary.replaceChildren(
+    el("span", { class: `status status-${job.status}`, id: "job-status", text: job.status }),
+    ` ${job.id} · epoch ${p.epoch || 0}/${p.epochs || "?"}${why ? ` · ${why}` : ""}`,
+    best.epoch ? ` · best epoch ${best.epoch}: ` + Object.entries(best).filter(([k]) => k !== "epoch").map(([k, v]) => `${k} ${fmt(v)}`).join(", ") : "");
+  document.getElementById("job-progress-bar").style.width = `${p.epochs ? (100 * (p.epoch || 0)) / p.epochs : 0}%`;
+}
+
+async function loadMetrics() {
+  let after = 0;
+  for (;;) {
+    const page = await getJSON(`/v1/jobs/${jobId}/metrics?after_epoch=${after}`);
+    for (const item of page.items) history.set(item.epoch, item);
+    if (!page.next_cursor) break;
+    after = Number(page.next_cursor);
+  }
+  drawCharts();
+}
+
+async function download(checkpoint, link) {
+  try {
+    const blob = await getBlob(`/v1/checkpoints/${checkpoint.id}/weights.npz`);
+    link.href = URL.createObjectURL(blob);
+    link.download = `${checkpoint.id}.npz`;
+    link.onclick = null;
+    link.click();
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+async function loadCheckpoints() {
+  const page = await getJSON(`/v1/jobs/${jobId}/checkpoints`);
+  const rows = page.items.map((c) => {
+    const link = el("a", { href: "#", class: "download", text: "weights.npz" });
+    link.onclick = (event) => { event.preventDefault(); download(c, link); };
+    const show = el("button", { type: "button", class: "show-weights", text: "weights" });
+    show.onclick = () => showWeights(c);
+    const metrics = Object.entries(c.metrics || {}).map(([k, v]) => `${k} ${fmt(v)}`).join(", ");
+    return el("tr", { "data-checkpoint-id": c.id },
+      el("td", { text: c.id }), el("td", { text: String(c.epoch) }), el("td", { text: c.kind }),
+      el("td", { text: metrics }), el("td", { text: `${(c.size_bytes / 1024).toFixed(1)} KiB` }),
+      el("td", {}, link, " ", show));
+  });
+  document.querySelector("#checkpoints tbody").replaceChildren(...rows);
+  const first = page.items.find((c) => c.kind === "best") || page.items[page.items.length - 1];
+  if (first && (!shownCheckpoint || !page.items.some((c) => c.id === shownCheckpoint))) await showWeights(first);
+}
+
+async function showWeights(checkpoint) {
+  shownCheckpoint = checkpoint.id;
+  const detail = await getJSON(`/v1/checkpoints/${checkpoint.id}`);
+  const box = document.getElementById("layers");
+  box.replaceChildren();
+  document.getElementById("weights").hidden = false;
+  document.getElementById("weights-checkpoint").textContent = `${checkpoint.id} (epoch ${checkpoint.epoch}, ${checkpoint.kind})`;
+  for (const stats of detail.layers || []) {
+    if (!stats.name.endsWith(".weight")) continue;
+    const layer = await getJSON(`/v1/checkpoints/${checkpoint.id}/layers/${encodeURIComponent(stats.name)}`);
+    const matrix = asMatrix(layer.values, layer.shape);
+    const figure = el("figure", { class: "layer", "data-layer": stats.name });
+    figure.append(el("figcaption", {
+      text: `${stats.name} [${layer.shape.join("×")}] mean ${fmt(stats.mean)} std ${fmt(stats.std)} ` +
+            `min ${fmt(stats.min)} max ${fmt(stats.max)} ‖W‖F ${fmt(stats.frobenius)}`,
+    }));
+    heatmap(figure, matrix);
+    histogram(figure, matrix.flat);
+    box.append(figure);
+  }
+}
+
+async function refreshJob() {
+  job = await getJSON(`/v1/jobs/${jobId}`);
+  drawSummary();
+  return job;
+}
+
+async function main() {
+  await requireKey();
+  try {
+    await refreshJob();
+    await loadMetrics();
+    await loadCheckpoints();
+  } catch (error) {
+    showError(error.message);
+    return;
+  }
+  if (TERMINAL.has(job.status)) { document.body.dataset.ready = "1"; return; }
+  let lastCheckpointEpoch = 0;
+  await streamEvents(jobId, async (event) => {
+    if (event.event === "epoch") {
+      history.set(event.data.epoch, event.data);
+      drawCharts();
+      job.progress = { epoch: event.data.epoch, epochs: event.data.epochs };
+      drawSummary();
+      if (event.data.epoch - lastCheckpointEpoch >= 1) {
+        lastCheckpointEpoch = event.data.epoch;
+        loadCheckpoints().catch((error) => showError(error.message));
+      }
+    } else if (event.event === "status") {
+      await refreshJob();
+    }
+  }, async () => TERMINAL.has((await refreshJob()).status));
+  await loadMetrics();
+  await loadCheckpoints();
+  document.body.dataset.ready = "1";
+}
+
+main();
