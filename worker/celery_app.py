@@ -77,7 +77,7 @@ def make_celery(settings: Settings) -> Celery:
     if settings.is_embedded_broker:
         # Broadcast control messages over files are polled by every worker for nothing.
         app.conf.worker_enable_remote_control = False
-    app.weightsmith_settings = settings  # type: ignore[attr-defined]
+    app.weightsmith_settings = settings
     return app
 
 

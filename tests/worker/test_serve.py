@@ -1,0 +1,167 @@
+"""`weightsmith serve`, `db upgrade` and `keys create` as real processes (embedded backends).
+
+serve must migrate, print the URL and (first start only) a key it also saved with mode 0600,
+run API + worker + beat, train a submitted job, stop every child on SIGTERM with exit code 0,
+and exit non-zero, stopping the others, when a child dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.worker.conftest import ROOT, xor_spec
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "service.cli", *args]
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children of `pid`, read from /proc."""
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    kids.append(int(entry.name))
+    return kids
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class Serve:
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WEIGHTSMITH_")}
+        env.update(WEIGHTSMITH_DATA_DIR=str(data_dir), WEIGHTSMITH_HEARTBEAT_INTERVAL_S="1")
+        self.log = data_dir.parent / f"serve-{self.port}.log"
+        self.proc = subprocess.Popen(cli("serve", "--port", str(self.port)), env=env, cwd=ROOT,
+                                     stdout=open(self.log, "wb"),  # noqa: SIM115
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.output()
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.3)
+        raise AssertionError(f"serve did not answer /healthz in {timeout}s\n{self.output()}")
+
+    def kill(self) -> None:
+        for pid in [self.proc.pid, *children_of(self.proc.pid)]:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def serves(tmp_path: Path) -> Iterator[list[Serve]]:
+    started: list[Serve] = []
+    try:
+        yield started
+    finally:
+        for serve in started:
+            serve.kill()
+
+
+def test_serve_runs_everything_and_stops_cleanly(tmp_path: Path, serves: list[Serve]) -> None:
+    data_dir = tmp_path / "data"
+    serve = Serve(data_dir)
+    serves.append(serve)
+    serve.wait_ready()
+    out = serve.output()
+    assert f"http://127.0.0.1:{serve.port}" in out
+    key_file = data_dir / "api_key"
+    key = key_file.read_text().strip()
+    assert key and key in out
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert len(children_of(serve.proc.pid)) == 3  # api, worker, beat
+
+    headers = {"Authorization": f"Bearer {key}"}
+    assert httpx.get(f"{serve.url}/v1/jobs", headers=headers).status_code == 200
+    assert httpx.get(f"{serve.url}/v1/jobs").status_code == 401
+    created = httpx.post(f"{serve.url}/v1/jobs", json=xor_spec(epochs=3), headers=headers)
+    assert created.status_code == 202, created.text
+    job_url = f"{serve.url}/v1/jobs/{created.json()['id']}"
+    deadline = time.monotonic() + 90
+    while (job := httpx.get(job_url, headers=headers).json())["status"] not in (
+            "succeeded", "failed", "cancelled"):
+        assert time.monotonic() < deadline, serve.output()
+        time.sleep(0.3)
+    assert (job["status"], job["progress"]["epoch"]) == ("succeeded", 3), job
+
+    kids = children_of(serve.proc.pid)
+    serve.proc.send_signal(signal.SIGTERM)
+    assert serve.proc.wait(timeout=40) == 0, serve.output()
+    assert [pid for pid in kids if alive(pid)] == []
+
+    again = Serve(data_dir)  # second start: same key file, no new key printed
+    serves.append(again)
+    again.wait_ready()
+    assert key_file.read_text().strip() == key
+    assert key not in again.output() and "API key" not in again.output()
+
+
+def test_serve_exits_non_zero_when_a_child_dies(tmp_path: Path, serves: list[Serve]) -> None:
+    serve = Serve(tmp_path / "data")
+    serves.append(serve)
+    serve.wait_ready()
+    kids = children_of(serve.proc.pid)
+    assert len(kids) == 3
+    os.killpg(kids[1], signal.SIGKILL)  # the worker's group (started second)
+    assert serve.proc.wait(timeout=40) != 0
+    assert "exited with code" in serve.output()
+    assert [pid for pid in kids if alive(pid)] == []
+
+
+def test_db_upgrade_and_keys_create(tmp_path: Path) -> None:
+    from store import keys
+    from store.db import make_engine, make_session_factory
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEIGHTSMITH_")}
+    env["WEIGHTSMITH_DATA_DIR"] = str(tmp_path / "data")
+    up = subprocess.run(cli("db", "upgrade"), env=env, capture_output=True, text=True,
+                        timeout=60, check=True)
+    assert "head" in up.stdout
+    made = subprocess.run(cli("keys", "create", "--tenant", "acme"), env=env,
+                          capture_output=True, text=True, timeout=60, check=True)
+    key = made.stdout.strip().splitlines()[-1]
+    engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'weightsmith.db'}")
+    try:
+        with make_session_factory(engine)() as s:
+            tenant_id = keys.tenant_for_key(s, key)
+            assert tenant_id is not None
+            assert keys.tenant_for_key(s, key + "x") is None
+    finally:
+        engine.dispose()
