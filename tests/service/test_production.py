@@ -1,0 +1,76 @@
+"""The production backends: PostgreSQL for the store, Redis for the broker and the rate limit."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from config.settings import Limits, Settings
+from service.app import create_app
+from tests.service.conftest import TEST_LIMITS, make_key
+from tests.service.helpers import assert_problem, mlp_spec
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+
+@pytest.fixture
+def prod_app(tmp_path: Any, postgres_url: str, redis_url: str) -> Any:
+    from store.migrate import upgrade_to_head
+
+    upgrade_to_head(postgres_url)
+    limits = Limits(**{**TEST_LIMITS.__dict__, "rate_limit": "5 per minute"})
+    settings = Settings(data_dir=tmp_path, database_url=postgres_url, broker_url=redis_url,
+                        limits=limits)
+    app = create_app(settings, testing=True)
+    yield app
+    app.extensions["weightsmith"].engine.dispose()
+
+
+def test_submit_reaches_the_redis_queue_and_ready_is_green(prod_app: Any,
+                                                            redis_url: str) -> None:
+    import redis
+
+    key = make_key(prod_app.extensions["weightsmith"].session_factory, "acme")
+    client = prod_app.test_client()
+    auth = {"Authorization": f"Bearer {key}"}
+    assert client.get("/readyz").get_json()["status"] == "ready"
+    response = client.post("/v1/jobs", json=mlp_spec("builtin:xor", outputs=2), headers=auth)
+    assert response.status_code == 202, response.data
+    assert redis.Redis.from_url(redis_url).llen("weightsmith") == 1
+
+
+def test_rate_limit_is_shared_through_redis(prod_app: Any, redis_url: str) -> None:
+    key = make_key(prod_app.extensions["weightsmith"].session_factory, "acme")
+    auth = {"Authorization": f"Bearer {key}"}
+    # Two app instances (two gunicorn workers, say) share one budget of 5 per minute.
+    twin = create_app(prod_app.extensions["weightsmith"].settings, testing=True)
+    clients = [prod_app.test_client(), twin.test_client()]
+    statuses = [clients[i % 2].get("/v1/jobs", headers=auth).status_code for i in range(6)]
+    assert statuses == [200] * 5 + [429]
+    twin.extensions["weightsmith"].engine.dispose()
+
+
+def test_concurrent_requests_with_one_idempotency_key_make_one_job(prod_app: Any) -> None:
+    key = make_key(prod_app.extensions["weightsmith"].session_factory, "acme")
+    prod_app.extensions["weightsmith_limiter"].enabled = False
+    auth = {"Authorization": f"Bearer {key}", "Idempotency-Key": "same-key"}
+    spec = mlp_spec("builtin:xor", outputs=2)
+    results: list[Any] = []
+
+    def post() -> None:
+        response = prod_app.test_client().post("/v1/jobs", json=spec, headers=auth)
+        results.append((response.status_code, response.get_json()["id"]))
+
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(s for s, _ in results) == [200] * 5 + [202]
+    assert len({job_id for _, job_id in results}) == 1
+    client = prod_app.test_client()
+    other = client.post("/v1/jobs", json=mlp_spec("builtin:xor", outputs=2, epochs=7),
+                        headers=auth)
+    assert_problem(other, 409)
