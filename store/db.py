@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,6 +12,22 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def dumps_json(value: Any) -> str:
+    """JSON for our columns: NaN and inf become null (PostgreSQL's JSONB refuses them, and a
+    diverged epoch's metrics hold them)."""
+    return json.dumps(_finite(value), allow_nan=False)
 
 
 def normalize_url(url: str | sa.URL) -> sa.URL:
@@ -52,6 +70,7 @@ def make_engine(url: str | sa.URL, **kwargs: Any) -> Engine:
     an engine must call ``engine.dispose(close=False)`` in the child (the worker does).
     """
     parsed = normalize_url(url)
+    kwargs.setdefault("json_serializer", dumps_json)
     if parsed.get_backend_name() == "sqlite":
         connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         connect_args.update(kwargs.pop("connect_args", {}))

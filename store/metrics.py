@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,10 +17,12 @@ INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 def upsert_epoch(s: Session, job_id: str, epoch: int, values: dict[str, Any]) -> None:
     """Write `values` ({name: number}) for the epoch; existing (job, epoch, name) rows change.
 
-    Values that are not numbers (None, strings) are skipped: metrics are floats.
+    Values that are not numbers (None, strings, bools) are skipped; NaN and inf are stored as
+    NULL and read back as None (a diverged epoch still shows which metrics it had).
     """
     rows = [
-        {"job_id": job_id, "epoch": int(epoch), "name": str(name), "value": float(value)}
+        {"job_id": job_id, "epoch": int(epoch), "name": str(name),
+         "value": float(value) if math.isfinite(value) else None}
         for name, value in values.items()
         if isinstance(value, int | float) and not isinstance(value, bool)
     ]
@@ -36,7 +39,10 @@ def upsert_epoch(s: Session, job_id: str, epoch: int, values: dict[str, Any]) ->
 
 def history(s: Session, job_id: str, after_epoch: int = 0,
             limit: int = 1000) -> list[dict[str, Any]]:
-    """Epochs after `after_epoch`, oldest first, at most `limit`: [{"epoch": 1, "loss": ...}]."""
+    """Epochs after `after_epoch`, oldest first, at most `limit`: [{"epoch": 1, "loss": ...}].
+
+    A non-finite value reads as None.
+    """
     epochs = (
         sa.select(Metric.epoch)
         .where(Metric.job_id == job_id, Metric.epoch > after_epoch)

@@ -134,7 +134,8 @@ class Metric(Base):
     )
     epoch: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
-    value: Mapped[float] = mapped_column(sa.Float(precision=53))
+    # NULL for NaN/inf (a diverged epoch): SQLite cannot store NaN, JSON cannot carry it.
+    value: Mapped[float | None] = mapped_column(sa.Float(precision=53))
 
 
 class Checkpoint(Base):

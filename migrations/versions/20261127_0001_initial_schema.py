@@ -144,7 +144,7 @@ def upgrade() -> None:
     sa.Column('job_id', sa.String(length=40), nullable=False),
     sa.Column('epoch', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=64), nullable=False),
-    sa.Column('value', sa.Float(precision=53), nullable=False),
+    sa.Column('value', sa.Float(precision=53), nullable=True),
     sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], name=op.f('fk_metrics_job_id_jobs'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('job_id', 'epoch', 'name', name=op.f('pk_metrics'))
     )

@@ -92,3 +92,14 @@ def test_created_at_defaults_to_now_utc(s: Session) -> None:
     before = datetime.now(UTC)
     tenant = make_tenant(s)
     assert before <= tenant.created_at <= datetime.now(UTC)
+
+
+def test_non_finite_floats_in_json_become_null(factory: sessionmaker[Session]) -> None:
+    with factory.begin() as s:
+        job = make_job(s, make_tenant(s).id)
+        job.latest = {"loss": float("nan"), "deep": [float("inf"), 1.5]}
+        ck = checkpoints.save_checkpoint(s, job.id, 1, "final", b"w", {"val_loss": float("-inf")})
+        ids = job.id, ck.id
+    with factory() as s:
+        assert s.get(type(job), ids[0]).latest == {"loss": None, "deep": [None, 1.5]}
+        assert s.get(Checkpoint, ids[1]).metrics == {"val_loss": None}
