@@ -11,8 +11,6 @@ from sqlalchemy.orm import Session
 
 from store.models import Metric
 
-INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-
 
 def upsert_epoch(s: Session, job_id: str, epoch: int, values: dict[str, Any]) -> None:
     """Write `values` ({name: number}) for the epoch; existing (job, epoch, name) rows change.
@@ -28,13 +26,16 @@ def upsert_epoch(s: Session, job_id: str, epoch: int, values: dict[str, Any]) ->
     ]
     if not rows:
         return
-    insert = INSERTS[s.get_bind().dialect.name](Metric).values(rows)
-    s.execute(
-        insert.on_conflict_do_update(
-            index_elements=[Metric.job_id, Metric.epoch, Metric.name],
-            set_={"value": insert.excluded.value},
+    keys = [Metric.job_id, Metric.epoch, Metric.name]
+    # Both dialects spell it ON CONFLICT ... DO UPDATE, through different Insert classes.
+    if s.get_bind().dialect.name == "postgresql":
+        pg = postgresql.insert(Metric).values(rows)
+        s.execute(pg.on_conflict_do_update(index_elements=keys, set_={"value": pg.excluded.value}))
+    else:
+        lite = sqlite.insert(Metric).values(rows)
+        s.execute(
+            lite.on_conflict_do_update(index_elements=keys, set_={"value": lite.excluded.value})
         )
-    )
 
 
 def history(s: Session, job_id: str, after_epoch: int = 0,
