@@ -63,15 +63,22 @@ def find_checkpoint(session: Any, checkpoint_id: str) -> Any:
     return row
 
 
-def network_for(session: Any, row: Any) -> Any:
-    """The loaded network of checkpoint `row`, from the model cache when it is there."""
+def network_for(checkpoint_id: str) -> Any:
+    """The loaded network of a checkpoint, from the model cache when it is there.
+
+    Checkpoints never change once written, so a cached network never goes stale.
+    """
     from core.checkpoint import load_checkpoint
     from store import checkpoints as store_checkpoints
 
     def load() -> Any:
-        return load_checkpoint(store_checkpoints.get_blob(session, row.id))
+        with read_session() as session:
+            blob = store_checkpoints.get_blob(session, checkpoint_id)
+        if blob is None:
+            raise not_found("checkpoint", checkpoint_id)
+        return load_checkpoint(blob)
 
-    return services().model_cache.get_or_load(row.id, load)
+    return services().model_cache.get_or_load(checkpoint_id, load)
 
 
 @bp.get("/checkpoints/<checkpoint_id>", responses=responses({200: CheckpointDetail}, 404))
@@ -81,7 +88,7 @@ def get_checkpoint(path: CheckpointPath) -> Response:
 
     with read_session() as session:
         row = find_checkpoint(session, path.checkpoint_id)
-        network = network_for(session, row)
+        network = network_for(row.id)
         body = checkpoint_json(row)
         body["model_spec"] = row.model_spec
     body["layers"] = weight_stats(network)
@@ -100,7 +107,7 @@ def download_weights(path: CheckpointPath) -> Response:
 
     with read_session() as session:
         row = find_checkpoint(session, path.checkpoint_id)
-        network = network_for(session, row)
+        network = network_for(row.id)
     payload = export_weights_npz(network)
     return Response(payload, mimetype=NPZ, headers={
         "Content-Disposition": f'attachment; filename="{row.id}.npz"',
@@ -127,7 +134,7 @@ def get_layer(path: LayerPath) -> Response:
                        kind="not-acceptable")
     with read_session() as session:
         row = find_checkpoint(session, path.checkpoint_id)
-        network = network_for(session, row)
+        network = network_for(row.id)
     arrays = {**network.params, **network.buffers}
     if path.name not in arrays:
         raise not_found("array", path.name)

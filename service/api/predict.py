@@ -7,6 +7,9 @@ stored preprocessing (input standardization) is applied by `Network.predict` its
 
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,6 +25,8 @@ from service.schemas.checkpoints import CheckpointPath
 from service.schemas.common import responses
 from service.schemas.jobs import JobPath
 from service.schemas.predict import PredictBody, PredictOut
+
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 
 bp = APIBlueprint(
     "predict", __name__, url_prefix="/v1",
@@ -80,13 +85,54 @@ def _finite_lists(outputs: np.ndarray) -> list[Any]:
     return flat.tolist()  # type: ignore[no-any-return]
 
 
-def run_prediction(session: Any, row: Any, inputs: list[Any], labels: Any) -> Response:
-    network = network_for(session, row)
+@dataclass(frozen=True)
+class Target:
+    """What a predict request resolved to: the checkpoint and the dataset's class labels."""
+
+    checkpoint_id: str
+    labels: list[Any] | None
+
+
+class TargetCache:
+    """(tenant, what was asked) -> Target for a few seconds.
+
+    Predict's latency budget (a couple of milliseconds) has no room for three database reads per
+    request. A checkpoint id always means the same weights; "best"/"latest" of a job are cached
+    only once the job has finished, so a resumed job is seen again within `TTL_SECONDS`.
+    """
+
+    TTL_SECONDS = 5.0
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[str, ...], tuple[Target, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, ...]) -> Target | None:
+        hit = self._items.get(key)
+        if hit is None or hit[1] < time.monotonic():
+            return None
+        return hit[0]
+
+    def put(self, key: tuple[str, ...], target: Target) -> None:
+        with self._lock:
+            if len(self._items) > 10_000:
+                self._items.clear()
+            self._items[key] = (target, time.monotonic() + self.TTL_SECONDS)
+
+
+def _targets() -> TargetCache:
+    cache: TargetCache = services().extras.setdefault("predict_targets", TargetCache())
+    return cache
+
+
+def run_prediction(target: Target, inputs: list[Any]) -> Response:
+    network = network_for(target.checkpoint_id)
     X = checked_inputs(inputs, tuple(network.input_shape))
     with np.errstate(all="ignore"):
         outputs = np.asarray(network.predict(X), dtype=np.float64)
-    classes = _classes(network, outputs, labels if isinstance(labels, list) else None)
-    return jsonify(checkpoint_id=row.id, outputs=_finite_lists(outputs), classes=classes)
+    classes = _classes(network, outputs, target.labels)
+    return jsonify(checkpoint_id=target.checkpoint_id, outputs=_finite_lists(outputs),
+                   classes=classes)
 
 
 def _job_checkpoint(session: Any, job_id: str, which: str) -> Any:
@@ -110,28 +156,38 @@ def _job_checkpoint(session: Any, job_id: str, which: str) -> Any:
 @bp.post("/jobs/<job_id>/predict", responses=responses({200: PredictOut}, 404, 409, 413, 415))
 def predict_job(path: JobPath, body: PredictBody) -> Response:
     """Predict with a job's `best` (default) or `latest` checkpoint, or one of its ids."""
-    with read_session() as session:
-        job, row = _job_checkpoint(session, path.job_id, body.checkpoint)
-        labels = _labels_of(session, job)
-        return run_prediction(session, row, body.inputs, labels)
+    key = (current_tenant(), "job", path.job_id, body.checkpoint)
+    target = _targets().get(key)
+    if target is None:
+        with read_session() as session:
+            job, row = _job_checkpoint(session, path.job_id, body.checkpoint)
+            target = Target(row.id, _labels_of(session, job))
+        if job.status in TERMINAL:
+            _targets().put(key, target)
+    return run_prediction(target, body.inputs)
 
 
 @bp.post("/checkpoints/<checkpoint_id>/predict",
          responses=responses({200: PredictOut}, 404, 413, 415))
 def predict_checkpoint(path: CheckpointPath, body: PredictBody) -> Response:
     """Predict with one checkpoint (trained or imported); `checkpoint` is ignored here."""
-    with read_session() as session:
-        row = find_checkpoint(session, path.checkpoint_id)
-        labels = None
-        if row.job_id is not None:
-            from store import jobs as store_jobs
+    key = (current_tenant(), "checkpoint", path.checkpoint_id)
+    target = _targets().get(key)
+    if target is None:
+        with read_session() as session:
+            row = find_checkpoint(session, path.checkpoint_id)
+            labels = None
+            if row.job_id is not None:
+                from store import jobs as store_jobs
 
-            job = store_jobs.get_job(session, current_tenant(), row.job_id)
-            labels = _labels_of(session, job) if job is not None else None
-        return run_prediction(session, row, body.inputs, labels)
+                job = store_jobs.get_job(session, current_tenant(), row.job_id)
+                labels = _labels_of(session, job) if job is not None else None
+            target = Target(row.id, labels)
+        _targets().put(key, target)
+    return run_prediction(target, body.inputs)
 
 
-def _labels_of(session: Any, job: Any) -> Any:
+def _labels_of(session: Any, job: Any) -> list[Any] | None:
     """The class labels of the job's dataset, so predictions speak the user's labels."""
     from service.api import data
 
@@ -144,5 +200,3 @@ def _labels_of(session: Any, job: Any) -> Any:
         return None  # the dataset was deleted since: fall back to class indices
     classes = getattr(dataset, "classes", None)
     return list(classes) if classes is not None else None
-
-

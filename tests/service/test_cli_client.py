@@ -1,0 +1,172 @@
+"""The client commands of `weightsmith` over real HTTP: the app on a threaded Werkzeug server,
+and a thread that runs queued jobs with the real worker code, as a Celery worker would."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from werkzeug.serving import make_server
+
+from config.settings import Settings
+from service.cli import main
+from tests.service.test_client import blobs_csv, numpy_predict, tiny_spec
+
+
+@pytest.fixture
+def live_url(app: Any) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
+
+
+@pytest.fixture
+def inline_worker(session_factory: Any, settings: Settings) -> Iterator[list[str]]:
+    """Runs every queued job in a background thread; yields the ids it ran."""
+    from store.models import Job
+    from worker.runner import JobRunner
+
+    ran: list[str] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(0.05):
+            with session_factory() as s:
+                queued = s.scalars(sa.select(Job.id).where(Job.status == "queued")).all()
+            for job_id in queued:
+                JobRunner(session_factory, settings, job_id, "cli-test-worker").run()
+                ran.append(job_id)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    yield ran
+    stop.set()
+    thread.join(30)
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, live_url: str, api_key: str) -> str:
+    monkeypatch.setenv("WEIGHTSMITH_URL", live_url)
+    monkeypatch.setenv("WEIGHTSMITH_API_KEY", api_key)
+    return live_url
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def write_spec(tmp_path: Path, spec: dict[str, Any]) -> str:
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    return str(path)
+
+
+def test_submit_watch_metrics_checkpoints_download_predict(
+    env: str, inline_worker: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "blobs.csv"
+    data.write_bytes(blobs_csv())
+    spec = write_spec(tmp_path, tiny_spec("replaced-by-upload", epochs=3))
+
+    code, out, err = run(capsys, "submit", spec, "--dataset", str(data), "--watch")
+    assert code == 0, err
+    assert "uploaded" in out and "submitted job_" in out
+    assert "epoch 3/3" in out and "succeeded" in out and "epochs_done" in out
+    job_id = inline_worker[0]
+
+    code, out, _ = run(capsys, "metrics", job_id, "--json")
+    metrics = json.loads(out)
+    assert code == 0 and [m["epoch"] for m in metrics] == [1, 2, 3]
+    code, out, _ = run(capsys, "metrics", job_id)
+    assert code == 0 and "val_loss" in out and f"{metrics[-1]['loss']:.4g}" in out
+
+    code, out, _ = run(capsys, "jobs", "--json")
+    assert code == 0 and [j["id"] for j in json.loads(out)] == [job_id]
+    code, out, _ = run(capsys, "jobs")
+    assert job_id in out and "succeeded" in out and "3/3" in out
+
+    code, out, _ = run(capsys, "checkpoints", job_id, "--json")
+    checkpoints = json.loads(out)
+    assert code == 0 and checkpoints
+    ckpt = checkpoints[-1]["id"]
+    target = tmp_path / "w.npz"
+    code, out, _ = run(capsys, "download", ckpt, "-o", str(target))
+    assert code == 0 and f"wrote {target}" in out
+
+    rows = np.array([[-1.5, -1.4], [1.6, 1.5]])
+    inputs = tmp_path / "rows.csv"
+    inputs.write_text("a,b\n" + "\n".join(f"{a},{b}" for a, b in rows) + "\n")
+    code, out, _ = run(capsys, "predict", ckpt, str(inputs), "--json")
+    result = json.loads(out)
+    assert code == 0 and result["classes"] == [0, 1]
+    np.testing.assert_allclose(result["outputs"], numpy_predict(target.read_bytes(), rows),
+                               rtol=1e-4, atol=1e-6)
+    (tmp_path / "rows.json").write_text(json.dumps({"inputs": rows.tolist()}))
+    code, out, _ = run(capsys, "predict", job_id, str(tmp_path / "rows.json"))
+    assert code == 0 and "confidence" in out
+
+    code, out, _ = run(capsys, "watch", job_id, "--json")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [e["id"] for e in lines] == list(range(1, len(lines) + 1))
+    assert lines[-1]["data"]["status"] == "succeeded"
+
+
+def test_exit_codes_usage_api_error_and_failed_job(
+    env: str, inline_worker: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "submit", str(tmp_path / "missing.json"))
+    assert code == 2 and "cannot read" in err
+    with pytest.raises(SystemExit) as usage:
+        main(["download", "ckpt_x"])  # -o is required: argparse's usage error
+    assert usage.value.code == 2
+    capsys.readouterr()
+
+    bad = tiny_spec("builtin:xor")
+    bad["model"]["layers"][0]["units"] = -3
+    code, _, err = run(capsys, "submit", write_spec(tmp_path, bad))
+    assert code == 3
+    assert "422" in err and "model.layers[0].units" in err
+
+    code, _, err = run(capsys, "watch", "job_00000000000000000000000000")
+    assert code == 3 and "404" in err
+
+    # A learning rate that explodes: the job ends failed (diverged), and watch says so.
+    wild = tiny_spec("builtin:xor", epochs=5)
+    wild["optimizer"] = {"type": "sgd", "learning_rate": 1e30}
+    code, out, err = run(capsys, "submit", write_spec(tmp_path, wild), "--watch")
+    assert code == 1, out + err
+    assert "failed" in out
+
+
+def test_datasets_upload_and_list(env: str, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "blobs.csv"
+    data.write_bytes(blobs_csv())
+    code, out, _ = run(capsys, "datasets", "upload", str(data), "--name", "blobs", "--json")
+    uploaded = json.loads(out)
+    assert code == 0 and uploaded["name"] == "blobs" and uploaded["n_rows"] == 80
+    code, out, _ = run(capsys, "datasets", "list", "--json")
+    assert code == 0 and uploaded["id"] in [d["id"] for d in json.loads(out)]
+    code, out, _ = run(capsys, "datasets", "list")
+    assert code == 0 and uploaded["id"] in out and "blobs" in out
+
+
+def test_read_inputs_accepts_npy(tmp_path: Path) -> None:
+    from service.cli.client_commands import read_inputs
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.arange(6, dtype=np.float64).reshape(3, 2))
+    (tmp_path / "x.npy").write_bytes(buffer.getvalue())
+    assert read_inputs(str(tmp_path / "x.npy")) == [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]
