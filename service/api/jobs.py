@@ -87,6 +87,7 @@ def checked_spec(
     Returns (spec, dataset, dry-run report); any violation is a 422 naming the field.
     """
     from core.dryrun import dry_run
+
     from core.spec import Spec
 
     spec = Spec.from_dict(body)
@@ -99,6 +100,14 @@ def checked_spec(
     if runtime is not None and runtime > limits.max_runtime_s:
         raise validation_error("training.max_runtime_s", f"must be at most {limits.max_runtime_s}")
     dataset = data.resolve(session, tenant, spec.dataset)
+    if spec.init_checkpoint is not None:
+        from store import checkpoints as store_checkpoints
+
+        # The worker loads it by id alone: only the tenant's own weights may get that far.
+        if store_checkpoints.get_checkpoint(session, tenant, spec.init_checkpoint) is None:
+            raise validation_error(
+                "init_checkpoint", f"checkpoint {spec.init_checkpoint!r} not found"
+            )
     input_shape = tuple(int(n) for n in dataset.X.shape[1:])
     report = dry_run(spec, input_shape, int(dataset.X.shape[0]))
     if report["total_params"] > limits.max_model_params:
@@ -152,7 +161,6 @@ def _submit(
     raw: dict[str, Any], key: str | None, body_hash: str
 ) -> tuple[Response, int, dict[str, str]]:
     from core.datasets import validate_for_spec
-
     from store import events as store_events
     from store import jobs as store_jobs
 

@@ -177,3 +177,17 @@ def test_another_tenants_job_is_404_everywhere(client: FlaskClient, auth: dict[s
     body = assert_problem(submit(client, other_auth, mlp_spec(dataset)), 422)
     assert body["errors"][0]["field"] == "dataset"
     assert client.get(f"/v1/jobs/{ident}", headers=auth).get_json()["status"] == "queued"
+
+
+def test_init_checkpoint_of_another_tenant_is_refused(
+    client: FlaskClient, auth: dict[str, str], other_auth: dict[str, str], dataset: str
+) -> None:
+    from tests.service.test_checkpoints import import_weights
+
+    theirs = import_weights(client, other_auth).get_json()["id"]
+    spec = {**mlp_spec(dataset), "init_checkpoint": theirs}
+    body = assert_problem(submit(client, auth, spec), 422)
+    assert body["errors"][0]["field"] == "init_checkpoint"
+    mine = import_weights(client, auth).get_json()["id"]
+    assert submit(client, auth, {**mlp_spec(dataset, hidden=5), "init_checkpoint": mine}
+                  ).status_code == 202
