@@ -57,12 +57,12 @@ class Network:
         self.loss_name = loss_name
         self.preprocessing = preprocessing
         self.spec = spec
-        self.rng = rng if rng is not None else np.random.default_rng(0)
+        self._rng = rng if rng is not None else np.random.default_rng(0)
         self.shapes: list[Shape] = []
         shape = self.input_shape
         for i, layer in enumerate(self.layers):
             try:
-                shape = layer.build(shape, self.rng, self.dtype)
+                shape = layer.build(shape, self._rng, self.dtype)
             except SpecError as exc:
                 raise SpecError(f"model.layers[{i}].{exc.field}", exc.message) from exc
             self.shapes.append(shape)
@@ -99,6 +99,19 @@ class Network:
                 self.params[f"{i}.{key}"] = view
                 self.grads[f"{i}.{key}"] = grad
                 offset += size
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """The Generator that initialised the weights and draws the dropout masks."""
+        return self._rng
+
+    @rng.setter
+    def rng(self, generator: np.random.Generator) -> None:
+        # Dropout layers hold the Generator they were built with: hand them the new one.
+        self._rng = generator
+        for layer in self.layers:
+            if hasattr(layer, "rng"):
+                layer.rng = generator
 
     @property
     def num_params(self) -> int:

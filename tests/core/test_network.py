@@ -181,3 +181,13 @@ def test_every_layer_keeps_float32(loss_name: str) -> None:
     arrays = {**net.params, **net.grads, **net.buffers}
     assert {a.dtype for a in arrays.values()} == {np.dtype(np.float32)}
     assert net.predict(x).dtype == np.float32
+
+
+def test_dropout_masks_follow_the_network_rng() -> None:
+    net = build_network(MLP, (4,), seed=0)
+    x = np.ones((3, 4), dtype=np.float32)
+    net.rng.bit_generator.state = np.random.default_rng(42).bit_generator.state
+    first = net.forward(x, training=True).copy()
+    net.rng = np.random.default_rng(42)
+    np.testing.assert_array_equal(net.forward(x, training=True), first)
+    assert net.layers[1].rng is net.rng
