@@ -30,7 +30,7 @@ LAYERS: list[dict[str, Any]] = [
     {"type": "dense", "units": 3},
 ]
 SPEC: dict[str, Any] = {
-    "name": "ckpt", "dataset": "builtin:xor", "model": {"layers": LAYERS},
+    "name": "ckpt", "model": {"layers": LAYERS},
     "loss": {"type": "cross_entropy"}, "optimizer": {"type": "adam", "learning_rate": 0.01},
     "training": {"epochs": 2, "batch_size": 16, "validation_split": 0.2,
                  "early_stopping": {"monitor": "val_loss", "patience": 5, "restore_best": True}},

@@ -25,7 +25,7 @@ EPOCHS = 6
 def spec(**training: Any) -> dict[str, Any]:
     """Dropout, shuffling, a step schedule and early stopping: every piece of state in play."""
     return {
-        "name": "det", "dataset": "builtin:xor",
+        "name": "det",
         "model": {"layers": [
             {"type": "dense", "units": 32, "activation": "relu"},
             {"type": "dropout", "rate": 0.3},

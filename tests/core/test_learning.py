@@ -19,7 +19,7 @@ EARLY_STOPPING = {"monitor": "val_loss", "patience": 10, "restore_best": True}
 
 def spec(layers: list[dict[str, Any]], **training: Any) -> dict[str, Any]:
     return {
-        "name": "learn", "dataset": "builtin:digits", "model": {"layers": layers},
+        "name": "learn", "model": {"layers": layers},
         "loss": {"type": "cross_entropy"},
         "optimizer": {"type": "adam", "learning_rate": 0.001},
         "training": {"batch_size": 32, "validation_split": 0.1, "dtype": "float32",
