@@ -15,7 +15,7 @@ from flask import Response, jsonify, request
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api.common import isoformat, not_found
-from service.api.npz_guard import check_npz
+from service.api.npz_guard import DECOMPRESSION_FACTOR, check_npz
 from service.app import read_session, services, transaction
 from service.auth import current_tenant
 from service.errors import ApiError, validation_error
@@ -37,8 +37,6 @@ bp = APIBlueprint(
 
 NPY = "application/x-npy"
 NPZ = "application/x-npz"
-# A checkpoint's arrays may inflate past the upload size, but not without bound.
-DECOMPRESSION_FACTOR = 4
 
 
 def checkpoint_json(row: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from service.api import data
 from service.api.common import isoformat, not_found
+from service.api.npz_guard import DECOMPRESSION_FACTOR, check_npz
 from service.app import read_session, services, transaction
 from service.auth import current_tenant
 from service.errors import ApiError, validation_error
@@ -123,6 +124,8 @@ def upload_dataset(query: DatasetUploadQuery) -> tuple[Response, int, dict[str, 
     if not raw:
         raise validation_error("file", "the upload is empty")
     limits = services().settings.limits
+    if fmt == "npz":
+        check_npz(raw, limits.max_upload_bytes * DECOMPRESSION_FACTOR)
     dataset = parse_dataset(
         raw, fmt, target=target,
         limits=DatasetLimits(

@@ -16,6 +16,8 @@ import numpy as np
 from service.errors import ApiError
 
 MAX_MEMBERS = 10_000
+# Arrays may inflate past the upload size (compression), but only this many times over.
+DECOMPRESSION_FACTOR = 4
 
 
 def _refuse(message: str, status: int = 422) -> ApiError:
