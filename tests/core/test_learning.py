@@ -59,7 +59,7 @@ def test_digits_mlp_reaches_97_percent(digits: tuple[np.ndarray, ...]) -> None:
                    X_train.reshape(len(X_train), -1), y_train)
     predicted = result.network.predict(X_test.reshape(len(X_test), -1)).argmax(axis=1)
     accuracy = float((predicted == y_test).mean())
-assert accuracy >= 0.97, accuracy
+    assert accuracy >= 0.97, accuracy
     assert result.network.flat_params.dtype == np.float32
 
 
@@ -74,4 +74,4 @@ def test_digits_cnn_reaches_98_percent(digits: tuple[np.ndarray, ...]) -> None:
     result = train(spec(layers, epochs=40, early_stopping=EARLY_STOPPING), images, y_train)
     predicted = result.network.predict(X_test.reshape(-1, 1, 8, 8)).argmax(axis=1)
     accuracy = float((predicted == y_test).mean())
-assert accuracy >= 0.98, accuracy
+    assert accuracy >= 0.98, accuracy
