@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from store.columns import utcnow
+from store.columns import UTCDateTime, utcnow
 from store.models import Job, JobLease
 
 
@@ -78,7 +78,7 @@ def claim_job(
             attempts=Job.attempts + 1,
             lease_owner=worker_id,
             heartbeat_at=now,
-            started_at=sa.func.coalesce(Job.started_at, now),
+            started_at=sa.func.coalesce(Job.started_at, sa.literal(now, UTCDateTime())),
         )
         .returning(Job.attempts)
         .execution_options(synchronize_session=False)
