@@ -245,3 +245,41 @@ def test_dict_and_spec_object_give_the_same_run() -> None:
     a = train(spec, X, y).network.flat_params
     b = train(Spec.from_dict(spec), X, y).network.flat_params
     assert a.tobytes() == b.tobytes()
+
+
+def test_early_stopping_counts_patience_and_min_delta_in_the_monitored_direction() -> None:
+    from core.early_stopping import EarlyStopping, resolve_mode
+
+    assert resolve_mode("val_accuracy") == "max" and resolve_mode("val_loss") == "min"
+    assert resolve_mode("val_loss", "max") == "max"
+    es = EarlyStopping("val_loss", "auto", patience=2, min_delta=0.1)
+    losses = [1.0, 0.95, 0.85, 0.9, 0.8]  # 0.95 is within min_delta: no improvement
+    flags = [es.update(i + 1, {"val_loss": v}) for i, v in enumerate(losses)]
+    assert flags == [True, False, True, False, False]
+    assert es.best == 0.85 and es.best_epoch == 3 and es.wait == 2 and es.should_stop
+    acc = EarlyStopping("val_accuracy", patience=1)
+    acc.update(1, {"val_accuracy": 0.5})
+    assert acc.update(2, {"val_accuracy": 0.6}) and not acc.should_stop
+    assert not acc.update(3, {"val_accuracy": 0.6}) and acc.should_stop
+    # without a validation split val_x falls back to x
+    fallback = EarlyStopping("val_loss")
+    assert fallback.update(1, {"loss": 2.0}) and fallback.best == 2.0
+
+
+def test_accuracy_counts_argmax_for_cross_entropy_and_sign_for_bce() -> None:
+    from core.metrics import correct_count
+
+    logits = np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [0.0, 0.0, 5.0]])
+    assert correct_count(logits, np.array([0, 1, 0]), "cross_entropy") == (2, 3)
+    bce = np.array([[0.3, -1.0], [-0.2, 2.0]])
+    assert correct_count(bce, np.array([[1.0, 0.0], [1.0, 1.0]]), "binary_cross_entropy") == (3, 4)
+
+
+def test_binary_cross_entropy_run_reports_accuracy() -> None:
+    X, y = blobs()
+    labels = (y == 0).astype(np.float64)
+    spec = make_spec([{"type": "dense", "units": 8, "activation": "relu"},
+                      {"type": "dense", "units": 1}], loss="binary_cross_entropy", epochs=10)
+    result = train(spec, X, labels)
+    assert result.history[-1]["val_accuracy"] == 1.0
+    assert result.network.predict(X[:3]).shape == (3, 1)
