@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import multiprocessing
 import threading
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -168,3 +170,44 @@ def test_stale_or_lost_finds_old_queued_and_silent_running_jobs(s: Session) -> N
     later = jobs.stale_or_lost(s, now=t0 + timedelta(seconds=61), lease_timeout_s=60,
                                queued_grace_s=60)
     assert sorted(later) == sorted([fresh.id, old_queued.id, live.id, silent.id])
+
+
+def _claim_in_process(url: str, job_ids: list[str], worker: str, start: Any, out: Any) -> None:
+    from store.db import make_engine, make_session_factory
+
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    start.wait(30)
+    won = []
+    for job_id in job_ids:
+        with factory.begin() as s:
+            if jobs.claim_job(s, job_id, worker, TIMEOUT) is not None:
+                won.append(job_id)
+    engine.dispose()
+    out.put((worker, won))
+
+
+def test_separate_processes_racing_never_share_a_job(
+    db_url: str, factory: sessionmaker[Session]
+) -> None:
+    with factory.begin() as s:
+        tenant = make_tenant(s)
+        job_ids = [make_job(s, tenant.id).id for _ in range(10)]
+    ctx = multiprocessing.get_context("spawn")
+    start, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_claim_in_process, args=(db_url, job_ids, f"p{i}", start, out))
+             for i in range(3)]
+    for p in procs:
+        p.start()
+    start.set()
+    results = dict(out.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    claimed = sorted(job_id for won in results.values() for job_id in won)
+    assert claimed == sorted(job_ids)  # every job claimed exactly once
+    with factory() as s:
+        for worker, won in results.items():
+            for job_id in won:
+                history = [(r.worker_id, r.attempt) for r in leases.history(s, job_id)]
+                assert history == [(worker, 1)]
