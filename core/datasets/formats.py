@@ -1,0 +1,275 @@
+"""Parsing uploaded datasets from bytes: CSV with a header, NPZ (never pickles), JSON.
+
+Every failure is a DatasetError naming what to fix: the row (1-based, counting data rows
+after the header) and column of a bad cell, the member of an archive, the limit exceeded.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import zipfile
+from typing import Any
+
+import numpy as np
+
+from core.datasets.dataset import Array, Dataset, DatasetLimits, check_size, encode_labels, finish
+from core.errors import DatasetError
+
+MAX_JSON_DEPTH = 8
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def parse_dataset(data: bytes, fmt: str, *, target: str | None = None,
+                  limits: DatasetLimits | None = None) -> Dataset:
+    """Parse an upload into a :class:`Dataset`.
+
+    Parameters
+    ----------
+    data : the raw bytes of the file
+    fmt : "csv", "npz" or "json"
+    target : CSV only: the name of the label column (default: the last column)
+    limits : size limits; ``max_bytes`` also bounds an NPZ's decompressed size
+    """
+    limits = limits or DatasetLimits()
+    if len(data) > limits.max_bytes:
+        raise DatasetError(f"the file has {len(data)} bytes, more than the limit of "
+                           f"{limits.max_bytes}", "file")
+    if target is not None and fmt != "csv":
+        raise DatasetError(f"target only applies to CSV; {fmt} files name X and y", "target")
+    if fmt == "csv":
+        return parse_csv(data, target, limits)
+    if fmt == "npz":
+        return parse_npz(data, limits)
+    if fmt == "json":
+        return parse_json(data, limits)
+    raise DatasetError(f"unknown format {fmt!r}; expected one of ['csv', 'json', 'npz']",
+                       "format")
+
+
+def parse_csv(data: bytes, target: str | None, limits: DatasetLimits) -> Dataset:
+    """CSV with a header row; the ``target`` column (default last) holds y."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"CSV must be UTF-8 text: byte {exc.start} is not valid UTF-8 "
+                           "(save the file as UTF-8)", "file") from None
+    lines = [(n, row) for n, row in enumerate(csv.reader(io.StringIO(text)), start=1)
+             if row and any(cell.strip() for cell in row)]
+    if not lines:
+        raise DatasetError("the CSV file is empty", "file")
+    header = [cell.strip() for cell in lines[0][1]]
+    _check_header(header)
+    width = len(header)
+    if width < 2:
+        raise DatasetError("the CSV needs at least one feature column and a target column",
+                           "file")
+    rows = lines[1:]
+    check_size(len(rows), width - 1, limits)
+    if not rows:
+        raise DatasetError("the CSV has a header but no data rows", "file")
+    for index, (line, row) in enumerate(rows, start=1):
+        if len(row) != width:
+            raise DatasetError(f"row {index} (line {line}) has {len(row)} columns, expected "
+                               f"{width} like the header", "file")
+    t = width - 1 if target is None else _target_index(header, target)
+    features = [i for i in range(width) if i != t]
+    cells = np.array([row for _, row in rows], dtype=object)
+    X = _numeric_columns(cells[:, features], [header[i] for i in features], features)
+    labels = cells[:, t]
+    y, classes = _target_values(labels, header[t], t)
+    return finish(X, y, limits=limits, classes=classes,
+                  feature_names=[header[i] for i in features])
+
+
+def _check_header(header: list[str]) -> None:
+    if all(_is_number(cell) for cell in header):
+        raise DatasetError("the first row must be a header of column names; it holds only "
+                           "numbers", "file")
+    for i, name in enumerate(header, start=1):
+        if not name:
+            raise DatasetError(f"header column {i} has no name", "file")
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise DatasetError(f"header column name {name!r} appears twice", "file")
+        seen.add(name)
+
+
+def _target_index(header: list[str], target: str) -> int:
+    if target not in header:
+        raise DatasetError(f"target column {target!r} is not in the header {header}", "target")
+    return header.index(target)
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _numeric_columns(cells: Array, names: list[str], columns: list[int]) -> Array:
+    """(N, F) strings -> float64; the first non-numeric or non-finite cell is named."""
+    try:
+        values = cells.astype(np.float64)
+    except ValueError:
+        values = None
+    if values is not None and bool(np.isfinite(values).all()):
+        return values
+    for r in range(cells.shape[0]):
+        for j in range(cells.shape[1]):
+            cell = str(cells[r, j]).strip()
+            where = f"row {r + 1}, column {columns[j] + 1} ({names[j]!r})"
+            if not cell:
+                raise DatasetError(f"{where}: empty cell; every feature needs a number", "file")
+            if not _is_number(cell):
+                raise DatasetError(f"{where}: {cell[:40]!r} is not a number", "file")
+            if not math.isfinite(float(cell)):
+                raise DatasetError(f"{where}: NaN or inf values are not allowed", "file")
+    raise DatasetError("the CSV has cells that are not numbers", "file")
+
+
+def _target_values(labels: Array, name: str, column: int) -> tuple[Array, list[Any] | None]:
+    """Numeric targets stay numbers; any non-numeric label makes them all class names."""
+    stripped = np.array([str(v).strip() for v in labels], dtype=object)
+    empty = np.flatnonzero(stripped == "")
+    if empty.size:
+        raise DatasetError(f"row {int(empty[0]) + 1}, column {column + 1} ({name!r}): empty "
+                           "target cell", "file")
+    if all(_is_number(v) for v in stripped):
+        y = stripped.astype(np.float64)
+        bad = np.flatnonzero(~np.isfinite(y))
+        if bad.size:
+            raise DatasetError(f"row {int(bad[0]) + 1}, column {column + 1} ({name!r}): NaN or "
+                               "inf values are not allowed", "file")
+        return y, None
+    return encode_labels(stripped.astype(str))
+
+
+def parse_npz(data: bytes, limits: DatasetLimits) -> Dataset:
+    """An ``.npz`` with arrays X and y; sizes are checked from the headers before reading."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise DatasetError("not an .npz file (a zip archive of .npy arrays)", "file") from None
+    with archive:
+        members = {info.filename: info for info in archive.infolist()}
+        for needed in ("X.npy", "y.npy"):
+            if needed not in members:
+                raise DatasetError(f"the .npz has no array {needed[:-4]!r}; it needs X and y "
+                                   f"(found {sorted(m.removesuffix('.npy') for m in members)})",
+                                   "file")
+        # The sizes in the zip directory bound what zipfile will ever inflate.
+        total = sum(members[m].file_size for m in ("X.npy", "y.npy"))
+        if total > limits.max_bytes:
+            raise DatasetError(f"the arrays decompress to {total} bytes, more than the limit "
+                               f"of {limits.max_bytes}", "file")
+        arrays = {name: _read_member(archive, name + ".npy", limits) for name in ("X", "y")}
+    X, y = arrays["X"], arrays["y"]
+    classes = None
+    if y.dtype.kind in "US":
+        y, classes = encode_labels(y.astype(str))
+    return finish(X, y, limits=limits, classes=classes)
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, limits: DatasetLimits) -> Array:
+    label = name.removesuffix(".npy")
+    with archive.open(name) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                      else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = reader(f)
+        except ValueError as exc:
+            raise DatasetError(f"array {label!r} is not a valid .npy: {exc}", "file") from None
+        if dtype.hasobject:
+            raise DatasetError(f"array {label!r} has dtype object; pickled arrays are refused "
+                               "(save numbers or strings)", "file")
+        allowed = "fiub" if label == "X" else "fiubUS"
+        if dtype.kind not in allowed:
+            raise DatasetError(f"array {label!r} has dtype {dtype}; expected numbers", "file")
+        if math.prod(shape) * dtype.itemsize > limits.max_bytes:
+            raise DatasetError(f"array {label!r} of shape {shape} is larger than "
+                               f"{limits.max_bytes} bytes", "file")
+        if label == "X" and len(shape) >= 1:
+            check_size(int(shape[0]), math.prod(shape[1:]), limits)
+    with archive.open(name) as f:
+        try:
+            return np.asarray(np.lib.format.read_array(f, allow_pickle=False))
+        except ValueError as exc:
+            raise DatasetError(f"array {label!r} could not be read: {exc}", "file") from None
+
+
+def parse_json(data: bytes, limits: DatasetLimits) -> Dataset:
+    """``{"X": [[...], ...], "y": [...]}``; nesting deeper than MAX_JSON_DEPTH is refused."""
+    depth = _json_depth(data)
+    if depth > MAX_JSON_DEPTH:
+        raise DatasetError(f"JSON nested {depth} levels deep; at most {MAX_JSON_DEPTH} "
+                           "are allowed", "file")
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise DatasetError(f"not valid JSON: {exc}", "file") from None
+    if not isinstance(doc, dict) or "X" not in doc or "y" not in doc:
+        raise DatasetError('JSON must be an object {"X": [[...], ...], "y": [...]}', "file")
+    unknown = sorted(set(doc) - {"X", "y", "feature_names"})
+    if unknown:
+        raise DatasetError(f"unknown keys {unknown}; expected X, y and optional "
+                           "feature_names", "file")
+    X = _json_array(doc["X"], "X")
+    raw_y = doc["y"]
+    classes = None
+    if isinstance(raw_y, list) and raw_y and all(isinstance(v, str) for v in raw_y):
+        y, classes = encode_labels(np.array(raw_y, dtype=str))
+    else:
+        y = _json_array(raw_y, "y")
+    names = doc.get("feature_names")
+    if names is not None and (not isinstance(names, list)
+                              or not all(isinstance(n, str) for n in names)):
+        raise DatasetError("feature_names must be a list of strings", "feature_names")
+    return finish(X, y, limits=limits, classes=classes, feature_names=names)
+
+
+def _json_depth(data: bytes) -> int:
+    """Maximum bracket nesting, strings removed first (vectorised: uploads can be large)."""
+    skeleton = np.frombuffer(_JSON_STRING.sub(b'""', data), dtype=np.uint8)
+    steps = ((skeleton == ord("[")) | (skeleton == ord("{"))).astype(np.int32) \
+        - ((skeleton == ord("]")) | (skeleton == ord("}"))).astype(np.int32)
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def _json_array(value: Any, name: str) -> Array:
+    """Nested lists of numbers -> array; names the first ragged or non-numeric row."""
+    if not isinstance(value, list) or not value:
+        raise DatasetError(f"{name} must be a non-empty list", name)
+    try:
+        array = np.array(value)
+    except ValueError:
+        array = None
+    if array is not None and array.dtype.kind in "iuf":
+        return array
+    first = value[0]
+    width = len(first) if isinstance(first, list) else None
+    for r, row in enumerate(value, start=1):
+        row_width = len(row) if isinstance(row, list) else None
+        if row_width != width:
+            raise DatasetError(f"{name} row {r}: has {row_width or 'no list of'} values, "
+                               f"expected {width} like row 1", name)
+        cells = row if isinstance(row, list) else [row]
+        for c, cell in enumerate(_flatten(cells), start=1):
+            if isinstance(cell, bool) or not isinstance(cell, int | float):
+                raise DatasetError(f"{name} row {r}, value {c}: {json.dumps(cell)[:40]} is not "
+                                   "a number", name)
+    raise DatasetError(f"{name} must be a regular (rectangular) array of numbers", name)
+
+
+def _flatten(cells: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for cell in cells:
+        out.extend(_flatten(cell) if isinstance(cell, list) else [cell])
+    return out
