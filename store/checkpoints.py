@@ -54,6 +54,22 @@ def save_checkpoint(
     return row
 
 
+def save(
+    s: Session,
+    job_id: str,
+    tenant_id: str,
+    epoch: int,
+    kind: str,
+    blob: bytes,
+    sha256: str,
+    metrics: dict[str, Any] | None,
+    model_spec: dict[str, Any] | None,
+) -> Checkpoint:
+    """`save_checkpoint` with every field given (the issue's spelling)."""
+    return save_checkpoint(s, job_id, epoch, kind, blob, metrics, tenant_id=tenant_id,
+                           sha256=sha256, model_spec=model_spec)
+
+
 def import_checkpoint(
     s: Session,
     tenant_id: str,

@@ -39,6 +39,15 @@ def test_save_fills_tenant_hash_size_and_model_spec_from_the_job(s: Session) -> 
         checkpoints.save_checkpoint(s, "job_missing", 1, "periodic", b"")
 
 
+def test_save_with_every_field_stores_them_as_given(s: Session) -> None:
+    tenant = make_tenant(s)
+    job = make_job(s, tenant.id)
+    row = checkpoints.save(s, job.id, tenant.id, 2, "periodic", b"abc", "f" * 64,
+                           {"loss": 0.5}, {"layers": []})
+    assert (row.epoch, row.sha256, row.metrics, row.model_spec, row.size_bytes) == (
+        2, "f" * 64, {"loss": 0.5}, {"layers": []}, 3)
+
+
 def test_prune_keeps_latest_last_k_best_k_and_final(s: Session) -> None:
     tenant = make_tenant(s)
     job = make_job(s, tenant.id)
