@@ -63,6 +63,17 @@ class Preprocessing:
         result: Array = (out - self.mean) / self.std
         return result
 
+    def apply_inplace(self, X: Array) -> Array:
+        """:meth:`apply` into ``X`` itself (same rounding), for a training copy we own.
+
+        ``X`` must already have the statistics' dtype; returns ``X``.
+        """
+        if X.dtype != self.mean.dtype:
+            raise ValueError(f"apply_inplace needs {self.mean.dtype} input, got {X.dtype}")
+        X -= self.mean
+        X /= self.std
+        return X
+
     def to_arrays(self) -> dict[str, Array]:
         """The two ``weights.npz`` entries."""
         return {"__input_mean__": self.mean, "__input_std__": self.std}

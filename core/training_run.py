@@ -69,7 +69,8 @@ class RunSetup:
         X = X.reshape((X.shape[0], *net.input_shape))
         y = y.astype(np.intp if self.loss_name == "cross_entropy" else self.dtype, copy=False)
         train_idx, val_idx = split_indices(X.shape[0], float(t.validation_split or 0.0), seed)
-        # One cast per split; np.take copies the rows, astype then converts in one pass.
+        # One cast per split; np.take copies the rows (so the arrays are ours to modify),
+        # astype then converts in one pass.
         X_train = np.take(X, train_idx, axis=0).astype(self.dtype, copy=False)
         X_val = np.take(X, val_idx, axis=0).astype(self.dtype, copy=False)
         state = load_state(resume) if resume is not None else None
@@ -79,7 +80,8 @@ class RunSetup:
         elif t.standardize:
             prep = Preprocessing.fit(X_train, self.dtype)
         if prep is not None:
-            X_train, X_val = prep.apply(X_train), prep.apply(X_val)
+            # The split copies are ours: standardize them in place (no third copy of X).
+            X_train, X_val = prep.apply_inplace(X_train), prep.apply_inplace(X_val)
         net.preprocessing = prep
         self.X_train, self.X_val = X_train, X_val
         self.y_train, self.y_val = np.take(y, train_idx, axis=0), np.take(y, val_idx, axis=0)

@@ -60,3 +60,15 @@ def test_mismatched_shapes_and_empty_fit_are_refused() -> None:
         Preprocessing(np.zeros(2), np.ones(3))
     with pytest.raises(ValueError, match="zero rows"):
         Preprocessing.fit(np.zeros((0, 2)))
+
+
+def test_apply_inplace_rounds_exactly_like_apply() -> None:
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((100, 5)).astype(np.float32) * 3 + 7
+    prep = Preprocessing.fit(X, np.float32)
+    expected = prep.apply(X)
+    work = X.copy()
+    assert prep.apply_inplace(work) is work
+    assert work.tobytes() == expected.tobytes()
+    with pytest.raises(ValueError, match="float32"):
+        prep.apply_inplace(X.astype(np.float64))
