@@ -144,6 +144,7 @@ def _check_torch_rules(spec: OptimizerSpec, s: Section, name: Any, alias: Alias 
 
 
 SCHEDULE_PARAMS: dict[str, dict[str, Any]] = {
+    "constant": {},  # useful with warmup_epochs alone
     "step": {"step_size": MISSING, "gamma": 0.1},
     "exponential": {"gamma": MISSING},
     "cosine": {"t_max": None, "eta_min": 0.0},
@@ -212,7 +213,7 @@ def parse_schedule(value: Any, path: str, errors: list[SpecError], default_monit
     elif kind == "cosine":
         v["t_max"] = s.integer("t_max", None, minimum=1)
         v["eta_min"] = s.number("eta_min", 0.0, low=0.0)
-    else:
+    elif kind == "reduce_on_plateau":
         monitor = s.choice("monitor", default_monitor, MONITORS)
         v["monitor"] = monitor
         v["mode"] = s.choice("mode", default_mode(monitor), ("min", "max"))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import SpecError
-from core.spec.fields import Section, is_number, show, unknown_name_message
+from core.spec.fields import Section, is_int, is_number, show, unknown_name_message
 from core.spec.optim import MONITORS, LrScheduleSpec, default_mode, parse_schedule
 
 LOSS_TYPES = ("cross_entropy", "binary_cross_entropy", "mse", "mae", "huber")
@@ -176,12 +176,13 @@ def parse_training(value: Any, path: str, errors: list[SpecError]) -> TrainingSp
     s.check_keys(TRAINING_KEYS)
     epochs = s.integer("epochs", 20, minimum=1)
     batch: int | str = 32
-    if s.has("batch_size"):
-        raw = s.data["batch_size"]
-        batch = "full" if raw == "full" else s.integer("batch_size", 32, minimum=1)
-        if isinstance(raw, str) and raw != "full":
-            s.errors[-1] = SpecError(s.field("batch_size"),
-                                     f"must be a positive integer or \"full\", got {show(raw)}")
+    raw = s.data.get("batch_size")
+    if raw == "full":
+        batch = "full"
+    elif raw is not None and is_int(raw) and raw >= 1:
+        batch = int(raw)
+    elif raw is not None:
+        s.error("batch_size", f"must be a positive integer or \"full\", got {show(raw)}")
     split = s.number("validation_split", 0.1, low=0.0, high=1.0, high_open=True)
     monitor = "val_loss" if split > 0 else "loss"
     stopping = None
@@ -198,7 +199,7 @@ def parse_training(value: Any, path: str, errors: list[SpecError]) -> TrainingSp
                                     f"got {schedule.warmup_epochs}"))
     return TrainingSpec(
         epochs=epochs, batch_size=batch, shuffle=s.boolean("shuffle", True),
-        seed=s.integer("seed", 0, minimum=0, maximum=2**63 - 1),
+        seed=s.integer("seed", 0, minimum=0),
         dtype=s.choice("dtype", "float32", DTYPES), validation_split=split,
         standardize=s.boolean("standardize", True), early_stopping=stopping,
         lr_schedule=schedule,
