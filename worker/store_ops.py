@@ -96,7 +96,7 @@ def load_dataset(s: Session, claimed: Claimed, settings: Settings) -> tuple[Any,
 def _dataset_limits(settings: Settings) -> Any:
     from core.datasets import DatasetLimits
 
-    return DatasetLimits(max_bytes=settings.limits.max_upload_bytes,
+    return DatasetLimits(max_bytes=settings.limits.max_stored_bytes,
                          max_rows=settings.limits.max_dataset_rows,
                          max_features=settings.limits.max_dataset_features)
 
