@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from core.optimizers import OPTIMIZERS, SGD, Adagrad, Adam, AdamW, Optimizer, make_optimizer
+from core.spec import OPTIMIZER_PARAMS, Spec
 
 GOLDEN = Path(__file__).parent / "golden"
 Params = dict[str, np.ndarray]
@@ -200,11 +201,15 @@ def test_twenty_steps_match_torch(kind: str, data: dict[str, Any], case: dict[st
             np.testing.assert_allclose(p, case["trajectory"][k][n], **tol)
 
 
+def _defaults(cls: type[Optimizer]) -> dict[str, Any]:
+    return {name: p.default for name, p in inspect.signature(cls).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
 @pytest.mark.parametrize("kind", list(OPTIMIZERS))
 def test_defaults_are_torchs(kind: str) -> None:
     torch_defaults = json.loads((GOLDEN / f"optim_{kind}.json").read_text())["defaults"]
-    ours = {name: p.default for name, p in inspect.signature(OPTIMIZERS[kind]).parameters.items()
-            if p.default is not inspect.Parameter.empty}
+    ours = _defaults(OPTIMIZERS[kind])
     assert ours == torch_defaults
     assert set(ours) == {"lr", *OPTIMIZERS[kind].hyper_names}
 
@@ -323,6 +328,23 @@ def test_make_optimizer_reads_spec_names_and_keeps_torch_defaults() -> None:
     assert (adagrad.lr, adagrad.eps) == (0.1, 1e-10)
     with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
         make_optimizer(SimpleNamespace(type="lbfgs"), params)
+
+
+@pytest.mark.parametrize("kind", list(OPTIMIZERS))
+def test_spec_and_optimizers_agree_on_names_and_defaults(kind: str) -> None:
+    spec_params = OPTIMIZER_PARAMS[kind]
+    assert set(spec_params) == {"learning_rate", *OPTIMIZERS[kind].hyper_names}
+    renamed = {("lr" if k == "learning_rate" else k): v for k, v in spec_params.items()}
+    assert renamed == _defaults(OPTIMIZERS[kind])
+
+
+def test_make_optimizer_from_a_parsed_spec_with_an_alias() -> None:
+    spec = Spec.from_dict({"dataset": "builtin:xor",
+                           "model": {"layers": [{"type": "dense", "units": 2}]},
+                           "optimizer": {"type": "nesterov", "learning_rate": 0.05}})
+    opt = make_optimizer(spec.optimizer, {"all": np.zeros(4)})
+    assert isinstance(opt, SGD)
+    assert (opt.lr, opt.momentum, opt.nesterov, opt.dampening) == (0.05, 0.9, True, 0.0)
 
 
 @pytest.mark.parametrize(("build", "message"), [

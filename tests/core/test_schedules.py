@@ -22,6 +22,7 @@ from core.schedules import (
     WarmupSchedule,
     make_schedule,
 )
+from core.spec import SCHEDULE_PARAMS, Spec
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "optim_schedules.json").read_text())
 
@@ -160,6 +161,26 @@ def test_none_fields_of_a_spec_keep_torchs_defaults() -> None:
     assert _run(schedule, 13, [1.0] * 13) == [1.0] * 12 + [0.1]
     cosine = make_schedule(_spec(type="cosine", t_max=None, eta_min=None), FakeOptimizer(1.0), 6)
     assert isinstance(cosine, CosineAnnealingLR) and (cosine.t_max, cosine.eta_min) == (6, 0.0)
+
+
+def test_spec_and_schedules_agree_on_names() -> None:
+    assert set(SCHEDULE_PARAMS) == set(SCHEDULES)
+    for kind, params in SCHEDULE_PARAMS.items():
+        assert set(params) - {"monitor"} == set(SCHEDULES[kind].hyper_names), kind
+
+
+def test_make_schedule_from_a_parsed_spec() -> None:
+    spec = Spec.from_dict({
+        "dataset": "builtin:xor", "model": {"layers": [{"type": "dense", "units": 2}]},
+        "training": {"epochs": 12, "validation_split": 0.0,
+                     "lr_schedule": {"type": "reduce_on_plateau", "monitor": "accuracy",
+                                     "patience": 0, "factor": 0.5, "warmup_epochs": 2}}})
+    opt = FakeOptimizer(0.8)
+    schedule = make_schedule(spec.training.lr_schedule, opt, spec.training.epochs)
+    assert isinstance(schedule, WarmupSchedule) and isinstance(schedule.main, ReduceLROnPlateau)
+    assert schedule.main.mode == "max"  # the spec picks max for an accuracy monitor
+    accuracy = [0.1, 0.2, 0.5, 0.6, 0.6, 0.7]
+    assert _run(schedule, 6, accuracy) == [0.8 / 3, 1.6 / 3, 0.8, 0.8, 0.8, 0.4]
 
 
 def test_bad_schedules_are_refused() -> None:
