@@ -85,3 +85,16 @@ def test_checker_catches_a_forbidden_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    import flask\n    from sqlalchemy import orm\n")
     assert imported_roots(bad) == {"flask", "sqlalchemy"}
+
+
+def test_import_linter_contracts_hold() -> None:
+    """The same rules, as import-linter reads them from pyproject.toml (indirect imports too)."""
+    import shutil
+    import subprocess
+
+    lint_imports = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    assert lint_imports, "import-linter is part of the dev extra"
+    result = subprocess.run(
+        [lint_imports, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
