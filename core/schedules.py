@@ -19,7 +19,10 @@ import math
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
+from core.errors import SpecError
+
 ScheduleState = dict[str, float | int | str]
+FIELD = "training.lr_schedule"
 
 
 class HasLr(Protocol):
@@ -86,7 +89,7 @@ class StepLR(Schedule):
     def __init__(self, optimizer: HasLr, step_size: int, gamma: float = 0.1) -> None:
         super().__init__(optimizer)
         if int(step_size) < 1:
-            raise ValueError(f"step_size must be a positive integer, got {step_size}")
+            raise SpecError(f"{FIELD}.step_size", f"must be a positive integer, got {step_size}")
         self.step_size = int(step_size)
         self.gamma = float(gamma)
 
@@ -127,7 +130,7 @@ class CosineAnnealingLR(Schedule):
     def __init__(self, optimizer: HasLr, t_max: int, eta_min: float = 0.0) -> None:
         super().__init__(optimizer)
         if int(t_max) < 1:
-            raise ValueError(f"t_max must be a positive integer, got {t_max}")
+            raise SpecError(f"{FIELD}.t_max", f"must be a positive integer, got {t_max}")
         self.t_max = int(t_max)
         self.eta_min = float(eta_min)
 
@@ -192,10 +195,13 @@ class ReduceLROnPlateau(Schedule):
                  patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
                  cooldown: int = 0, min_lr: float = 0.0, eps: float = 1e-8) -> None:
         super().__init__(optimizer)
-        if mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
-            raise ValueError(f"unknown mode {mode!r} / threshold_mode {threshold_mode!r}")
+        if mode not in ("min", "max"):
+            raise SpecError(f"{FIELD}.mode", f"must be 'min' or 'max', got {mode!r}")
+        if threshold_mode not in ("rel", "abs"):
+            raise SpecError(f"{FIELD}.threshold_mode",
+                            f"must be 'rel' or 'abs', got {threshold_mode!r}")
         if not factor < 1.0:
-            raise ValueError("factor must be < 1.0")
+            raise SpecError(f"{FIELD}.factor", f"must be < 1.0, got {factor}")
         self.mode, self.threshold_mode = mode, threshold_mode
         self.factor, self.threshold = float(factor), float(threshold)
         self.patience, self.cooldown = int(patience), int(cooldown)
@@ -264,7 +270,8 @@ class WarmupSchedule(Schedule):
     def __init__(self, optimizer: HasLr, warmup_epochs: int, main: Schedule) -> None:
         super().__init__(optimizer)
         if int(warmup_epochs) < 1:
-            raise ValueError(f"warmup_epochs must be a positive integer, got {warmup_epochs}")
+            raise SpecError(f"{FIELD}.warmup_epochs",
+                            f"must be a positive integer, got {warmup_epochs}")
         self.milestone = int(warmup_epochs)
         self.main = main
         self.warmup = LinearLR(optimizer, 1.0 / (self.milestone + 1), 1.0, self.milestone)
@@ -315,7 +322,8 @@ def make_schedule(spec: Any, optimizer: HasLr, epochs: int) -> Schedule:
         return Schedule(optimizer)
     kind = spec.type
     if kind not in SCHEDULES:
-        raise ValueError(f"unknown lr_schedule {kind!r}; expected one of {sorted(SCHEDULES)}")
+        raise SpecError(f"{FIELD}.type",
+                        f"unknown lr_schedule {kind!r}; expected one of {sorted(SCHEDULES)}")
     cls = SCHEDULES[kind]
     warmup = int(getattr(spec, "warmup_epochs", None) or 0)
     hyper: dict[str, Any] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from core.errors import SpecError
 from core.optimizers.adagrad import Adagrad
 from core.optimizers.adam import Adam, AdamW
 from core.optimizers.base import Array, Optimizer, StateValue
@@ -36,7 +37,8 @@ def make_optimizer(spec: Any, params: Mapping[str, Array]) -> Optimizer:
     """
     kind = spec.type
     if kind not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {kind!r}; expected one of {sorted(OPTIMIZERS)}")
+        raise SpecError("optimizer.type",
+                        f"unknown optimizer {kind!r}; expected one of {sorted(OPTIMIZERS)}")
     cls = OPTIMIZERS[kind]
     hyper: dict[str, Any] = {}
     for name in cls.hyper_names:

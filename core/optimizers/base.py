@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from core.errors import CheckpointError, SpecError
+
 Array = NDArray[Any]
 StateValue = Array | float | int
 
@@ -42,7 +44,7 @@ class Optimizer:
 
     def __init__(self, params: Mapping[str, Array], lr: float) -> None:
         if not lr >= 0.0:
-            raise ValueError(f"invalid learning rate: {lr}")
+            raise SpecError("optimizer.learning_rate", f"must be >= 0, got {lr}")
         self.params: dict[str, Array] = dict(params)
         self._lr = float(lr)
         self.step_count = 0
@@ -112,18 +114,18 @@ class Optimizer:
         the parameter's dtype.
         """
         if "step" not in state or "lr" not in state:
-            raise ValueError("optimizer state needs 'step' and 'lr'")
+            raise CheckpointError("optimizer state needs 'step' and 'lr'")
         restored: dict[str, dict[str, Array]] = {}
         for key, value in state.items():
             if key in ("step", "lr"):
                 continue
             kind, sep, name = key.partition("/")
             if not sep or kind not in self.state_kinds or name not in self.params:
-                raise ValueError(f"unexpected {self.name} state entry {key!r}")
+                raise CheckpointError(f"unexpected {self.name} state entry {key!r}")
             param = self.params[name]
             array = np.asarray(value)
             if array.shape != param.shape:
-                raise ValueError(
+                raise CheckpointError(
                     f"state {key!r} has shape {array.shape}, parameter has {param.shape}"
                 )
             restored.setdefault(kind, {})[name] = array.astype(param.dtype, copy=True)
@@ -156,9 +158,10 @@ def lerp_(target: Array, end: Array, weight: float, scratch: Array) -> None:
 
 
 def check_range(name: str, value: float, low: float, high: float | None = None) -> float:
-    """``float(value)`` if ``low <= value`` (and ``value < high``), else a ValueError."""
+    """``float(value)`` if ``low <= value`` (and ``value < high``), else a SpecError naming
+    ``optimizer.<name>``."""
     value = float(value)
     if not value >= low or (high is not None and not value < high):
-        bound = f"[{low}, {high})" if high is not None else f">= {low}"
-        raise ValueError(f"invalid {name}: {value}; expected {bound}")
+        bound = f"in [{low}, {high})" if high is not None else f">= {low}"
+        raise SpecError(f"optimizer.{name}", f"must be {bound}, got {value}")
     return value

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from core.errors import SpecError
 from core.optimizers.base import Array, Optimizer, check_range, weight_decayed
 
 
@@ -41,7 +42,8 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.weight_decay = check_range("weight_decay", weight_decay, 0.0)
         if self.nesterov and (self.momentum <= 0.0 or self.dampening != 0.0):
-            raise ValueError("nesterov momentum requires a momentum and zero dampening")
+            raise SpecError("optimizer.nesterov",
+                            "Nesterov momentum requires momentum > 0 and dampening 0")
 
     def _update(self, name: str, param: Array, grad: Array, scratch: tuple[Array, Array]) -> None:
         a, b = scratch

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from core.errors import CheckpointError, SpecError
 from core.optimizers import OPTIMIZERS, SGD, Adagrad, Adam, AdamW, Optimizer, make_optimizer
 from core.spec import OPTIMIZER_PARAMS, Spec
 
@@ -326,7 +327,7 @@ def test_make_optimizer_reads_spec_names_and_keeps_torch_defaults() -> None:
     assert (type(adamw), adamw.lr, adamw.weight_decay) == (AdamW, 1e-3, 0.01)
     adagrad = make_optimizer(SimpleNamespace(type="adagrad", learning_rate=0.1), params)
     assert (adagrad.lr, adagrad.eps) == (0.1, 1e-10)
-    with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
+    with pytest.raises(SpecError, match=r"optimizer\.type: unknown optimizer 'lbfgs'"):
         make_optimizer(SimpleNamespace(type="lbfgs"), params)
 
 
@@ -348,13 +349,13 @@ def test_make_optimizer_from_a_parsed_spec_with_an_alias() -> None:
 
 
 @pytest.mark.parametrize(("build", "message"), [
-    (lambda p: SGD(p, lr=-1.0), "learning rate"),
-    (lambda p: SGD(p, lr=0.1, nesterov=True), "nesterov"),
-    (lambda p: Adam(p, beta1=1.0), "beta1"),
-    (lambda p: Adagrad(p, lr_decay=-0.1), "lr_decay"),
+    (lambda p: SGD(p, lr=-1.0), r"optimizer\.learning_rate: must be >= 0"),
+    (lambda p: SGD(p, lr=0.1, nesterov=True), r"optimizer\.nesterov: "),
+    (lambda p: Adam(p, beta1=1.0), r"optimizer\.beta1: must be in \[0\.0, 1\.0\), got 1\.0"),
+    (lambda p: Adagrad(p, lr_decay=-0.1), r"optimizer\.lr_decay: must be >= 0\.0, got -0\.1"),
 ])
 def test_bad_hyperparameters_are_refused(build: Any, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(SpecError, match=message):
         build(_problem()[0])
 
 
@@ -363,7 +364,7 @@ def test_mismatched_gradients_and_states_are_refused() -> None:
     opt = Adam(params)
     with pytest.raises(ValueError, match="shape"):
         opt.step({"0.weight": np.zeros(6), "0.bias": grads[0]["0.bias"]})
-    with pytest.raises(ValueError, match=r"unexpected adam state entry 'momentum_buffer/0\.bias'"):
+    with pytest.raises(CheckpointError, match=r"adam state entry 'momentum_buffer/0\.bias'"):
         opt.load_state_dict({"step": 1, "lr": 0.1, "momentum_buffer/0.bias": np.zeros(3)})
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(CheckpointError, match="shape"):
         opt.load_state_dict({"step": 1, "lr": 0.1, "exp_avg/0.bias": np.zeros(4)})

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from core.errors import SpecError
 from core.schedules import (
     SCHEDULES,
     CosineAnnealingLR,
@@ -185,9 +186,9 @@ def test_make_schedule_from_a_parsed_spec() -> None:
 
 def test_bad_schedules_are_refused() -> None:
     opt = FakeOptimizer(0.1)
-    with pytest.raises(ValueError, match="unknown lr_schedule 'cyclic'"):
+    with pytest.raises(SpecError, match=r"training\.lr_schedule\.type: unknown lr_schedule"):
         make_schedule(_spec(type="cyclic"), opt, 10)
-    with pytest.raises(ValueError, match="step_size"):
+    with pytest.raises(SpecError, match=r"lr_schedule\.step_size: must be a positive"):
         StepLR(opt, step_size=0)
-    with pytest.raises(ValueError, match="factor"):
+    with pytest.raises(SpecError, match=r"lr_schedule\.factor: must be < 1\.0, got 1\.5"):
         ReduceLROnPlateau(opt, factor=1.5)
