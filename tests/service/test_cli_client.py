@@ -133,7 +133,7 @@ def test_exit_codes_usage_api_error_and_failed_job(
     assert usage.value.code == 2
     capsys.readouterr()
 
-    bad = tiny_spec("builtin:xor")
+    bad = tiny_spec("builtin:noisy_xor")
     bad["model"]["layers"][0]["units"] = -3
     code, _, err = run(capsys, "submit", write_spec(tmp_path, bad))
     assert code == 3
@@ -143,7 +143,7 @@ def test_exit_codes_usage_api_error_and_failed_job(
     assert code == 3 and "404" in err
 
     # A learning rate that explodes: the job ends failed (diverged), and watch says so.
-    wild = tiny_spec("builtin:xor", epochs=5)
+    wild = tiny_spec("builtin:noisy_xor", epochs=5)
     wild["optimizer"] = {"type": "sgd", "learning_rate": 1e30}
     code, out, err = run(capsys, "submit", write_spec(tmp_path, wild), "--watch")
     assert code == 1, out + err

@@ -147,7 +147,8 @@ def test_concurrent_job_quota_is_429(client: FlaskClient, auth: dict[str, str],
         assert submit(client, auth, mlp_spec(dataset, epochs=i + 1)).status_code == 202
     response = submit(client, auth, mlp_spec(dataset, epochs=99))
     body = assert_problem(response, 429)
-    assert body["type"].endswith("quota-exceeded") and response.headers["Retry-After"] == "30"
+    assert body["type"].endswith("quota-exceeded")
+    assert 25 <= int(response.headers["Retry-After"]) <= 30
     assert count_jobs(client, auth) == settings.limits.max_concurrent_jobs
 
 
