@@ -57,12 +57,11 @@ def read_session() -> Iterator[Session]:
 
 def create_app(settings: Settings | None = None, *, testing: bool = False) -> OpenAPI:
     """Build the WSGI application for `settings` (default: `Settings.from_env()`)."""
-    from store.db import make_engine, make_session_factory
-
     from service import auth, dashboard, limits
     from service.api import register_blueprints
     from service.api.metrics import init_metrics
     from service.dispatch import Dispatcher
+    from store.db import make_engine, make_session_factory
 
     if settings is None:
         settings = Settings.from_env()

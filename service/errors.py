@@ -142,7 +142,7 @@ def init_app(app: Flask) -> None:
                        headers=exc.headers)
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> Response:
+    def _http_error(exc: HTTPException) -> Any:
         status = exc.code or 500
         # flask-openapi3 aborts with a ready response (already a problem document): keep it.
         if exc.response is not None and exc.response.mimetype == PROBLEM_JSON:

@@ -172,7 +172,7 @@ def _with_spec(data: bytes, spec_text: str) -> bytes:
         arrays = {k: npz[k] for k in npz.files if k != "__spec__"}
     arrays["__spec__"] = np.array(json.dumps(model.to_dict()))
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)  # type: ignore[arg-type]
+    np.savez(buffer, **arrays)
     return buffer.getvalue()
 
 

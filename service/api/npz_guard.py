@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from typing import IO
 
 import numpy as np
 
@@ -47,7 +48,7 @@ def check_npz(data: bytes, max_uncompressed: int) -> None:
                 _check_header(stream, member.filename)
 
 
-def _check_header(stream: io.BufferedIOBase | zipfile.ZipExtFile, name: str) -> None:
+def _check_header(stream: IO[bytes], name: str) -> None:
     try:
         version = np.lib.format.read_magic(stream)
         if version == (1, 0):

@@ -54,7 +54,7 @@ _ERROR_TEXT = {
 
 def responses(
     ok: dict[int, type[BaseModel] | dict[str, Any] | None], *extra_errors: int
-) -> dict[str, Any]:
+) -> Any:
     """The OpenAPI `responses` of one operation: its successes plus its problem documents."""
     out: dict[str, Any] = {str(status): model for status, model in ok.items()}
     for status in sorted({400, 401, 422, 429, *extra_errors}):
