@@ -187,9 +187,22 @@ def delete_dataset(path: DatasetPath) -> tuple[str, int]:
     """Delete an uploaded dataset (jobs that used it keep their results)."""
     if path.dataset_id.startswith(data.BUILTIN_PREFIX):
         raise ApiError(409, "builtin datasets cannot be deleted", kind="conflict")
+    from sqlalchemy import func, select
+
     from store import datasets as store_datasets
+    from store.models import ACTIVE_STATUSES, Job
 
     with transaction() as session:
+        busy = session.scalar(
+            select(func.count()).select_from(Job).where(
+                Job.dataset_id == path.dataset_id, Job.tenant_id == current_tenant(),
+                Job.status.in_(ACTIVE_STATUSES),
+            )
+        )
+        if busy:
+            # Deleting it would fail those jobs when a worker goes to load the data.
+            raise ApiError(409, f"dataset {path.dataset_id} is used by {busy} queued or running"
+                           " job(s); cancel them or wait", kind="conflict")
         if not store_datasets.delete(session, current_tenant(), path.dataset_id):
             raise not_found("dataset", path.dataset_id)
     return "", 204

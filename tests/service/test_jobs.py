@@ -192,3 +192,13 @@ def test_init_checkpoint_of_another_tenant_is_refused(
     mine = import_weights(client, auth).get_json()["id"]
     assert submit(client, auth, {**mlp_spec(dataset, hidden=5), "init_checkpoint": mine}
                   ).status_code == 202
+
+
+def test_a_dataset_in_use_by_an_active_job_cannot_be_deleted(
+    client: FlaskClient, auth: dict[str, str], dataset: str
+) -> None:
+    ident = submit(client, auth, mlp_spec(dataset)).get_json()["id"]
+    assert_problem(client.delete(f"/v1/datasets/{dataset}", headers=auth), 409)
+    client.post(f"/v1/jobs/{ident}/cancel", headers=auth)
+    assert client.delete(f"/v1/datasets/{dataset}", headers=auth).status_code == 204
+    assert client.get(f"/v1/jobs/{ident}", headers=auth).get_json()["dataset_id"] is None
