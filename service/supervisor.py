@@ -82,9 +82,15 @@ class Supervisor:
         return None
 
     def stop(self) -> None:
-        """SIGTERM every live child's group, wait up to grace_s, then SIGKILL what is left."""
+        """SIGTERM every child, wait up to grace_s, then SIGKILL each child's whole group.
+
+        Only the child itself gets SIGTERM: gunicorn and Celery stop their own workers in
+        order, and a pool process killed first would abort the task it is running.
+        """
         for proc in self.procs.values():
-            _signal_group(proc, signal.SIGTERM)
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self.grace_s
         for proc in self.procs.values():
             remaining = max(0.0, deadline - time.monotonic())

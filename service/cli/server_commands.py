@@ -42,7 +42,8 @@ def api_argv(host: str, port: int, workers: int, threads: int) -> list[str]:
     return [
         sys.executable, "-m", "gunicorn", "--worker-class=gthread", f"--workers={workers}",
         f"--threads={threads}", f"--bind={host}:{port}", "--access-logfile=-",
-        "--graceful-timeout=10", "service.wsgi:app",
+        # The control socket defaults to one path in $HOME: two APIs on a host would clash.
+        "--graceful-timeout=10", "--no-control-socket", "service.wsgi:app",
     ]
 
 
