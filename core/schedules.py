@@ -4,7 +4,7 @@ A schedule is built after its optimizer and writes ``optimizer.lr``; the trainer
 :meth:`Schedule.step` once after each epoch (``ReduceLROnPlateau`` with the monitored metric).
 The recurrences are PyTorch's own ``get_lr()`` chains, operation for operation (the cosine
 chain and its closed form differ in the last bits; torch steps with the chain), so the learning
-rates equal PyTorch's in float64.
+rates equal PyTorch's bit for bit.
 
 Warmup (``warmup_epochs = w``) is ``LinearLR(start_factor=1/(w+1), total_iters=w)`` chained
 with the main schedule by ``SequentialLR(milestones=[w])``: epochs 1..w train at

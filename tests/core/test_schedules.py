@@ -78,6 +78,12 @@ def test_warmup_ramps_by_k_over_w_plus_one_then_starts_the_main_schedule() -> No
                                [0.1, 0.2, 0.3, 0.4, 0.4, 0.2, 0.2, 0.1, 0.1], rtol=1e-15)
 
 
+def test_warmup_alone_with_a_constant_schedule() -> None:
+    opt = FakeOptimizer(0.3)
+    schedule = make_schedule(_spec(type="constant", warmup_epochs=2), opt, epochs=5)
+    np.testing.assert_allclose(_run(schedule, 5), [0.1, 0.2, 0.3, 0.3, 0.3], rtol=1e-15)
+
+
 def test_cosine_t_max_defaults_to_the_epochs_after_warmup() -> None:
     opt = FakeOptimizer(1.0)
     schedule = make_schedule(_spec(type="cosine", warmup_epochs=2), opt, epochs=10)
