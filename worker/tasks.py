@@ -11,10 +11,11 @@ Failures, by kind (DESIGN §7):
 - the soft time limit fails the job with its reason;
 - any other exception (database blip, out of memory, a bug) is retried: the job is released
   back to ``queued`` with the error kept in ``failure_reason``, and the task is re-sent with
-  Celery's ``self.retry`` after an exponential countdown. We count tries with the job's own
-  ``attempts`` (incremented by every claim) rather than Celery's ``max_retries``, because a
-  worker killed mid-job (redelivery, reconcile) is an attempt as well and Celery never sees it;
-  the claim past ``settings.max_attempts`` fails the job with ``"exceeded N attempts"``.
+  Celery's ``self.retry`` after an exponential countdown (one heartbeat interval, doubling).
+  We count tries with the job's own ``attempts`` (incremented by every claim) rather than
+  Celery's ``max_retries``, because a worker killed mid-job (redelivery, reconcile) is an
+  attempt as well and Celery never sees it. The claim past ``settings.max_attempts`` fails
+  the job with ``"exceeded N attempts; last error: ..."``.
 """
 
 from __future__ import annotations
@@ -63,8 +64,10 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def retry_countdown(attempts: int) -> int:
-    return int(min(2 ** max(attempts, 1), MAX_RETRY_COUNTDOWN_S))
+def retry_countdown(settings: Settings, attempts: int) -> int:
+    """Exponential backoff starting at one heartbeat interval, capped at a minute."""
+    base = settings.heartbeat_interval_s * 2 ** max(attempts - 1, 0)
+    return int(min(base, MAX_RETRY_COUNTDOWN_S))
 
 
 @shared_task(name=TRAIN_TASK, bind=True, acks_late=True, ignore_result=True)
@@ -86,7 +89,8 @@ def train_job(self: Any, job_id: str) -> str:
                 s, job_id, worker_id, f"{type(exc).__name__}: {exc}")
         if attempts is None:  # the lease was not ours any more: its owner carries on
             return "lease_lost"
-        raise self.retry(exc=exc, countdown=retry_countdown(attempts), max_retries=None) from exc
+        countdown = retry_countdown(settings, attempts)
+        raise self.retry(exc=exc, countdown=countdown, max_retries=None) from exc
     log.info("job %s: %s", job_id, outcome)
     return outcome
 

@@ -183,3 +183,20 @@ def test_reconcile_revives_a_job_whose_message_was_dropped(backend: Backend) -> 
                    what="reconcile to revive the job")
     assert (job.status, job.epoch_done) == ("succeeded", 2)
     assert len(leases(b, job_id)) == 1
+
+
+def test_an_unexpected_error_is_retried_until_the_attempts_cap(backend: Backend) -> None:
+    """A broken metrics table fails every epoch commit: released, retried, then failed."""
+    b = backend
+    job_id = create_job(b, xor_spec(epochs=2))
+    with b.sessions.begin() as s:
+        s.execute(sa.text("DROP TABLE metrics"))
+    b.start_worker("w1")
+    b.send(job_id)
+    job = wait_for(b, job_id, lambda j: j.status in TERMINAL, timeout=60,
+                   what="three failed tries and the cap")
+    assert job.status == "failed"
+    assert job.failure_reason.startswith("exceeded 3 attempts; last error: ")
+    assert "metrics" in job.failure_reason
+    assert [outcome for _, _, outcome in leases(b, job_id)] == [
+        "released", "released", "released", "failed"]
