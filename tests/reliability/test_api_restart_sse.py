@@ -1,0 +1,109 @@
+"""Fault 3: the API dies while a client follows a job's event stream.
+
+`weightsmith api` (gunicorn) runs as a subprocess on a free port with a worker on PostgreSQL +
+Redis. A client thread follows `GET /v1/jobs/{id}/events` with service/client.py's `events()`.
+After epoch 2 arrived, the API is SIGKILLed (master and workers: the stream breaks mid-flight);
+the job keeps training while it is down, so epochs happen that no stream is open for; then the
+API starts again on the same port. The client reconnects with `Last-Event-ID` and must receive
+every epoch exactly once, in order, and the final status.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from service.client import Event, WeightsmithClient
+from store import tenants
+from tests.reliability.conftest import ApiProcess, BackendFactory
+from tests.worker.conftest import job_row
+
+EPOCHS = 10
+
+
+def sse_spec() -> dict[str, Any]:
+    """Digits with batch 1: about 0.4 s per epoch, so the run outlives an API restart."""
+    return {
+        "name": "sse-restart",
+        "dataset": "builtin:digits",
+        "model": {"layers": [{"type": "dense", "units": 16, "activation": "relu"},
+                             {"type": "dense", "units": 10}]},
+        "optimizer": {"type": "sgd", "learning_rate": 0.01},
+        "training": {"epochs": EPOCHS, "batch_size": 1, "seed": 0, "validation_split": 0.2},
+        "checkpoints": {"every_epochs": 5, "keep_last": 1, "keep_best": 1,
+                        "monitor": "val_loss"},
+    }
+
+
+class Follower(threading.Thread):
+    """Collects a job's events with the client's reconnecting `events()`."""
+
+    def __init__(self, client: WeightsmithClient, job_id: str) -> None:
+        super().__init__(daemon=True)
+        self.client, self.job_id = client, job_id
+        self.events: list[tuple[float, Event]] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            for event in self.client.events(self.job_id):
+                self.events.append((time.monotonic(), event))
+        except BaseException as exc:  # reported by the test thread
+            self.error = exc
+
+    def epochs(self) -> list[int]:
+        return [int(e.data["epoch"]) for _, e in self.events if e.event == "epoch"]
+
+
+def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_an_sse_client_misses_no_epoch_across_an_api_restart(
+        production: BackendFactory) -> None:
+    b = production()
+    with b.sessions.begin() as s:
+        key = tenants.create_api_key(s, tenants.ensure_tenant(s, "sse").id)
+    api = ApiProcess(b.env, b.log_dir)
+    api.start()
+    b.start_worker("w1")
+    client = WeightsmithClient(api.url, key, timeout=30.0)
+    try:
+        job_id = client.submit(sse_spec())["id"]
+        follower = Follower(client, job_id)
+        follower.start()
+        wait_until(lambda: len(follower.epochs()) >= 2, 120, "epoch 2 on the stream")
+
+        api.kill()
+        killed_at = time.monotonic()
+        seen_before = follower.epochs()
+        done_at_kill = job_row(b, job_id).epoch_done
+        # Training goes on without the API: at least two epochs happen with no stream open.
+        wait_until(lambda: job_row(b, job_id).epoch_done >= done_at_kill + 2, 60,
+                   "two epochs while the API is down")
+        api.start()
+        restarted_at = time.monotonic()
+
+        follower.join(timeout=120)
+        assert not follower.is_alive(), "the client did not reach the end of the stream"
+        assert follower.error is None, repr(follower.error)
+    finally:
+        client.close()
+        api.kill()
+
+    print(f"epochs seen before the kill: {seen_before}; API down "
+          f"{restarted_at - killed_at:.1f} s")
+    assert follower.epochs() == list(range(1, EPOCHS + 1))
+    ids = [e.id for _, e in follower.events]
+    assert ids == sorted(set(ids)) and None not in ids  # no event twice, none without an id
+    # Epochs that happened while the API was down arrived after the restart (the replay).
+    replayed = [int(e.data["epoch"]) for t, e in follower.events
+                if e.event == "epoch" and t >= restarted_at]
+    assert {done_at_kill + 1, done_at_kill + 2} <= set(replayed)
+    statuses = [e.data["status"] for _, e in follower.events if e.event == "status"]
+    assert "running" in statuses and statuses[-1] == "succeeded"
+    assert job_row(b, job_id).status == "succeeded"
