@@ -1,0 +1,84 @@
+"""Fault 4: PostgreSQL drops the worker's connections in the middle of a job.
+
+The worker's processes connect with `application_name=ws-fault-worker`, so an admin connection
+can find exactly their backends in pg_stat_activity and `pg_terminate_backend` them, several
+times while the job trains (what a database failover or an idle-connection reaper does).
+
+A connection killed while idle in the pool is replaced on checkout (`pool_pre_ping`); one killed
+inside a transaction fails that transaction, which rolls back whole (an epoch's metrics, event
+and checkpoint land together or not at all), and the task releases the job for a retry that
+resumes from the latest checkpoint. Either way the job must end `succeeded` with the same
+metrics and the same final weights, bit for bit, as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import time
+
+import sqlalchemy as sa
+
+from store import leases as store_leases
+from tests.reliability.conftest import (
+    BackendFactory,
+    assert_bit_identical,
+    assert_checkpoints_sound,
+    assert_metrics_match,
+    final_checkpoint_blob,
+    reference_checkpoint,
+)
+from tests.reliability.test_worker_crash import EPOCHS, crash_spec
+from tests.worker.conftest import create_job, job_row, wait_for
+
+APP_NAME = "ws-fault-worker"
+DROPS = 4
+
+
+def terminate_worker_backends(admin: sa.Engine, database: str) -> int:
+    """pg_terminate_backend every connection of the worker to `database`; how many."""
+    with admin.connect() as conn:
+        killed = conn.execute(sa.text(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = :db AND application_name = :app AND pid <> pg_backend_pid()"),
+            {"db": database, "app": APP_NAME}).scalar_one()
+    return int(killed)
+
+
+def test_a_job_survives_its_database_connections_being_killed(
+        production: BackendFactory, postgres_server_url: str, postgres_url: str) -> None:
+    # Every kill inside a transaction costs an attempt: allow more than the drops.
+    b = production(database_query=f"application_name={APP_NAME}", max_attempts="10")
+    spec = crash_spec()
+    reference = reference_checkpoint(spec)
+    b.start_worker("w1")
+    b.start_beat()
+    job_id = create_job(b, spec)
+    b.send(job_id)
+
+    admin = sa.create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
+    database = sa.engine.make_url(postgres_url).database
+    assert database is not None
+    killed = []
+    try:
+        wait_for(b, job_id, lambda j: j.epoch_done >= 1, timeout=120, what="the first epoch")
+        for _ in range(DROPS):
+            killed.append(terminate_worker_backends(admin, database))
+            time.sleep(0.6)
+    finally:
+        admin.dispose()
+    assert sum(killed) >= DROPS  # each round found at least one of the worker's connections
+
+    job = wait_for(b, job_id, lambda j: j.status in ("succeeded", "failed", "cancelled"),
+                   timeout=180, what="the job to end")
+    with b.sessions() as s:
+        held = [h.outcome for h in store_leases.history(s, job_id)]
+        assert store_leases.overlaps(s, job_id) == []
+    print(f"terminated backends per round: {killed}; leases: {held}; "
+          f"attempts: {job.attempts}")
+    assert (job.status, job.stop_reason, job.epoch_done) == ("succeeded", "epochs_done", EPOCHS)
+    # Retries, if a kill hit a transaction, are released leases; never two at once.
+    assert held[-1] == "succeeded" and set(held[:-1]) <= {"released", "lost"}
+    assert job.attempts == len(held)
+    assert assert_metrics_match(b, job_id, reference) == EPOCHS * 6
+    assert assert_bit_identical(final_checkpoint_blob(b, job_id), reference) == 9
+    assert ("final", EPOCHS) in assert_checkpoints_sound(b, job_id)
+    assert job_row(b, job_id).failure_reason is None
