@@ -130,23 +130,31 @@ class JobRunner:
         return Inputs(spec, X, y, resume, init_params)
 
     def _conclude(self, result: Any) -> str:
+        """Save the final checkpoint and the end status together, if the lease is still ours."""
         reason = str(result.stop_reason)
-        with self.sessions.begin() as s:
-            if not store_ops.owns(s, self.job_id, self.worker_id):
-                return "lease_lost"
-            if reason != "diverged":
-                store_ops.save_checkpoint(
-                    s, self.job_id, int(result.state.epoch), "final", result.checkpoint(),
-                    dict(result.history[-1]) if result.history else {}, self.policy,
-                )
         if reason in SUCCESS_REASONS:
-            self._finish("succeeded", reason, None)
-            return "succeeded"
-        if reason == "cancelled":
-            self._finish("cancelled", reason, None)
-            return "cancelled"
-        self._finish("failed", reason, getattr(result, "failure", None) or reason)
-        return "failed"
+            status, failure = "succeeded", None
+        elif reason == "cancelled":
+            status, failure = "cancelled", None
+        else:
+            status, failure = "failed", getattr(result, "failure", None) or reason
+        try:
+            with self.sessions.begin() as s:
+                # The heartbeat UPDATE first: it locks the job row until this commit, so no
+                # take-over can slip in between the check and the writes.
+                if store_ops.beat(s, self.job_id, self.worker_id) == "lease_lost":
+                    raise LeaseLost(self.job_id)
+                if reason != "diverged":
+                    store_ops.save_checkpoint(
+                        s, self.job_id, int(result.state.epoch), "final", result.checkpoint(),
+                        dict(result.history[-1]) if result.history else {}, self.policy,
+                    )
+                if not store_ops.finish(s, self.job_id, self.worker_id, status, reason,
+                                        failure):
+                    raise LeaseLost(self.job_id)
+        except LeaseLost:
+            return "lease_lost"
+        return status
 
     def _finish(self, status: str, stop_reason: str | None, failure: str | None) -> None:
         with self.sessions.begin() as s:
@@ -173,9 +181,12 @@ class JobRunner:
         """One transaction per epoch: metrics, progress, event, checkpoint policy."""
         epoch, metrics = int(report.epoch), dict(report.metrics)
         with self.sessions.begin() as s:
-            if not store_ops.owns(s, self.job_id, self.worker_id):
-                self._stop = "lease_lost"
+            # Beat first: proves the lease and locks the job row until this epoch commits.
+            stop = store_ops.beat(s, self.job_id, self.worker_id)
+            if stop == "lease_lost":
+                self._stop = stop
                 raise LeaseLost(self.job_id)
+            self._stop = self._stop or stop
             store_ops.record_epoch(s, self.job_id, epoch, int(report.epochs), metrics,
                                    bool(report.is_best))
             blob: bytes | None = None  # serialise once even when saved as two kinds
@@ -183,8 +194,7 @@ class JobRunner:
                 blob = report.checkpoint() if blob is None else blob
                 store_ops.save_checkpoint(s, self.job_id, epoch, kind, blob, metrics,
                                           self.policy)
-        # The commit just proved we are alive: no need for another write right away.
-        self._last_beat = self.clock()
+        self._last_beat = self._last_poll = self.clock()  # this commit carried a heartbeat
 
     def _kinds_to_save(self, epoch: int, is_best: bool) -> list[str]:
         kinds = []

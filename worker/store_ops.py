@@ -49,10 +49,6 @@ def checkpoint_policy(spec: dict[str, Any]) -> dict[str, Any]:
     return {**POLICY_DEFAULTS, **(spec.get("checkpoints") or {})}
 
 
-def owns(s: Session, job_id: str, worker_id: str) -> bool:
-    return poll(s, job_id, worker_id) != "lease_lost"
-
-
 def beat(s: Session, job_id: str, worker_id: str) -> str | None:
     """Write the heartbeat; None to go on, else "cancelled" or "lease_lost"."""
     result = jobs.heartbeat(s, job_id, worker_id)
@@ -155,12 +151,14 @@ def apply_policy(s: Session, job_id: str, policy: dict[str, Any]) -> list[str]:
 
 
 def finish(s: Session, job_id: str, worker_id: str, status: str, stop_reason: str | None,
-           failure: str | None) -> None:
+           failure: str | None) -> bool:
+    """End the run with `status`; False (and nothing written) when the lease was lost."""
     if not jobs.finish(s, job_id, worker_id, status, stop_reason=stop_reason,
                        failure_reason=failure):
-        return
+        return False
     events.append(s, job_id, "status", {"status": status, "stop_reason": stop_reason,
                                         "failure_reason": failure})
+    return True
 
 
 def release_for_retry(s: Session, job_id: str, worker_id: str, error: str) -> int | None:
