@@ -64,7 +64,9 @@ def find_checkpoint(session: Any, checkpoint_id: str) -> Any:
 def network_for(checkpoint_id: str) -> Any:
     """The loaded network of a checkpoint, from the model cache when it is there.
 
-    Checkpoints never change once written, so a cached network never goes stale.
+    Checkpoints never change once written, so a cached network never goes stale. Call it
+    outside any open session: it opens its own, and SQLite transactions (BEGIN IMMEDIATE, see
+    store/db.py) in one thread would wait on each other until the busy timeout.
     """
     from core.checkpoint import load_checkpoint
     from store import checkpoints as store_checkpoints
@@ -86,9 +88,9 @@ def get_checkpoint(path: CheckpointPath) -> Response:
 
     with read_session() as session:
         row = find_checkpoint(session, path.checkpoint_id)
-        network = network_for(row.id)
         body = checkpoint_json(row)
         body["model_spec"] = row.model_spec
+    network = network_for(row.id)  # outside the session: SQLite sessions must never nest
     body["layers"] = weight_stats(network)
     return jsonify(body)
 
@@ -105,7 +107,7 @@ def download_weights(path: CheckpointPath) -> Response:
 
     with read_session() as session:
         row = find_checkpoint(session, path.checkpoint_id)
-        network = network_for(row.id)
+    network = network_for(row.id)
     payload = export_weights_npz(network)
     return Response(payload, mimetype=NPZ, headers={
         "Content-Disposition": f'attachment; filename="{row.id}.npz"',
@@ -132,7 +134,7 @@ def get_layer(path: LayerPath) -> Response:
                        kind="not-acceptable")
     with read_session() as session:
         row = find_checkpoint(session, path.checkpoint_id)
-        network = network_for(row.id)
+    network = network_for(row.id)
     arrays = {**network.params, **network.buffers}
     if path.name not in arrays:
         raise not_found("array", path.name)

@@ -34,6 +34,20 @@ TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 BATCH = 500
 
 
+# One event of the stream (the schema applies per event, as OpenAPI 3.2's itemSchema does).
+EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["event", "data", "id"],
+    "properties": {
+        "event": {"enum": ["status", "epoch"]},
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "data": {"type": "string", "contentMediaType": "application/json",
+                 "contentSchema": {"type": "object"}},
+        "retry": {"type": "integer"},
+    },
+}
+
+
 class EventsQuery(BaseModel):
     last_event_id: int | None = Field(None, ge=0, description="resume after this sequence")
 
@@ -92,7 +106,7 @@ def stream(job_id: str, after: int) -> Iterator[str]:
 @bp.get(
     "/jobs/<job_id>/events",
     responses=responses({200: {"description": "text/event-stream of status and epoch events",
-                               "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+                               "content": {"text/event-stream": {"schema": EVENT_SCHEMA}}}},
                         404),
 )
 def job_events(path: JobPath, query: EventsQuery) -> Response:

@@ -123,6 +123,18 @@ def broker_messages(settings: Settings) -> Iterator[Any]:
 
 
 @pytest.fixture
-def seeded(session_factory: Any) -> dict[str, str]:
-    """A tenant with a key, for tests that build their own app on the same database."""
-    return {"api_key": make_key(session_factory, "fuzzer")}
+def seeded(app: OpenAPI, session_factory: Any, settings: Settings) -> dict[str, str]:
+    """A tenant with a key, an uploaded dataset and a job trained on it (by the worker's runner
+    in process), so fuzzing reaches past "404 not found" into real resources."""
+    from tests.service.helpers import mlp_spec, upload_csv
+    from worker.runner import JobRunner
+
+    key = make_key(session_factory, "fuzzer")
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {key}"}
+    dataset = upload_csv(client, auth, n=60, features=4, classes=3)["id"]
+    job = client.post("/v1/jobs", json=mlp_spec(dataset, epochs=2), headers=auth).get_json()
+    assert JobRunner(session_factory, settings, job["id"], "seed-worker").run() == "succeeded"
+    checkpoints = client.get(f"/v1/jobs/{job['id']}/checkpoints", headers=auth).get_json()
+    return {"api_key": key, "dataset_id": dataset, "job_id": job["id"],
+            "checkpoint_id": checkpoints["items"][-1]["id"]}

@@ -17,7 +17,7 @@ EXAMPLES_PER_OPERATION = 280
 
 @pytest.mark.fuzz
 def test_fuzz_every_operation(app: OpenAPI, seeded: dict[str, str]) -> None:
-    counts = run_schemathesis(app, seeded["api_key"], examples=EXAMPLES_PER_OPERATION)
+    counts = run_schemathesis(app, seeded, examples=EXAMPLES_PER_OPERATION)
     total = sum(counts.values())
     print(f"\nschemathesis: {total} cases over {len(counts)} operations: {counts}")
     assert len(counts) == 22
