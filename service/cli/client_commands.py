@@ -96,19 +96,31 @@ def _watch(client: WeightsmithClient, job_id: str, as_json: bool) -> int:
     return OK if ok else JOB_NOT_OK
 
 
+def local_dataset(spec_path: str, spec: dict[str, Any]) -> str | None:
+    """A spec's `dataset` naming a file beside the spec (e.g. "regression.csv") to upload."""
+    name = spec.get("dataset")
+    if not isinstance(name, str) or spec_path == "-" or ":" in name:
+        return None
+    if Path(name).suffix.lower() not in (".csv", ".npz", ".json"):
+        return None
+    path = Path(spec_path).parent / name
+    return str(path) if path.is_file() else None
+
+
 # -- the commands ------------------------------------------------------------------------------
 def cmd_submit(args: argparse.Namespace) -> int:
     spec = _read_json(args.spec)
     if not isinstance(spec, dict):
         raise UsageError(f"{args.spec}: a job spec is a JSON object")
+    upload = args.dataset or local_dataset(args.spec, spec)
     with _client(args) as client:
-        if args.dataset:
-            if not Path(args.dataset).is_file():
-                raise UsageError(f"no such file: {args.dataset}")
-            dataset = client.upload_dataset(args.dataset, target=args.target)
+        if upload:
+            if not Path(upload).is_file():
+                raise UsageError(f"no such file: {upload}")
+            dataset = client.upload_dataset(upload, target=args.target)
             spec["dataset"] = dataset["id"]
             if not args.json:
-                view.console().print(f"uploaded {args.dataset} as {dataset['id']}")
+                view.console().print(f"uploaded {upload} as {dataset['id']}")
         job = client.submit(spec, idempotency_key=args.idempotency_key)
         if args.json and not args.watch:
             _print_json(job)
@@ -245,7 +257,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     p = add("submit", cmd_submit, "submit a job spec (JSON file, or - for stdin)")
     p.add_argument("spec")
-    p.add_argument("--dataset", help="upload this CSV/NPZ/JSON file and train on it")
+    p.add_argument("--dataset", help="upload this CSV/NPZ/JSON file and train on it (a spec's "
+                                     "dataset naming a file beside the spec is uploaded too)")
     p.add_argument("--target", help="CSV target column of --dataset (default the last)")
     p.add_argument("--idempotency-key", help="submitting again with it returns the same job")
     p.add_argument("--watch", action="store_true", help="follow the job with a progress bar")

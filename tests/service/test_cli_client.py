@@ -144,10 +144,11 @@ def test_exit_codes_usage_api_error_and_failed_job(
 
     # A learning rate that explodes: the job ends failed (diverged), and watch says so.
     wild = tiny_spec("builtin:noisy_xor", epochs=5)
+    wild["model"]["layers"][0]["activation"] = "relu"  # unbounded: the loss overflows
     wild["optimizer"] = {"type": "sgd", "learning_rate": 1e30}
     code, out, err = run(capsys, "submit", write_spec(tmp_path, wild), "--watch")
     assert code == 1, out + err
-    assert "failed" in out
+    assert "failed" in out and "diverged" in out
 
 
 def test_datasets_upload_and_list(env: str, tmp_path: Path,
