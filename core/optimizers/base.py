@@ -9,6 +9,7 @@ NumPy 2 treats as weak scalars, so a float32 run stays float32 without a full-si
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -21,7 +22,7 @@ Array = NDArray[Any]
 StateValue = Array | float | int
 
 
-class Optimizer:
+class Optimizer(ABC):
     """Base class: holds ``params`` (updated in place), ``lr``, the step count and the state.
 
     Parameters
@@ -77,8 +78,9 @@ class Optimizer:
                 )
             self._update(name, param, grad, self._scratch_for(name, param))
 
+    @abstractmethod
     def _update(self, name: str, param: Array, grad: Array, scratch: tuple[Array, Array]) -> None:
-        raise NotImplementedError
+        """Update ``param`` in place from ``grad``, using two scratch arrays of its shape."""
 
     def _scratch_for(self, name: str, param: Array) -> tuple[Array, Array]:
         pair = self._scratch.get(name)
