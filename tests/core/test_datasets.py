@@ -259,3 +259,12 @@ def test_validate_reports_shape_problems_as_spec_errors() -> None:
 def test_zip_helper_members_are_what_numpy_writes() -> None:
     with zipfile.ZipFile(io.BytesIO(npz(X=np.ones(1), y=np.ones(1)))) as archive:
         assert archive.namelist() == ["X.npy", "y.npy"]
+
+
+def test_fast_and_careful_csv_paths_agree() -> None:
+    plain = parse_dataset(b"a,b,y\n1.5,2,0\n3,-4e-1,1\n", "csv")  # NumPy's C parser
+    quoted = parse_dataset(b'a,b,y\n 1.5 ," 2",0\n3,-4e-1,"1"\n', "csv")  # the csv module
+    np.testing.assert_array_equal(plain.X, quoted.X)
+    np.testing.assert_array_equal(plain.y, quoted.y)
+    assert plain.kind == quoted.kind == "classification"
+    assert plain.feature_names == quoted.feature_names == ["a", "b"]
