@@ -153,7 +153,21 @@ def output_units(model: ModelSpec) -> tuple[int, int] | None:
 
 
 def check_cross_fields(spec: Spec, errors: list[SpecError]) -> None:
-    """Rules that involve more than one section, each reported at the field to change."""
+    """Rules that involve more than one section, each reported at the field to change.
+
+    Runs after the sections, so it must not pile consequences onto an error already
+    reported: model rules are skipped when a layer or the loss was invalid (defaults stood in),
+    and no second error is added at a field that already has one.
+    """
+    failed = {e.field for e in errors}
+    found: list[SpecError] = []
+    if not any(f.startswith(("model", "loss")) for f in failed):
+        _check_model_against_loss(spec, found)
+    _check_monitors(spec, found)
+    errors.extend(e for e in found if e.field not in failed)
+
+
+def _check_model_against_loss(spec: Spec, errors: list[SpecError]) -> None:
     _check_output_link(spec, errors)
     loss, units = spec.loss, output_units(spec.model)
     if units is not None and loss.type == "cross_entropy" and units[1] < 2:
@@ -165,6 +179,9 @@ def check_cross_fields(spec: Spec, errors: list[SpecError]) -> None:
         errors.append(SpecError("loss.class_weights", (
             f"has {len(loss.class_weights)} weights but the output layer "
             f"model.layers[{units[0]}] has {units[1]} units (one weight per class)")))
+
+
+def _check_monitors(spec: Spec, errors: list[SpecError]) -> None:
     t = spec.training
     monitors = [("checkpoints.monitor", spec.checkpoints.monitor)]
     if t.early_stopping is not None:

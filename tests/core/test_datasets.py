@@ -41,6 +41,19 @@ def zip_bomb() -> bytes:
     return npz_compressed(X=np.zeros((4096, 1024), dtype=np.float64), y=np.zeros(4096))
 
 
+def lying_npy_header() -> bytes:
+    """X.npy whose header claims 10**9 float64 rows over 8 bytes of data."""
+    npy = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        npy, {"descr": "<f8", "fortran_order": False, "shape": (10**9, 1)})
+    npy.write(b"\0" * 8)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("X.npy", npy.getvalue())
+        archive.writestr("y.npy", npy.getvalue())
+    return buffer.getvalue()
+
+
 SMALL = DatasetLimits(max_rows=3, max_features=3, max_bytes=1_000_000)
 
 # (id, format, bytes, exact fragment of the message naming row/column/member)
@@ -69,6 +82,8 @@ BAD_DATASETS: list[tuple[str, str, bytes, str]] = [
     ("npz pickled object array", "npz", pickled_npz(),
      "array 'X' has dtype object; pickled arrays are refused"),
     ("npz zip bomb", "npz", zip_bomb(), "the arrays decompress to 33587456 bytes"),
+    ("npz header claims a huge array", "npz", lying_npy_header(),
+     "array 'X' of shape (1000000000, 1) is larger than 1000000 bytes"),
     ("npz NaN row", "npz", npz(X=np.array([[1.0], [2.0], [np.nan]]), y=np.arange(3)),
      "X row 3: NaN or inf values are not allowed"),
     ("npz y NaN", "npz", npz(X=np.ones((2, 1)), y=np.array([0.5, np.inf])),

@@ -252,3 +252,17 @@ def test_single_error_is_a_plain_spec_error_with_to_dict() -> None:
     assert not isinstance(info.value, SpecErrors)
     assert info.value.to_dict() == {"field": "training.epochs",
                                     "message": "must be a positive integer, got -1"}
+
+
+@pytest.mark.parametrize(("patch", "field"), [
+    (layers({"type": "dense", "units": -3}), "model.layers[0].units"),
+    ({**layers({"type": "dense", "units": 1}), "loss": {"type": "l2"}}, "loss.type"),
+    ({**layers({"type": "lstm"}, {"type": "dense", "units": 3}),
+      "loss": {"class_weights": [1, 1]}}, "model.layers[0].type"),
+])
+def test_an_invalid_section_does_not_cascade_into_cross_field_errors(
+        patch: dict[str, Any], field: str) -> None:
+    with pytest.raises(SpecError) as info:
+        Spec.from_dict(merge(base(), copy.deepcopy(patch)))
+    errors = info.value.errors if isinstance(info.value, SpecErrors) else [info.value]
+    assert [e.field for e in errors] == [field]
