@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck fuzz bench clean
+.PHONY: run test lint typecheck fuzz load bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ typecheck: $(STAMP)
 
 fuzz: $(STAMP)
 	$(BIN)/python -m pytest tests/service/test_fuzz.py -m fuzz -p no:cacheprovider $(PYTEST_ARGS)
+
+# 1,000 small jobs through 2 workers on PostgreSQL + Redis (about a minute; see docs/reliability.md).
+load: $(STAMP)
+	$(BIN)/python -m pytest tests/reliability/test_load.py -m load -s -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -287,3 +287,13 @@ class ApiProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=20)
         self.proc = None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The 1,000-job load run is `make load` (pytest -m load) only."""
+    if "load" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="load run: `make load` (pytest -m load)")
+    for item in items:
+        if item.get_closest_marker("load") is not None:
+            item.add_marker(skip)
