@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
+from core.errors import SpecError
+
 Array = NDArray[Any]
 Shape = tuple[int, ...]
 Initializer = Callable[..., Array]
@@ -151,8 +153,6 @@ def resolve_initializer(spec: Any, default: str) -> tuple[str, dict[str, float]]
 
     ``None`` gives ``default``. Raises ``SpecError`` for an unknown name.
     """
-    from core.errors import SpecError
-
     if spec is None:
         return default, {}
     if isinstance(spec, str):

@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from core.activations import softmax, stable_sigmoid
+from core.errors import SpecError
 
 Array = NDArray[Any]
 
@@ -199,8 +200,6 @@ LINKS: dict[str, str] = {name: cls.link_name for name, cls in LOSSES.items()}
 
 def make_loss(spec: Any, dtype: DTypeLike = np.float32) -> Loss:
     """A loss from a LossSpec, a dict with ``type``, or a bare name."""
-    from core.errors import SpecError
-
     name = spec if isinstance(spec, str) else _field(spec, "type", None)
     if name not in LOSSES:
         raise SpecError("loss.type", f"unknown loss {name!r}; expected one of {sorted(LOSSES)}")

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from core.activations import Activation
+from core.errors import SpecError
 from core.initializers import FAN_SCALES, init_name, initialize
 from core.layers.activation import activation_of
 from core.layers.base import Array, Layer, Shape, spec_field
@@ -39,8 +40,6 @@ class BatchNorm(Layer):
                    spec_field(spec, "bias_init"))
 
     def _build(self, input_shape: Shape, rng: np.random.Generator) -> Shape:
-        from core.errors import SpecError
-
         if len(input_shape) not in (1, 3):
             raise SpecError("type", f"batch_norm needs (F,) or (C, H, W) inputs, "
                             f"got {input_shape}")
@@ -55,8 +54,6 @@ class BatchNorm(Layer):
 
     def _init(self, spec: Any, default: str, field: str, channels: int,
               rng: np.random.Generator) -> Array:
-        from core.errors import SpecError
-
         # torch's own default for BatchNorm is gamma = 1, beta = 0.
         name = init_name(spec)
         if name in (None, "torch_default"):

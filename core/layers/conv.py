@@ -15,6 +15,7 @@ from core._windows import (
     output_size,
 )
 from core.activations import Activation
+from core.errors import SpecError
 from core.initializers import fan_in_fan_out, initialize
 from core.layers.activation import activation_of
 from core.layers.base import Array, Layer, Shape, spec_field
@@ -30,9 +31,11 @@ def _pair(value: Any) -> tuple[int, int]:
 class Conv2D(Layer):
     """Kernel (out, in, kh, kw) and bias (out,), stride s, padding valid/same/int.
 
-    Forward gathers the kh*kw shifted windows into columns (N, C*kh*kw, oh*ow) and does one
-    batched GEMM with the kernel matrix (out, C*kh*kw), which lands directly in NCHW order.
-    Backward: dW and dX by GEMM, then dX's columns are slice-added back (col2im).
+    Forward gathers the kh*kw shifted windows into channel-major columns (C*kh*kw + 1,
+    N*oh*row) -- the extra row of ones carries the bias -- and runs ONE GEMM for the batch;
+    the activation pass moves the result back to NCHW. Backward: dW (and db) by one GEMM,
+    dX's columns by another, then col2im slice-adds them back. Stride 1 uses "wide" rows
+    (row = padded width) so every im2col/col2im slice is one contiguous run per plane.
     """
 
     type_name = "conv2d"
@@ -57,8 +60,6 @@ class Conv2D(Layer):
                    spec_field(spec, "bias_init"))
 
     def _build(self, input_shape: Shape, rng: np.random.Generator) -> Shape:
-        from core.errors import SpecError
-
         if len(input_shape) != 3:
             raise SpecError("filters", f"conv2d needs (C, H, W) inputs, got {input_shape}")
         try:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from core.activations import Activation
+from core.errors import SpecError
 from core.initializers import fan_in_fan_out, init_name, initialize
 from core.layers.activation import activation_of
 from core.layers.base import Array, Layer, Shape, spec_field
@@ -36,8 +37,6 @@ class Dense(Layer):
                    spec_field(spec, "weight_init"), spec_field(spec, "bias_init"))
 
     def _build(self, input_shape: Shape, rng: np.random.Generator) -> Shape:
-        from core.errors import SpecError
-
         if len(input_shape) != 1:
             raise SpecError("units", f"dense needs flat (features,) inputs, got shape "
                             f"{input_shape}; add a flatten layer first")

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from core._windows import output_size, window
+from core.errors import SpecError
 from core.layers.base import Array, Layer, Shape, spec_field
 
 
@@ -26,8 +27,6 @@ class _Pool2D(Layer):
         return cls(spec_field(spec, "pool_size", 2), spec_field(spec, "stride"))
 
     def _build(self, input_shape: Shape, rng: np.random.Generator) -> Shape:
-        from core.errors import SpecError
-
         if len(input_shape) != 3:
             raise SpecError("pool_size", f"{self.type_name} needs (C, H, W) inputs, "
                             f"got {input_shape}")
