@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from config.settings import Settings
@@ -15,6 +16,12 @@ from config.settings import Settings
 log = logging.getLogger(__name__)
 
 TRAIN_TASK = "weightsmith.train_job"
+# A POST must not hang on a dead broker: one quick connection attempt, then the job waits for
+# reconcile. After a failure, sends are skipped for a few seconds instead of each one waiting.
+CONNECT_TIMEOUT_S = 1.0
+FAILOVER_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2,
+                    "interval_max": 0.5}
+BACKOFF_S = 5.0
 
 
 class Dispatcher:
@@ -26,6 +33,7 @@ class Dispatcher:
         self._lock = threading.Lock()
         self.sent = 0
         self.failed = 0
+        self._down_until = 0.0
 
     @property
     def celery(self) -> Any:
@@ -33,15 +41,25 @@ class Dispatcher:
             if self._celery is None:
                 from worker.celery_app import make_celery
 
-                self._celery = make_celery(self._settings)
+                app = make_celery(self._settings)
+                # This Celery app only publishes (the worker builds its own): fail fast.
+                app.conf.broker_connection_timeout = CONNECT_TIMEOUT_S
+                app.conf.broker_transport_options = {
+                    **(app.conf.broker_transport_options or {}), **FAILOVER_OPTIONS,
+                }
+                self._celery = app
             return self._celery
 
     def train_job(self, job_id: str) -> bool:
         """Send `train_job(job_id)`; call only after the job's row is committed."""
+        if time.monotonic() < self._down_until:
+            self.failed += 1
+            return False
         try:
             self.celery.send_task(TRAIN_TASK, args=[job_id], retry=False)
         except Exception as exc:  # broker down or misconfigured: reconcile will re-send
             self.failed += 1
+            self._down_until = time.monotonic() + BACKOFF_S
             log.warning("could not enqueue job %s (%s); reconcile will retry", job_id, exc)
             return False
         self.sent += 1

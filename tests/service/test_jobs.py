@@ -160,7 +160,12 @@ def test_broker_down_still_accepts_the_job(settings: Settings, migrated: None,
     response = client.post("/v1/jobs", json=mlp_spec("builtin:xor", outputs=2), headers=auth)
     assert response.status_code == 202, response.data
     assert client.get(response.headers["Location"], headers=auth).get_json()["status"] == "queued"
-    assert app.extensions["weightsmith"].dispatcher.failed == 1
+    dispatcher = app.extensions["weightsmith"].dispatcher
+    assert (dispatcher.sent, dispatcher.failed) == (0, 1)
+    again = client.post("/v1/jobs", json=mlp_spec("builtin:xor", outputs=2, epochs=3),
+                        headers=auth)
+    assert again.status_code == 202  # within the back-off: not even tried, still accepted
+    assert (dispatcher.sent, dispatcher.failed) == (0, 2)
 
 
 def test_another_tenants_job_is_404_everywhere(client: FlaskClient, auth: dict[str, str],
