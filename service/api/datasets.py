@@ -7,6 +7,7 @@ NaN/inf and never unpickles (422), and the tenant's storage quota is checked las
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import re
 from pathlib import PurePosixPath
@@ -126,14 +127,21 @@ def upload_dataset(query: DatasetUploadQuery) -> tuple[Response, int, dict[str, 
     limits = services().settings.limits
     if fmt == "npz":
         check_npz(raw, limits.max_upload_bytes * DECOMPRESSION_FACTOR)
-    dataset = parse_dataset(
-        raw, fmt, target=target,
-        limits=DatasetLimits(
-            max_rows=limits.max_dataset_rows,
-            max_features=limits.max_dataset_features,
-            max_bytes=limits.max_upload_bytes,
-        ),
-    )
+    try:
+        dataset = parse_dataset(
+            raw, fmt, target=target,
+            limits=DatasetLimits(
+                max_rows=limits.max_dataset_rows,
+                max_features=limits.max_dataset_features,
+                max_bytes=limits.max_upload_bytes,
+            ),
+        )
+    except (csv.Error, UnicodeError, ValueError, TypeError) as exc:
+        # core reports what it recognises as DatasetError (422 via errors.py); anything the
+        # parsers raise beyond that is still a bad upload, never a server error.
+        if type(exc).__module__.startswith("core"):
+            raise
+        raise validation_error("file", f"cannot parse the {fmt} upload: {exc}") from None
     blob = data.dataset_to_npz(dataset.X, dataset.y)
     tenant = current_tenant()
     from store import datasets as store_datasets

@@ -127,6 +127,7 @@ HOSTILE: dict[str, tuple[str, str, bytes, int]] = {
     "path traversal name": ("?name=..%2F..%2Fetc%2Fpasswd", "text/csv", csv_bytes(X4, Y4), 422),
     "control characters in name": ("?name=a%1b%5B31mred", "text/csv", csv_bytes(X4, Y4), 422),
     "empty body": ("", "text/csv", b"", 422),
+    "bare CR in CSV (found by the fuzzer)": ("", "text/csv", b"a\nb\rc\xc2\x85d\r\ni", 422),
     "unsupported type": ("", "image/png", b"\x89PNG", 415),
 }
 
