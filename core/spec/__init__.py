@@ -13,7 +13,6 @@ from core.spec.functions import (
 )
 from core.spec.job import Spec, check_cross_fields, output_units
 from core.spec.layers import (
-    LAYER_TYPES,
     ActivationSpec,
     AvgPool2DSpec,
     BatchNormSpec,
@@ -23,8 +22,8 @@ from core.spec.layers import (
     FlattenSpec,
     LayerSpec,
     MaxPool2DSpec,
-    ModelSpec,
 )
+from core.spec.model import LAYER_TYPES, ModelSpec
 from core.spec.optim import (
     OPTIMIZER_ALIASES,
     OPTIMIZER_PARAMS,

@@ -9,7 +9,8 @@ from typing import Any
 
 from core.errors import SpecError
 from core.spec.fields import Section, show
-from core.spec.layers import SHAPE_PRESERVING, ModelSpec, parse_model
+from core.spec.layers import SHAPE_PRESERVING
+from core.spec.model import ModelSpec, parse_model
 from core.spec.optim import OPTIMIZER_ALIASES, OptimizerSpec, parse_optimizer
 from core.spec.training import (
     CLASSIFICATION_LOSSES,

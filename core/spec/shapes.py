@@ -18,8 +18,8 @@ from core.spec.layers import (
     FlattenSpec,
     LayerSpec,
     MaxPool2DSpec,
-    ModelSpec,
 )
+from core.spec.model import ModelSpec
 
 Shape = tuple[int, ...]
 
