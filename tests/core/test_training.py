@@ -283,3 +283,13 @@ def test_binary_cross_entropy_run_reports_accuracy() -> None:
     result = train(spec, X, labels)
     assert result.history[-1]["val_accuracy"] == 1.0
     assert result.network.predict(X[:3]).shape == (3, 1)
+
+
+def test_reduce_on_plateau_is_stepped_with_the_monitored_validation_loss() -> None:
+    X, y = blobs()
+    slow = {"type": "sgd", "learning_rate": 0.001}
+    # a 50% relative threshold: only the first epoch (against inf) counts as an improvement
+    schedule = {"type": "reduce_on_plateau", "factor": 0.5, "patience": 0, "threshold": 0.5}
+    result = train(make_spec(epochs=4, optimizer=slow, lr_schedule=schedule), X, y)
+    assert [h["lr"] for h in result.history] == [0.001, 0.001, 0.0005, 0.00025]
+    assert result.history[-1]["val_loss"] > 0.5 * result.history[0]["val_loss"]
