@@ -11,8 +11,10 @@ import io
 import json
 import math
 import re
+import struct
 import warnings
 import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
@@ -63,8 +65,13 @@ def parse_csv(data: bytes, target: str | None, limits: DatasetLimits) -> Dataset
     if fast is not None:
         return fast
     # The careful path: slower, but it names the row and column of every problem.
-    lines = [(n, row) for n, row in enumerate(csv.reader(io.StringIO(text)), start=1)
-             if row and any(cell.strip() for cell in row)]
+    # newline="": the csv module itself sees every \r; strict: malformed quoting is an error
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        lines = [(n, row) for n, row in enumerate(reader, start=1)
+                 if row and any(cell.strip() for cell in row)]
+    except csv.Error as exc:
+        raise DatasetError(f"line {reader.line_num}: not valid CSV: {exc}", "file") from None
     if not lines:
         raise DatasetError("the CSV file is empty", "file")
     header = [cell.strip() for cell in lines[0][1]]
@@ -94,7 +101,10 @@ def parse_csv(data: bytes, target: str | None, limits: DatasetLimits) -> Dataset
 def _parse_numeric_csv(text: str, target: str | None, limits: DatasetLimits) -> Dataset | None:
     """NumPy's C parser for the common all-numeric file; None sends it to the careful path."""
     first, _, rest = text.partition("\n")
-    header = [cell.strip() for cell in next(csv.reader([first]), [])]
+    try:
+        header = [cell.strip() for cell in next(csv.reader([first], strict=True), [])]
+    except csv.Error:
+        return None
     if len(header) < 2 or not rest.strip():
         return None
     _check_header(header)
@@ -185,10 +195,25 @@ def _target_values(labels: Array, name: str, column: int) -> tuple[Array, list[A
 def parse_npz(data: bytes, limits: DatasetLimits) -> Dataset:
     """An ``.npz`` with arrays X and y; sizes are checked from the headers before reading."""
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise DatasetError("not an .npz file (a zip archive of .npy arrays)", "file") from None
-    with archive:
+        arrays = _read_npz(data, limits)
+    except DatasetError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, struct.error, EOFError,
+            OSError, ValueError, KeyError, RuntimeError, NotImplementedError,
+            UnicodeDecodeError) as exc:
+        # A damaged archive fails somewhere inside zipfile/zlib/numpy in many ways; every
+        # one of them is the same answer for the user.
+        raise DatasetError(f"not a readable .npz file (a zip archive of .npy arrays): "
+                           f"{type(exc).__name__}: {str(exc)[:120]}", "file") from None
+    X, y = arrays["X"], arrays["y"]
+    classes = None
+    if y.dtype.kind in "US":
+        y, classes = encode_labels(y.astype(str))
+    return finish(X, y, limits=limits, classes=classes)
+
+
+def _read_npz(data: bytes, limits: DatasetLimits) -> dict[str, Array]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
         members = {info.filename: info for info in archive.infolist()}
         for needed in ("X.npy", "y.npy"):
             if needed not in members:
@@ -200,12 +225,7 @@ def parse_npz(data: bytes, limits: DatasetLimits) -> Dataset:
         if total > limits.max_bytes:
             raise DatasetError(f"the arrays decompress to {total} bytes, more than the limit "
                                f"of {limits.max_bytes}", "file")
-        arrays = {name: _read_member(archive, name + ".npy", limits) for name in ("X", "y")}
-    X, y = arrays["X"], arrays["y"]
-    classes = None
-    if y.dtype.kind in "US":
-        y, classes = encode_labels(y.astype(str))
-    return finish(X, y, limits=limits, classes=classes)
+        return {name: _read_member(archive, name + ".npy", limits) for name in ("X", "y")}
 
 
 def _read_member(archive: zipfile.ZipFile, name: str, limits: DatasetLimits) -> Array:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -72,12 +73,15 @@ BAD_DATASETS: list[tuple[str, str, bytes, str]] = [
      "row 2, column 3 ('y'): empty target cell"),
     ("csv without header", "csv", b"1,2,3\n4,5,6\n", "the first row must be a header"),
     ("csv duplicate column", "csv", b"a,a,y\n1,2,3\n", "'a' appears twice"),
+    ("csv unclosed quote", "csv", b'a,y\n"1,0\n', "line 2: not valid CSV"),
     ("csv header only", "csv", b"a,b,y\n", "no data rows"),
     ("csv single column", "csv", b"y\n1\n", "at least one feature column"),
     ("csv too many rows", "csv", b"a,y\n1,0\n2,0\n3,1\n4,1\n", "4 rows exceed the limit of 3"),
     ("csv too many features", "csv", b"a,b,c,d,y\n1,2,3,4,0\n",
      "4 features exceed the limit of 3"),
-    ("npz not a zip", "npz", b"\x93NUMPY not a zip", "not an .npz file"),
+    ("npz not a zip", "npz", b"\x93NUMPY not a zip", "not a readable .npz file"),
+    ("npz damaged member", "npz", npz(X=np.ones((2, 2)), y=np.arange(2)).replace(
+        b"X.npy", b"Z.npy", 1), "(a zip archive of .npy arrays): BadZipFile: File name"),
     ("npz without y", "npz", npz(X=np.ones((2, 2))), "the .npz has no array 'y'"),
     ("npz pickled object array", "npz", pickled_npz(),
      "array 'X' has dtype object; pickled arrays are refused"),
@@ -283,3 +287,30 @@ def test_fast_and_careful_csv_paths_agree() -> None:
     np.testing.assert_array_equal(plain.y, quoted.y)
     assert plain.kind == quoted.kind == "classification"
     assert plain.feature_names == quoted.feature_names == ["a", "b"]
+
+
+def test_csv_with_old_mac_line_endings_and_quoted_newlines() -> None:
+    ds = parse_dataset(b'a,note,y\r1,"two\rlines",0\r2,x,1\r', "csv", target="note")
+    assert ds.classes == ["two\rlines", "x"] and ds.y.tolist() == [0, 1]
+    np.testing.assert_array_equal(ds.X, [[1.0, 0.0], [2.0, 1.0]])
+    with pytest.raises(DatasetError, match=re.escape("row 1, column 2 ('note')")):
+        parse_dataset(b'a,note,y\r1,"two\rlines",0\r', "csv")
+
+
+def test_random_corruptions_only_ever_raise_dataset_errors() -> None:
+    """Any other exception would be a 500 in the API; count both outcomes to be sure."""
+    rng = np.random.default_rng(0)
+    seeds = {"csv": b"a,b,y\n1,2,0\n3,4,1\n", "json": b'{"X": [[1, 2], [3, 4]], "y": [0, 1]}',
+             "npz": npz(X=np.ones((3, 2)), y=np.arange(3))}
+    for fmt, seed in seeds.items():
+        outcomes = {"parsed": 0, "refused": 0}
+        for _ in range(300):
+            data = bytearray(seed)
+            for _ in range(int(rng.integers(1, 5))):
+                data[int(rng.integers(len(data)))] = int(rng.integers(256))
+            try:
+                parse_dataset(bytes(data), fmt)
+                outcomes["parsed"] += 1
+            except DatasetError:
+                outcomes["refused"] += 1
+        assert outcomes["refused"] > 0 and sum(outcomes.values()) == 300, (fmt, outcomes)
