@@ -144,7 +144,7 @@ def _parse_function(value: Any, path: str, errors: list[SpecError], kind: str,
         return None, {}
     section = Section(value, path, errors)
     name = value.get("type")
-    if name not in registry:
+    if not isinstance(name, str) or name not in registry:
         section.error("type", "is required" if name is None
                       else unknown_name_message(kind, name, registry))
         return None, {}

@@ -138,7 +138,7 @@ def parse_layer(value: Any, path: str, errors: list[SpecError]) -> LayerSpec | N
     if s is None:
         return None
     kind = s.data.get("type")
-    if kind not in LAYER_PARSERS:
+    if not isinstance(kind, str) or kind not in LAYER_PARSERS:
         s.error("type", "is required" if kind is None
                 else unknown_name_message("layer type", kind, LAYER_PARSERS))
         return None

@@ -95,7 +95,7 @@ def parse_optimizer(value: Any, path: str, errors: list[SpecError],
     name = s.data.get("type", "adam")
     alias = OPTIMIZER_ALIASES.get(name) if isinstance(name, str) else None
     kind = "sgd" if alias is not None else name
-    if kind not in OPTIMIZER_PARAMS:
+    if not isinstance(kind, str) or kind not in OPTIMIZER_PARAMS:
         s.error("type", unknown_name_message(
             "optimizer", name, [*OPTIMIZER_PARAMS, *OPTIMIZER_ALIASES]))
         s.check_keys(["type", *{k for p in OPTIMIZER_PARAMS.values() for k in p}])
@@ -198,7 +198,7 @@ def parse_schedule(value: Any, path: str, errors: list[SpecError], default_monit
         s = Section({("t_max" if k == "T_max" else k): v for k, v in s.data.items()},
                     path, errors)
     kind = s.data.get("type")
-    if kind not in SCHEDULE_PARAMS:
+    if not isinstance(kind, str) or kind not in SCHEDULE_PARAMS:
         s.error("type", "is required" if kind is None
                 else unknown_name_message("lr_schedule", kind, SCHEDULE_PARAMS))
         return None

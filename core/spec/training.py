@@ -46,7 +46,7 @@ def parse_loss(value: Any, path: str, errors: list[SpecError]) -> LossSpec:
     if s is None:
         return LossSpec()
     kind = s.data.get("type", "cross_entropy")
-    if kind not in LOSS_TYPES:
+    if not isinstance(kind, str) or kind not in LOSS_TYPES:
         s.error("type", unknown_name_message("loss", kind, LOSS_TYPES))
         return LossSpec()
     owners = {"label_smoothing": "cross_entropy", "class_weights": "cross_entropy",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import random
 from typing import Any
 
 import pytest
@@ -315,3 +317,37 @@ def test_spec_is_frozen_and_hashable() -> None:
     with pytest.raises(AttributeError):
         spec.name = "other"  # type: ignore[misc]
     assert hash(spec) == hash(Spec.from_dict(EVERYTHING))
+
+
+def test_random_mutations_give_spec_errors_or_round_tripping_specs() -> None:
+    """Whatever JSON arrives, the answer is a SpecError or a spec that round-trips."""
+    rng = random.Random(1)
+    values: list[Any] = [None, -1, 0, 1, 3.5, "x", "full", "relu", [], {}, [1, 2], True,
+                         1e300, float("nan"), {"type": "normal"}, "same", 10**30]
+    outcomes = {"valid": 0, "refused": 0}
+    for _ in range(1500):
+        spec = copy.deepcopy(rng.choice([EVERYTHING, DESIGN_EXAMPLE]))
+        for _ in range(rng.randint(1, 3)):
+            path = rng.choice([p for p in _paths(spec) if p])
+            parent = spec
+            for key in path[:-1]:
+                parent = parent[key]
+            parent[path[-1]] = copy.deepcopy(rng.choice(values))
+        try:
+            parsed = Spec.from_dict(spec)
+        except SpecError:
+            outcomes["refused"] += 1
+            continue
+        outcomes["valid"] += 1
+        out = parsed.to_dict()
+        assert Spec.from_dict(json.loads(json.dumps(out, allow_nan=False))) == parsed
+    assert outcomes["valid"] > 50 and outcomes["refused"] > 500, outcomes
+
+
+def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(
+        obj, list) else []
+    for key, value in items:
+        found.extend(_paths(value, (*prefix, key)))
+    return found
