@@ -2,7 +2,7 @@
 // few dozen elements whose classes the end-to-end test looks for.
 
 const SVG = "http://www.w3.org/2000/svg";
-const MAX_CELLS = 48; // heatmap side: larger matrices are shown as block means
+const MAX_CELLS = 64; // heatmap side: larger matrices are shown as block means
 
 function svg(tag, attrs = {}, text = null) {
   const node = document.createElementNS(SVG, tag);
@@ -26,7 +26,7 @@ function tick(value) {
 
 // series: [{name, cls, points: [[x, y], ...]}]; draws every finite point, one <path> each.
 export function lineChart(container, series, { width = 520, height = 260, xLabel = "epoch" } = {}) {
-  const pad = { left: 52, right: 12, top: 12, bottom: 34 };
+  const pad = { left: 52, right: 12, top: 28, bottom: 34 }; // the legend sits above the plot
   const all = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
   const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "line-chart", role: "img" });
   container.replaceChildren(root);
@@ -49,7 +49,7 @@ export function lineChart(container, series, { width = 520, height = 260, xLabel
     axes.append(svg("text", { x: pad.left - 6, y: sy(yv) + 4, "text-anchor": "end" }, tick(yv)));
   }
   for (const xv of [x0, Math.round((x0 + x1) / 2), x1]) {
-    axes.append(svg("text", { x: sx(xv), y: height - 16, "text-anchor": "middle" }, tick(Math.round(xv))));
+    axes.append(svg("text", { x: sx(xv), y: height - 16, "text-anchor": "middle" }, String(Math.round(xv))));
   }
   axes.append(svg("text", { x: pad.left + w / 2, y: height - 2, "text-anchor": "middle", class: "axis-label" }, xLabel));
   root.append(axes);
@@ -59,9 +59,9 @@ export function lineChart(container, series, { width = 520, height = 260, xLabel
     if (!pts.length) return;
     const d = pts.map(([x, y], j) => `${j ? "L" : "M"}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
     root.append(svg("path", { d, class: `curve ${s.cls}`, "data-points": pts.length, fill: "none" }));
-    const ly = pad.top + 4 + i * 16;
-    legend.append(svg("line", { x1: width - 120, x2: width - 100, y1: ly, y2: ly, class: `curve ${s.cls}` }));
-    legend.append(svg("text", { x: width - 95, y: ly + 4 }, s.name));
+    const lx = pad.left + i * 140;
+    legend.append(svg("line", { x1: lx, x2: lx + 20, y1: 10, y2: 10, class: `curve ${s.cls}` }));
+    legend.append(svg("text", { x: lx + 25, y: 14 }, s.name));
   });
   root.append(legend);
   return root;

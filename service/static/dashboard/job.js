@@ -26,6 +26,12 @@ function drawCharts() {
   lineChart(document.getElementById("accuracy-chart"), series("accuracy"));
 }
 
+// The learning metrics; lr and seconds are in the metrics endpoint for whoever wants them.
+function shownMetrics(values) {
+  return ["loss", "accuracy", "val_loss", "val_accuracy"].filter((k) => typeof (values || {})[k] === "number")
+    .map((k) => `${k} ${fmt(values[k])}`).join(", ");
+}
+
 function drawSummary() {
   const p = job.progress || {};
   const best = job.best || {};
@@ -35,7 +41,7 @@ function drawSummary() {
   summary.replaceChildren(
     el("span", { class: `status status-${job.status}`, id: "job-status", text: job.status }),
     ` ${job.id} · epoch ${p.epoch || 0}/${p.epochs || "?"}${why ? ` · ${why}` : ""}`,
-    best.epoch ? ` · best epoch ${best.epoch}: ` + Object.entries(best).filter(([k]) => k !== "epoch").map(([k, v]) => `${k} ${fmt(v)}`).join(", ") : "");
+    best.epoch ? ` · best epoch ${best.epoch}: ${shownMetrics(best)}` : "");
   document.getElementById("job-progress-bar").style.width = `${p.epochs ? (100 * (p.epoch || 0)) / p.epochs : 0}%`;
 }
 
@@ -69,7 +75,7 @@ async function loadCheckpoints() {
     link.onclick = (event) => { event.preventDefault(); download(c, link); };
     const show = el("button", { type: "button", class: "show-weights", text: "weights" });
     show.onclick = () => showWeights(c);
-    const metrics = Object.entries(c.metrics || {}).map(([k, v]) => `${k} ${fmt(v)}`).join(", ");
+    const metrics = shownMetrics(c.metrics);
     return el("tr", { "data-checkpoint-id": c.id },
       el("td", { text: c.id }), el("td", { text: String(c.epoch) }), el("td", { text: c.kind }),
       el("td", { text: metrics }), el("td", { text: `${(c.size_bytes / 1024).toFixed(1)} KiB` }),
