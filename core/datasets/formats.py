@@ -6,19 +6,18 @@ after the header) and column of a bad cell, the member of an archive, the limit 
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
 import re
 import struct
-import warnings
 import zipfile
 import zlib
 from typing import Any
 
 import numpy as np
 
+from core.datasets.csvfile import parse_csv
 from core.datasets.dataset import Array, Dataset, DatasetLimits, check_size, encode_labels, finish
 from core.errors import DatasetError
 
@@ -52,144 +51,6 @@ def parse_dataset(data: bytes, fmt: str, *, target: str | None = None,
         return parse_json(data, limits)
     raise DatasetError(f"unknown format {fmt!r}; expected one of ['csv', 'json', 'npz']",
                        "format")
-
-
-def parse_csv(data: bytes, target: str | None, limits: DatasetLimits) -> Dataset:
-    """CSV with a header row; the ``target`` column (default last) holds y."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"CSV must be UTF-8 text: byte {exc.start} is not valid UTF-8 "
-                           "(save the file as UTF-8)", "file") from None
-    fast = _parse_numeric_csv(text, target, limits)
-    if fast is not None:
-        return fast
-    # The careful path: slower, but it names the row and column of every problem.
-    # newline="": the csv module itself sees every \r; strict: malformed quoting is an error
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        lines = [(n, row) for n, row in enumerate(reader, start=1)
-                 if row and any(cell.strip() for cell in row)]
-    except csv.Error as exc:
-        raise DatasetError(f"line {reader.line_num}: not valid CSV: {exc}", "file") from None
-    if not lines:
-        raise DatasetError("the CSV file is empty", "file")
-    header = [cell.strip() for cell in lines[0][1]]
-    _check_header(header)
-    width = len(header)
-    if width < 2:
-        raise DatasetError("the CSV needs at least one feature column and a target column",
-                           "file")
-    rows = lines[1:]
-    check_size(len(rows), width - 1, limits)
-    if not rows:
-        raise DatasetError("the CSV has a header but no data rows", "file")
-    for index, (line, row) in enumerate(rows, start=1):
-        if len(row) != width:
-            raise DatasetError(f"row {index} (line {line}) has {len(row)} columns, expected "
-                               f"{width} like the header", "file")
-    t = width - 1 if target is None else _target_index(header, target)
-    features = [i for i in range(width) if i != t]
-    cells = np.array([row for _, row in rows], dtype=object)
-    X = _numeric_columns(cells[:, features], [header[i] for i in features], features)
-    labels = cells[:, t]
-    y, classes = _target_values(labels, header[t], t)
-    return finish(X, y, limits=limits, classes=classes,
-                  feature_names=[header[i] for i in features])
-
-
-def _parse_numeric_csv(text: str, target: str | None, limits: DatasetLimits) -> Dataset | None:
-    """NumPy's C parser for the common all-numeric file; None sends it to the careful path."""
-    first, _, rest = text.partition("\n")
-    try:
-        header = [cell.strip() for cell in next(csv.reader([first], strict=True), [])]
-    except csv.Error:
-        return None
-    if len(header) < 2 or not rest.strip():
-        return None
-    _check_header(header)
-    try:
-        with warnings.catch_warnings():
-            # NumPy notes that blank lines do not count towards max_rows: that is what we want.
-            warnings.simplefilter("ignore", UserWarning)
-            table = np.loadtxt(io.StringIO(rest), delimiter=",", dtype=np.float64, ndmin=2,
-                               comments=None, quotechar='"', max_rows=limits.max_rows + 1)
-    except ValueError:
-        return None
-    if table.shape[1] != len(header) or table.shape[0] > limits.max_rows \
-            or not bool(np.isfinite(table).all()):
-        return None
-    t = len(header) - 1 if target is None else _target_index(header, target)
-    features = [i for i in range(len(header)) if i != t]
-    check_size(table.shape[0], len(features), limits)
-    return finish(table[:, features], table[:, t], limits=limits,
-                  feature_names=[header[i] for i in features])
-
-
-def _check_header(header: list[str]) -> None:
-    if all(_is_number(cell) for cell in header):
-        raise DatasetError("the first row must be a header of column names; it holds only "
-                           "numbers", "file")
-    for i, name in enumerate(header, start=1):
-        if not name:
-            raise DatasetError(f"header column {i} has no name", "file")
-    seen: set[str] = set()
-    for name in header:
-        if name in seen:
-            raise DatasetError(f"header column name {name!r} appears twice", "file")
-        seen.add(name)
-
-
-def _target_index(header: list[str], target: str) -> int:
-    if target not in header:
-        raise DatasetError(f"target column {target!r} is not in the header {header}", "target")
-    return header.index(target)
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
-def _numeric_columns(cells: Array, names: list[str], columns: list[int]) -> Array:
-    """(N, F) strings -> float64; the first non-numeric or non-finite cell is named."""
-    try:
-        values = cells.astype(np.float64)
-    except ValueError:
-        values = None
-    if values is not None and bool(np.isfinite(values).all()):
-        return values
-    for r in range(cells.shape[0]):
-        for j in range(cells.shape[1]):
-            cell = str(cells[r, j]).strip()
-            where = f"row {r + 1}, column {columns[j] + 1} ({names[j]!r})"
-            if not cell:
-                raise DatasetError(f"{where}: empty cell; every feature needs a number", "file")
-            if not _is_number(cell):
-                raise DatasetError(f"{where}: {cell[:40]!r} is not a number", "file")
-            if not math.isfinite(float(cell)):
-                raise DatasetError(f"{where}: NaN or inf values are not allowed", "file")
-    raise DatasetError("the CSV has cells that are not numbers", "file")
-
-
-def _target_values(labels: Array, name: str, column: int) -> tuple[Array, list[Any] | None]:
-    """Numeric targets stay numbers; any non-numeric label makes them all class names."""
-    stripped = np.array([str(v).strip() for v in labels], dtype=object)
-    empty = np.flatnonzero(stripped == "")
-    if empty.size:
-        raise DatasetError(f"row {int(empty[0]) + 1}, column {column + 1} ({name!r}): empty "
-                           "target cell", "file")
-    if all(_is_number(v) for v in stripped):
-        y = stripped.astype(np.float64)
-        bad = np.flatnonzero(~np.isfinite(y))
-        if bad.size:
-            raise DatasetError(f"row {int(bad[0]) + 1}, column {column + 1} ({name!r}): NaN or "
-                               "inf values are not allowed", "file")
-        return y, None
-    return encode_labels(stripped.astype(str))
 
 
 def parse_npz(data: bytes, limits: DatasetLimits) -> Dataset:
