@@ -19,8 +19,9 @@ from numpy.typing import NDArray
 from core.batching import shuffle_generator, split_indices
 from core.checkpoint import TrainingState, load_state, model_spec_dict
 from core.clipping import clip_grad_norm
+from core.datasets import Dataset, validate_for_spec
 from core.early_stopping import BestTracker, EarlyStopping, monitored_value
-from core.errors import CheckpointError
+from core.errors import CheckpointError, DatasetError
 from core.losses import make_loss
 from core.metrics import CLASSIFICATION_LOSSES
 from core.network import build_network
@@ -60,8 +61,12 @@ class RunSetup:
         self.classification = (getattr(spec, "task", None) == "classification"
                                or self.loss_name in CLASSIFICATION_LOSSES)
         X, y = np.asarray(X), np.asarray(y)
-        if X.shape[0] != y.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}")
+        if X.ndim == 0 or X.shape[0] == 0 or y.ndim == 0 or X.shape[0] != y.shape[0]:
+            raise DatasetError(f"X {X.shape} and y {y.shape} must have the same, non-zero "
+                               "number of rows", "dataset")
+        # The checks the service runs on uploads, so a direct caller gets the same row-named
+        # errors instead of a silently wrapped negative label.
+        validate_for_spec(Dataset(X, y, str(getattr(spec, "task", "unknown"))), spec)
         seed = int(t.seed)
         self.network = build_network(spec.model, X.shape[1:], seed=seed, dtype=self.dtype,
                                      loss=spec.loss)

@@ -293,3 +293,19 @@ def test_reduce_on_plateau_is_stepped_with_the_monitored_validation_loss() -> No
     result = train(make_spec(epochs=4, optimizer=slow, lr_schedule=schedule), X, y)
     assert [h["lr"] for h in result.history] == [0.001, 0.001, 0.0005, 0.00025]
     assert result.history[-1]["val_loss"] > 0.5 * result.history[0]["val_loss"]
+
+
+def test_bad_labels_and_empty_data_are_refused_with_the_row_named() -> None:
+    from core.errors import DatasetError
+
+    X, y = blobs()
+    y[4] = -1
+    with pytest.raises(DatasetError, match="row 5"):
+        train(make_spec(), X, y)
+    y[4] = 3  # the output layer has 3 units
+    with pytest.raises(DatasetError, match="row 5"):
+        train(make_spec(), X, y)
+    with pytest.raises(DatasetError, match="rows"):
+        train(make_spec(), X[:0], y[:0])
+    with pytest.raises(DatasetError, match="rows"):
+        train(make_spec(), X, y[:-1])
