@@ -108,7 +108,10 @@ class RunSetup:
         if state is not None:
             self._load(state)
         elif init_params is not None:
-            net.set_params(init_params)
+            try:
+                net.set_params(init_params)
+            except (KeyError, ValueError) as exc:
+                raise CheckpointError(f"init_params do not fit the model: {exc}") from exc
 
     def snapshot(self) -> dict[str, Array]:
         """Copies of every parameter and buffer, by name."""
@@ -183,7 +186,10 @@ class RunSetup:
             raise CheckpointError(
                 f"checkpoint is for inputs {tuple(state.input_shape)} {state.dtype}, this run "
                 f"has {tuple(net.input_shape)} {self.dtype.name}")
-        net.set_params(state.params)
+        try:
+            net.set_params(state.params)
+        except (KeyError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint does not fit the model: {exc}") from exc
         net.rng.bit_generator.state = state.rng
         self.shuffle_rng.bit_generator.state = state.shuffle_rng
         self.schedule.load_state_dict(state.scheduler)

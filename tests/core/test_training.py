@@ -309,3 +309,14 @@ def test_bad_labels_and_empty_data_are_refused_with_the_row_named() -> None:
         train(make_spec(), X[:0], y[:0])
     with pytest.raises(DatasetError, match="rows"):
         train(make_spec(), X, y[:-1])
+
+
+def test_init_params_of_another_model_are_a_checkpoint_error() -> None:
+    from core.errors import CheckpointError
+
+    X, y = blobs()
+    with pytest.raises(CheckpointError, match="init_params do not fit"):
+        train(make_spec(), X, y, init_params={"0.weight": np.zeros((2, 2))})
+    other = train(make_spec([{"type": "dense", "units": 3}], epochs=1), X, y).checkpoint()
+    with pytest.raises(CheckpointError, match="does not fit"):
+        train(make_spec(), X, y, resume=other)
