@@ -101,6 +101,8 @@ class Section:
         self.data = data
         self.path = path
         self.errors = errors
+        # Better messages for keys users bring from Keras or PyTorch (e.g. "lr").
+        self.hints: Mapping[str, str] = {}
 
     @classmethod
     def of(cls, value: Any, path: str, errors: list[SpecError]) -> Section | None:
@@ -128,7 +130,7 @@ class Section:
         allowed = set(allowed)
         for key in self.data:
             if key not in allowed:
-                hint = (hints or {}).get(str(key))
+                hint = (hints or {}).get(str(key)) or self.hints.get(str(key))
                 self.error(str(key), hint or unknown_key_message(str(key), allowed))
 
     def integer(self, key: str, default: Any, *, minimum: int | None = None,

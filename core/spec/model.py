@@ -132,11 +132,23 @@ LAYER_PARSERS: dict[str, Callable[[Section], LayerSpec]] = {
 LAYER_TYPES = frozenset(LAYER_PARSERS)
 
 
+LAYER_KEY_HINTS = {
+    "kernel_initializer": "unknown key; the weight initializer is 'weight_init'",
+    "bias_initializer": "unknown key; the bias initializer is 'bias_init'",
+    "out_features": "unknown key; a dense layer's width is 'units'",
+    "out_channels": "unknown key; a conv2d layer's output channels are 'filters'",
+    "p": "unknown key; the dropout probability is 'rate'",
+    "alpha": "unknown key; give the activation as an object, e.g. "
+             "{\"type\": \"leaky_relu\", \"alpha\": 0.2}",
+}
+
+
 def parse_layer(value: Any, path: str, errors: list[SpecError]) -> LayerSpec | None:
     """One element of ``model.layers``; None (errors recorded) when its type is unusable."""
     s = Section.of(value, path, errors)
     if s is None:
         return None
+    s.hints = LAYER_KEY_HINTS
     kind = s.data.get("type")
     if not isinstance(kind, str) or kind not in LAYER_PARSERS:
         s.error("type", "is required" if kind is None

@@ -121,7 +121,10 @@ def parse_optimizer(value: Any, path: str, errors: list[SpecError],
 
 def _misplaced(kind: str) -> dict[str, str]:
     """A clearer message for a hyperparameter that belongs to another optimizer."""
-    hints: dict[str, str] = {}
+    hints: dict[str, str] = {
+        "lr": "unknown key; the learning rate is 'learning_rate' (torch's lr)",
+        "betas": "unknown key; give torch's betas as 'beta1' and 'beta2'",
+    }
     for other, params in OPTIMIZER_PARAMS.items():
         for key in params:
             if key not in OPTIMIZER_PARAMS[kind] and key not in hints:
