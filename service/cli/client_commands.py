@@ -90,8 +90,10 @@ def _watch(client: WeightsmithClient, job_id: str, as_json: bool) -> int:
     if not as_json:
         reason = job.get("stop_reason") or job.get("failure_reason") or ""
         best = job.get("best") or {}
-        view.console().print(f"{job['id']} {view.status_text(job['status'])} {reason}  best: "
-                             + ", ".join(f"{k}={view.fmt_value(v)}" for k, v in best.items()))
+        summary = ", ".join(f"{k}={view.fmt_value(best[k])}" for k in ("epoch", *view.LEARNING)
+                            if k in best)
+        view.console().print(f"{job['id']} {job['status']} {reason}"
+                             + (f"  best: {summary}" if summary else ""), highlight=False)
     ok = job["status"] == "succeeded" and job.get("stop_reason") != "diverged"
     return OK if ok else JOB_NOT_OK
 

@@ -22,7 +22,8 @@ from service.client import Event
 
 STATUS_STYLE = {"queued": "yellow", "running": "cyan", "succeeded": "green",
                 "failed": "red", "cancelled": "magenta"}
-METRIC_ORDER = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+LEARNING = ("loss", "accuracy", "val_loss", "val_accuracy")
+METRIC_ORDER = (*LEARNING, "lr", "seconds")
 
 
 def console(stderr: bool = False) -> Console:
@@ -82,8 +83,9 @@ def metrics_table(items: list[dict[str, Any]]) -> Table:
 def checkpoints_table(items: list[dict[str, Any]]) -> Table:
     table = Table("id", "epoch", "kind", "metrics", "size_bytes", "sha256")
     for c in items:
-        metrics = ", ".join(f"{k}={fmt_value(v)}" for k, v in sorted((c.get("metrics") or {})
-                                                                      .items()))
+        values = c.get("metrics") or {}
+        # The learning metrics only: lr and seconds are in `metrics JOB`.
+        metrics = ", ".join(f"{k}={fmt_value(values[k])}" for k in LEARNING if k in values)
         table.add_row(c["id"], str(c["epoch"]), c["kind"], metrics, str(c["size_bytes"]),
                       (c.get("sha256") or "")[:16])
     return table
@@ -124,7 +126,8 @@ class ClockColumn(ProgressColumn):
         left = None if per_epoch is None else per_epoch * max(total - done, 0)
         if task.finished:
             left = 0.0
-        return Text(f"{fmt_duration(elapsed)} elapsed, {fmt_duration(left)} left", style="dim")
+        return Text(f"{fmt_duration(elapsed)} elapsed {fmt_duration(left)} left", style="dim",
+                    no_wrap=True)
 
 
 def metrics_fields(values: dict[str, Any]) -> dict[str, Any]:
@@ -135,9 +138,9 @@ def metrics_fields(values: dict[str, Any]) -> dict[str, Any]:
 def watch_progress(job: dict[str, Any], events: Iterator[Event], out: Console) -> dict[str, Any]:
     """Show a live bar fed by `events`; returns the final status event's data (or {})."""
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(),
+        TextColumn("[bold]{task.description}"), BarColumn(bar_width=16),
         TextColumn("epoch {task.completed:.0f}/{task.total:.0f}"),
-        TextColumn("loss {task.fields[loss]}  val_loss {task.fields[val_loss]}  "
+        TextColumn("loss {task.fields[loss]} val_loss {task.fields[val_loss]} "
                    "val_acc {task.fields[val_accuracy]}"),
         ClockColumn(), console=out, refresh_per_second=4,
     )
@@ -145,7 +148,8 @@ def watch_progress(job: dict[str, Any], events: Iterator[Event], out: Console) -
     seconds: list[float] = []
     final: dict[str, Any] = {}
     with progress:
-        task = progress.add_task(f"{job['id']} {job['status']}", total=pg.get("epochs") or 1,
+        label = job.get("name") or job["id"]
+        task = progress.add_task(f"{label} {job['status']}", total=pg.get("epochs") or 1,
                                  completed=0, started=parse_time(job.get("started_at")),
                                  per_epoch=None, **metrics_fields({}))
         for event in events:
@@ -159,7 +163,7 @@ def watch_progress(job: dict[str, Any], events: Iterator[Event], out: Console) -
                                 **metrics_fields(data))
             elif event.event == "status":
                 status = str(data.get("status", ""))
-                fields: dict[str, Any] = {"description": f"{job['id']} {status}"}
+                fields: dict[str, Any] = {"description": f"{label} {status}"}
                 if status == "running" and progress.tasks[0].fields.get("started") is None:
                     fields["started"] = time.time()
                 progress.update(task, **fields)
