@@ -7,6 +7,7 @@ what is wrong *and where* (a spec field path, a dataset row/column, an epoch).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 
 class WeightsmithError(Exception):
@@ -32,6 +33,10 @@ class SpecError(WeightsmithError, ValueError):
     def __str__(self) -> str:
         return f"{self.field}: {self.message}" if self.field else self.message
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exceptions pickle their args; ours take other arguments (Celery pickles errors).
+        return (type(self), (self.field, self.message))
+
     def to_dict(self) -> dict[str, str]:
         """The ``{field, message}`` item of a problem+json ``errors`` list."""
         return {"field": self.field, "message": self.message}
@@ -52,6 +57,9 @@ class SpecErrors(SpecError):
         self.errors: list[SpecError] = flat
         first = flat[0] if flat else SpecError("", "invalid spec")
         super().__init__(first.field, first.message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.errors,))
 
     def __str__(self) -> str:
         if len(self.errors) == 1:
@@ -75,6 +83,9 @@ class DatasetError(WeightsmithError, ValueError):
         self.field = field
         super().__init__(message)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.field))
+
 
 class DivergedError(WeightsmithError):
     """Training produced NaN or inf; ``epoch`` is the 1-based epoch where it happened."""
@@ -85,6 +96,9 @@ class DivergedError(WeightsmithError):
         # Messages usually say "at epoch N" already; only prefix the epoch when they do not.
         text = message if f"epoch {epoch}" in message else f"epoch {epoch}: {message}"
         super().__init__(text)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.epoch, self.message))
 
 
 class CheckpointError(WeightsmithError):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+import pickle
 from typing import Any
 
 import pytest
 
-from core.errors import SpecError, SpecErrors
+from core.errors import CheckpointError, DatasetError, DivergedError, SpecError, SpecErrors
 from core.spec import Spec
 
 MLP: list[dict[str, Any]] = [
@@ -278,3 +279,17 @@ def test_an_invalid_section_does_not_cascade_into_cross_field_errors(
         Spec.from_dict(merge(base(), copy.deepcopy(patch)))
     errors = info.value.errors if isinstance(info.value, SpecErrors) else [info.value]
     assert [e.field for e in errors] == [field]
+
+
+@pytest.mark.parametrize("error", [
+    SpecError("training.epochs", "must be a positive integer, got 0"),
+    SpecError.many([SpecError("a", "x"), SpecError("b.c", "y")]),
+    DatasetError("row 3: NaN", "file"),
+    DivergedError(4, "loss became nan at epoch 4"),
+    CheckpointError("missing __spec__"),
+])
+def test_errors_survive_pickling_with_their_fields(error: Exception) -> None:
+    """Celery pickles exceptions; custom constructors need __reduce__ to come back."""
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is type(error) and str(again) == str(error)
+    assert repr(vars(again)) == repr(vars(error))  # nested SpecErrors compare by identity
