@@ -86,8 +86,8 @@ def test_tour_regression_uploads_its_csv_and_learns(served: Served) -> None:
 
 def test_tour_cancel_then_resume_to_the_end(served: Served, tmp_path: Path) -> None:
     spec = json.loads((EXAMPLES / "digits_mlp.json").read_text())
-    # Batches of one make an epoch take a while (about 1 s), so the cancel lands mid-run.
-    epochs = 20
+    # Batches of one: an epoch takes 0.15-1 s, so 60 of them outlast the cancel by far.
+    epochs = 60
     spec["name"] = "cancel-me"
     spec["training"].update(epochs=epochs, batch_size=1)
     (tmp_path / "long.json").write_text(json.dumps(spec))
