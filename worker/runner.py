@@ -9,9 +9,11 @@ One :class:`JobRunner` runs one delivery of ``train_job(job_id)``:
    weights (warm start); a SpecError/DatasetError/CheckpointError fails the job for good;
 4. run ``core.train``: ``should_stop`` (between batches) reads the cancel flag and the lease
    owner every ``POLL_S`` and writes the heartbeat every ``heartbeat_interval_s``, each in its
-   own short transaction; ``on_epoch`` writes the epoch's metrics, the job's progress, an event
-   and the checkpoint policy in ONE transaction, after checking that the lease is still ours;
-5. save the ``final`` checkpoint and finish the job (succeeded / cancelled / failed).
+   own short transaction; ``on_epoch`` hands the epoch to an :class:`EpochBuffer` whose
+   metrics, events, progress and checkpoints are committed in ONE transaction per epoch, or per
+   ``COMMIT_INTERVAL_S`` for epochs shorter than that, after a heartbeat proving the lease;
+5. commit what is pending with the ``final`` checkpoint and the end status (succeeded /
+   cancelled / failed), together.
 
 A lost lease (another worker took the job over after our heartbeat went stale) ends the run
 without writing anything more: the new owner continues from the latest checkpoint.
@@ -28,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from worker import store_ops
+from worker.epoch_buffer import COMMIT_INTERVAL_S, EpochBuffer
 
 # How often should_stop reads the cancel flag: short, so cancel lands within about one batch
 # on real workloads, without a database round trip per batch of a tiny model.
@@ -82,8 +85,9 @@ class JobRunner:
         self.clock = clock
         self._last_beat = 0.0
         self._last_poll = 0.0
+        self._last_commit = 0.0
         self._stop: str | None = None  # "cancelled" or "lease_lost" once seen
-        self.policy: dict[str, Any] = {}
+        self.buffer: EpochBuffer | None = None
 
     # -- the steps -------------------------------------------------------------------------
 
@@ -104,7 +108,8 @@ class JobRunner:
         except store_ops.PERMANENT_ERRORS as exc:
             self._finish("failed", None, f"{type(exc).__name__}: {exc}")
             return "failed"
-        self.policy = store_ops.checkpoint_policy(claimed.spec)
+        self.buffer = EpochBuffer(self.job_id, store_ops.checkpoint_policy(claimed.spec))
+        self._last_commit = self.clock()
         try:
             result = self.train_fn(
                 inputs.spec, inputs.X, inputs.y, init_params=inputs.init_params,
@@ -144,11 +149,14 @@ class JobRunner:
                 # take-over can slip in between the check and the writes.
                 if store_ops.beat(s, self.job_id, self.worker_id) == "lease_lost":
                     raise LeaseLost(self.job_id)
+                assert self.buffer is not None
+                self.buffer.flush(s)
                 if reason != "diverged":
                     store_ops.save_checkpoint(
                         s, self.job_id, int(result.state.epoch), "final", result.checkpoint(),
-                        dict(result.history[-1]) if result.history else {}, self.policy,
+                        dict(result.history[-1]) if result.history else {},
                     )
+                    store_ops.apply_policy(s, self.job_id, self.buffer.policy)
                 if not store_ops.finish(s, self.job_id, self.worker_id, status, reason,
                                         failure):
                     raise LeaseLost(self.job_id)
@@ -178,29 +186,20 @@ class JobRunner:
         return self._stop is not None
 
     def on_epoch(self, report: Any) -> None:
-        """One transaction per epoch: metrics, progress, event, checkpoint policy."""
-        epoch, metrics = int(report.epoch), dict(report.metrics)
+        """Buffer the epoch; commit what is pending once per COMMIT_INTERVAL_S."""
+        assert self.buffer is not None
+        self.buffer.add(report)
+        if self.clock() - self._last_commit >= COMMIT_INTERVAL_S:
+            self._commit_pending()
+
+    def _commit_pending(self) -> None:
+        """One transaction: heartbeat (lease proof and row lock), epochs, checkpoints, policy."""
+        assert self.buffer is not None
         with self.sessions.begin() as s:
-            # Beat first: proves the lease and locks the job row until this epoch commits.
             stop = store_ops.beat(s, self.job_id, self.worker_id)
             if stop == "lease_lost":
                 self._stop = stop
                 raise LeaseLost(self.job_id)
             self._stop = self._stop or stop
-            store_ops.record_epoch(s, self.job_id, epoch, int(report.epochs), metrics,
-                                   bool(report.is_best))
-            blob: bytes | None = None  # serialise once even when saved as two kinds
-            for kind in self._kinds_to_save(epoch, bool(report.is_best)):
-                blob = report.checkpoint() if blob is None else blob
-                store_ops.save_checkpoint(s, self.job_id, epoch, kind, blob, metrics,
-                                          self.policy)
-        self._last_beat = self._last_poll = self.clock()  # this commit carried a heartbeat
-
-    def _kinds_to_save(self, epoch: int, is_best: bool) -> list[str]:
-        kinds = []
-        every = int(self.policy["every_epochs"])
-        if every > 0 and epoch % every == 0 and int(self.policy["keep_last"]) > 0:
-            kinds.append("periodic")
-        if is_best and int(self.policy["keep_best"]) > 0:
-            kinds.append("best")
-        return kinds
+            self.buffer.flush(s)
+        self._last_commit = self._last_beat = self._last_poll = self.clock()

@@ -111,8 +111,9 @@ def test_the_same_message_twice_runs_the_job_once(backend: Backend) -> None:
 
 def test_a_stopped_worker_loses_its_lease_and_another_finishes(backend: Backend) -> None:
     b = backend
+    epochs = 30  # long enough that the stop lands mid-job
     first = b.start_worker("w1")
-    job_id = slow_job(b, epochs=8)
+    job_id = slow_job(b, epochs=epochs)
     b.send(job_id)
     wait_for(b, job_id, lambda j: j.epoch_done >= 2, timeout=90, what="two epochs")
     os.killpg(first.pid, signal.SIGSTOP)  # the whole group: the prefork child stops beating
@@ -121,20 +122,20 @@ def test_a_stopped_worker_loses_its_lease_and_another_finishes(backend: Backend)
     b.start_beat()  # reconcile re-sends the job once its heartbeat is stale
     job = wait_for(b, job_id, lambda j: j.status in TERMINAL, timeout=120,
                    what="the second worker to finish")
-    assert (job.status, job.epoch_done) == ("succeeded", 8)
+    assert (job.status, job.epoch_done) == ("succeeded", epochs)
     held = leases(b, job_id)
     assert [outcome for _, _, outcome in held] == ["lost", "succeeded"]
     assert held[0][1] != held[1][1]
     # The second worker resumed from the latest checkpoint: no epoch was reported twice.
     assert epoch_events(b, job_id)[:stopped_at] == list(range(1, stopped_at + 1))
-    assert epoch_events(b, job_id) == list(range(1, 9))
-    assert metric_epochs(b, job_id) == list(range(1, 9))
+    assert epoch_events(b, job_id) == list(range(1, epochs + 1))
+    assert metric_epochs(b, job_id) == list(range(1, epochs + 1))
 
     os.killpg(first.pid, signal.SIGCONT)  # it wakes up, sees the lost lease, writes nothing
     time.sleep(3.0)
     assert leases(b, job_id) == held
     assert job_row(b, job_id).status == "succeeded"
-    assert epoch_events(b, job_id) == list(range(1, 9))
+    assert epoch_events(b, job_id) == list(range(1, epochs + 1))
 
 
 def test_cancel_stops_between_batches_and_keeps_a_checkpoint(backend: Backend) -> None:
