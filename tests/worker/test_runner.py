@@ -252,3 +252,33 @@ def metric_values_equal(b: Backend, one: str, other: str) -> bool:
         second = [(m["epoch"], m["loss"], m["val_loss"]) for m in metrics.history(s, other)]
     assert len(first) == 4
     return first == second
+
+
+def test_short_epochs_are_committed_together_with_only_the_kept_checkpoints(
+    sqlite_backend: Backend,
+) -> None:
+    """A clock that never moves: every epoch is pending until the end, then one commit."""
+    from store import events
+
+    b = sqlite_backend
+    job_id = create_job(b, xor_spec(epochs=6))
+    trainer = FakeTrainer(losses=[0.9, 0.2, 0.8, 0.7, 0.6, 0.5])  # the best is epoch 2
+    seen: list[int] = []
+
+    def watch(epoch: int, batch: int) -> None:
+        if batch == 0:
+            seen.append(len(metric_epochs(b, job_id)))
+
+    trainer.on_batch = watch
+    r = JobRunner(b.sessions, b.settings, job_id, "w1", train_fn=trainer, data_fn=fake_data,
+                  clock=lambda: 0.0)
+    assert r.run() == "succeeded"
+    assert seen == [0, 0, 0, 0, 0, 0]  # nothing was written while training
+    assert metric_epochs(b, job_id) == [1, 2, 3, 4, 5, 6]
+    assert kept_checkpoints(b, job_id) == [
+        ("best", 2), ("final", 6), ("periodic", 5), ("periodic", 6)]
+    with b.sessions() as s:
+        log = [(e.seq, e.type, e.data.get("epoch")) for e in events.after(s, job_id)]
+    assert log == [(1, "status", None), *[(i + 1, "epoch", i) for i in range(1, 7)],
+                   (8, "status", None)]
+    assert job_row(b, job_id).best["epoch"] == 2
