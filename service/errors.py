@@ -150,11 +150,7 @@ def init_app(app: Flask) -> None:
         headers: dict[str, str] = {}
         if status == 405 and exc.valid_methods:  # type: ignore[attr-defined]
             headers["Allow"] = ", ".join(sorted(exc.valid_methods))  # type: ignore[attr-defined]
-        if exc.response is not None and "Retry-After" in exc.response.headers:
-            headers["Retry-After"] = exc.response.headers["Retry-After"]
         detail = exc.description or HTTPStatus(status).phrase
-        if status == 429:
-            detail = f"rate limit exceeded ({exc.description}); retry later"
         return problem(status, detail, kind=None, headers=headers)
 
     @app.errorhandler(Exception)

@@ -14,13 +14,16 @@ Quotas (chosen statuses, documented in docs/architecture.md):
 from __future__ import annotations
 
 import hashlib
+import math
+import time
 
-from flask import Flask, request
+from flask import Flask, Response, request
 from flask_limiter import Limiter
+from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy.orm import Session
 
 from config.settings import Limits, Settings
-from service.errors import ApiError
+from service.errors import ApiError, problem
 
 RETRY_AFTER_QUOTA_S = 30
 
@@ -44,8 +47,9 @@ def init_app(app: Flask, settings: Settings) -> Limiter:
         app=app,
         default_limits=[settings.limits.rate_limit],
         storage_uri=storage_uri(settings),
-        headers_enabled=True,
-        retry_after="delta-seconds",
+        # No X-RateLimit-* headers: with Redis they would cost a second round trip on every
+        # request. Retry-After is computed only for the 429 itself (below).
+        headers_enabled=False,
         strategy="fixed-window",
         key_prefix="weightsmith",
         # A rate-limit store that is down must not take the API down with it.
@@ -56,6 +60,14 @@ def init_app(app: Flask, settings: Settings) -> Limiter:
     @limiter.request_filter
     def _only_api() -> bool:
         return not request.path.startswith("/v1/")
+
+    @app.errorhandler(RateLimitExceeded)
+    def _too_many(exc: RateLimitExceeded) -> Response:
+        current = limiter.current_limit
+        reset = current.window[0] if current is not None else time.time() + 1
+        retry = max(1, math.ceil(reset - time.time()))
+        return problem(429, f"rate limit exceeded ({exc.description}); retry in {retry} s",
+                       kind="rate-limited", headers={"Retry-After": str(retry)})
 
     app.extensions["weightsmith_limiter"] = limiter
     return limiter

@@ -28,18 +28,21 @@ def is_json_mimetype(mimetype: str) -> bool:
 
 def json_depth_exceeds(value: Any, limit: int) -> bool:
     """True when `value` nests lists/objects deeper than `limit` (iterative: no recursion)."""
+    if not isinstance(value, list | dict):
+        return False
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict):
-            if depth > limit:
-                return True
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            if depth > limit:
-                return True
-            stack.extend((v, depth + 1) for v in item)
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        # Only containers go on the stack: a matrix of numbers costs one pass over its rows.
+        stack.extend((v, depth + 1) for v in children if isinstance(v, list | dict))
     return False
+
+
+def _brackets(raw: bytes) -> int:
+    return raw.count(b"[") + raw.count(b"{")
 
 
 def parse_json_body(raw: bytes) -> Any:
@@ -56,7 +59,8 @@ def parse_json_body(raw: bytes) -> Any:
         raise ApiError(400, f"request body is not valid JSON: {exc}", kind="malformed-json") \
             from None
     limit = int(current_app.config["MAX_JSON_DEPTH"])
-    if json_depth_exceeds(value, limit):
+    # Fewer brackets than the limit cannot nest deeper than it: skip the walk (predict's case).
+    if _brackets(raw) > limit and json_depth_exceeds(value, limit):
         raise ApiError(400, f"request body nests deeper than {limit} levels",
                        kind="malformed-json")
     return value

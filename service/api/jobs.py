@@ -87,7 +87,6 @@ def checked_spec(
     Returns (spec, dataset, dry-run report); any violation is a 422 naming the field.
     """
     from core.dryrun import dry_run
-
     from core.spec import Spec
 
     spec = Spec.from_dict(body)
@@ -177,6 +176,10 @@ def _submit(
         job = store_jobs.create_job(
             session, tenant, spec.to_dict(), dataset_id, key, body_hash
         )
+        if job.event_seq:
+            # create_job returned the job a concurrent request with this key committed after
+            # our lookup above (a new job has no events yet): a replay, not a second dispatch.
+            return _replay(job, body_hash)
         store_events.append(session, job.id, "status", {
             "status": "queued", "stop_reason": None, "failure_reason": None,
         })

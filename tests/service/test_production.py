@@ -68,7 +68,7 @@ def test_concurrent_requests_with_one_idempotency_key_make_one_job(prod_app: Any
         t.start()
     for t in threads:
         t.join()
-    assert sorted(s for s, _ in results) == [200] * 5 + [202]
+    assert sorted(s for s, _ in results) == [200] * 5 + [202], results
     assert len({job_id for _, job_id in results}) == 1
     client = prod_app.test_client()
     other = client.post("/v1/jobs", json=mlp_spec("builtin:xor", outputs=2, epochs=7),
