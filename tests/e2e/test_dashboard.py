@@ -89,3 +89,30 @@ def test_without_a_key_the_page_asks_for_one(served: Served, tmp_path: Path) -> 
     dom = headless(f"{served.url}/", tmp_path / "profile", "--dump-dom")
     assert '<form id="key-form" class="card">' in dom  # shown: no `hidden` attribute
     assert "<tbody></tbody>" in dom  # nothing was fetched without a key
+
+
+def test_job_page_follows_a_running_job_through_the_event_stream(
+    served: Served, tmp_path: Path
+) -> None:
+    from tests.e2e.conftest import TINY_DIGITS, wait_finished
+
+    # Batches of one and many epochs: the job is still running while the page watches it.
+    spec = {**TINY_DIGITS, "name": "dashboard-live",
+            "training": {**TINY_DIGITS["training"], "epochs": 200, "batch_size": 1}}
+    with served.client() as client:
+        job = client.submit(spec)
+        try:
+            for event in client.events(job["id"]):
+                if event.event == "epoch":
+                    break
+            dom = headless(f"{served.url}/jobs/{job['id']}#key={served.api_key}",
+                           tmp_path / "profile", "--dump-dom")
+        finally:
+            client.cancel(job["id"])
+            wait_finished(client, job["id"])
+    streamed = re.search(r'data-streamed-epochs="(\d+)"', dom)
+    status = re.search(r'id="job-status">(\w+)<', dom)
+    assert streamed and int(streamed.group(1)) >= 1, (status and status.group(1), dom[:3000])
+    points = re.search(r'class="curve train-loss" data-points="(\d+)"', dom)
+    assert points and int(points.group(1)) >= 1 + int(streamed.group(1)) - 1
+    assert 'id="job-status">running<' in dom

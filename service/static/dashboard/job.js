@@ -126,8 +126,10 @@ async function main() {
   }
   if (TERMINAL.has(job.status)) { document.body.dataset.ready = "1"; return; }
   let lastCheckpointEpoch = 0;
+  let streamed = 0; // epochs that arrived live (the end-to-end test reads it)
   await streamEvents(jobId, async (event) => {
     if (event.event === "epoch") {
+      document.body.dataset.streamedEpochs = String(++streamed);
       history.set(event.data.epoch, event.data);
       drawCharts();
       job.progress = { epoch: event.data.epoch, epochs: event.data.epochs };
