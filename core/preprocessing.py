@@ -44,9 +44,11 @@ class Preprocessing:
         mean = X.mean(axis=0, dtype=np.float64)
         std = X.std(axis=0, dtype=np.float64)
         # A constant feature would divide by zero; leaving it centred (at 0) is what
-        # StandardScaler and Keras' Normalization do.
-        std[std == 0.0] = 1.0
-        return cls(mean.astype(dtype), std.astype(dtype))
+        # StandardScaler and Keras' Normalization do. Checked after the cast too: a float64
+        # std below float32's range rounds to 0.
+        std_cast = std.astype(dtype)
+        std_cast[std_cast == 0.0] = 1.0
+        return cls(mean.astype(dtype), std_cast)
 
     @property
     def dtype(self) -> np.dtype[Any]:

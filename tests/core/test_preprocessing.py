@@ -72,3 +72,10 @@ def test_apply_inplace_rounds_exactly_like_apply() -> None:
     assert work.tobytes() == expected.tobytes()
     with pytest.raises(ValueError, match="float32"):
         prep.apply_inplace(X.astype(np.float64))
+
+
+def test_a_std_too_small_for_float32_becomes_one() -> None:
+    X = np.array([[0.0], [1e-50]])
+    prep = Preprocessing.fit(X, np.float32)
+    assert prep.std[0] == 1.0
+    assert np.isfinite(prep.apply(X)).all()
