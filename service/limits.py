@@ -74,9 +74,19 @@ def init_app(app: Flask, settings: Settings) -> Limiter:
 
 
 def check_concurrent_jobs(session: Session, tenant_id: str, limits: Limits) -> None:
-    from store import jobs
+    from sqlalchemy import func, select
 
-    active = jobs.count_active(session, tenant_id)
+    from store.models import ACTIVE_STATUSES, Job
+
+    # Count at most `max_concurrent_jobs` rows: the check costs the same with 10 or 10,000
+    # queued jobs (store.jobs.count_active would scan them all on every submission).
+    capped = (
+        select(Job.id)
+        .where(Job.tenant_id == tenant_id, Job.status.in_(ACTIVE_STATUSES))
+        .limit(limits.max_concurrent_jobs)
+        .subquery()
+    )
+    active = int(session.scalar(select(func.count()).select_from(capped)) or 0)
     if active >= limits.max_concurrent_jobs:
         raise ApiError(
             429,
