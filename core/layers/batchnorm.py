@@ -70,14 +70,15 @@ class BatchNorm(Layer):
         self._training = training
         if training:
             count = math.prod(x.shape[a] for a in self.axes)
-            if count < 2:
-                raise ValueError("batch_norm: expected more than 1 value per channel when "
-                                 f"training, got input of shape {x.shape}")
             mean = x.mean(axis=self.axes)
             centered = x - mean.reshape(self.bshape)
             var = np.mean(centered * centered, axis=self.axes)
             self._count = count
-            self._update_running(mean, var, count)
+            # torch refuses a single value per channel (no unbiased variance); a ragged last
+            # batch of one row must not fail a job, so it normalises (to beta, zero input
+            # gradient) and leaves the running statistics alone.
+            if count > 1:
+                self._update_running(mean, var, count)
         else:
             centered = x - self.buffers["running_mean"].reshape(self.bshape)
             var = self.buffers["running_var"]
