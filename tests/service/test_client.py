@@ -219,3 +219,28 @@ def test_cancel_and_resume_a_queued_job(ws: WeightsmithClient, session_factory: 
     # Resumed from no checkpoint (it never ran) with two more epochs than the spec's three.
     assert done["progress"] == {"epoch": 5, "epochs": 5}
     assert [m["epoch"] for m in ws.metrics(job["id"])] == [1, 2, 3, 4, 5]
+
+
+def test_imported_weights_predict_like_the_original_and_datasets_delete(
+    ws: WeightsmithClient, finished_job: dict[str, Any]
+) -> None:
+    best = next(c for c in ws.checkpoints(finished_job["id"]) if c["kind"] == "best")
+    npz = ws.download_weights(best["id"])
+    imported = ws.import_checkpoint(npz)
+    assert imported["id"] != best["id"] and imported["kind"] == "imported"
+    X = np.array([[-1.0, -2.0], [2.0, 1.0]])
+    # weights.npz does not record the loss, so an imported checkpoint answers raw logits
+    # (core.checkpoint.load_checkpoint's documented identity link); their softmax is the
+    # original job's answer.
+    logits = np.asarray(ws.predict(imported["id"], X)["outputs"])
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(e / e.sum(axis=1, keepdims=True),
+                               ws.predict(best["id"], X)["outputs"], rtol=1e-5, atol=1e-7)
+
+    dataset_id = finished_job["spec"]["dataset"]
+    assert [d["id"] for d in ws.list_datasets()] == [dataset_id]
+    assert ws.get_dataset(dataset_id)["n_rows"] == 80
+    ws.delete_dataset(dataset_id)
+    with pytest.raises(WeightsmithAPIError) as gone:
+        ws.get_dataset(dataset_id)
+    assert gone.value.status == 404
