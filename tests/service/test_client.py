@@ -244,3 +244,47 @@ def test_imported_weights_predict_like_the_original_and_datasets_delete(
     with pytest.raises(WeightsmithAPIError) as gone:
         ws.get_dataset(dataset_id)
     assert gone.value.status == 404
+
+
+def test_events_follow_a_running_job_across_streams_the_server_ends(
+    app: Any, api_key: str, session_factory: Any, settings: Settings
+) -> None:
+    """The server closes each stream after SSE_MAX_SECONDS; the client reopens it after the
+    last id it saw, so a job longer than one stream is followed to its end, event by event."""
+    import threading
+    import time
+
+    from worker.runner import JobRunner, default_train
+
+    app.config.update(SSE_MAX_SECONDS=0.15, SSE_POLL_SECONDS=0.02)
+    opened: list[str | None] = []
+
+    class Counting(httpx.WSGITransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("/events"):
+                opened.append(request.headers.get("Last-Event-ID"))
+            return super().handle_request(request)
+
+    def slow_train(*args: Any, on_epoch: Any, **kwargs: Any) -> Any:
+        def each(report: Any) -> None:
+            on_epoch(report)
+            time.sleep(0.2)  # longer than one stream
+
+        return default_train(*args, on_epoch=each, **kwargs)
+
+    with WeightsmithClient("http://testserver", api_key, transport=Counting(app=app)) as ws:
+        job = ws.submit(tiny_spec("builtin:noisy_xor", epochs=5))
+        runner = JobRunner(session_factory, settings, job["id"], "slow-worker",
+                           train_fn=slow_train)
+        thread = threading.Thread(target=runner.run)
+        thread.start()
+        try:
+            events = list(ws.events(job["id"]))
+        finally:
+            thread.join(60)
+    assert [e.id for e in events] == list(range(1, len(events) + 1))
+    assert [e.data["epoch"] for e in events if e.event == "epoch"] == [1, 2, 3, 4, 5]
+    assert events[-1].data["status"] == "succeeded"
+    assert len(opened) >= 3 and opened[0] is None
+    resumed_after = [int(v) for v in opened[1:] if v is not None]
+    assert resumed_after == sorted(resumed_after) and resumed_after[-1] < len(events)
