@@ -9,7 +9,8 @@ crash loses at most that interval (plus the epochs since the last kept checkpoin
 
 Only checkpoints that can survive the policy are kept in memory and written: of the pending
 epochs, the ``keep_last`` newest periodic ones and the ``keep_best`` newest "best" ones (each
-new best beats the previous one, so the newest are the best).
+new best beats the previous one, so the newest are the best). A periodic checkpoint that
+enough later epochs will surely push out before the next commit is not even serialised.
 """
 
 from __future__ import annotations
@@ -42,9 +43,13 @@ class EpochBuffer:
     policy: dict[str, Any]
     pending: list[PendingEpoch] = field(default_factory=list)
 
-    def add(self, report: Any) -> None:
+    def add(self, report: Any, *, since_commit: float, committing: bool) -> None:
+        """Take the epoch; ``committing`` says a flush follows right away."""
         epoch, is_best = int(report.epoch), bool(report.is_best)
         kinds = self.kinds_to_save(epoch, is_best)
+        if "periodic" in kinds and not committing and self._surely_trimmed(report,
+                                                                            since_commit):
+            kinds.remove("periodic")
         # core serialises lazily and the state moves on after the callback: take bytes now.
         blob = report.checkpoint() if kinds else None
         self.pending.append(PendingEpoch(epoch, int(report.epochs), dict(report.metrics),
@@ -59,6 +64,20 @@ class EpochBuffer:
         if is_best and int(self.policy["keep_best"]) > 0:
             kinds.append("best")
         return kinds
+
+    def _surely_trimmed(self, report: Any, since_commit: float) -> bool:
+        """Will ``keep_last`` more periodic epochs come before the next commit? Then this
+        epoch's periodic checkpoint would be pruned anyway: skip serialising it.
+
+        Judged from this epoch's duration, with a 2x margin; the last ``keep_last`` epochs of
+        the run and any epoch that triggers a commit are always kept, so every commit carries
+        the newest epoch's checkpoint (the resume point a crash falls back to).
+        """
+        keep = int(self.policy["keep_last"]) * int(self.policy["every_epochs"])
+        if int(report.epoch) > int(report.epochs) - keep:
+            return False
+        seconds = float(report.metrics.get("seconds", 0.0))
+        return since_commit + 2.0 * keep * seconds < COMMIT_INTERVAL_S
 
     def _trim(self) -> None:
         """Forget checkpoints that newer pending ones already push out of the policy."""

@@ -188,8 +188,10 @@ class JobRunner:
     def on_epoch(self, report: Any) -> None:
         """Buffer the epoch; commit what is pending once per COMMIT_INTERVAL_S."""
         assert self.buffer is not None
-        self.buffer.add(report)
-        if self.clock() - self._last_commit >= COMMIT_INTERVAL_S:
+        since_commit = self.clock() - self._last_commit
+        due = since_commit >= COMMIT_INTERVAL_S
+        self.buffer.add(report, since_commit=since_commit, committing=due)
+        if due:
             self._commit_pending()
 
     def _commit_pending(self) -> None:

@@ -135,19 +135,21 @@ def record_epochs(s: Session, job_id: str, entries: list[tuple[int, int, dict[st
         for name, value in values.items()
         if isinstance(value, int | float) and not isinstance(value, bool)
     ]
+    # Core statements with a list of parameters (executemany): compiled once and cached,
+    # where one multi-row VALUES would be compiled anew for every batch size.
     if rows:
         insert = (postgresql.insert if s.get_bind().dialect.name == "postgresql"
-                  else sqlite.insert)(Metric).values(rows)
+                  else sqlite.insert)(Metric.__table__)
         s.execute(insert.on_conflict_do_update(
-            index_elements=[Metric.job_id, Metric.epoch, Metric.name],
-            set_={"value": insert.excluded.value}))
+            index_elements=["job_id", "epoch", "name"],
+            set_={"value": insert.excluded.value}), rows)
     last_seq = s.execute(
         sa.update(Job).where(Job.id == job_id)
         .values(event_seq=Job.event_seq + len(entries)).returning(Job.event_seq)
         .execution_options(synchronize_session=False)
     ).scalar_one()
     first = int(last_seq) - len(entries) + 1
-    s.execute(sa.insert(JobEvent), [
+    s.execute(sa.insert(JobEvent.__table__), [
         {"job_id": job_id, "seq": first + i, "type": "epoch",
          "data": {"epoch": epoch, "epochs": epochs, **values}}
         for i, (epoch, epochs, values) in enumerate(entries)
