@@ -21,8 +21,10 @@ class FakeReport:
     metrics: dict[str, float]
     is_best: bool
     blob: bytes
+    serialised: list[int] = field(default_factory=list)
 
     def checkpoint(self) -> bytes:
+        self.serialised.append(self.epoch)
         return self.blob
 
 
@@ -56,6 +58,7 @@ class FakeTrainer:
     losses: list[float] | None = None
     on_batch: Callable[[int, int], None] | None = None
     calls: list[dict[str, Any]] = field(default_factory=list)
+    serialised: list[int] = field(default_factory=list)  # epochs whose checkpoint() ran
 
     def __call__(self, spec: Any, X: Any, y: Any, *, init_params: Any = None,
                  resume: bytes | None = None, on_epoch: Any = None,
@@ -82,5 +85,5 @@ class FakeTrainer:
             best = min(best, loss)
             if on_epoch is not None:
                 on_epoch(FakeReport(epoch, epochs, dict(metrics), is_best,
-                                    f"fake:{epoch}:0".encode()))
+                                    f"fake:{epoch}:0".encode(), self.serialised))
         return FakeResult("epochs_done", history, FakeState(epoch), f"fake:{epoch}:0".encode())
