@@ -28,6 +28,22 @@ TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 RECONNECTABLE = (httpx.TransportError,)
 
 
+# A 429 says when to come back; scripts should not have to. Longer waits are the caller's call.
+RATE_LIMIT_RETRIES = 3
+MAX_RETRY_AFTER_S = 10.0
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait before retrying a 429 (Retry-After in seconds), or None: do not retry."""
+    if response.status_code != 429:
+        return None
+    try:
+        seconds = float(response.headers["Retry-After"])
+    except (KeyError, ValueError):  # absent, or an HTTP date: leave it to the caller
+        return None
+    return seconds if 0 <= seconds <= MAX_RETRY_AFTER_S else None
+
+
 class WeightsmithAPIError(Exception):
     """A problem+json answer (RFC 9457): status, title, detail, errors [{field, message}]."""
 
@@ -124,7 +140,12 @@ class WeightsmithClient:
         self.close()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        response = self._http.request(method, path, **kwargs)
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            response = self._http.request(method, path, **kwargs)
+            wait = retry_after(response)
+            if wait is None or attempt == RATE_LIMIT_RETRIES:
+                break
+            time.sleep(wait)
         if response.is_error:
             raise WeightsmithAPIError.from_response(response)
         return response

@@ -288,3 +288,26 @@ def test_events_follow_a_running_job_across_streams_the_server_ends(
     assert len(opened) >= 3 and opened[0] is None
     resumed_after = [int(v) for v in opened[1:] if v is not None]
     assert resumed_after == sorted(resumed_after) and resumed_after[-1] < len(events)
+
+
+def test_rate_limited_requests_wait_for_retry_after_then_succeed(tmp_path: Any) -> None:
+    import dataclasses
+    import time
+
+    from service.app import create_app
+    from store.migrate import upgrade_to_head
+    from tests.service.conftest import TEST_LIMITS, make_key
+
+    settings = Settings(data_dir=tmp_path,
+                        limits=dataclasses.replace(TEST_LIMITS, rate_limit="2 per second"))
+    upgrade_to_head(settings.database_url)
+    app = create_app(settings, testing=True)
+    key = make_key(app.extensions["weightsmith"].session_factory, "hasty")
+    with WeightsmithClient("http://testserver", key,
+                           transport=httpx.WSGITransport(app=app)) as ws:
+        started = time.monotonic()
+        for _ in range(5):
+            assert list(ws.list_jobs()) == []
+        elapsed = time.monotonic() - started
+    # Five requests at two per second: the client slept through at least one Retry-After.
+    assert elapsed >= 1.0
