@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,6 +20,8 @@ from core.errors import CheckpointError, DatasetError, SpecError
 from store import checkpoints, datasets, events, jobs
 from store.models import Job, JobEvent, Metric
 
+METRICS = cast(sa.Table, Metric.__table__)
+EVENTS = cast(sa.Table, JobEvent.__table__)
 # Errors no retry can fix: the job fails at once with the message.
 PERMANENT_ERRORS: tuple[type[Exception], ...] = (SpecError, DatasetError, CheckpointError)
 POLICY_DEFAULTS: dict[str, Any] = {
@@ -139,7 +141,7 @@ def record_epochs(s: Session, job_id: str, entries: list[tuple[int, int, dict[st
     # where one multi-row VALUES would be compiled anew for every batch size.
     if rows:
         insert = (postgresql.insert if s.get_bind().dialect.name == "postgresql"
-                  else sqlite.insert)(Metric.__table__)
+                  else sqlite.insert)(METRICS)
         s.execute(insert.on_conflict_do_update(
             index_elements=["job_id", "epoch", "name"],
             set_={"value": insert.excluded.value}), rows)
@@ -149,7 +151,7 @@ def record_epochs(s: Session, job_id: str, entries: list[tuple[int, int, dict[st
         .execution_options(synchronize_session=False)
     ).scalar_one()
     first = int(last_seq) - len(entries) + 1
-    s.execute(sa.insert(JobEvent.__table__), [
+    s.execute(sa.insert(EVENTS), [
         {"job_id": job_id, "seq": first + i, "type": "epoch",
          "data": {"epoch": epoch, "epochs": epochs, **values}}
         for i, (epoch, epochs, values) in enumerate(entries)
