@@ -22,7 +22,7 @@ from service.api.common import not_found
 from service.app import services
 from service.auth import current_tenant
 from service.errors import validation_error
-from service.schemas.common import responses
+from service.schemas.common import MAX_INT32, responses
 from service.schemas.jobs import JobPath
 
 bp = APIBlueprint(
@@ -49,7 +49,8 @@ EVENT_SCHEMA = {
 
 
 class EventsQuery(BaseModel):
-    last_event_id: int | None = Field(None, ge=0, description="resume after this sequence")
+    last_event_id: int | None = Field(None, ge=0, le=MAX_INT32,
+                                      description="resume after this sequence")
 
 
 def format_event(seq: int, kind: str, data: Any) -> str:
@@ -57,11 +58,12 @@ def format_event(seq: int, kind: str, data: Any) -> str:
 
 
 def _start_after(query: EventsQuery) -> int:
-    header = request.headers.get("Last-Event-ID")
-    if header is not None and header.strip():
-        if not header.strip().isdigit():
-            raise validation_error("Last-Event-ID", "must be a non-negative integer")
-        return int(header.strip())
+    header = (request.headers.get("Last-Event-ID") or "").strip()
+    if header:
+        # isdigit() alone accepts "²" and other digits int() refuses: ASCII only.
+        if not (header.isascii() and header.isdigit()) or int(header) > MAX_INT32:
+            raise validation_error("Last-Event-ID", "must be a non-negative 32-bit integer")
+        return int(header)
     return query.last_event_id or 0
 
 

@@ -8,6 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 PROBLEM_REF = "#/components/schemas/Problem"
 ID_PATTERN = r"^[A-Za-z0-9_:\-]{1,64}$"
+# Sequence numbers and epochs are 32-bit integers in the database; a bigger one is a 422 here,
+# not an overflow in the driver.
+MAX_INT32 = 2**31 - 1
 
 
 class FieldError(BaseModel):

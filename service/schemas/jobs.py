@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.schemas.common import ID_PATTERN
+from service.schemas.common import ID_PATTERN, MAX_INT32
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -87,7 +87,7 @@ class ResumeBody(BaseModel):
 
 
 class MetricsQuery(BaseModel):
-    after_epoch: int = Field(0, ge=0)
+    after_epoch: int = Field(0, ge=0, le=MAX_INT32)
     limit: int = Field(1000, ge=1, le=10_000)
 
 

@@ -207,3 +207,23 @@ def test_a_dataset_in_use_by_an_active_job_cannot_be_deleted(
     client.post(f"/v1/jobs/{ident}/cancel", headers=auth)
     assert client.delete(f"/v1/datasets/{dataset}", headers=auth).status_code == 204
     assert client.get(f"/v1/jobs/{ident}", headers=auth).get_json()["dataset_id"] is None
+
+
+@pytest.mark.parametrize("url", [
+    "/metrics?after_epoch=99999999999999999999",
+    "/events?last_event_id=99999999999999999999",
+    "/metrics?after_epoch=-1",
+])
+def test_out_of_range_integers_are_422_not_overflows(client: FlaskClient, auth: dict[str, str],
+                                                     url: str) -> None:
+    job = submit(client, auth, mlp_spec("builtin:xor", outputs=2)).get_json()
+    assert_problem(client.get(f"/v1/jobs/{job['id']}{url}", headers=auth), 422)
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "\u00b2", "-1", "1.5"])
+def test_bad_last_event_id_header_is_422(client: FlaskClient, auth: dict[str, str],
+                                         value: str) -> None:
+    job = submit(client, auth, mlp_spec("builtin:xor", outputs=2)).get_json()
+    response = client.get(f"/v1/jobs/{job['id']}/events",
+                          headers={**auth, "Last-Event-ID": value.encode().decode("latin-1")})
+    assert assert_problem(response, 422)["errors"][0]["field"] == "Last-Event-ID"
