@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 from typing import Any
@@ -102,6 +103,14 @@ def check_idempotency_key(value: str | None) -> str | None:
             errors=[{"field": "Idempotency-Key", "message": "1-255 visible ASCII characters"}],
         )
     return value
+
+
+def storable_idempotency_key(key: str) -> str:
+    """The key as stored: the column holds 200 characters, the header allows 255, so a longer
+    key is stored as its SHA-256 (deterministic: the same key still finds the same job)."""
+    if len(key) <= 200:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("ascii")).hexdigest()
 
 
 def not_found(what: str, ident: str) -> ApiError:

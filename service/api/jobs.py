@@ -16,7 +16,12 @@ from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy.exc import IntegrityError
 
 from service.api import data
-from service.api.common import check_idempotency_key, isoformat, not_found
+from service.api.common import (
+    check_idempotency_key,
+    isoformat,
+    not_found,
+    storable_idempotency_key,
+)
 from service.app import read_session, services, transaction
 from service.auth import current_tenant
 from service.errors import ApiError, validation_error
@@ -143,6 +148,7 @@ def submit_job(
 
 
     key = check_idempotency_key(request.headers.get("Idempotency-Key"))
+    key = None if key is None else storable_idempotency_key(key)
     raw = _spec_body()
     body_hash = hashlib.sha256(
         json.dumps(raw, sort_keys=True, separators=(",", ":")).encode()

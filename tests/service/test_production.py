@@ -74,3 +74,14 @@ def test_concurrent_requests_with_one_idempotency_key_make_one_job(prod_app: Any
     other = client.post("/v1/jobs", json=mlp_spec("builtin:xor", outputs=2, epochs=7),
                         headers=auth)
     assert_problem(other, 409)
+
+
+def test_a_255_character_idempotency_key_fits_the_column(prod_app: Any) -> None:
+    key = make_key(prod_app.extensions["weightsmith"].session_factory, "acme")
+    client = prod_app.test_client()
+    headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "k" * 255}
+    spec = mlp_spec("builtin:xor", outputs=2)
+    first = client.post("/v1/jobs", json=spec, headers=headers)
+    assert first.status_code == 202, first.data
+    again = client.post("/v1/jobs", json=spec, headers=headers)
+    assert again.status_code == 200 and again.get_json()["id"] == first.get_json()["id"]
