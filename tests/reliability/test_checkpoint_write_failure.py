@@ -1,17 +1,20 @@
 """Fault 5: a checkpoint write fails (the disk is full).
 
 A PostgreSQL trigger on `checkpoints` raises SQLSTATE 53100 (disk_full, what PostgreSQL reports
-when it cannot extend a file) for the inserts of epoch `FAIL_AT`. The worker writes an epoch's
-metrics, progress, event and checkpoints in ONE transaction, so the whole epoch rolls back; the
-task releases the job for a retry that resumes from the previous checkpoint.
+when it cannot extend a file) in the first transaction that writes a checkpoint after one was
+already committed: so there is always a previous checkpoint to keep intact, however many short
+epochs the worker groups into one commit (it commits at most once a second). The worker writes
+those epochs' metrics, progress, events and checkpoints in ONE transaction, so all of it rolls
+back; the task releases the job for a retry that resumes from the last committed checkpoint.
 
-- once (a transient full disk): the retry redoes the epoch and the job ends succeeded, bit for
-  bit equal to an uninterrupted run;
+- once (a transient full disk): the retry redoes the lost epochs and the job ends succeeded,
+  bit for bit equal to an uninterrupted run;
 - always (the disk stays full): the job fails after `max_attempts` with the disk error as its
-  reason; the earlier checkpoints are intact (sha256, loadable, equal to the reference's), and
-  once space is back, `resume` finishes the job from them, again bit for bit.
+  reason; the committed checkpoints are intact (sha256, loadable, equal to the reference's),
+  and once space is back, `resume` finishes the job from them, again bit for bit.
 
-The "once" trigger counts with a sequence: nextval is not rolled back with the transaction.
+"Committed by an earlier transaction" is a row whose xmin is not the current transaction id;
+"once" counts with a sequence, as nextval is not rolled back with the transaction.
 """
 
 from __future__ import annotations
@@ -35,15 +38,16 @@ from tests.reliability.conftest import (
 from tests.reliability.test_worker_crash import crash_spec
 from tests.worker.conftest import Backend, create_job, wait_for
 
-EPOCHS = 6
-FAIL_AT = 3
+EPOCHS = 16  # a few seconds: more than one commit of the worker
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 TRIGGER = """
 CREATE SEQUENCE ckpt_fault_seq;
 CREATE FUNCTION ckpt_fault() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF NEW.epoch = {epoch} AND ({always} OR nextval('ckpt_fault_seq') = 1) THEN
+  IF EXISTS (SELECT 1 FROM checkpoints c WHERE c.job_id = NEW.job_id
+             AND c.xmin::text <> mod(txid_current(), 4294967296)::text)
+     AND ({always} OR nextval('ckpt_fault_seq') = 1) THEN
     RAISE EXCEPTION 'could not extend file: No space left on device (injected)'
       USING ERRCODE = 'disk_full';
   END IF;
@@ -55,8 +59,7 @@ CREATE TRIGGER ckpt_fault BEFORE INSERT ON checkpoints
 
 
 def spec() -> dict[str, Any]:
-    s = crash_spec()
-    s["training"]["epochs"] = EPOCHS
+    s = crash_spec(epochs=EPOCHS)
     s["checkpoints"]["keep_last"] = EPOCHS  # keep every periodic one, to inspect them all
     return s
 
@@ -77,7 +80,7 @@ def reference_run(spec: dict[str, Any]) -> tuple[bytes, dict[int, bytes]]:
 def install_fault(b: Backend, *, always: bool) -> None:
     with b.sessions.begin() as s:
         s.connection().exec_driver_sql(
-            TRIGGER.format(epoch=FAIL_AT, always="TRUE" if always else "FALSE"))
+            TRIGGER.format(always="TRUE" if always else "FALSE"))
 
 
 def assert_periodic_match(b: Backend, job_id: str, per_epoch: dict[int, bytes]) -> list[int]:
@@ -115,11 +118,12 @@ def test_a_transient_checkpoint_write_failure_rolls_back_and_the_retry_recovers(
     with b.sessions() as s:
         held = store_leases.history(s, job_id)
         assert [h.outcome for h in held] == ["released", "succeeded"]
-        retried_from = held[1].claimed_at
-        third = [r for r in checkpoints.list_for_job(s, job_id) if r.epoch == FAIL_AT]
-    # The failed epoch left nothing: its checkpoints were written only by the retry ...
-    assert third and all(r.created_at >= retried_from for r in third)
-    # ... and its metrics row set and event exist once (the rolled-back ones never did).
+        failed_at, retried_from = held[0].released_at, held[1].claimed_at
+        rows = checkpoints.list_for_job(s, job_id)
+    # The failed transaction left nothing: every checkpoint is from before it or the retry ...
+    assert all(r.created_at < failed_at or r.created_at >= retried_from for r in rows)
+    assert any(r.created_at < failed_at for r in rows)
+    # ... and every epoch's metrics and event exist once (the rolled-back ones never did).
     assert epoch_event_counts(b, job_id) == {e: 1 for e in range(1, EPOCHS + 1)}
     assert assert_metrics_match(b, job_id, final) == EPOCHS * 6
     assert assert_periodic_match(b, job_id, per_epoch) == list(range(1, EPOCHS + 1))
@@ -138,19 +142,20 @@ def test_a_full_disk_fails_the_job_with_the_reason_and_keeps_earlier_checkpoints
     b.send(job_id)
 
     job = wait_for(b, job_id, lambda j: j.status in TERMINAL, timeout=180, what="the job")
-    print(f"failure_reason: {job.failure_reason}")
-    assert (job.status, job.epoch_done, job.attempts) == ("failed", FAIL_AT - 1, 3)
+    print(f"failure_reason: {job.failure_reason}; epochs committed: {job.epoch_done}")
+    done = job.epoch_done  # the last epoch committed before the failing transaction
+    assert (job.status, job.attempts) == ("failed", 3) and 1 <= done < EPOCHS
     assert job.failure_reason.startswith("exceeded 2 attempts; last error: OperationalError")
     assert "No space left on device (injected)" in job.failure_reason
     with b.sessions() as s:
         outcomes = [h.outcome for h in store_leases.history(s, job_id)]
     assert outcomes == ["released", "released", "failed"]
     # Nothing of the failed epoch was stored; what came before is whole and usable.
-    assert sorted({e for e, _, _ in metric_rows(b, job_id)}) == list(range(1, FAIL_AT))
-    assert epoch_event_counts(b, job_id) == {e: 1 for e in range(1, FAIL_AT)}
+    assert sorted({e for e, _, _ in metric_rows(b, job_id)}) == list(range(1, done + 1))
+    assert epoch_event_counts(b, job_id) == {e: 1 for e in range(1, done + 1)}
     kept = assert_checkpoints_sound(b, job_id)
-    assert max(e for _, e in kept) == FAIL_AT - 1 and "final" not in {k for k, _ in kept}
-    assert assert_periodic_match(b, job_id, per_epoch) == list(range(1, FAIL_AT))
+    assert max(e for _, e in kept) == done and "final" not in {k for k, _ in kept}
+    assert assert_periodic_match(b, job_id, per_epoch) == list(range(1, done + 1))
 
     # Space is back: resuming continues from the intact checkpoint and matches bit for bit.
     with b.sessions.begin() as s:

@@ -23,18 +23,18 @@ from tests.reliability.conftest import BackendFactory, RedisServer, metric_rows,
 from tests.worker.conftest import create_job
 
 JOBS = 8
-EPOCHS = 3
+EPOCHS = 10
 
 
 def spec(i: int) -> dict[str, Any]:
-    """Digits, batch 2: about 0.7 s per job, long enough to be caught running."""
+    """Digits, batch 1: about a second per job, long enough to be caught running."""
     return {
         "name": f"redis-restart-{i}",
         "dataset": "builtin:digits",
         "model": {"layers": [{"type": "dense", "units": 16, "activation": "relu"},
                              {"type": "dense", "units": 10}]},
         "optimizer": {"type": "sgd", "learning_rate": 0.05},
-        "training": {"epochs": EPOCHS, "batch_size": 2, "seed": i, "validation_split": 0.2},
+        "training": {"epochs": EPOCHS, "batch_size": 1, "seed": i, "validation_split": 0.2},
         "checkpoints": {"every_epochs": 1, "keep_last": 1, "keep_best": 1,
                         "monitor": "val_loss"},
     }
