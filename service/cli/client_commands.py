@@ -131,6 +131,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
         return _watch(client, job["id"], args.json) if args.watch else OK
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    spec = _read_json(args.spec)
+    if not isinstance(spec, dict):
+        raise UsageError(f"{args.spec}: a job spec is a JSON object")
+    with _client(args) as client:
+        report = client.validate(spec)
+    _print_json(report) if args.json else view.console().print(view.dry_run_table(report))
+    return OK
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     with _client(args) as client:
         return _watch(client, args.job, args.json)
@@ -205,6 +215,14 @@ def cmd_datasets_upload(args: argparse.Namespace) -> int:
     return OK
 
 
+def cmd_datasets_delete(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.delete_dataset(args.dataset)
+    _print_json({"deleted": args.dataset}) if args.json else view.console().print(
+        f"deleted {args.dataset}")
+    return OK
+
+
 def cmd_datasets_list(args: argparse.Namespace) -> int:
     with _client(args) as client:
         items = list(client.list_datasets())
@@ -264,6 +282,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--target", help="CSV target column of --dataset (default the last)")
     p.add_argument("--idempotency-key", help="submitting again with it returns the same job")
     p.add_argument("--watch", action="store_true", help="follow the job with a progress bar")
+    add("validate", cmd_validate, "dry-run a job spec: shapes, parameters, FLOPs").add_argument(
+        "spec")
     add("watch", cmd_watch, "follow a job live until it ends").add_argument("job")
     p = add("jobs", cmd_jobs, "list your jobs, newest first")
     p.add_argument("--status", choices=sorted(view.STATUS_STYLE))
@@ -289,3 +309,4 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--name")
     p.add_argument("--target", help="CSV target column (default the last)")
     add("list", cmd_datasets_list, "list your data sets", sub)
+    add("delete", cmd_datasets_delete, "delete a data set", sub).add_argument("dataset")

@@ -101,6 +101,18 @@ def datasets_table(items: Iterable[dict[str, Any]]) -> Table:
     return table
 
 
+def dry_run_table(report: dict[str, Any]) -> Table:
+    table = Table("layer", "type", "output_shape", "params", "flops")
+    for layer in report.get("layers", []):
+        table.add_row(str(layer.get("index")), str(layer.get("type")),
+                      fmt_value(layer.get("output_shape")), fmt_value(layer.get("params")),
+                      fmt_value(layer.get("flops")))
+    table.add_section()
+    table.add_row("total", "", "", fmt_value(report.get("total_params")),
+                  f"{report.get('flops_per_epoch')} per epoch")
+    return table
+
+
 def predictions_table(result: dict[str, Any]) -> Table:
     outputs = result.get("outputs") or []
     classes = result.get("classes")

@@ -162,6 +162,23 @@ def test_datasets_upload_and_list(env: str, tmp_path: Path,
     assert code == 0 and uploaded["id"] in [d["id"] for d in json.loads(out)]
     code, out, _ = run(capsys, "datasets", "list")
     assert code == 0 and uploaded["id"] in out and "blobs" in out
+    code, out, _ = run(capsys, "datasets", "delete", uploaded["id"])
+    assert code == 0 and f"deleted {uploaded['id']}" in out
+    code, _, err = run(capsys, "datasets", "delete", uploaded["id"])
+    assert code == 3 and "404" in err
+
+
+def test_validate_prints_shapes_and_parameter_counts(
+    env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(tmp_path, tiny_spec("builtin:noisy_xor", units=7))
+    code, out, _ = run(capsys, "validate", spec, "--json")
+    report = json.loads(out)
+    # dense 2 -> 7 (2*7 + 7 = 21 parameters), dense 7 -> 2 (7*2 + 2 = 16)
+    assert code == 0 and [layer["params"] for layer in report["layers"]] == [21, 16]
+    assert report["total_params"] == 37
+    code, out, _ = run(capsys, "validate", spec)
+    assert code == 0 and "total" in out and "37" in out
 
 
 def test_read_inputs_accepts_npy(tmp_path: Path) -> None:
