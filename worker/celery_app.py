@@ -27,6 +27,7 @@ SOFT_LIMIT_MARGIN_S = 60
 HARD_LIMIT_MARGIN_S = 120
 # Redis must not re-deliver a message whose task can still legitimately be running.
 VISIBILITY_MARGIN_S = 600
+FILESYSTEM_POLL_S = 0.1
 
 
 def broker_transport_options(settings: Settings) -> dict[str, Any]:
@@ -43,6 +44,8 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
         options: dict[str, Any] = {name: str(path) for name, path in folders.items()}
         # Keeping processed messages would grow the data dir without bound.
         options["store_processed"] = False
+        # The folder is polled (default every second): a tenth keeps commit-to-running short.
+        options["polling_interval"] = FILESYSTEM_POLL_S
         return options
     return {"visibility_timeout": settings.limits.max_runtime_s + VISIBILITY_MARGIN_S}
 

@@ -21,6 +21,7 @@ def test_embedded_broker_uses_folders_in_the_data_dir(tmp_path: Path) -> None:
     for key in ("data_folder_in", "processed_folder", "control_folder"):
         assert Path(options[key]).is_dir()
     assert conf.broker_url == "filesystem://"
+    assert options["polling_interval"] == 0.1
     assert (conf.task_acks_late, conf.task_reject_on_worker_lost) == (True, True)
     assert conf.worker_prefetch_multiplier == 1
     assert (conf.task_soft_time_limit, conf.task_time_limit) == (160, 220)
