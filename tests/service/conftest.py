@@ -122,13 +122,13 @@ def broker_messages(settings: Settings) -> Iterator[Any]:
     yield messages
 
 
-@pytest.fixture
-def seeded(app: OpenAPI, session_factory: Any, settings: Settings) -> dict[str, str]:
+def seed_resources(app: OpenAPI, settings: Settings) -> dict[str, str]:
     """A tenant with a key, an uploaded dataset and a job trained on it (by the worker's runner
     in process), so fuzzing reaches past "404 not found" into real resources."""
     from tests.service.helpers import mlp_spec, upload_csv
     from worker.runner import JobRunner
 
+    session_factory = app.extensions["weightsmith"].session_factory
     key = make_key(session_factory, "fuzzer")
     client = app.test_client()
     auth = {"Authorization": f"Bearer {key}"}
@@ -138,3 +138,8 @@ def seeded(app: OpenAPI, session_factory: Any, settings: Settings) -> dict[str, 
     checkpoints = client.get(f"/v1/jobs/{job['id']}/checkpoints", headers=auth).get_json()
     return {"api_key": key, "dataset_id": dataset, "job_id": job["id"],
             "checkpoint_id": checkpoints["items"][-1]["id"]}
+
+
+@pytest.fixture
+def seeded(app: OpenAPI, settings: Settings) -> dict[str, str]:
+    return seed_resources(app, settings)

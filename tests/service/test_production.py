@@ -85,3 +85,15 @@ def test_a_255_character_idempotency_key_fits_the_column(prod_app: Any) -> None:
     assert first.status_code == 202, first.data
     again = client.post("/v1/jobs", json=spec, headers=headers)
     assert again.status_code == 200 and again.get_json()["id"] == first.get_json()["id"]
+
+
+def test_schemathesis_on_postgresql(prod_app: Any, settings: Settings) -> None:
+    """The fuzz cases again on PostgreSQL: it enforces column types SQLite lets pass."""
+    from tests.service.conftest import seed_resources
+    from tests.service.test_schemathesis import run_schemathesis
+
+    prod_app.extensions["weightsmith_limiter"].enabled = False
+    seeded = seed_resources(prod_app, settings.with_overrides(
+        database_url=prod_app.extensions["weightsmith"].settings.database_url))
+    counts = run_schemathesis(prod_app, seeded, examples=20)
+    assert len(counts) == 22
