@@ -15,8 +15,10 @@ import os
 import signal
 import subprocess
 import time
+from datetime import UTC, datetime
 from typing import Any
 
+from store import leases as store_leases
 from tests.reliability.conftest import (
     BackendFactory,
     assert_bit_identical,
@@ -79,6 +81,7 @@ def test_a_killed_worker_s_job_is_finished_by_another_bit_for_bit(
     # The lease names the prefork child ("host:pid:delivery"); kill its whole worker group.
     holder = workers_holding(b, job_id, workers)
     os.killpg(holder.pid, signal.SIGKILL)
+    killed_time = datetime.now(UTC)
     holder.wait(timeout=10)
     killed_at = job_row(b, job_id).epoch_done
     assert 1 <= killed_at < EPOCHS
@@ -90,6 +93,10 @@ def test_a_killed_worker_s_job_is_finished_by_another_bit_for_bit(
     held = leases(b, job_id)
     assert [outcome for _, _, outcome in held] == ["lost", "succeeded"]
     assert held[0][1].split(":")[1] != held[1][1].split(":")[1]  # two different processes
+    with b.sessions() as s:
+        taken_over = store_leases.history(s, job_id)[1].claimed_at
+    print(f"killed after epoch {killed_at} of {EPOCHS}; taken over "
+          f"{(taken_over - killed_time).total_seconds():.1f} s after the kill")
     assert metric_epochs(b, job_id) == list(range(1, EPOCHS + 1))
     # one row per (epoch, name), each value equal to the uninterrupted run's, bit for bit
     assert assert_metrics_match(b, job_id, reference) == EPOCHS * 6
