@@ -191,3 +191,18 @@ def test_weight_stats_are_computed_in_float64() -> None:
     assert w["std"] == pytest.approx(np.sqrt(5.0), rel=1e-15)
     assert w["frobenius"] == pytest.approx(6.0, rel=1e-15)
     assert stats["0.bias"]["frobenius"] == 0.0
+
+
+def test_images_without_a_channel_axis_round_trip_through_weights_npz() -> None:
+    rng = np.random.default_rng(3)
+    X, y = rng.random((40, 6, 6)), rng.integers(0, 2, 40)
+    layers = [{"type": "conv2d", "filters": 2, "kernel_size": 3, "activation": "relu"},
+              {"type": "flatten"}, {"type": "dense", "units": 2}]
+    spec = {**SPEC, "model": {"layers": layers}}
+    result = train(spec, X, y)
+    arrays = npz(result.weights_npz())
+    assert arrays["__input_mean__"].shape == (1, 6, 6)
+    back = load_checkpoint(result.weights_npz(), loss="cross_entropy")
+    assert back.input_shape == (1, 6, 6)
+    np.testing.assert_array_equal(back.predict(X), result.network.predict(X))
+    np.testing.assert_array_equal(back.predict(X[:, None]), result.network.predict(X))
