@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -228,6 +229,12 @@ class RedisServer:
         self.proc.send_signal(sig)
         self.proc.wait(timeout=20)
         self.proc = None
+
+    def wipe(self) -> None:
+        """Delete the stopped server's append-only files: it comes back empty."""
+        assert self.proc is None
+        for path in self.dir.glob("appendonly*"):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
 
     def _wait(self, ok: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
