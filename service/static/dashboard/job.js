@@ -114,36 +114,48 @@ async function refreshJob() {
   return job;
 }
 
-async function main() {
-  await requireKey();
-  try {
-    await refreshJob();
-    await loadMetrics();
-    await loadCheckpoints();
-  } catch (error) {
-    showError(error.message);
-    return;
-  }
-  if (TERMINAL.has(job.status)) { document.body.dataset.ready = "1"; return; }
-  let lastCheckpointEpoch = 0;
-  let streamed = 0; // epochs that arrived live (the end-to-end test reads it)
-  await streamEvents(jobId, async (event) => {
+// Live updates: the stream replays the job's past events, then follows it. Opened before the
+// first loads finish, so a running job's page never misses an epoch between the two.
+function follow() {
+  let streamed = 0; // epochs that arrived through the stream (the end-to-end test reads it)
+  let checkpointsDue = 0;
+  const refreshCheckpoints = () => {
+    // At most every 2 s: a replay of many epochs must not turn into a burst of requests.
+    if (Date.now() < checkpointsDue) return;
+    checkpointsDue = Date.now() + 2000;
+    loadCheckpoints().catch((error) => showError(error.message));
+  };
+  return streamEvents(jobId, async (event) => {
     if (event.event === "epoch") {
       document.body.dataset.streamedEpochs = String(++streamed);
       history.set(event.data.epoch, event.data);
       drawCharts();
       job.progress = { epoch: event.data.epoch, epochs: event.data.epochs };
       drawSummary();
-      if (event.data.epoch - lastCheckpointEpoch >= 1) {
-        lastCheckpointEpoch = event.data.epoch;
-        loadCheckpoints().catch((error) => showError(error.message));
-      }
+      refreshCheckpoints();
     } else if (event.event === "status") {
       await refreshJob();
     }
   }, async () => TERMINAL.has((await refreshJob()).status));
-  await loadMetrics();
-  await loadCheckpoints();
+}
+
+async function main() {
+  await requireKey();
+  let following = null;
+  try {
+    await refreshJob();
+    if (!TERMINAL.has(job.status)) following = follow();
+    await loadMetrics();
+    await loadCheckpoints();
+  } catch (error) {
+    showError(error.message);
+    return;
+  }
+  if (following) {
+    await following;
+    await loadMetrics();
+    await loadCheckpoints();
+  }
   document.body.dataset.ready = "1";
 }
 
