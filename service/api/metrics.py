@@ -32,6 +32,7 @@ class JobsByStatus(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from sqlalchemy import func, select
+
         from store.models import Job
 
         gauge = GaugeMetricFamily("weightsmith_jobs", "Jobs by status", labels=["status"])
