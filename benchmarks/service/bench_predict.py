@@ -19,6 +19,7 @@ the shipped default of 50 requests/s per key is a policy, not a speed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -82,40 +83,73 @@ def prepare(base: str, key: str) -> tuple[str, str]:
     return url, body
 
 
-def measure(args: argparse.Namespace, api_url: str, echo_url: str, body: str,
+Server = tuple[str, Any]  # (URL, harness.CpuMeter)
+
+
+def measure(args: argparse.Namespace, servers: dict[str, Server], body: str,
             headers: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """Rounds of wrk runs, alternating the servers: one connection, then many."""
     runs: dict[str, list[dict[str, Any]]] = {}
     seconds = 3.0 if args.quick else args.seconds
-    for url in (api_url, echo_url):  # warm both up
+    for url, _ in servers.values():  # warm up (pools, caches, the model)
         wrk.run(url, body, headers, connections=args.connections, threads=1, seconds=2)
     for r in range(args.rounds):
         print(f"round {r + 1}/{args.rounds}  (load {harness.load()})", flush=True)
         for clients in (1, args.connections):
-            for target, url in (("api", api_url), ("echo", echo_url)):
-                res = wrk.run(url, body, headers, connections=clients, threads=1,
-                              seconds=seconds)
-                row = {**res.as_dict(), "load": harness.load()}
-                runs.setdefault(f"{target}.c{clients}", []).append(row)
-                print(f"  {target:<5} c={clients:<3} {res.ok_per_s:8.0f} req/s  p50 "
-                      f"{res.p50_ms:6.2f} ms  p99 {res.p99_ms:6.2f} ms  non-2xx {res.non2xx}"
-                      f"  load {row['load']}", flush=True)
+            for name, (url, meter) in servers.items():
+                row = wrk.run_metered(meter, url, body, headers, connections=clients,
+                                      threads=1, seconds=seconds)
+                runs.setdefault(f"{name}.c{clients}", []).append(row)
+                print(f"  {name:<10} c={clients:<3} {row['ok_per_s']:8.0f} req/s  p50 "
+                      f"{row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms  non-2xx "
+                      f"{row['non2xx']}  CPU ms/req {row['cpu_ms_per_request']}  "
+                      f"load {row['load']:.2f}", flush=True)
     return runs
 
 
-
 def summarise(runs: dict[str, list[dict[str, Any]]], connections: int) -> dict[str, Any]:
-    med = {k: {f: harness.median([r[f] for r in v]) for f in ("ok_per_s", "p50_ms", "p99_ms")}
-           for k, v in runs.items()}
+    med: dict[str, dict[str, Any]] = {}
+    for k, v in runs.items():
+        med[k] = {f: harness.median([r[f] for r in v]) for f in ("ok_per_s", "p50_ms", "p99_ms")}
+        med[k]["cpu_ms_per_request"] = {
+            c: harness.median([r["cpu_ms_per_request"][c] for r in v])
+            for c in v[0]["cpu_ms_per_request"]}
     many = f"c{connections}"
-    ratio_many = med[f"api.{many}"]["ok_per_s"] / med[f"echo.{many}"]["ok_per_s"]
-    ratio_one = med["api.c1"]["ok_per_s"] / med["echo.c1"]["ok_per_s"]
     # Per-round ratios (the two sides ran back to back): their median is steadier on a busy box.
     per_round = [a["ok_per_s"] / e["ok_per_s"]
                  for a, e in zip(runs[f"api.{many}"], runs[f"echo.{many}"], strict=True)]
-    return {"median": med, "ratio_many": ratio_many, "ratio_one": ratio_one,
+    return {"median": med,
+            "ratio_many": med[f"api.{many}"]["ok_per_s"] / med[f"echo.{many}"]["ok_per_s"],
+            "ratio_one": med["api.c1"]["ok_per_s"] / med["echo.c1"]["ok_per_s"],
             "ratio_many_per_round": per_round,
-            "ratio_many_median_of_rounds": harness.median(per_round),
             "api_p99_one_client_ms": med["api.c1"]["p99_ms"]}
+
+
+def report(args: argparse.Namespace, s: dict[str, Any]) -> None:
+    many = f"c{args.connections}"
+    med = s["median"]
+    rows = []
+    for clients, label in ((many, f"{args.connections} connections"), ("c1", "1 connection")):
+        for name in [n.split(".")[0] for n in med if n.endswith("." + clients)]:
+            m = med[f"{name}.{clients}"]
+            ratio = m["ok_per_s"] / med[f"echo.{clients}"]["ok_per_s"]
+            target, ok = ("", "")
+            if name == "api" and clients == many:
+                target, ok = ">=0.5x echo", harness.verdict(ratio >= 0.5)
+            elif name == "api":
+                target, ok = "p99<=2ms", harness.verdict(m["p99_ms"] <= 2.0)
+            cpu = m["cpu_ms_per_request"]
+            rows.append([f"{label}: {name}", m["ok_per_s"], ratio, m["p50_ms"], m["p99_ms"],
+                         sum(v for k, v in cpu.items() if k != "wrk"), target, ok])
+    harness.print_table(
+        f"predict 64-64-10, one row; medians of {args.rounds} rounds",
+        ["case", "req/s", "x echo", "p50 ms", "p99 ms", "server CPU ms/req", "target",
+         "verdict"], rows)
+    print("  per-round api/echo ratios at "
+          f"{args.connections} connections: "
+          + ", ".join(f"{x:.2f}" for x in s["ratio_many_per_round"]))
+    for name, m in med.items():
+        print(f"  CPU ms per request, {name}: {m['cpu_ms_per_request']}")
 
 
 def main() -> None:
@@ -123,6 +157,9 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10.0, help="length of each wrk run")
     p.add_argument("--connections", type=int, default=16,
                    help="concurrent connections of the throughput runs")
+    p.add_argument("--diagnose", action="store_true",
+                   help="also run the API with its rate limit counted in process memory "
+                        "(the embedded mode's limiter) to price the Redis round trip")
     args = harness.parse(p)
     workers, threads = api_defaults()
     print(f"gunicorn gthread, {workers} workers x {threads} threads (weightsmith api's "
@@ -134,37 +171,47 @@ def main() -> None:
         engine = make_engine(db)
         key = harness.create_key(make_session_factory(engine))
         engine.dispose()
-        env = harness.service_env(Path(tmp), db, broker, WEIGHTSMITH_RATE_LIMIT=RATE_LIMIT)
-        api_port, echo_port = harness.free_port(), harness.free_port()
-        api_cmd = [sys.executable, "-m", "service.cli", "api", "--port", str(api_port)]
+        env = harness.service_env(Path(tmp), db, broker.url, WEIGHTSMITH_RATE_LIMIT=RATE_LIMIT)
+        ports = {"api": harness.free_port(), "echo": harness.free_port(),
+                 "api-memrl": harness.free_port()}
         echo_env = {**env, "PYTHONPATH": f"{HERE}:{harness.ROOT}"}
-        with harness.child(api_cmd, "predict-api", env), \
-                harness.child(echo_argv(echo_port), "predict-echo", echo_env):
-            harness.wait_port(api_port)
-            harness.wait_port(echo_port)
-            api_url, body = prepare(f"http://127.0.0.1:{api_port}", key)
+        with contextlib.ExitStack() as stack:
+            procs = {
+                "api": stack.enter_context(harness.child(
+                    api_command(ports["api"]), "predict-api", env)),
+                "echo": stack.enter_context(harness.child(
+                    echo_argv(ports["echo"]), "predict-echo", echo_env)),
+            }
+            if args.diagnose:
+                procs["api-memrl"] = stack.enter_context(harness.child(
+                    api_command(ports["api-memrl"]), "predict-api-memrl",
+                    {**env, "WEIGHTSMITH_BROKER_URL": "filesystem://"}))
+            for name in procs:
+                harness.wait_port(ports[name])
+            base = f"http://127.0.0.1:{ports['api']}"
+            api_url, body = prepare(base, key)
             headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
-            runs = measure(args, api_url, f"http://127.0.0.1:{echo_port}/echo", body, headers)
+            servers: dict[str, Server] = {
+                "api": (api_url, harness.CpuMeter({"api": procs["api"].pid,
+                                                   "redis": broker.pid}, db)),
+                "echo": (f"http://127.0.0.1:{ports['echo']}/echo",
+                         harness.CpuMeter({"echo": procs["echo"].pid})),
+            }
+            if args.diagnose:
+                servers["api-memrl"] = (
+                    api_url.replace(base, f"http://127.0.0.1:{ports['api-memrl']}"),
+                    harness.CpuMeter({"api": procs["api-memrl"].pid}, db))
+            runs = measure(args, servers, body, headers)
     s = summarise(runs, args.connections)
-    many = f"c{args.connections}"
-    med = s["median"]
-    harness.print_table(
-        f"predict 64-64-10, one row; medians of {args.rounds} rounds",
-        ["case", "api req/s", "echo req/s", "ratio", "api p50 ms", "api p99 ms", "target",
-         "verdict"],
-        [[f"{args.connections} connections", med[f"api.{many}"]["ok_per_s"],
-          med[f"echo.{many}"]["ok_per_s"], s["ratio_many"], med[f"api.{many}"]["p50_ms"],
-          med[f"api.{many}"]["p99_ms"], ">=0.5x", harness.verdict(s["ratio_many"] >= 0.5)],
-         ["1 connection", med["api.c1"]["ok_per_s"], med["echo.c1"]["ok_per_s"],
-          s["ratio_one"], med["api.c1"]["p50_ms"], med["api.c1"]["p99_ms"], "p99<=2ms",
-          harness.verdict(s["api_p99_one_client_ms"] <= 2.0)]])
-    print(f"  echo p99, one connection: {med['echo.c1']['p99_ms']:.2f} ms; per-round ratios "
-          f"at {args.connections} connections: "
-          + ", ".join(f"{x:.2f}" for x in s["ratio_many_per_round"]))
+    report(args, s)
     harness.write_results("bench_predict", {
         "workers": workers, "threads": threads, "rounds": args.rounds,
         "seconds_per_run": 3.0 if args.quick else args.seconds,
         "connections": args.connections, "runs": runs, **s})
+
+
+def api_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "service.cli", "api", "--port", str(port)]
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -114,16 +115,22 @@ def scratch_postgres() -> Iterator[str]:
         admin.dispose()
 
 
+@dataclass(frozen=True)
+class RedisServer:
+    url: str
+    pid: int
+
+
 @contextlib.contextmanager
-def private_redis() -> Iterator[str]:
+def private_redis() -> Iterator[RedisServer]:
     """A redis-server of our own on a free port, configured as docker-compose.yml runs it."""
     with tempfile.TemporaryDirectory(prefix="ws-bench-redis-") as tmp:
         port = free_port()
         argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp,
                 "--appendonly", "yes", "--maxmemory-policy", "noeviction", "--save", ""]
-        with child(argv, "redis"):
+        with child(argv, "redis") as proc:
             wait_port(port)
-            yield f"redis://127.0.0.1:{port}/0"
+            yield RedisServer(f"redis://127.0.0.1:{port}/0", proc.pid)
 
 
 def create_key(sessions: Any, tenant: str = "bench") -> str:
@@ -221,3 +228,83 @@ def write_results(name: str, summary: dict[str, Any]) -> Path:
     path.write_text(json.dumps(summary, indent=2, default=str))
     print(f"\nwritten {path.relative_to(ROOT)}")
     return path
+
+
+# -- CPU accounting ----------------------------------------------------------------------------
+#
+# On a shared machine the wall-clock rate depends on what others run; the CPU each request
+# costs does not (much). Reading it per component says where a request's time goes and how
+# many requests two idle cores could serve.
+
+TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces: split after its closing parenthesis.
+    return raw[raw.rindex(")") + 2:].split()
+
+
+def cpu_of_group(pgid: int) -> float:
+    """CPU seconds (user + system) of every live process in process group `pgid`."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields is not None and int(fields[2]) == pgid:  # fields[2] is pgrp
+            total += (int(fields[11]) + int(fields[12])) * TICK_S  # utime, stime
+    return total
+
+
+def cpu_of_pids(pids: Sequence[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields is not None:
+            total += (int(fields[11]) + int(fields[12])) * TICK_S
+    return total
+
+
+def postgres_backends(database_url: str) -> list[int]:
+    """Server process ids of the connections open to this benchmark's database."""
+    import sqlalchemy as sa
+
+    name = sa.engine.make_url(database_url).database
+    admin = sa.create_engine(POSTGRES_SERVER)
+    try:
+        with admin.connect() as conn:
+            rows = conn.execute(sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :d"),
+                                {"d": name})
+            return [int(r[0]) for r in rows]
+    finally:
+        admin.dispose()
+
+
+class CpuMeter:
+    """CPU seconds spent by named process groups / PostgreSQL backends between two reads."""
+
+    def __init__(self, groups: dict[str, int], database_url: str | None = None) -> None:
+        self.groups = groups
+        self.database_url = database_url
+        self._start: dict[str, float] = {}
+        self._pg_pids: list[int] = []
+
+    def _read(self) -> dict[str, float]:
+        out = {name: cpu_of_group(pgid) for name, pgid in self.groups.items()}
+        if self.database_url is not None:
+            out["postgres"] = cpu_of_pids(self._pg_pids)
+        return out
+
+    def start(self) -> None:
+        if self.database_url is not None:
+            self._pg_pids = postgres_backends(self.database_url)
+        self._start = self._read()
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds per component since start() (backends opened since are not seen)."""
+        end = self._read()
+        return {k: round(end[k] - self._start.get(k, 0.0), 3) for k in end}

@@ -1,0 +1,128 @@
+"""Job submission through `weightsmith api` on PostgreSQL + Redis: accepted jobs per second.
+
+Usage: ``.venv/bin/python benchmarks/service/bench_submit.py [--rounds 3] [--quick]
+[--seconds 10] [--connections 16] [--tenants 16]``
+
+Issue 4, "Performance": at least **500 accepted jobs/s**. wrk POSTs the job spec of DESIGN §3
+(the digits MLP) to ``/v1/jobs`` over ``--connections`` connections, every request with a fresh
+``Idempotency-Key`` and the API key of the next of ``--tenants`` tenants, so each one is a
+new job: validated by core.spec, dry-run, inserted with its "queued" event, committed, and
+sent to the Redis queue. Only 202s count; afterwards the script checks that the database
+holds exactly that many jobs and the Redis queue exactly that many messages.
+
+No worker runs (the queue only fills), so the per-tenant concurrent-job quota is raised out
+of the way, as is the per-key rate limit (both are policies, not speeds). The bare Flask echo
+of the same body under the same gunicorn command line is measured alternately, for scale.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import harness
+import wrk
+from bench_predict import HERE, api_defaults, echo_argv
+
+SPEC = {
+    "name": "digits-mlp",
+    "dataset": "builtin:digits",
+    "model": {"layers": [
+        {"type": "dense", "units": 128, "activation": "relu", "weight_init": "he_normal"},
+        {"type": "dropout", "rate": 0.2},
+        {"type": "dense", "units": 10}]},
+    "optimizer": {"type": "adam", "learning_rate": 0.001},
+    "training": {"epochs": 20, "batch_size": 32},
+}
+LIMITS = {"WEIGHTSMITH_RATE_LIMIT": "1000000 per second",
+          "WEIGHTSMITH_MAX_CONCURRENT_JOBS": "1000000"}
+
+
+def counts(db: str, broker: str) -> tuple[int, int]:
+    """(jobs in the database, messages waiting in the Redis queue)."""
+    import redis
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db)
+    with engine.connect() as conn:
+        jobs = int(conn.execute(sa.text("SELECT count(*) FROM jobs")).scalar_one())
+    engine.dispose()
+    client = redis.Redis.from_url(broker)
+    queued = int(client.llen("weightsmith"))
+    client.close()
+    return jobs, queued
+
+
+def main() -> None:
+    p = harness.parser(__doc__)
+    p.add_argument("--seconds", type=float, default=10.0, help="length of each wrk run")
+    p.add_argument("--connections", type=int, default=16)
+    p.add_argument("--tenants", type=int, default=16)
+    args = harness.parse(p)
+    seconds = 3.0 if args.quick else args.seconds
+    workers, threads = api_defaults()
+    body = json.dumps(SPEC)
+    print(f"gunicorn gthread, {workers} workers x {threads} threads; {args.connections} "
+          f"connections, {args.tenants} tenants; load {harness.load()}", flush=True)
+    runs: dict[str, list[dict[str, Any]]] = {}
+    with harness.scratch_postgres() as db, harness.private_redis() as broker, \
+            tempfile.TemporaryDirectory(prefix="ws-bench-submit-") as tmp:
+        from store.db import make_engine, make_session_factory
+
+        engine = make_engine(db)
+        sessions = make_session_factory(engine)
+        keys = [harness.create_key(sessions, f"bench-{i}") for i in range(args.tenants)]
+        engine.dispose()
+        env = harness.service_env(Path(tmp), db, broker, **LIMITS)
+        api_port, echo_port = harness.free_port(), harness.free_port()
+        api_cmd = [sys.executable, "-m", "service.cli", "api", "--port", str(api_port)]
+        echo_env = {**env, "PYTHONPATH": f"{HERE}:{harness.ROOT}"}
+        headers = {"Content-Type": "application/json"}
+        targets = {"api": f"http://127.0.0.1:{api_port}/v1/jobs",
+                   "echo": f"http://127.0.0.1:{echo_port}/echo"}
+        with harness.child(api_cmd, "submit-api", env), \
+                harness.child(echo_argv(echo_port), "submit-echo", echo_env):
+            harness.wait_port(api_port)
+            harness.wait_port(echo_port)
+            for url in targets.values():  # warm-up (its jobs count in the check below)
+                runs.setdefault("warmup", []).append(wrk.run(
+                    url, body, headers, connections=args.connections, threads=1, seconds=2,
+                    rotate_keys=keys).as_dict())
+            for r in range(args.rounds):
+                print(f"round {r + 1}/{args.rounds}  (load {harness.load()})", flush=True)
+                for name, url in targets.items():
+                    res = wrk.run(url, body, headers, connections=args.connections,
+                                  threads=1, seconds=seconds, rotate_keys=keys)
+                    row = {**res.as_dict(), "load": harness.load()}
+                    runs.setdefault(name, []).append(row)
+                    print(f"  {name:<5} {res.ok_per_s:8.0f} 2xx/s  p50 {res.p50_ms:6.2f} ms  "
+                          f"p99 {res.p99_ms:6.2f} ms  non-2xx {res.non2xx}  socket errors "
+                          f"{res.socket_errors}  load {row['load']}", flush=True)
+        accepted = sum(r["requests"] - r["non2xx"] for r in runs["api"]) + (
+            runs["warmup"][0]["requests"] - runs["warmup"][0]["non2xx"])
+        jobs, queued = counts(db, broker)
+    rate = harness.median([r["ok_per_s"] for r in runs["api"]])
+    echo = harness.median([r["ok_per_s"] for r in runs["echo"]])
+    harness.print_table(
+        f"POST /v1/jobs (PostgreSQL + Redis); medians of {args.rounds} rounds",
+        ["case", "accepted/s", "echo req/s", "ratio", "p50 ms", "p99 ms", "target", "verdict"],
+        [[f"{args.connections} connections", rate, echo, rate / echo,
+          harness.median([r["p50_ms"] for r in runs["api"]]),
+          harness.median([r["p99_ms"] for r in runs["api"]]), ">=500/s",
+          harness.verdict(rate >= 500)]])
+    consistent = jobs == accepted == queued
+    print(f"  check: {accepted} 202 responses, {jobs} jobs in PostgreSQL, {queued} messages "
+          f"in Redis: {'consistent' if consistent else 'INCONSISTENT'}")
+    harness.write_results("bench_submit", {
+        "workers": workers, "threads": threads, "rounds": args.rounds, "seconds_per_run": seconds,
+        "connections": args.connections, "tenants": args.tenants, "runs": runs,
+        "accepted_per_s_median": rate, "echo_per_s_median": echo,
+        "accepted_total": accepted, "jobs_in_db": jobs, "messages_in_redis": queued,
+        "consistent": consistent})
+
+
+if __name__ == "__main__":
+    main()
