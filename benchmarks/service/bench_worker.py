@@ -1,0 +1,314 @@
+"""Training through the worker against the bare core, alternately, in one run.
+
+Usage: ``.venv/bin/python benchmarks/service/bench_worker.py [--rounds 3] [--quick]
+[--cases digits,mlp784]``
+
+Issue 3, "Performance": training through the worker, storing metrics and a checkpoint every
+epoch (policy ``every_epochs: 1``, keep_last 3, keep_best 1), keeps **>= 0.95x** the bare
+core's epoch throughput. Cases:
+
+- digits: the digits MLP of DESIGN §3 (64-128-10 with dropout, Adam, batch 32, validation
+  split 0.1, standardised inputs), 1,000 epochs of the 1,797 builtin rows (a few seconds, so that
+  the worker's once-a-second commits reach a steady state);
+- mlp784: 784-256-128-10, batch 128, Adam, float32, 60,000 random rows (an uploaded dataset
+  of 188 MB), 8 epochs.
+
+Each round runs, in turn:
+
+- ``bare``: ``core.training.train`` in this process;
+- ``runner``: the worker code path in this process, ``worker.runner.JobRunner`` on SQLite
+  (claim, dataset load, metrics/events/progress/checkpoints committed as the worker commits
+  them, final checkpoint and status);
+- ``process``: a real ``weightsmith worker`` (Celery prefork) on PostgreSQL + Redis, the job
+  created in the store and sent with ``send_task``.
+
+Epoch throughput is measured in the steady state, from the end of the first epoch (bare,
+runner: a timestamp after each epoch's callback; process: the ``created_at`` of the first
+committed epoch event, which may cover several epochs) to the end of the run (runner and
+process: the final checkpoint and status committed). Whole-job times, dataset load
+included, are reported beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import harness
+import numpy as np
+
+CASES: dict[str, dict[str, Any]] = {
+    "digits": {"epochs": 1000, "quick_epochs": 300, "spec": {
+        "name": "digits-mlp", "dataset": "builtin:digits",
+        "model": {"layers": [
+            {"type": "dense", "units": 128, "activation": "relu", "weight_init": "he_normal"},
+            {"type": "dropout", "rate": 0.2},
+            {"type": "dense", "units": 10}]},
+        "optimizer": {"type": "adam", "learning_rate": 0.001},
+        "training": {"batch_size": 32, "validation_split": 0.1, "standardize": True,
+                     "seed": 0},
+        "checkpoints": {"every_epochs": 1, "keep_last": 3, "keep_best": 1}}},
+    "mlp784": {"epochs": 8, "quick_epochs": 4, "rows": 60000, "quick_rows": 12000, "spec": {
+        "name": "mlp-784", "dataset": "ds_replaced_by_the_uploaded_id",
+        "model": {"layers": [{"type": "dense", "units": 256, "activation": "relu"},
+                             {"type": "dense", "units": 128, "activation": "relu"},
+                             {"type": "dense", "units": 10}]},
+        "optimizer": {"type": "adam", "learning_rate": 0.001},
+        "training": {"batch_size": 128, "validation_split": 0.0, "standardize": False,
+                     "dtype": "float32", "seed": 0},
+        "checkpoints": {"every_epochs": 1, "keep_last": 3, "keep_best": 1}}},
+}
+
+
+class Case:
+    """One workload: its spec, its arrays, and the dataset row each store needs."""
+
+    def __init__(self, name: str, quick: bool) -> None:
+        conf = CASES[name]
+        self.name = name
+        self.epochs = int(conf["quick_epochs" if quick else "epochs"])
+        spec = {**conf["spec"], "training": {**conf["spec"]["training"],
+                                             "epochs": self.epochs}}
+        if name == "digits":
+            from core.datasets import load_builtin
+
+            data = load_builtin("digits")
+            self.X, self.y = data.X, data.y
+            self.blob = None
+        else:
+            rows = int(conf["quick_rows" if quick else "rows"])
+            rng = np.random.default_rng(0)
+            self.X = rng.standard_normal((rows, 784), dtype=np.float32)
+            self.y = rng.integers(0, 10, rows)
+            buf = io.BytesIO()
+            np.savez(buf, X=self.X, y=self.y)
+            self.blob = buf.getvalue()
+        self.spec = spec
+
+    def job_spec(self, dataset_id: str | None) -> dict[str, Any]:
+        from core.spec import Spec
+
+        spec = dict(self.spec)
+        if dataset_id is not None:
+            spec["dataset"] = dataset_id
+        return Spec.from_dict(spec).to_dict()
+
+    def create_job(self, sessions: Any, tenant_id: str, dataset_id: str | None) -> str:
+        from store import jobs
+
+        spec = self.job_spec(dataset_id)
+        with sessions.begin() as s:
+            return str(jobs.create_job(s, tenant_id, spec, dataset_id).id)
+
+    def store_dataset(self, sessions: Any, tenant_id: str) -> str | None:
+        """The uploaded-dataset row for the random case (None: the builtin digits)."""
+        from store import datasets
+
+        if self.blob is None:
+            return None
+        with sessions.begin() as s:
+            row = datasets.create(
+                s, tenant_id, name=f"bench-{self.name}", format="npz",
+                n_rows=int(self.X.shape[0]), x_shape=list(self.X.shape),
+                y_shape=list(self.y.shape), kind="classification", classes=list(range(10)),
+                sha256=hashlib.sha256(self.blob).hexdigest(), size_bytes=len(self.blob),
+                blob=self.blob)
+            return str(row.id)
+
+
+def steady(stamps: list[float], end: float, first: int = 1) -> float:
+    """Epochs per second after epoch `first` (whose end is stamps[0]) until `end`."""
+    return (len(stamps) - first) / (end - stamps[0]) if len(stamps) > first else 0.0
+
+
+def timed(stamps: list[float]) -> Callable[..., Any]:
+    """A train function that records the time after each epoch's callback returns."""
+    from core.training import train
+
+    def run(spec: Any, X: Any, y: Any, *, on_epoch: Any = None, **kwargs: Any) -> Any:
+        def stamped(report: Any) -> None:
+            if on_epoch is not None:
+                on_epoch(report)
+            stamps.append(time.perf_counter())
+
+        return train(spec, X, y, on_epoch=stamped, **kwargs)
+
+    return run
+
+
+def run_bare(case: Case) -> dict[str, float]:
+    stamps: list[float] = []
+    started = time.perf_counter()
+    timed(stamps)(case.job_spec(None), case.X, case.y)
+    end = time.perf_counter()
+    return {"epochs_per_s": (len(stamps) - 1) / (stamps[-1] - stamps[0]),
+            "job_s": end - started}
+
+
+def run_runner(case: Case, sessions: Any, settings: Any, tenant_id: str,
+               dataset_id: str | None) -> dict[str, float]:
+    from worker.runner import JobRunner
+
+    job_id = case.create_job(sessions, tenant_id, dataset_id)
+    stamps: list[float] = []
+    started = time.perf_counter()
+    outcome = JobRunner(sessions, settings, job_id, "bench:runner",
+                        train_fn=timed(stamps)).run()
+    end = time.perf_counter()
+    if outcome != "succeeded":
+        raise RuntimeError(f"runner job {job_id}: {outcome}")
+    check_stored(sessions, job_id, case.epochs)
+    return {"epochs_per_s": steady(stamps, end), "job_s": end - started}
+
+
+def run_process(case: Case, sessions: Any, celery: Any, tenant_id: str,
+                dataset_id: str | None) -> dict[str, float]:
+    import sqlalchemy as sa
+
+    from store.models import Job, JobEvent
+
+    job_id = case.create_job(sessions, tenant_id, dataset_id)
+    celery.send_task("weightsmith.train_job", args=[job_id])
+    deadline = time.monotonic() + 600
+    while True:
+        with sessions() as s:
+            job = s.get(Job, job_id)
+            assert job is not None
+            if job.status in ("succeeded", "failed", "cancelled"):
+                break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} did not finish")
+        time.sleep(0.2)
+    if job.status != "succeeded":
+        raise RuntimeError(f"worker job {job_id}: {job.status} {job.failure_reason}")
+    with sessions() as s:
+        rows = s.execute(sa.select(JobEvent.created_at, JobEvent.data)
+                         .where(JobEvent.job_id == job_id, JobEvent.type == "epoch")
+                         .order_by(JobEvent.seq)).all()
+    check_stored(sessions, job_id, case.epochs)
+    # The first commit holds epochs 1..k; they share its created_at.
+    first_commit = rows[0].created_at
+    k = sum(1 for r in rows if r.created_at == first_commit)
+    assert job.finished_at is not None and job.started_at is not None
+    span = (job.finished_at - first_commit).total_seconds()
+    return {"epochs_per_s": (case.epochs - k) / span if span > 0 else 0.0,
+            "job_s": (job.finished_at - job.started_at).total_seconds(),
+            "first_commit_epochs": k}
+
+
+def check_stored(sessions: Any, job_id: str, epochs: int) -> None:
+    """The worker really stored what it should: one metrics row set per epoch, checkpoints."""
+    import sqlalchemy as sa
+
+    from store.models import Checkpoint, Metric
+
+    with sessions() as s:
+        stored = s.scalar(sa.select(sa.func.count(sa.distinct(Metric.epoch)))
+                          .where(Metric.job_id == job_id))
+        kinds = sorted(s.scalars(sa.select(Checkpoint.kind)
+                                 .where(Checkpoint.job_id == job_id)))
+    if stored != epochs or "final" not in kinds or kinds.count("periodic") != min(3, epochs):
+        raise RuntimeError(f"job {job_id}: metrics for {stored} of {epochs} epochs, "
+                           f"checkpoints {kinds}")
+
+
+@contextlib.contextmanager
+def backends(tmp: Path) -> Iterator[dict[str, Any]]:
+    """SQLite (for the in-process runner) and PostgreSQL + Redis + a worker process."""
+    from config.settings import Settings
+    from store.db import make_engine, make_session_factory
+    from store.migrate import upgrade_to_head
+    from store.tenants import ensure_tenant
+    from worker.celery_app import make_celery
+
+    sqlite = Settings(data_dir=tmp / "embedded")
+    sqlite.data_dir.mkdir(parents=True)
+    upgrade_to_head(sqlite.database_url)
+    with harness.scratch_postgres() as db, harness.private_redis() as broker:
+        prod = Settings(data_dir=tmp / "prod", database_url=db, broker_url=broker.url)
+        prod.data_dir.mkdir(parents=True)
+        engines = [make_engine(sqlite.database_url), make_engine(db)]
+        out: dict[str, Any] = {"sqlite_settings": sqlite,
+                               "sqlite": make_session_factory(engines[0]),
+                               "postgres": make_session_factory(engines[1]),
+                               "celery": make_celery(prod)}
+        for name in ("sqlite", "postgres"):
+            with out[name].begin() as s:
+                out[f"{name}_tenant"] = str(ensure_tenant(s, "bench").id)
+        env = harness.service_env(prod.data_dir, db, broker.url)
+        argv = [sys.executable, "-m", "service.cli", "worker", "--concurrency", "1",
+                "--loglevel", "WARNING"]
+        try:
+            with harness.child(argv, "worker-throughput", env):
+                yield out
+        finally:
+            for engine in engines:
+                engine.dispose()
+
+
+def main() -> None:
+    p = harness.parser(__doc__)
+    p.add_argument("--cases", default="digits,mlp784")
+    args = harness.parse(p)
+    print(f"load {harness.load()}; BLAS threads {args.threads}", flush=True)
+    results: dict[str, dict[str, list[dict[str, float]]]] = {}
+    with tempfile.TemporaryDirectory(prefix="ws-bench-worker-") as tmp, \
+            backends(Path(tmp)) as b:
+        for name in args.cases.split(","):
+            case = Case(name, args.quick)
+            ds = {store: case.store_dataset(b[store], b[f"{store}_tenant"])
+                  for store in ("sqlite", "postgres")}
+            # Warm-up: the worker process's first job imports the core and opens its pools.
+            run_process(case, b["postgres"], b["celery"], b["postgres_tenant"], ds["postgres"])
+            for r in range(args.rounds):
+                print(f"{name} round {r + 1}/{args.rounds} ({case.epochs} epochs)", flush=True)
+                for variant in ("bare", "runner", "process"):
+                    if variant == "bare":
+                        res = run_bare(case)
+                    elif variant == "runner":
+                        res = run_runner(case, b["sqlite"], b["sqlite_settings"],
+                                         b["sqlite_tenant"], ds["sqlite"])
+                    else:
+                        res = run_process(case, b["postgres"], b["celery"],
+                                          b["postgres_tenant"], ds["postgres"])
+                    res["load"] = harness.load()
+                    results.setdefault(name, {}).setdefault(variant, []).append(res)
+                    print(f"  {variant:<8} {res['epochs_per_s']:8.2f} epochs/s  whole job "
+                          f"{res['job_s']:6.2f} s  load {res['load']}", flush=True)
+    report(results, args.rounds)
+
+
+def report(results: dict[str, dict[str, list[dict[str, float]]]], rounds: int) -> None:
+    rows = []
+    summary: dict[str, Any] = {"rounds": rounds, "runs": results}
+    for name, variants in results.items():
+        bare = harness.median([r["epochs_per_s"] for r in variants["bare"]])
+        for variant in ("runner", "process"):
+            rate = harness.median([r["epochs_per_s"] for r in variants[variant]])
+            # Per-round ratios against the bare run just before: steadier on a busy machine.
+            per_round = [w["epochs_per_s"] / b["epochs_per_s"]
+                         for w, b in zip(variants[variant], variants["bare"], strict=True)]
+            ratio = rate / bare
+            summary[f"{name}.{variant}"] = {"ratio": ratio, "per_round": per_round}
+            where = "SQLite, in-process" if variant == "runner" else "PostgreSQL+Redis, process"
+            rows.append([f"{name} {where}", bare, rate, ratio,
+                         ", ".join(f"{x:.2f}" for x in per_round),
+                         harness.median([r["job_s"] for r in variants[variant]]),
+                         harness.median([r["job_s"] for r in variants["bare"]]),
+                         ">=0.95x", harness.verdict(ratio >= 0.95)])
+    harness.print_table(
+        f"epoch throughput through the worker vs bare core.train; medians of {rounds} rounds",
+        ["case", "bare ep/s", "worker ep/s", "ratio", "per round", "worker job s",
+         "bare job s", "target", "verdict"], rows)
+    harness.write_results("bench_worker", summary)
+
+
+if __name__ == "__main__":
+    main()
