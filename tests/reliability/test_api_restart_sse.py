@@ -22,7 +22,7 @@ from store import tenants
 from tests.reliability.conftest import ApiProcess, BackendFactory
 from tests.worker.conftest import job_row
 
-EPOCHS = 40
+EPOCHS = 80
 
 
 def sse_spec() -> dict[str, Any]:

@@ -38,7 +38,7 @@ from tests.reliability.conftest import (
 from tests.reliability.test_worker_crash import crash_spec
 from tests.worker.conftest import Backend, create_job, wait_for
 
-EPOCHS = 16  # a few seconds: more than one commit of the worker
+EPOCHS = 30  # a few seconds: more than one commit of the worker
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 TRIGGER = """

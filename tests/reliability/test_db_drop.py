@@ -31,7 +31,7 @@ from tests.worker.conftest import create_job, job_row, wait_for
 
 APP_NAME = "ws-fault-worker"
 DROPS = 4
-EPOCHS = 24  # long enough for DROPS rounds of kills and their retries
+EPOCHS = 60  # long enough for DROPS rounds of kills and their retries
 
 
 def terminate_worker_backends(admin: sa.Engine, database: str) -> int:

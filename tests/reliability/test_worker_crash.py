@@ -46,12 +46,12 @@ from tests.worker.conftest import (
     wait_for,
 )
 
-EPOCHS = 20
+EPOCHS = 40
 
 
 def crash_spec(epochs: int = EPOCHS) -> dict[str, Any]:
-    """Digits, dropout and shuffling on, a checkpoint every epoch; batch 1, so 20 epochs take
-    a few seconds (0.16 s each in process), several commits of the worker (one a second)."""
+    """Digits, dropout and shuffling on, a checkpoint every epoch; batch 1, so 40 epochs take
+    a few seconds (0.08 s each in process), several commits of the worker (one a second)."""
     return {
         "name": "crash-digits",
         "dataset": "builtin:digits",
@@ -88,7 +88,7 @@ def test_a_killed_worker_s_job_is_finished_by_another_bit_for_bit(
     b.send(job_id)
 
     wait_for(b, job_id, lambda j: j.epoch_done >= 1, timeout=120, what="a first commit")
-    time.sleep(0.3)  # into later epochs: their progress since the last commit is lost
+    time.sleep(0.1)  # into later epochs: their progress since the last commit is lost
     # The lease names the prefork child ("host:pid:delivery").
     child = int(str(job_row(b, job_id).lease_owner).split(":")[1])
     if victim == "host":
