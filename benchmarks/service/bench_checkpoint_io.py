@@ -140,12 +140,17 @@ def main() -> None:
             conn.execute("CREATE TABLE bench_blob (id serial PRIMARY KEY, b bytea)")
             conn.commit()
             blob = result.checkpoint()
+            weights = result.weights_npz()
             for r in range(args.rounds):
                 row: dict[str, Any] = {}
                 row["save"] = ours_save(sessions, result, job_id, r + 1)
                 row["peer_save_s"] = peer_save(conn, blob)
                 row["load_resume"] = ours_load_resume(sessions, job_id)
                 row["peer_load_s"] = peer_load(conn)
+                # The floor for the weights alone (no optimizer state): what a checkpoint
+                # without Adam's two moments would cost the database.
+                row["peer_weights_save_s"] = peer_save(conn, weights)
+                row["peer_weights_load_s"] = peer_load(conn)
                 row["load_predict"] = ours_load_predict(sessions, job_id)
                 row["load"] = harness.load()
                 print(f"round {r + 1}/{args.rounds}: save {row['save']['total_s']:.3f} s "
@@ -158,6 +163,9 @@ def main() -> None:
                     runs.setdefault(key, []).append(value)  # type: ignore[arg-type]
         engine.dispose()
     report(runs, params, len(blob), args.rounds)
+    print(f"  psycopg alone, the weights only ({len(weights) / 1e6:.0f} MB): save "
+          f"{harness.median(runs['peer_weights_save_s']):.3f} s, read "
+          f"{harness.median(runs['peer_weights_load_s']):.3f} s")
 
 
 def report(runs: dict[str, list[Any]], params: int, size: int, rounds: int) -> None:

@@ -15,12 +15,14 @@ core's epoch throughput. Cases:
 
 Each round runs, in turn:
 
-- ``bare``: ``core.training.train`` in this process;
+- ``bare``: ``core.training.train`` in this process (the runner's peer);
 - ``runner``: the worker code path in this process, ``worker.runner.JobRunner`` on SQLite
   (claim, dataset load, metrics/events/progress/checkpoints committed as the worker commits
   them, final checkpoint and status);
 - ``process``: a real ``weightsmith worker`` (Celery prefork) on PostgreSQL + Redis, the job
-  created in the store and sent with ``send_task``.
+  created in the store and sent with ``send_task``;
+- ``bare_process``: ``core.training.train`` in a fresh process (the worker process's peer:
+  a long-lived benchmark process trains measurably slower than a fresh one here).
 
 Epoch throughput is measured in the steady state, from the end of the first epoch (bare,
 runner: a timestamp after each epoch's callback; process: the ``created_at`` of the first
@@ -31,9 +33,12 @@ included, are reported beside it.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import io
+import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -65,6 +70,10 @@ CASES: dict[str, dict[str, Any]] = {
                      "dtype": "float32", "seed": 0},
         "checkpoints": {"every_epochs": 1, "keep_last": 3, "keep_best": 1}}},
 }
+
+
+# Rows of one commit are stamped within milliseconds; commits are an epoch or a second apart.
+BATCH_GAP_S = 0.2
 
 
 class Case:
@@ -143,13 +152,24 @@ def timed(stamps: list[float]) -> Callable[..., Any]:
     return run
 
 
-def run_bare(case: Case) -> dict[str, float]:
+def run_bare(case: Case, first: int = 1) -> dict[str, Any]:
+    """core.train in this process; steady rate after epoch `first`."""
     stamps: list[float] = []
     started = time.perf_counter()
     timed(stamps)(case.job_spec(None), case.X, case.y)
     end = time.perf_counter()
-    return {"epochs_per_s": (len(stamps) - 1) / (stamps[-1] - stamps[0]),
-            "job_s": end - started}
+    return {"epochs_per_s": steady(stamps[first - 1:], stamps[-1]), "job_s": end - started,
+            "stamps": stamps}
+
+
+def run_bare_process(case: Case, quick: bool, first: int) -> dict[str, Any]:
+    """core.train in a fresh process of its own, as the worker's is (same interpreter,
+    environment and thread pins), its steady window starting where the worker's did."""
+    cmd = [sys.executable, __file__, "--bare-child", case.name, *(["--quick"] if quick else [])]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    res = json.loads(out.strip().splitlines()[-1])
+    stamps = res["stamps"]
+    return {"epochs_per_s": steady(stamps[first - 1:], stamps[-1]), "job_s": res["job_s"]}
 
 
 def run_runner(case: Case, sessions: Any, settings: Any, tenant_id: str,
@@ -193,12 +213,14 @@ def run_process(case: Case, sessions: Any, celery: Any, tenant_id: str,
                          .where(JobEvent.job_id == job_id, JobEvent.type == "epoch")
                          .order_by(JobEvent.seq)).all()
     check_stored(sessions, job_id, case.epochs)
-    # The first commit holds epochs 1..k; they share its created_at.
-    first_commit = rows[0].created_at
-    k = sum(1 for r in rows if r.created_at == first_commit)
+    # The first commit holds epochs 1..k, stamped row by row within milliseconds; the next
+    # commit comes an epoch or a COMMIT_INTERVAL_S later. Its last stamp starts the window.
+    stamps = [r.created_at for r in rows]
+    k = next((i for i in range(1, len(stamps))
+              if (stamps[i] - stamps[i - 1]).total_seconds() > BATCH_GAP_S), len(stamps))
     assert job.finished_at is not None and job.started_at is not None
-    span = (job.finished_at - first_commit).total_seconds()
-    return {"epochs_per_s": (case.epochs - k) / span if span > 0 else 0.0,
+    span = (job.finished_at - stamps[k - 1]).total_seconds()
+    return {"epochs_per_s": (case.epochs - k) / span if k < case.epochs else float("nan"),
             "job_s": (job.finished_at - job.started_at).total_seconds(),
             "first_commit_epochs": k}
 
@@ -256,7 +278,12 @@ def backends(tmp: Path) -> Iterator[dict[str, Any]]:
 def main() -> None:
     p = harness.parser(__doc__)
     p.add_argument("--cases", default="digits,mlp784")
+    p.add_argument("--bare-child", default=None, help=argparse.SUPPRESS)
     args = harness.parse(p)
+    if args.bare_child:
+        res = run_bare(Case(args.bare_child, args.quick))
+        print(json.dumps({"stamps": res["stamps"], "job_s": res["job_s"]}))
+        return
     print(f"load {harness.load()}; BLAS threads {args.threads}", flush=True)
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     with tempfile.TemporaryDirectory(prefix="ws-bench-worker-") as tmp, \
@@ -269,18 +296,23 @@ def main() -> None:
             run_process(case, b["postgres"], b["celery"], b["postgres_tenant"], ds["postgres"])
             for r in range(args.rounds):
                 print(f"{name} round {r + 1}/{args.rounds} ({case.epochs} epochs)", flush=True)
-                for variant in ("bare", "runner", "process"):
+                first = 1
+                for variant in ("bare", "runner", "process", "bare_process"):
                     if variant == "bare":
                         res = run_bare(case)
+                        del res["stamps"]
                     elif variant == "runner":
                         res = run_runner(case, b["sqlite"], b["sqlite_settings"],
                                          b["sqlite_tenant"], ds["sqlite"])
-                    else:
+                    elif variant == "process":
                         res = run_process(case, b["postgres"], b["celery"],
                                           b["postgres_tenant"], ds["postgres"])
+                        first = int(res["first_commit_epochs"])
+                    else:
+                        res = run_bare_process(case, args.quick, first)
                     res["load"] = harness.load()
                     results.setdefault(name, {}).setdefault(variant, []).append(res)
-                    print(f"  {variant:<8} {res['epochs_per_s']:8.2f} epochs/s  whole job "
+                    print(f"  {variant:<12} {res['epochs_per_s']:8.2f} epochs/s  whole job "
                           f"{res['job_s']:6.2f} s  load {res['load']}", flush=True)
     report(results, args.rounds)
 
@@ -289,19 +321,21 @@ def report(results: dict[str, dict[str, list[dict[str, float]]]], rounds: int) -
     rows = []
     summary: dict[str, Any] = {"rounds": rounds, "runs": results}
     for name, variants in results.items():
-        bare = harness.median([r["epochs_per_s"] for r in variants["bare"]])
-        for variant in ("runner", "process"):
+        for variant, peer in (("runner", "bare"), ("process", "bare_process")):
+            # The in-process runner against core.train in the same process; the worker
+            # process against core.train in a fresh process, over the same epochs.
+            bare = harness.median([r["epochs_per_s"] for r in variants[peer]])
             rate = harness.median([r["epochs_per_s"] for r in variants[variant]])
-            # Per-round ratios against the bare run just before: steadier on a busy machine.
+            # Per-round ratios against the bare run of the same round: steadier when busy.
             per_round = [w["epochs_per_s"] / b["epochs_per_s"]
-                         for w, b in zip(variants[variant], variants["bare"], strict=True)]
+                         for w, b in zip(variants[variant], variants[peer], strict=True)]
             ratio = rate / bare
             summary[f"{name}.{variant}"] = {"ratio": ratio, "per_round": per_round}
             where = "SQLite, in-process" if variant == "runner" else "PostgreSQL+Redis, process"
             rows.append([f"{name} {where}", bare, rate, ratio,
                          ", ".join(f"{x:.2f}" for x in per_round),
                          harness.median([r["job_s"] for r in variants[variant]]),
-                         harness.median([r["job_s"] for r in variants["bare"]]),
+                         harness.median([r["job_s"] for r in variants[peer]]),
                          ">=0.95x", harness.verdict(ratio >= 0.95)])
     harness.print_table(
         f"epoch throughput through the worker vs bare core.train; medians of {rounds} rounds",
