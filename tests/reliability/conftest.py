@@ -76,6 +76,28 @@ def production(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[Ba
             b.sessions.kw["bind"].dispose()
 
 
+@pytest.fixture
+def embedded(tmp_path: Path) -> Iterator[BackendFactory]:
+    """The embedded set (`weightsmith serve`'s default): SQLite file + kombu filesystem broker
+    in tmp_path; keyword arguments override WEIGHTSMITH_* for the processes."""
+    made: list[Backend] = []
+
+    def make(**env: str) -> Backend:
+        b = make_backend("embedded", tmp_path, None, None)
+        for name, value in env.items():
+            b.env[f"WEIGHTSMITH_{name.upper()}"] = value
+        made.append(b)
+        return b
+
+    try:
+        yield make
+    finally:
+        for b in made:
+            b.kill_all()
+            print(b.logs())
+            b.sessions.kw["bind"].dispose()
+
+
 def wait_all(b: Backend, job_ids: list[str], timeout: float, what: str = "the jobs") -> None:
     """Wait until every job is terminal; on timeout, fail with the stragglers and the logs."""
     from store.models import Job

@@ -11,7 +11,9 @@ Two ways to die mid-epoch:
   delivery finds the lease still fresh and is refused, and `reconcile` revives the job once
   the heartbeat is stale.
 
-Another process claims it, resumes from the latest checkpoint and finishes. Dropout and
+Another process claims it, resumes from the latest checkpoint and finishes. Both on PostgreSQL +
+Redis and on the embedded set (SQLite + the kombu filesystem broker, which forgets a killed
+worker's unacked message: `reconcile` is the only way back there). Dropout and
 shuffling are on, so the resumed run must restore both RNG streams exactly: the final
 checkpoint is compared byte for byte with an uninterrupted in-process `core.train` of the
 same spec and data.
@@ -76,10 +78,12 @@ def workers_holding(b: Backend, job_id: str,
     return holder
 
 
-@pytest.mark.parametrize("victim", ["host", "child"])
+@pytest.mark.parametrize(("backends", "victim"), [
+    ("production", "host"), ("production", "child"), ("embedded", "host")])
 def test_a_killed_worker_s_job_is_finished_by_another_bit_for_bit(
-        production: BackendFactory, victim: str) -> None:
-    b = production()
+        request: pytest.FixtureRequest, backends: str, victim: str) -> None:
+    make: BackendFactory = request.getfixturevalue(backends)
+    b = make()
     spec = crash_spec()
     reference = reference_checkpoint(spec)
     workers = [b.start_worker("w1"), b.start_worker("w2")]  # prefetch 1: one takes the job
@@ -112,7 +116,7 @@ def test_a_killed_worker_s_job_is_finished_by_another_bit_for_bit(
         taken_over = store_leases.history(s, job_id)[1].claimed_at
     refused = sum(log.read_text(errors="replace").count(": skipped")
                   for log in b.log_dir.glob("w*.log"))
-    print(f"{victim}: killed after epoch {killed_at} of {EPOCHS}; taken over "
+    print(f"{backends} {victim}: killed after epoch {killed_at} of {EPOCHS}; taken over "
           f"{(taken_over - killed_time).total_seconds():.1f} s after the kill; "
           f"{refused} early redelivery refused")
     if victim == "child":  # the requeued message came before the lease went stale
