@@ -287,10 +287,15 @@ class WeightsmithClient:
         body = self._json("GET", f"/v1/checkpoints/{checkpoint_id}/layers/{name}")
         return np.asarray(body["values"], dtype=body.get("dtype", "float64")).reshape(body["shape"])
 
-    def import_checkpoint(self, weights: bytes | str | Path) -> dict[str, Any]:
-        """Import a `weights.npz` (with its `__spec__`) to predict with or warm-start from."""
+    def import_checkpoint(self, weights: bytes | str | Path,
+                          loss: str | None = None) -> dict[str, Any]:
+        """Import a `weights.npz` (with its `__spec__`) to predict with or warm-start from.
+
+        `loss` (e.g. "cross_entropy") sets predict's link; without it predict is raw outputs.
+        """
         data = weights if isinstance(weights, bytes) else Path(weights).read_bytes()
-        return self._json("POST", "/v1/checkpoints", content=data,
+        params = {"loss": loss} if loss is not None else None
+        return self._json("POST", "/v1/checkpoints", content=data, params=params,
                           headers={"Content-Type": "application/x-npz"})
 
     def predict(self, target: str, inputs: Any, checkpoint: str = "best") -> dict[str, Any]:

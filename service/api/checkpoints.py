@@ -2,6 +2,8 @@
 
 A stored checkpoint is either the worker's internal training state or an imported weights.npz;
 `core.checkpoint.load_checkpoint` reads both, and the network it returns is cached by id.
+weights.npz records no loss, so an import may name one (`loss`): it is kept in the row's
+model_spec JSON under IMPORT_LOSS_KEY (no schema change) and sets predict's output link.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from service.limits import check_storage
 from service.schemas.checkpoints import (
     IMPORT_BODY,
     CheckpointDetail,
+    CheckpointImportQuery,
     CheckpointOut,
     CheckpointPath,
     LayerJson,
@@ -37,6 +40,7 @@ bp = APIBlueprint(
 
 NPY = "application/x-npy"
 NPZ = "application/x-npz"
+IMPORT_LOSS_KEY = "loss"  # beside "layers" in an imported checkpoint's model_spec column
 
 
 def checkpoint_json(row: Any) -> dict[str, Any]:
@@ -50,6 +54,22 @@ def checkpoint_json(row: Any) -> dict[str, Any]:
         "sha256": row.sha256,
         "created_at": isoformat(row.created_at),
     }
+
+
+def imported_loss(row: Any) -> str | None:
+    """The loss named at import (it sets predict's link), or None: raw outputs."""
+    if row.kind != "imported" or not isinstance(row.model_spec, dict):
+        return None
+    loss = row.model_spec.get(IMPORT_LOSS_KEY)
+    return loss if isinstance(loss, str) else None
+
+
+def public_model_spec(row: Any) -> dict[str, Any] | None:
+    """The row's model spec as the user wrote it: the import's loss is shown on its own."""
+    if not isinstance(row.model_spec, dict):
+        return None
+    return {k: v for k, v in row.model_spec.items()
+            if not (row.kind == "imported" and k == IMPORT_LOSS_KEY)}
 
 
 def find_checkpoint(session: Any, checkpoint_id: str) -> Any:
@@ -73,10 +93,12 @@ def network_for(checkpoint_id: str) -> Any:
 
     def load() -> Any:
         with read_session() as session:
+            row = store_checkpoints.get(session, checkpoint_id)
             blob = store_checkpoints.get_blob(session, checkpoint_id)
+            loss = imported_loss(row) if row is not None else None
         if blob is None:
             raise not_found("checkpoint", checkpoint_id)
-        return load_checkpoint(blob)
+        return load_checkpoint(blob, loss=loss)
 
     return services().model_cache.get_or_load(checkpoint_id, load)
 
@@ -89,9 +111,11 @@ def get_checkpoint(path: CheckpointPath) -> Response:
     with read_session() as session:
         row = find_checkpoint(session, path.checkpoint_id)
         body = checkpoint_json(row)
-        body["model_spec"] = row.model_spec
+        body["model_spec"] = public_model_spec(row)
     network = network_for(row.id)  # outside the session: SQLite sessions must never nest
     body["layers"] = weight_stats(network)
+    # A trained checkpoint's state names its loss; an import without one predicts raw outputs.
+    body["loss"] = imported_loss(row) if row.kind == "imported" else network.loss_name
     return jsonify(body)
 
 
@@ -147,16 +171,23 @@ def get_layer(path: LayerPath) -> Response:
     return Response(buffer.getvalue(), mimetype=choice)
 
 
-def _read_import() -> tuple[bytes, str | None]:
+def _read_import(query: CheckpointImportQuery) -> tuple[bytes, str | None, str | None]:
+    """(bytes, model spec JSON, loss) from the raw body or the multipart fields."""
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
             raise validation_error("file", "a multipart import needs a `file` field")
-        return upload.read(), request.form.get("spec") or request.args.get("spec")
+        from core.spec import LOSS_TYPES
+
+        loss = query.loss or request.form.get("loss") or None
+        if loss is not None and loss not in LOSS_TYPES:
+            raise validation_error("loss", f"unknown loss {loss!r}; expected one of "
+                                   f"{sorted(LOSS_TYPES)}")
+        return upload.read(), query.spec or request.form.get("spec"), loss
     if request.mimetype not in (NPZ, "application/octet-stream", "application/zip"):
         raise ApiError(415, f"unsupported Content-Type {request.mimetype or 'none'!r}: send "
                        "application/x-npz or multipart/form-data", kind="unsupported-media-type")
-    return request.get_data(cache=True), request.args.get("spec")
+    return request.get_data(cache=True), query.spec, query.loss
 
 
 def _with_spec(data: bytes, spec_text: str) -> bytes:
@@ -183,32 +214,39 @@ def _with_spec(data: bytes, spec_text: str) -> bytes:
     responses=responses({201: CheckpointOut}, 413, 415),
     openapi_extensions={"requestBody": IMPORT_BODY},
 )
-def import_checkpoint() -> tuple[Response, int, dict[str, str]]:
-    """Import weights (.npz of DESIGN §5) to warm-start jobs or to predict."""
+def import_checkpoint(query: CheckpointImportQuery) -> tuple[Response, int, dict[str, str]]:
+    """Import weights (.npz of DESIGN §5) to warm-start jobs or to predict.
+
+    `loss` (optional) names the loss the weights were trained with, so predict applies its
+    link (softmax/sigmoid) and returns classes; without it predict returns raw outputs.
+    """
     import hashlib
 
     from core.checkpoint import load_checkpoint, model_spec_dict
     from store import checkpoints as store_checkpoints
 
-    data, spec_text = _read_import()
+    data, spec_text, loss = _read_import(query)
     if not data:
         raise validation_error("file", "the upload is empty")
     limits = services().settings.limits
     check_npz(data, limits.max_upload_bytes * DECOMPRESSION_FACTOR)
     if spec_text:
         data = _with_spec(data, spec_text)
-    network = load_checkpoint(data)  # CheckpointError -> 422: names, shapes, spec must agree
+    # CheckpointError -> 422: names, shapes, spec must agree
+    network = load_checkpoint(data, loss=loss)
     n_params = sum(int(np.asarray(a).size) for a in network.params.values())
     if n_params > limits.max_model_params:
         raise validation_error("file", f"{n_params} parameters exceed {limits.max_model_params}")
     tenant = current_tenant()
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        model_spec = json.loads(str(npz["__spec__"][()]))
+        model_spec = model_spec_dict(json.loads(str(npz["__spec__"][()])))
+    if loss is not None:
+        model_spec = {**model_spec, IMPORT_LOSS_KEY: loss}
     with transaction() as session:
         check_storage(session, tenant, len(data), limits)
         row = store_checkpoints.import_checkpoint(
             session, tenant, blob=data, sha256=hashlib.sha256(data).hexdigest(),
-            model_spec=model_spec_dict(model_spec),
+            model_spec=model_spec,
         )
         body = checkpoint_json(row)
     services().model_cache.get_or_load(body["id"], lambda: network)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from service.schemas.common import ID_PATTERN
+
+# core.spec.LOSS_TYPES, spelled out so the OpenAPI enum is static (tests/service checks they agree)
+LossType = Literal["cross_entropy", "binary_cross_entropy", "mse", "mae", "huber"]
 
 
 class CheckpointPath(BaseModel):
@@ -16,6 +19,20 @@ class CheckpointPath(BaseModel):
 class LayerPath(BaseModel):
     checkpoint_id: str = Field(..., pattern=ID_PATTERN)
     name: str = Field(..., pattern=r"^[A-Za-z0-9_.]{1,64}$", description='e.g. "0.weight"')
+
+
+class CheckpointImportQuery(BaseModel):
+    """The import's options, as query parameters or as multipart form fields."""
+
+    spec: str | None = Field(
+        None, description="the model spec as JSON, when the .npz has no `__spec__`"
+    )
+    loss: LossType | None = Field(
+        None,
+        description="the loss the weights were trained with; it sets predict's output link "
+        "(cross_entropy: softmax, binary_cross_entropy: sigmoid, both also return `classes`). "
+        "weights.npz does not record it: without it predict returns the raw outputs.",
+    )
 
 
 class CheckpointOut(BaseModel):
@@ -41,6 +58,9 @@ class LayerStats(BaseModel):
 
 class CheckpointDetail(CheckpointOut):
     model_spec: dict[str, Any] | None = None
+    loss: LossType | None = Field(
+        None, description="the loss that sets predict's link; null: an import without one"
+    )
     layers: list[LayerStats]
 
 
@@ -56,9 +76,18 @@ class LayerJson(BaseModel):
     values: Any
 
 
+
+def _form_field(name: str) -> dict[str, Any]:
+    """A query option as a multipart field: present or absent, never null."""
+    prop = CheckpointImportQuery.model_json_schema()["properties"][name]
+    (kind,) = [branch for branch in prop["anyOf"] if branch.get("type") != "null"]
+    return {**kind, "description": prop["description"]}
+
+
 IMPORT_BODY: dict[str, Any] = {
     "description": "A weights.npz of DESIGN §5 (`__spec__` inside, or the model spec as the "
-    "`spec` form field / query parameter); read with allow_pickle=False, size-bounded.",
+    "`spec` form field / query parameter; the optional `loss` likewise); read with "
+    "allow_pickle=False, size-bounded.",
     "required": True,
     "content": {
         "multipart/form-data": {
@@ -67,7 +96,8 @@ IMPORT_BODY: dict[str, Any] = {
                 "required": ["file"],
                 "properties": {
                     "file": {"type": "string", "format": "binary"},
-                    "spec": {"type": "string", "description": "model spec JSON"},
+                    "spec": _form_field("spec"),
+                    "loss": _form_field("loss"),
                 },
             }
         },

@@ -153,3 +153,78 @@ def test_import_needs_an_npz_content_type(client: FlaskClient, auth: dict[str, s
     response = client.post("/v1/checkpoints", data=b"{}",
                            headers={**auth, "Content-Type": "text/plain"})
     assert_problem(response, 415)
+
+
+def _logits(network: Any, X: np.ndarray) -> np.ndarray:
+    return np.asarray(network.forward(X, training=False), dtype=np.float64)
+
+
+def test_import_with_a_loss_predicts_through_its_link(client: FlaskClient,
+                                                      auth: dict[str, str]) -> None:
+    payload, network = weights_npz(seed=6)
+    X = np.random.default_rng(0).normal(size=(7, 4))
+    logits = _logits(network, X)
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    ident = import_weights(client, auth, payload, loss="cross_entropy").get_json()["id"]
+    answer = client.post(f"/v1/checkpoints/{ident}/predict", json={"inputs": X.tolist()},
+                         headers=auth).get_json()
+    np.testing.assert_allclose(answer["outputs"], probs, rtol=1e-12)
+    assert answer["classes"] == logits.argmax(axis=1).tolist()
+    detail = client.get(f"/v1/checkpoints/{ident}", headers=auth).get_json()
+    assert detail["loss"] == "cross_entropy"
+    assert detail["model_spec"] == {"layers": detail["model_spec"]["layers"]}  # loss apart
+
+    raw_id = import_weights(client, auth, payload).get_json()["id"]
+    raw = client.post(f"/v1/checkpoints/{raw_id}/predict", json={"inputs": X.tolist()},
+                      headers=auth).get_json()
+    np.testing.assert_allclose(raw["outputs"], logits, rtol=1e-12)
+    assert raw["classes"] is None
+    assert client.get(f"/v1/checkpoints/{raw_id}", headers=auth).get_json()["loss"] is None
+
+
+def test_multipart_import_takes_a_sigmoid_loss(client: FlaskClient,
+                                               auth: dict[str, str]) -> None:
+    from core.checkpoint import export_weights_npz
+    from core.network import build_network
+
+    one = {"layers": [{"type": "dense", "units": 1}]}
+    network = build_network(one, (4,), seed=2, dtype="float64", loss="mse")
+    response = client.post("/v1/checkpoints", headers=auth, content_type="multipart/form-data",
+                           data={"file": (io.BytesIO(export_weights_npz(network)), "w.npz"),
+                                 "loss": "binary_cross_entropy"})
+    assert response.status_code == 201, response.data
+    X = np.random.default_rng(1).normal(size=(9, 4)) * 3.0
+    z = _logits(network, X)[:, 0]
+    answer = client.post(f"/v1/checkpoints/{response.get_json()['id']}/predict",
+                         json={"inputs": X.tolist()}, headers=auth).get_json()
+    np.testing.assert_allclose(np.asarray(answer["outputs"])[:, 0], 1.0 / (1.0 + np.exp(-z)),
+                               rtol=1e-12)
+    assert answer["classes"] == (z > 0).astype(int).tolist()
+
+
+def test_an_unknown_import_loss_is_refused_and_nothing_stored(
+    client: FlaskClient, auth: dict[str, str], session_factory: Any,
+) -> None:
+    from sqlalchemy import func, select
+
+    from store.models import Checkpoint
+
+    body = assert_problem(import_weights(client, auth, loss="softmax"), 422)
+    assert body["errors"][0]["field"].endswith("loss")
+    form = client.post("/v1/checkpoints", headers=auth, content_type="multipart/form-data",
+                       data={"file": (io.BytesIO(weights_npz()[0]), "w.npz"), "loss": "hinge"})
+    assert assert_problem(form, 422)["errors"] == [
+        {"field": "loss", "message": "unknown loss 'hinge'; expected one of "
+         "['binary_cross_entropy', 'cross_entropy', 'huber', 'mae', 'mse']"}]
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Checkpoint)) == 0
+
+
+def test_the_import_loss_enum_is_core_spec_loss_types() -> None:
+    from typing import get_args
+
+    from core.spec import LOSS_TYPES
+    from service.schemas.checkpoints import LossType
+
+    assert set(get_args(LossType)) == set(LOSS_TYPES)

@@ -226,16 +226,26 @@ def test_imported_weights_predict_like_the_original_and_datasets_delete(
 ) -> None:
     best = next(c for c in ws.checkpoints(finished_job["id"]) if c["kind"] == "best")
     npz = ws.download_weights(best["id"])
-    imported = ws.import_checkpoint(npz)
-    assert imported["id"] != best["id"] and imported["kind"] == "imported"
-    X = np.array([[-1.0, -2.0], [2.0, 1.0]])
-    # weights.npz does not record the loss, so an imported checkpoint answers raw logits
-    # (core.checkpoint.load_checkpoint's documented identity link); their softmax is the
-    # original job's answer.
-    logits = np.asarray(ws.predict(imported["id"], X)["outputs"])
+    X = np.array([[-1.0, -2.0], [2.0, 1.0], [0.5, -0.5]])
+    original = ws.predict(best["id"], X)
+    # Told the loss, the import predicts what the job does: softmax probabilities and classes
+    # (class indices: an import has no dataset whose labels it could name).
+    with_loss = ws.import_checkpoint(npz, loss="cross_entropy")
+    assert with_loss["id"] != best["id"] and with_loss["kind"] == "imported"
+    answer = ws.predict(with_loss["id"], X)
+    np.testing.assert_allclose(answer["outputs"], original["outputs"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(np.sum(answer["outputs"], axis=1), 1.0, rtol=1e-6)
+    assert answer["classes"] == np.argmax(original["outputs"], axis=1).tolist()
+    assert ws.checkpoint(with_loss["id"])["loss"] == "cross_entropy"
+    # weights.npz does not record the loss, so without one an import answers raw logits
+    # (core.checkpoint.load_checkpoint's documented identity link) and no classes; their
+    # softmax is the job's answer.
+    raw = ws.predict(ws.import_checkpoint(npz)["id"], X)
+    assert raw["classes"] is None
+    logits = np.asarray(raw["outputs"])
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    np.testing.assert_allclose(e / e.sum(axis=1, keepdims=True),
-                               ws.predict(best["id"], X)["outputs"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(e / e.sum(axis=1, keepdims=True), original["outputs"],
+                               rtol=1e-5, atol=1e-7)
 
     dataset_id = finished_job["spec"]["dataset"]
     assert [d["id"] for d in ws.list_datasets()] == [dataset_id]
