@@ -76,6 +76,8 @@ class Settings:
     max_attempts: int = 3
     reconcile_interval_s: int = 30
     queued_grace_s: int = 60
+    # BLAS threads per worker process; None: os.cpu_count() // worker concurrency (at least 1).
+    blas_threads: int | None = None
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
@@ -103,6 +105,7 @@ class Settings:
                 env, "WEIGHTSMITH_RECONCILE_INTERVAL_S", d["reconcile_interval_s"].default
             ),
             queued_grace_s=_int(env, "WEIGHTSMITH_QUEUED_GRACE_S", d["queued_grace_s"].default),
+            blas_threads=_int(env, "WEIGHTSMITH_BLAS_THREADS", 0) or None,  # unset: 0 -> None
             limits=Limits.from_env(env),
         )
 

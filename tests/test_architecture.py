@@ -21,7 +21,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "core": frozenset({"numpy"}),
     "store": frozenset({"sqlalchemy", "alembic"}),
     "migrations": frozenset({"store", "sqlalchemy", "alembic"}),
-    "worker": frozenset({"config", "core", "store", "celery", "kombu", "sqlalchemy", "billiard"}),
+    "worker": frozenset(
+        {"config", "core", "store", "celery", "kombu", "sqlalchemy", "billiard", "threadpoolctl"}
+    ),
     "service": frozenset(
         {
             "config", "core", "store", "worker", "flask", "flask_openapi3", "flask_limiter",

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
-from celery.signals import worker_process_init
+from celery import Celery, current_app
+from celery.signals import worker_init, worker_process_init
 
 from config.settings import Settings
 
@@ -96,6 +96,25 @@ def _dispose_inherited_pools(**_: Any) -> None:
     from worker.tasks import dispose_engines
 
     dispose_engines()
+
+
+# The pool size, recorded by the parent before it forks; the children inherit it.
+_pool_concurrency: int | None = None
+
+
+@worker_init.connect
+def _record_concurrency(sender: Any = None, **_: Any) -> None:
+    global _pool_concurrency
+    concurrency = getattr(sender, "concurrency", None)
+    _pool_concurrency = concurrency if isinstance(concurrency, int) else None
+
+
+@worker_process_init.connect
+def _limit_blas_threads(**_: Any) -> None:
+    """Share the cores among the pool's processes (see worker/blas.py for why)."""
+    from worker.blas import blas_threads_for, limit_blas_threads
+
+    limit_blas_threads(blas_threads_for(settings_of(current_app), _pool_concurrency))
 
 
 _lazy_app: Celery | None = None
