@@ -19,6 +19,7 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> int:
     scripts = sorted(HERE.glob("bench_*.py"))
+    scripts += sorted((HERE / "service").glob("bench_*.py"))  # service/README.md
     failed = []
     for script in scripts:
         print(f"=== {script.name} {' '.join(sys.argv[1:])}", flush=True)
