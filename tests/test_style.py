@@ -1,0 +1,25 @@
+"""The project's own static checks run with the suite, so CI holds every commit to them:
+ruff over the whole tree, and mypy --strict over core/ (issue 2: "Ruff; mypy strict on core/")."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_ruff_finds_nothing() -> None:
+    result = _run(str(BIN / "ruff"), "check", "--no-cache", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_core_passes_mypy_strict() -> None:
+    result = _run(str(BIN / "mypy"), "--no-incremental", "core")
+    assert result.returncode == 0, result.stdout + result.stderr
