@@ -242,7 +242,7 @@ def check_stored(sessions: Any, job_id: str, epochs: int) -> None:
 
 
 @contextlib.contextmanager
-def backends(tmp: Path) -> Iterator[dict[str, Any]]:
+def backends(tmp: Path, threads: int) -> Iterator[dict[str, Any]]:
     """SQLite (for the in-process runner) and PostgreSQL + Redis + a worker process."""
     from config.settings import Settings
     from store.db import make_engine, make_session_factory
@@ -264,7 +264,10 @@ def backends(tmp: Path) -> Iterator[dict[str, Any]]:
         for name in ("sqlite", "postgres"):
             with out[name].begin() as s:
                 out[f"{name}_tenant"] = str(ensure_tenant(s, "bench").id)
-        env = harness.service_env(prod.data_dir, db, broker.url)
+        # The worker sizes BLAS per pool process itself (worker/blas.py); pin it to the
+        # bare runs' threads so both sides multiply matrices alike.
+        env = harness.service_env(prod.data_dir, db, broker.url,
+                                  WEIGHTSMITH_BLAS_THREADS=str(threads))
         argv = [sys.executable, "-m", "service.cli", "worker", "--concurrency", "1",
                 "--loglevel", "WARNING"]
         try:
@@ -287,7 +290,7 @@ def main() -> None:
     print(f"load {harness.load()}; BLAS threads {args.threads}", flush=True)
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     with tempfile.TemporaryDirectory(prefix="ws-bench-worker-") as tmp, \
-            backends(Path(tmp)) as b:
+            backends(Path(tmp), args.threads) as b:
         for name in args.cases.split(","):
             case = Case(name, args.quick)
             ds = {store: case.store_dataset(b[store], b[f"{store}_tenant"])
