@@ -19,7 +19,8 @@ from typing import Any
 
 from service.client import Event, WeightsmithClient
 from store import tenants
-from tests.reliability.conftest import ApiProcess, BackendFactory
+from tests.reliability.conftest import BackendFactory
+from tests.reliability.processes import ApiProcess
 from tests.worker.conftest import job_row
 
 EPOCHS = 80

@@ -26,8 +26,7 @@ import sqlalchemy as sa
 from store import checkpoints, jobs
 from store import events as store_events
 from store import leases as store_leases
-from tests.reliability.conftest import (
-    BackendFactory,
+from tests.reliability.compare import (
     assert_bit_identical,
     assert_checkpoints_sound,
     assert_metrics_match,
@@ -35,6 +34,7 @@ from tests.reliability.conftest import (
     final_checkpoint_blob,
     metric_rows,
 )
+from tests.reliability.conftest import BackendFactory
 from tests.reliability.test_worker_crash import crash_spec
 from tests.worker.conftest import Backend, create_job, wait_for
 

@@ -21,14 +21,14 @@ import time
 import sqlalchemy as sa
 
 from store import leases as store_leases
-from tests.reliability.conftest import (
-    BackendFactory,
+from tests.reliability.compare import (
     assert_bit_identical,
     assert_checkpoints_sound,
     assert_metrics_match,
     final_checkpoint_blob,
     reference_checkpoint,
 )
+from tests.reliability.conftest import BackendFactory
 from tests.reliability.test_worker_crash import crash_spec
 from tests.worker.conftest import create_job, job_row, wait_for
 

@@ -23,7 +23,9 @@ import sqlalchemy as sa
 
 from store import leases as store_leases
 from store.models import Job
-from tests.reliability.conftest import BackendFactory, RedisServer, metric_rows, wait_all
+from tests.reliability.compare import metric_rows
+from tests.reliability.conftest import BackendFactory, wait_all
+from tests.reliability.processes import RedisServer
 from tests.worker.conftest import create_job
 
 JOBS = 8

@@ -31,14 +31,14 @@ from typing import Any
 import pytest
 
 from store import leases as store_leases
-from tests.reliability.conftest import (
-    BackendFactory,
+from tests.reliability.compare import (
     assert_bit_identical,
     assert_checkpoints_sound,
     assert_metrics_match,
     final_checkpoint_blob,
     reference_checkpoint,
 )
+from tests.reliability.conftest import BackendFactory
 from tests.worker.conftest import (
     Backend,
     create_job,
