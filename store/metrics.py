@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -11,31 +12,38 @@ from sqlalchemy.orm import Session
 
 from store.models import Metric
 
+METRICS = cast(sa.Table, Metric.__table__)
 
-def upsert_epoch(s: Session, job_id: str, epoch: int, values: dict[str, Any]) -> None:
-    """Write `values` ({name: number}) for the epoch; existing (job, epoch, name) rows change.
 
-    Values that are not numbers (None, strings, bools) are skipped; NaN and inf are stored as
-    NULL and read back as None (a diverged epoch still shows which metrics it had).
+def upsert_epochs(s: Session, job_id: str,
+                  rows: Iterable[tuple[int, Mapping[str, Any]]]) -> None:
+    """Write several epochs' values (``(epoch, {name: number})`` pairs) in one statement.
+
+    Existing (job, epoch, name) rows change, so a re-run epoch overwrites. Values that are not
+    numbers (None, strings, bools) are skipped; NaN and inf are stored as NULL and read back as
+    None (a diverged epoch still shows which metrics it had). A Core INSERT ... ON CONFLICT DO
+    UPDATE with a list of parameters (executemany) is compiled once and cached, where one
+    multi-row VALUES would be compiled anew for every batch size.
     """
-    rows = [
+    params = [
         {"job_id": job_id, "epoch": int(epoch), "name": str(name),
          "value": float(value) if math.isfinite(value) else None}
+        for epoch, values in rows
         for name, value in values.items()
         if isinstance(value, int | float) and not isinstance(value, bool)
     ]
-    if not rows:
+    if not params:
         return
-    keys = [Metric.job_id, Metric.epoch, Metric.name]
     # Both dialects spell it ON CONFLICT ... DO UPDATE, through different Insert classes.
-    if s.get_bind().dialect.name == "postgresql":
-        pg = postgresql.insert(Metric).values(rows)
-        s.execute(pg.on_conflict_do_update(index_elements=keys, set_={"value": pg.excluded.value}))
-    else:
-        lite = sqlite.insert(Metric).values(rows)
-        s.execute(
-            lite.on_conflict_do_update(index_elements=keys, set_={"value": lite.excluded.value})
-        )
+    dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
+    insert = dialect.insert(METRICS)
+    s.execute(insert.on_conflict_do_update(index_elements=["job_id", "epoch", "name"],
+                                           set_={"value": insert.excluded.value}), params)
+
+
+def upsert_epoch(s: Session, job_id: str, epoch: int, values: dict[str, Any]) -> None:
+    """Write `values` ({name: number}) for one epoch: `upsert_epochs` of one."""
+    upsert_epochs(s, job_id, [(epoch, values)])
 
 
 def history(s: Session, job_id: str, after_epoch: int = 0,

@@ -7,21 +7,17 @@ checkpoints land together or not at all.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from core.errors import CheckpointError, DatasetError, SpecError
-from store import checkpoints, datasets, events, jobs
-from store.models import Job, JobEvent, Metric
+from store import checkpoints, datasets, events, jobs, metrics
+from store.models import Job
 
-METRICS = cast(sa.Table, Metric.__table__)
-EVENTS = cast(sa.Table, JobEvent.__table__)
 # Errors no retry can fix: the job fails at once with the message.
 PERMANENT_ERRORS: tuple[type[Exception], ...] = (SpecError, DatasetError, CheckpointError)
 POLICY_DEFAULTS: dict[str, Any] = {
@@ -122,39 +118,17 @@ def init_params(s: Session, claimed: Claimed) -> dict[str, Any] | None:
 
 def record_epochs(s: Session, job_id: str, entries: list[tuple[int, int, dict[str, float]]]
                   ) -> None:
-    """Metrics rows and "epoch" events of several epochs, in three statements in all.
+    """Metrics rows and "epoch" events of several epochs (entries: (epoch, epochs, values)).
 
-    The bulk form of store.metrics.upsert_epoch and store.events.append (same rows, same
-    rules: NaN/inf stored as NULL, gap-free event numbers from jobs.event_seq), because one
-    call per epoch costs more than a small model's epoch (see worker/epoch_buffer.py).
+    The store's bulk forms, three statements in all, because one call per epoch costs more
+    than a small model's epoch (see worker/epoch_buffer.py).
     """
     if not entries:
         return
-    rows = [
-        {"job_id": job_id, "epoch": epoch, "name": name,
-         "value": float(value) if math.isfinite(value) else None}
-        for epoch, _, values in entries
-        for name, value in values.items()
-        if isinstance(value, int | float) and not isinstance(value, bool)
-    ]
-    # Core statements with a list of parameters (executemany): compiled once and cached,
-    # where one multi-row VALUES would be compiled anew for every batch size.
-    if rows:
-        insert = (postgresql.insert if s.get_bind().dialect.name == "postgresql"
-                  else sqlite.insert)(METRICS)
-        s.execute(insert.on_conflict_do_update(
-            index_elements=["job_id", "epoch", "name"],
-            set_={"value": insert.excluded.value}), rows)
-    last_seq = s.execute(
-        sa.update(Job).where(Job.id == job_id)
-        .values(event_seq=Job.event_seq + len(entries)).returning(Job.event_seq)
-        .execution_options(synchronize_session=False)
-    ).scalar_one()
-    first = int(last_seq) - len(entries) + 1
-    s.execute(sa.insert(EVENTS), [
-        {"job_id": job_id, "seq": first + i, "type": "epoch",
-         "data": {"epoch": epoch, "epochs": epochs, **values}}
-        for i, (epoch, epochs, values) in enumerate(entries)
+    metrics.upsert_epochs(s, job_id, [(epoch, values) for epoch, _, values in entries])
+    events.append_many(s, job_id, [
+        ("epoch", {"epoch": epoch, "epochs": epochs, **values})
+        for epoch, epochs, values in entries
     ])
 
 
