@@ -368,3 +368,73 @@ def test_mismatched_gradients_and_states_are_refused() -> None:
         opt.load_state_dict({"step": 1, "lr": 0.1, "momentum_buffer/0.bias": np.zeros(3)})
     with pytest.raises(CheckpointError, match="shape"):
         opt.load_state_dict({"step": 1, "lr": 0.1, "exp_avg/0.bias": np.zeros(4)})
+
+
+# ---- blocked updates (Adam walks a large parameter in L2-sized slices) --------------------
+
+BLOCKED = [(k, h) for k, h in [*ROUND_TRIP, ("adam", {"lr": 0.01, "weight_decay": 0.1}),
+                                ("adamw", {"lr": 0.01, "amsgrad": True})]
+           if OPTIMIZERS[k].blocked]
+
+
+def test_adam_and_adamw_are_blocked() -> None:
+    assert {k for k, _ in BLOCKED} >= {"adam", "adamw"}
+
+
+@pytest.mark.parametrize(("kind", "hyper"), BLOCKED, ids=[f"{k}-{h}" for k, h in BLOCKED])
+def test_blocked_step_is_bitwise_independent_of_the_block_size(
+        kind: str, hyper: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.optimizers.base as base
+
+    n = 2 * base.BLOCK + 12_345  # two full blocks and a ragged tail
+    rng = np.random.default_rng(5)
+    start = rng.normal(size=n).astype(np.float32)
+    grads = [rng.normal(size=n).astype(np.float32) for _ in range(4)]
+
+    def run() -> tuple[np.ndarray, dict[str, Any]]:
+        p = start.copy()
+        opt = OPTIMIZERS[kind]({"all": p}, **hyper)
+        for g in grads:
+            opt.step({"all": g})
+        return p, opt.state_dict()
+
+    blocked, blocked_state = run()
+    assert OPTIMIZERS[kind]({"all": start.copy()}, **hyper)._scratch_for(
+        "all", start)[0].shape == (base.BLOCK,)
+    monkeypatch.setattr(base, "BLOCK", 10 * n)  # one slice: the whole array
+    whole, whole_state = run()
+    assert not np.array_equal(blocked, start)
+    assert blocked.tobytes() == whole.tobytes()
+    assert set(blocked_state) == set(whole_state)
+    for key, value in blocked_state.items():
+        assert np.asarray(value).tobytes() == np.asarray(whole_state[key]).tobytes(), key
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_blocked_adam_matches_torch_formulas_across_block_edges(decoupled: bool) -> None:
+    import core.optimizers.base as base
+
+    rng = np.random.default_rng(6)
+    shape = (3, base.BLOCK // 2 + 7)  # 2-D, 1.5 blocks: flat views of a C-contiguous array
+    p = rng.normal(size=shape)
+    gs = [rng.normal(size=shape) * (1 + k) for k in range(3)]
+    hyper = {"weight_decay": 0.1, "amsgrad": True, "beta1": 0.3}
+    expected = ref_adam(p.copy(), gs, 0.01, decoupled=decoupled, **hyper)
+    opt = (AdamW if decoupled else Adam)({"w": p}, lr=0.01, **hyper)
+    for k, g in enumerate(gs):
+        opt.step({"w": g})
+        np.testing.assert_allclose(p, expected[k], rtol=1e-12, atol=1e-14)
+
+
+def test_blocked_adam_updates_a_non_contiguous_view_in_place() -> None:
+    rng = np.random.default_rng(7)
+    backing = rng.normal(size=(4, 6))
+    view = backing[:, ::2]  # every other column: not C-contiguous, must be written through
+    untouched = backing[:, 1::2].copy()
+    gs = [np.asfortranarray(rng.normal(size=view.shape)) for _ in range(3)]
+    expected = ref_adam(view.copy(), gs, 0.05, weight_decay=0.1)
+    opt = Adam({"v": view}, lr=0.05, weight_decay=0.1)
+    for k, g in enumerate(gs):
+        opt.step({"v": g})
+        np.testing.assert_allclose(backing[:, ::2], expected[k], rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(backing[:, 1::2], untouched)
