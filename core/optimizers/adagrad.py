@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from core.optimizers.base import Array, Optimizer, check_range, weight_decayed
+from core.optimizers.base import Array, Optimizer, blocks, check_range, weight_decayed
 
 
 class Adagrad(Optimizer):
@@ -35,6 +35,7 @@ class Adagrad(Optimizer):
         "lr_decay", "weight_decay", "initial_accumulator_value", "eps",
     )
     state_kinds: ClassVar[tuple[str, ...]] = ("sum",)
+    blocked: ClassVar[bool] = True  # 7-9 passes: run them per L2-sized slice
 
     def __init__(self, params: Mapping[str, Array], lr: float = 1e-2, lr_decay: float = 0.0,
                  weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
@@ -50,15 +51,15 @@ class Adagrad(Optimizer):
             self._buffer("sum", name, param, fill=self.initial_accumulator_value)
 
     def _update(self, name: str, param: Array, grad: Array, scratch: tuple[Array, Array]) -> None:
-        a, b = scratch
-        g = weight_decayed(grad, param, self.weight_decay, out=a)
         clr = self.lr / (1.0 + (float(self.step_count) - 1.0) * self.lr_decay)
         state_sum = self._buffer("sum", name, param, fill=self.initial_accumulator_value)
-        np.multiply(g, g, out=b)
-        state_sum += b
-        np.sqrt(state_sum, out=b)
-        b += self.eps
-        # torch addcdiv: p + (-clr * g) / std
-        np.multiply(g, -clr, out=a)
-        a /= b
-        param += a
+        for (p, grad_block, acc), a, b in blocks(scratch, param, grad, state_sum):
+            g = weight_decayed(grad_block, p, self.weight_decay, out=a)
+            np.multiply(g, g, out=b)
+            acc += b
+            np.sqrt(acc, out=b)
+            b += self.eps
+            # torch addcdiv: p + (-clr * g) / std
+            np.multiply(g, -clr, out=a)
+            a /= b
+            p += a

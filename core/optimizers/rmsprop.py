@@ -7,7 +7,14 @@ from typing import ClassVar
 
 import numpy as np
 
-from core.optimizers.base import Array, Optimizer, check_range, lerp_, weight_decayed
+from core.optimizers.base import (
+    Array,
+    Optimizer,
+    blocks,
+    check_range,
+    lerp_,
+    weight_decayed,
+)
 
 
 class RMSprop(Optimizer):
@@ -34,6 +41,7 @@ class RMSprop(Optimizer):
         "alpha", "eps", "weight_decay", "momentum", "centered",
     )
     state_kinds: ClassVar[tuple[str, ...]] = ("square_avg", "grad_avg", "momentum_buffer")
+    blocked: ClassVar[bool] = True  # 8-13 passes: run them per L2-sized slice
 
     def __init__(self, params: Mapping[str, Array], lr: float = 1e-2, alpha: float = 0.99,
                  eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
@@ -46,16 +54,25 @@ class RMSprop(Optimizer):
         self.centered = bool(centered)
 
     def _update(self, name: str, param: Array, grad: Array, scratch: tuple[Array, Array]) -> None:
-        a, b = scratch
+        state = [self._buffer("square_avg", name, param)]
+        if self.centered:
+            state.append(self._buffer("grad_avg", name, param))
+        if self.momentum > 0.0:
+            state.append(self._buffer("momentum_buffer", name, param))
+        for views, a, b in blocks(scratch, param, grad, *state):
+            self._update_block(views, a, b)
+
+    def _update_block(self, views: list[Array], a: Array, b: Array) -> None:
+        """One slice: ``views`` = parameter, gradient, square_avg[, grad_avg][, buffer]."""
+        param, grad, square_avg = views[:3]
         g = weight_decayed(grad, param, self.weight_decay, out=a)
-        square_avg = self._buffer("square_avg", name, param)
         square_avg *= self.alpha
         np.multiply(g, 1.0 - self.alpha, out=b)  # torch addcmul: sq + (value * g) * g
         b *= g
         square_avg += b
         avg = b
         if self.centered:
-            grad_avg = self._buffer("grad_avg", name, param)
+            grad_avg = views[3]
             lerp_(grad_avg, g, 1.0 - self.alpha, scratch=b)
             np.multiply(grad_avg, -1.0, out=avg)
             avg *= grad_avg
@@ -65,7 +82,7 @@ class RMSprop(Optimizer):
             np.sqrt(square_avg, out=avg)
         avg += self.eps
         if self.momentum > 0.0:
-            buf = self._buffer("momentum_buffer", name, param)
+            buf = views[-1]
             buf *= self.momentum
             np.divide(g, avg, out=avg)  # torch addcdiv with value 1: buf + g / avg
             buf += avg

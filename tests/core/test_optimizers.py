@@ -438,3 +438,23 @@ def test_blocked_adam_updates_a_non_contiguous_view_in_place() -> None:
         opt.step({"v": g})
         np.testing.assert_allclose(backing[:, ::2], expected[k], rtol=1e-12, atol=1e-14)
     np.testing.assert_array_equal(backing[:, 1::2], untouched)
+
+
+@pytest.mark.parametrize(("kind", "ref", "hyper"), [
+    ("rmsprop", ref_rmsprop, {"centered": True, "momentum": 0.9, "weight_decay": 0.1}),
+    ("rmsprop", ref_rmsprop, {"alpha": 0.3}),
+    ("adagrad", ref_adagrad, {"lr_decay": 0.1, "weight_decay": 0.1,
+                              "initial_accumulator_value": 0.5}),
+])
+def test_blocked_rmsprop_and_adagrad_match_torch_formulas_across_block_edges(
+        kind: str, ref: Any, hyper: dict[str, Any]) -> None:
+    import core.optimizers.base as base
+
+    rng = np.random.default_rng(8)
+    p = rng.normal(size=base.BLOCK + 999)
+    gs = [rng.normal(size=p.shape) * (1 + k) for k in range(3)]
+    expected = ref(p.copy(), gs, 0.01, **hyper)
+    opt = OPTIMIZERS[kind]({"all": p}, lr=0.01, **hyper)
+    for k, g in enumerate(gs):
+        opt.step({"all": g})
+        np.testing.assert_allclose(p, expected[k], rtol=1e-12, atol=1e-14)
