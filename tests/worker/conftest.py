@@ -26,9 +26,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-# Short lease and heartbeat so take-over and reconcile happen within seconds.
+# Short lease and heartbeat so take-over and reconcile happen within seconds. The lease is
+# still 8 heartbeats long: on a loaded 2-core machine a healthy worker can be starved for a
+# few seconds, and a tighter lease would let a second worker take over a job that is fine.
 FAST_ENV = {
-    "WEIGHTSMITH_LEASE_TIMEOUT_S": "3",
+    "WEIGHTSMITH_LEASE_TIMEOUT_S": "8",
     "WEIGHTSMITH_HEARTBEAT_INTERVAL_S": "1",
     "WEIGHTSMITH_MAX_ATTEMPTS": "3",
     "WEIGHTSMITH_RECONCILE_INTERVAL_S": "1",
