@@ -91,20 +91,20 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        d = cls.__dataclass_fields__
+        d = cls()  # the defaults, to fall back on
         return cls(
             data_dir=Path(env.get("WEIGHTSMITH_DATA_DIR") or ".weightsmith"),
             database_url=env.get("WEIGHTSMITH_DATABASE_URL", ""),
             broker_url=env.get("WEIGHTSMITH_BROKER_URL", ""),
-            lease_timeout_s=_int(env, "WEIGHTSMITH_LEASE_TIMEOUT_S", d["lease_timeout_s"].default),
+            lease_timeout_s=_int(env, "WEIGHTSMITH_LEASE_TIMEOUT_S", d.lease_timeout_s),
             heartbeat_interval_s=_int(
-                env, "WEIGHTSMITH_HEARTBEAT_INTERVAL_S", d["heartbeat_interval_s"].default
+                env, "WEIGHTSMITH_HEARTBEAT_INTERVAL_S", d.heartbeat_interval_s
             ),
-            max_attempts=_int(env, "WEIGHTSMITH_MAX_ATTEMPTS", d["max_attempts"].default),
+            max_attempts=_int(env, "WEIGHTSMITH_MAX_ATTEMPTS", d.max_attempts),
             reconcile_interval_s=_int(
-                env, "WEIGHTSMITH_RECONCILE_INTERVAL_S", d["reconcile_interval_s"].default
+                env, "WEIGHTSMITH_RECONCILE_INTERVAL_S", d.reconcile_interval_s
             ),
-            queued_grace_s=_int(env, "WEIGHTSMITH_QUEUED_GRACE_S", d["queued_grace_s"].default),
+            queued_grace_s=_int(env, "WEIGHTSMITH_QUEUED_GRACE_S", d.queued_grace_s),
             blas_threads=_int(env, "WEIGHTSMITH_BLAS_THREADS", 0) or None,  # unset: 0 -> None
             limits=Limits.from_env(env),
         )

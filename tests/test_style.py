@@ -20,6 +20,6 @@ def test_ruff_finds_nothing() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_core_passes_mypy_strict() -> None:
-    result = _run(str(BIN / "mypy"), "--no-incremental", "core")
+def test_core_and_config_pass_mypy_strict() -> None:
+    result = _run(str(BIN / "mypy"), "--no-incremental", "--strict", "core", "config")
     assert result.returncode == 0, result.stdout + result.stderr

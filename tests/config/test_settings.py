@@ -1,0 +1,59 @@
+"""Settings.from_env: embedded defaults, overrides, refusals that name the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from config.settings import Limits, Settings
+
+
+def test_defaults_are_the_embedded_mode_in_the_data_dir(tmp_path: Path) -> None:
+    settings = Settings.from_env({"WEIGHTSMITH_DATA_DIR": str(tmp_path / "data")})
+    assert settings.data_dir == (tmp_path / "data").resolve()
+    assert settings.database_url == f"sqlite:///{(tmp_path / 'data').resolve() / 'weightsmith.db'}"
+    assert settings.broker_url == "filesystem://"
+    assert settings.is_embedded_broker
+    assert settings.broker_dir == (tmp_path / "data").resolve() / "broker"
+    assert (settings.lease_timeout_s, settings.heartbeat_interval_s) == (60, 5)
+    assert settings.blas_threads is None
+    assert settings.limits == Limits()
+
+
+def test_every_variable_overrides_its_setting() -> None:
+    env = {
+        "WEIGHTSMITH_DATABASE_URL": "postgresql+psycopg://u@db/ws",
+        "WEIGHTSMITH_BROKER_URL": "redis://cache:6379/0",
+        "WEIGHTSMITH_LEASE_TIMEOUT_S": "90",
+        "WEIGHTSMITH_HEARTBEAT_INTERVAL_S": "2",
+        "WEIGHTSMITH_MAX_ATTEMPTS": "7",
+        "WEIGHTSMITH_RECONCILE_INTERVAL_S": "11",
+        "WEIGHTSMITH_QUEUED_GRACE_S": "13",
+        "WEIGHTSMITH_BLAS_THREADS": "4",
+        "WEIGHTSMITH_MAX_EPOCHS": "50",
+        "WEIGHTSMITH_MAX_PREDICT_ROWS": "17",
+        "WEIGHTSMITH_RATE_LIMIT": "5 per minute",
+    }
+    s = Settings.from_env(env)
+    assert (s.database_url, s.broker_url) == (env["WEIGHTSMITH_DATABASE_URL"],
+                                              env["WEIGHTSMITH_BROKER_URL"])
+    assert not s.is_embedded_broker
+    assert (s.lease_timeout_s, s.heartbeat_interval_s, s.max_attempts) == (90, 2, 7)
+    assert (s.reconcile_interval_s, s.queued_grace_s, s.blas_threads) == (11, 13, 4)
+    assert (s.limits.max_epochs, s.limits.max_predict_rows) == (50, 17)
+    assert s.limits.rate_limit == "5 per minute"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("WEIGHTSMITH_LEASE_TIMEOUT_S", "soon", "must be an integer, got 'soon'"),
+        ("WEIGHTSMITH_MAX_EPOCHS", "0", "must be positive, got 0"),
+        ("WEIGHTSMITH_BLAS_THREADS", "-2", "must be positive, got -2"),
+    ],
+)
+def test_a_bad_value_names_its_variable(name: str, value: str, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        Settings.from_env({name: value})
+    assert str(info.value) == f"{name}: {message}"
