@@ -61,9 +61,15 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10.0, help="length of each wrk run")
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--tenants", type=int, default=16)
+    p.add_argument("--api-workers", type=int, default=None,
+                   help="pass --workers to weightsmith api (default: its own default)")
+    p.add_argument("--api-threads", type=int, default=None,
+                   help="pass --threads to weightsmith api (default: its own default)")
     args = harness.parse(p)
     seconds = 3.0 if args.quick else args.seconds
     workers, threads = api_defaults()
+    workers = args.api_workers or workers
+    threads = args.api_threads or threads
     body = json.dumps(SPEC)
     print(f"gunicorn gthread, {workers} workers x {threads} threads; {args.connections} "
           f"connections, {args.tenants} tenants; load {harness.load()}", flush=True)
@@ -78,7 +84,8 @@ def main() -> None:
         engine.dispose()
         env = harness.service_env(Path(tmp), db, broker.url, **LIMITS)
         api_port, echo_port = harness.free_port(), harness.free_port()
-        api_cmd = [sys.executable, "-m", "service.cli", "api", "--port", str(api_port)]
+        api_cmd = [sys.executable, "-m", "service.cli", "api", "--port", str(api_port),
+                   "--workers", str(workers), "--threads", str(threads)]
         echo_env = {**env, "PYTHONPATH": f"{HERE}:{harness.ROOT}"}
         headers = {"Content-Type": "application/json"}
         targets = {"api": f"http://127.0.0.1:{api_port}/v1/jobs",

@@ -155,11 +155,11 @@ def timed(stamps: list[float]) -> Callable[..., Any]:
 def run_bare(case: Case, first: int = 1) -> dict[str, Any]:
     """core.train in this process; steady rate after epoch `first`."""
     stamps: list[float] = []
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     timed(stamps)(case.job_spec(None), case.X, case.y)
     end = time.perf_counter()
     return {"epochs_per_s": steady(stamps[first - 1:], stamps[-1]), "job_s": end - started,
-            "stamps": stamps}
+            "cpu_s": time.process_time() - cpu, "stamps": stamps}
 
 
 def run_bare_process(case: Case, quick: bool, first: int) -> dict[str, Any]:
@@ -169,7 +169,8 @@ def run_bare_process(case: Case, quick: bool, first: int) -> dict[str, Any]:
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     res = json.loads(out.strip().splitlines()[-1])
     stamps = res["stamps"]
-    return {"epochs_per_s": steady(stamps[first - 1:], stamps[-1]), "job_s": res["job_s"]}
+    return {"epochs_per_s": steady(stamps[first - 1:], stamps[-1]), "job_s": res["job_s"],
+            "cpu_s": res["cpu_s"]}
 
 
 def run_runner(case: Case, sessions: Any, settings: Any, tenant_id: str,
@@ -178,23 +179,24 @@ def run_runner(case: Case, sessions: Any, settings: Any, tenant_id: str,
 
     job_id = case.create_job(sessions, tenant_id, dataset_id)
     stamps: list[float] = []
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     outcome = JobRunner(sessions, settings, job_id, "bench:runner",
                         train_fn=timed(stamps)).run()
-    end = time.perf_counter()
+    end, cpu = time.perf_counter(), time.process_time() - cpu
     if outcome != "succeeded":
         raise RuntimeError(f"runner job {job_id}: {outcome}")
     check_stored(sessions, job_id, case.epochs)
-    return {"epochs_per_s": steady(stamps, end), "job_s": end - started}
+    return {"epochs_per_s": steady(stamps, end), "job_s": end - started, "cpu_s": cpu}
 
 
 def run_process(case: Case, sessions: Any, celery: Any, tenant_id: str,
-                dataset_id: str | None) -> dict[str, float]:
+                dataset_id: str | None, meter: Any) -> dict[str, float]:
     import sqlalchemy as sa
 
     from store.models import Job, JobEvent
 
     job_id = case.create_job(sessions, tenant_id, dataset_id)
+    meter.start()
     celery.send_task("weightsmith.train_job", args=[job_id])
     deadline = time.monotonic() + 600
     while True:
@@ -206,6 +208,7 @@ def run_process(case: Case, sessions: Any, celery: Any, tenant_id: str,
         if time.monotonic() > deadline:
             raise TimeoutError(f"job {job_id} did not finish")
         time.sleep(0.2)
+    cpu = meter.stop()
     if job.status != "succeeded":
         raise RuntimeError(f"worker job {job_id}: {job.status} {job.failure_reason}")
     with sessions() as s:
@@ -222,7 +225,7 @@ def run_process(case: Case, sessions: Any, celery: Any, tenant_id: str,
     span = (job.finished_at - stamps[k - 1]).total_seconds()
     return {"epochs_per_s": (case.epochs - k) / span if k < case.epochs else float("nan"),
             "job_s": (job.finished_at - job.started_at).total_seconds(),
-            "first_commit_epochs": k}
+            "first_commit_epochs": k, "cpu_s": cpu["worker"], "postgres_cpu_s": cpu["postgres"]}
 
 
 def check_stored(sessions: Any, job_id: str, epochs: int) -> None:
@@ -271,7 +274,10 @@ def backends(tmp: Path, threads: int) -> Iterator[dict[str, Any]]:
         argv = [sys.executable, "-m", "service.cli", "worker", "--concurrency", "1",
                 "--loglevel", "WARNING"]
         try:
-            with harness.child(argv, "worker-throughput", env):
+            with harness.child(argv, "worker-throughput", env) as proc:
+                # The worker's CPU (Celery's main process and its pool child) and that of
+                # the scratch database's backends, per job: steadier than wall time here.
+                out["meter"] = harness.CpuMeter({"worker": proc.pid}, db)
                 yield out
         finally:
             for engine in engines:
@@ -285,7 +291,7 @@ def main() -> None:
     args = harness.parse(p)
     if args.bare_child:
         res = run_bare(Case(args.bare_child, args.quick))
-        print(json.dumps({"stamps": res["stamps"], "job_s": res["job_s"]}))
+        print(json.dumps({"stamps": res["stamps"], "job_s": res["job_s"], "cpu_s": res["cpu_s"]}))
         return
     print(f"load {harness.load()}; BLAS threads {args.threads}", flush=True)
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
@@ -296,7 +302,8 @@ def main() -> None:
             ds = {store: case.store_dataset(b[store], b[f"{store}_tenant"])
                   for store in ("sqlite", "postgres")}
             # Warm-up: the worker process's first job imports the core and opens its pools.
-            run_process(case, b["postgres"], b["celery"], b["postgres_tenant"], ds["postgres"])
+            run_process(case, b["postgres"], b["celery"], b["postgres_tenant"], ds["postgres"],
+                        b["meter"])
             for r in range(args.rounds):
                 print(f"{name} round {r + 1}/{args.rounds} ({case.epochs} epochs)", flush=True)
                 first = 1
@@ -309,14 +316,15 @@ def main() -> None:
                                          b["sqlite_tenant"], ds["sqlite"])
                     elif variant == "process":
                         res = run_process(case, b["postgres"], b["celery"],
-                                          b["postgres_tenant"], ds["postgres"])
+                                          b["postgres_tenant"], ds["postgres"], b["meter"])
                         first = int(res["first_commit_epochs"])
                     else:
                         res = run_bare_process(case, args.quick, first)
                     res["load"] = harness.load()
                     results.setdefault(name, {}).setdefault(variant, []).append(res)
                     print(f"  {variant:<12} {res['epochs_per_s']:8.2f} epochs/s  whole job "
-                          f"{res['job_s']:6.2f} s  load {res['load']}", flush=True)
+                          f"{res['job_s']:6.2f} s  CPU {res['cpu_s']:6.2f} s  load "
+                          f"{res['load']}", flush=True)
     report(results, args.rounds)
 
 
@@ -333,16 +341,21 @@ def report(results: dict[str, dict[str, list[dict[str, float]]]], rounds: int) -
             per_round = [w["epochs_per_s"] / b["epochs_per_s"]
                          for w, b in zip(variants[variant], variants[peer], strict=True)]
             ratio = rate / bare
-            summary[f"{name}.{variant}"] = {"ratio": ratio, "per_round": per_round}
+            # Whole-job CPU, bare over worker (its own process only; the database's CPU is
+            # in the JSON): load-independent, but it includes the dataset load.
+            cpu_ratio = harness.median([r["cpu_s"] for r in variants[peer]]) / harness.median(
+                [r["cpu_s"] for r in variants[variant]])
+            summary[f"{name}.{variant}"] = {"ratio": ratio, "per_round": per_round,
+                                            "cpu_ratio": cpu_ratio}
             where = "SQLite, in-process" if variant == "runner" else "PostgreSQL+Redis, process"
             rows.append([f"{name} {where}", bare, rate, ratio,
-                         ", ".join(f"{x:.2f}" for x in per_round),
+                         ", ".join(f"{x:.2f}" for x in per_round), cpu_ratio,
                          harness.median([r["job_s"] for r in variants[variant]]),
                          harness.median([r["job_s"] for r in variants[peer]]),
                          ">=0.95x", harness.verdict(ratio >= 0.95)])
     harness.print_table(
         f"epoch throughput through the worker vs bare core.train; medians of {rounds} rounds",
-        ["case", "bare ep/s", "worker ep/s", "ratio", "per round", "worker job s",
+        ["case", "bare ep/s", "worker ep/s", "ratio", "per round", "CPU ratio", "worker job s",
          "bare job s", "target", "verdict"], rows)
     harness.write_results("bench_worker", summary)
 
