@@ -4,7 +4,8 @@ restarted. The comparison with an uninterrupted run is in compare.py, the proces
 start themselves in processes.py.
 
 The worker processes come from tests/worker/conftest.py (`make_backend`, `Backend`): the same
-short lease (3 s), heartbeat (1 s) and reconcile interval (1 s), so take-overs happen in seconds.
+short lease (FAST_ENV there: 8 s), heartbeat (1 s) and reconcile interval (1 s), so take-overs
+happen in seconds.
 """
 
 from __future__ import annotations

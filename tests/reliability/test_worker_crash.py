@@ -5,7 +5,7 @@ Two ways to die mid-epoch:
 - "host": the whole process group of the worker running the job (Celery's main process and
   its prefork child), as when a host dies: nothing acks or rejects the message, Redis keeps it
   unacked for the whole visibility timeout, so the job is revived by the periodic `reconcile`
-  once its heartbeat is older than the lease (3 s here);
+  once its heartbeat is older than the lease (tests/worker/conftest.py FAST_ENV);
 - "child": only the prefork child, as the OOM killer does: the main process sees the child
   lost and, with `task_reject_on_worker_lost`, requeues the message at once; that early
   delivery finds the lease still fresh and is refused, and `reconcile` revives the job once
