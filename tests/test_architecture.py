@@ -26,7 +26,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     ),
     "service": frozenset(
         {
-            "config", "core", "store", "worker", "flask", "flask_openapi3", "flask_limiter",
+            "config", "core", "store", "worker", "flask", "flask_openapi3",
             "pydantic", "werkzeug", "prometheus_client", "httpx", "rich", "gunicorn", "kombu",
             "celery", "sqlalchemy", "numpy", "redis", "jinja2", "markupsafe",
         }
