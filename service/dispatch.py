@@ -9,7 +9,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from kombu.transport import redis as kombu_redis
 
 from config.settings import Settings
 
@@ -22,6 +26,34 @@ CONNECT_TIMEOUT_S = 1.0
 FAILOVER_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2,
                     "interval_max": 0.5}
 BACKOFF_S = 5.0
+
+
+class PublishChannel(kombu_redis.Channel):
+    """kombu's Redis channel, keeping one `redis.Redis` client instead of one per publish.
+
+    Celery already reuses a producer (and so this channel and its connection pool) from
+    `app.producer_pool` for every `send_task`; but the channel's `conn_or_acquire` still builds
+    a fresh client for each `LPUSH`, copying ~170 response callbacks, about a third of a
+    publish's CPU. The client only wraps the channel's own pool, so keeping it changes nothing
+    else: connections are still checked out per command, and a reconnect closes the channel.
+    """
+
+    _publisher: Any = None
+
+    @contextmanager
+    def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
+        if client:
+            yield client
+            return
+        if self._publisher is None:
+            self._publisher = self._create_client()  # type: ignore[no-untyped-call]
+        yield self._publisher
+
+
+class PublishTransport(kombu_redis.Transport):
+    """The Redis transport with `PublishChannel`; for `redis://` brokers of publish-only apps."""
+
+    Channel = PublishChannel
 
 
 class Dispatcher:
@@ -47,6 +79,8 @@ class Dispatcher:
                 app.conf.broker_transport_options = {
                     **(app.conf.broker_transport_options or {}), **FAILOVER_OPTIONS,
                 }
+                if str(self._settings.broker_url).startswith("redis://"):
+                    app.conf.broker_transport = PublishTransport
                 self._celery = app
             return self._celery
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -38,13 +38,22 @@ def append_many(s: Session, job_id: str, items: Iterable[tuple[str, Mapping[str,
     if last is None:
         raise NotFound(f"job {job_id} does not exist")
     first = int(last) - len(batch) + 1
-    created_at = now or utcnow()
+    insert_numbered(s, job_id, first, batch, now or utcnow())
+    return list(range(first, first + len(batch)))
+
+
+def insert_numbered(s: Session, job_id: str, first: int,
+                    batch: Sequence[tuple[str, Mapping[str, Any]]], created_at: datetime) -> None:
+    """Write events numbered ``first, first + 1, ...`` whose numbers the caller already owns.
+
+    Either `append_many` took them from the job's counter, or the job is being created in this
+    transaction with ``event_seq`` already at its last number (store.jobs.create_job).
+    """
     s.execute(sa.insert(EVENTS), [
         {"job_id": job_id, "seq": first + i, "type": type, "data": dict(data),
          "created_at": created_at}
         for i, (type, data) in enumerate(batch)
     ])
-    return list(range(first, first + len(batch)))
 
 
 def append(s: Session, job_id: str, type: str, data: dict[str, Any], *,

@@ -7,11 +7,13 @@ is re-exported here, so callers write ``jobs.claim_job(...)`` either way.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from store import events
 from store.claims import (
     HeartbeatResult,
     claim_job,
@@ -32,6 +34,7 @@ RESUMABLE_STATUSES = ("cancelled", "failed")
 __all__ = [
     "RESUMABLE_STATUSES", "HeartbeatResult", "claim_job", "count_active", "create_job",
     "fail_exhausted", "find_by_idempotency_key", "finish", "get", "get_job", "heartbeat",
+    "job_id_for_key",
     "list_jobs", "list_page", "prepare_resume", "release", "request_cancel", "resume_job",
     "stale_or_lost", "update_progress",
 ]
@@ -47,6 +50,17 @@ def find_by_idempotency_key(s: Session, tenant_id: str, key: str) -> Job | None:
     ).one_or_none()
 
 
+def job_id_for_key(s: Session, tenant_id: str, key: str) -> str | None:
+    """The id of the tenant's job made with this idempotency key, or None.
+
+    One indexed column read, no ORM object: the common miss on submit stays cheap.
+    """
+    found = s.execute(
+        sa.select(Job.id).where(Job.tenant_id == tenant_id, Job.idempotency_key == key)
+    ).scalar_one_or_none()
+    return None if found is None else str(found)
+
+
 def create_job(
     s: Session,
     tenant_id: str,
@@ -57,13 +71,20 @@ def create_job(
     *,
     name: str | None = None,
     epochs_total: int | None = None,
+    key_checked: bool = False,
+    first_event: tuple[str, Mapping[str, Any]] | None = None,
 ) -> Job:
     """A new queued job, or the job an earlier request with the same idempotency key made.
 
     Same key and same `request_hash` -> that job (nothing new is stored); same key and another
     hash -> `Conflict`. `name` and `epochs_total` default to the spec's name and epochs.
+    `key_checked=True` says the caller already looked the key up in this transaction (the API
+    does, before its costly validation), so the lookup is not repeated: a concurrent request
+    that took the key since then makes the INSERT fail with IntegrityError on the unique
+    (tenant, key) constraint. `first_event` ``(type, data)`` is stored as the job's event 1 in
+    the same flush, which spares the sequence UPDATE a later `events.append` would cost.
     """
-    if idempotency_key is not None:
+    if idempotency_key is not None and not key_checked:
         existing = find_by_idempotency_key(s, tenant_id, idempotency_key)
         if existing is not None:
             if existing.request_hash != request_hash:
@@ -83,9 +104,12 @@ def create_job(
         request_hash=request_hash,
         created_at=now,
         queued_at=now,
+        event_seq=0 if first_event is None else 1,
     )
     s.add(job)
     s.flush()
+    if first_event is not None:
+        events.insert_numbered(s, job.id, 1, [first_event], now)
     return job
 
 

@@ -48,6 +48,7 @@ bp = APIBlueprint(
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 RESUMABLE = frozenset({"failed", "cancelled"})
+QUEUED_EVENT = {"status": "queued", "stop_reason": None, "failure_reason": None}
 RESUME_BODY = {
     "required": False,
     "content": {"application/json": {"schema": {
@@ -166,29 +167,25 @@ def _submit(
     raw: dict[str, Any], key: str | None, body_hash: str
 ) -> tuple[Response, int, dict[str, str]]:
     from core.datasets import validate_for_spec
-    from store import events as store_events
     from store import jobs as store_jobs
 
     tenant = current_tenant()
     with transaction() as session:
+        # The key is looked up once, here, before the costly validation; create_job is told so
+        # (key_checked) and a request that takes the key meanwhile fails our INSERT on the
+        # unique (tenant, key) constraint: submit_job retries and replays its job.
         if key is not None:
-            existing = store_jobs.find_by_idempotency_key(session, tenant, key)
-            if existing is not None:
-                return _replay(existing, body_hash)
+            existing_id = store_jobs.job_id_for_key(session, tenant, key)
+            if existing_id is not None:
+                return _replay(store_jobs.get(session, tenant, existing_id), body_hash)
         spec, dataset, _ = checked_spec(session, tenant, raw)
         validate_for_spec(dataset, spec)
         check_concurrent_jobs(session, tenant, services().settings.limits)
         dataset_id = None if spec.dataset.startswith(data.BUILTIN_PREFIX) else spec.dataset
         job = store_jobs.create_job(
-            session, tenant, spec.to_dict(), dataset_id, key, body_hash
+            session, tenant, spec.to_dict(), dataset_id, key, body_hash, key_checked=True,
+            first_event=("status", QUEUED_EVENT),
         )
-        if job.event_seq:
-            # create_job returned the job a concurrent request with this key committed after
-            # our lookup above (a new job has no events yet): a replay, not a second dispatch.
-            return _replay(job, body_hash)
-        store_events.append(session, job.id, "status", {
-            "status": "queued", "stop_reason": None, "failure_reason": None,
-        })
         out = job_json(job)
     services().dispatcher.train_job(out["id"])
     return jsonify(out), 202, {"Location": f"/v1/jobs/{out['id']}"}

@@ -1,0 +1,52 @@
+"""The submit path's cheap pieces: one key lookup by id, and event 1 written with the job."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from store import events, jobs
+from store.models import Job, JobEvent
+
+from .conftest import make_tenant, spec
+
+QUEUED = {"status": "queued", "stop_reason": None, "failure_reason": None}
+
+
+def test_job_id_for_key_finds_only_the_tenants_own_key(s: Session) -> None:
+    acme, other = make_tenant(s), make_tenant(s, "other")
+    job = jobs.create_job(s, acme.id, spec(), None, "key-1", "hash-a")
+    assert jobs.job_id_for_key(s, acme.id, "key-1") == job.id
+    assert jobs.job_id_for_key(s, acme.id, "key-2") is None
+    assert jobs.job_id_for_key(s, other.id, "key-1") is None
+
+
+def test_first_event_is_event_one_and_the_counter_continues_after_it(s: Session) -> None:
+    tenant = make_tenant(s)
+    job = jobs.create_job(s, tenant.id, spec(), None, first_event=("status", QUEUED))
+    assert job.event_seq == 1
+    later = events.append(s, job.id, "status", {"status": "running"})
+    assert later.seq == 2
+    rows = events.after(s, job.id)
+    assert [(e.seq, e.type, e.data["status"]) for e in rows] == [
+        (1, "status", "queued"), (2, "status", "running")]
+    assert rows[0].created_at == job.created_at
+
+
+def test_key_checked_skips_the_lookup_so_the_unique_constraint_decides(
+    factory: sessionmaker[Session],
+) -> None:
+    with factory.begin() as s:
+        tenant_id = make_tenant(s).id
+        first = jobs.create_job(s, tenant_id, spec(), None, "key-1", "hash-a",
+                                key_checked=True, first_event=("status", QUEUED))
+        first_id = first.id
+    with pytest.raises(IntegrityError), factory.begin() as s:
+        jobs.create_job(s, tenant_id, spec(), None, "key-1", "hash-a", key_checked=True,
+                        first_event=("status", QUEUED))
+    with factory() as s:  # the failed transaction left nothing behind
+        assert [j.id for j in s.query(Job)] == [first_id]
+        assert s.query(JobEvent).count() == 1
+        # without key_checked the same call is still a replay, as before
+        assert jobs.create_job(s, tenant_id, spec(), None, "key-1", "hash-a").id == first_id
