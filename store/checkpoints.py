@@ -7,8 +7,10 @@ import math
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, undefer
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
+from store.db import read_bytea
 from store.errors import NotFound
 from store.models import CHECKPOINT_KINDS, Checkpoint, Job
 
@@ -18,6 +20,18 @@ DEFAULT_MONITOR = "val_loss"
 def _mode_for(monitor: str) -> str:
     """"max" for accuracies, "min" for losses and anything else, as Keras' "auto" mode does."""
     return "max" if "acc" in monitor else "min"
+
+
+def _row(job_id: str | None, tenant_id: str, epoch: int, kind: str, blob: bytes,
+         metrics: dict[str, Any] | None, sha256: str | None,
+         model_spec: dict[str, Any] | None) -> Checkpoint:
+    if kind not in CHECKPOINT_KINDS:
+        raise ValueError(f"unknown checkpoint kind {kind!r}; expected one of {CHECKPOINT_KINDS}")
+    return Checkpoint(
+        job_id=job_id, tenant_id=tenant_id, epoch=int(epoch), kind=kind,
+        metrics=dict(metrics or {}), size_bytes=len(blob),
+        sha256=sha256 or hashlib.sha256(blob).hexdigest(), blob=blob, model_spec=model_spec,
+    )
 
 
 def save_checkpoint(
@@ -33,25 +47,37 @@ def save_checkpoint(
     model_spec: dict[str, Any] | None = None,
 ) -> Checkpoint:
     """Store a job's checkpoint; tenant, sha256 and model spec default from the job and blob."""
-    if kind not in CHECKPOINT_KINDS:
+    if kind not in CHECKPOINT_KINDS:  # before the lookup: a bad kind is the caller's bug
         raise ValueError(f"unknown checkpoint kind {kind!r}; expected one of {CHECKPOINT_KINDS}")
     job = s.get(Job, job_id)
     if job is None:
         raise NotFound(f"job {job_id} does not exist")
-    row = Checkpoint(
-        job_id=job_id,
-        tenant_id=tenant_id or job.tenant_id,
-        epoch=int(epoch),
-        kind=kind,
-        metrics=dict(metrics or {}),
-        size_bytes=len(blob),
-        sha256=sha256 or hashlib.sha256(blob).hexdigest(),
-        blob=blob,
-        model_spec=model_spec if model_spec is not None else (job.spec or {}).get("model"),
-    )
+    row = _row(job_id, tenant_id or job.tenant_id, epoch, kind, blob, metrics, sha256,
+               model_spec if model_spec is not None else (job.spec or {}).get("model"))
     s.add(row)
     s.flush()
     return row
+
+
+def save_many(
+    s: Session,
+    job_id: str,
+    tenant_id: str,
+    model_spec: dict[str, Any] | None,
+    items: list[tuple[int, str, bytes, dict[str, Any] | None]],
+) -> list[Checkpoint]:
+    """Store several checkpoints of one job, items ``(epoch, kind, blob, metrics)``, in one flush.
+
+    The caller vouches for the job, tenant and model spec (the worker holds them from its
+    claim): no job lookup, and the unit of work sends the rows as one batched INSERT instead
+    of one statement and round trip per checkpoint (issue 3's worker throughput).
+    """
+    rows = [_row(job_id, tenant_id, epoch, kind, blob, metrics, None, model_spec)
+            for epoch, kind, blob, metrics in items]
+    if rows:
+        s.add_all(rows)
+        s.flush()
+    return rows
 
 
 def save(
@@ -80,11 +106,7 @@ def import_checkpoint(
     metrics: dict[str, Any] | None = None,
 ) -> Checkpoint:
     """Store uploaded weights (no job) to warm-start jobs or to predict with."""
-    row = Checkpoint(
-        job_id=None, tenant_id=tenant_id, epoch=0, kind="imported", metrics=dict(metrics or {}),
-        size_bytes=len(blob), sha256=sha256 or hashlib.sha256(blob).hexdigest(), blob=blob,
-        model_spec=model_spec,
-    )
+    row = _row(None, tenant_id, 0, "imported", blob, metrics, sha256, model_spec)
     s.add(row)
     s.flush()
     return row
@@ -105,8 +127,7 @@ def get_checkpoint(s: Session, tenant_id: str, checkpoint_id: str) -> Checkpoint
 
 def get_blob(s: Session, checkpoint_id: str) -> bytes | None:
     """The checkpoint's bytes (the only read that loads the deferred column)."""
-    blob = s.scalar(sa.select(Checkpoint.blob).where(Checkpoint.id == checkpoint_id))
-    return None if blob is None else bytes(blob)
+    return read_bytea(s, Checkpoint.__table__, "blob", "id", checkpoint_id)
 
 
 def list_for_job(s: Session, job_id: str) -> list[Checkpoint]:
@@ -128,9 +149,11 @@ def latest_for_job(s: Session, job_id: str, *, with_blob: bool = True) -> Checkp
         .order_by(Checkpoint.epoch.desc(), Checkpoint.id.desc())
         .limit(1)
     )
-    if with_blob:
-        query = query.options(undefer(Checkpoint.blob))
-    return s.scalars(query).first()
+    row = s.scalars(query).first()
+    if row is not None and with_blob and "blob" in sa.inspect(row).unloaded:
+        # Read in binary format (store.db.read_bytea) rather than through the ORM's text one.
+        set_committed_value(row, "blob", get_blob(s, row.id))
+    return row
 
 
 def _score(row: Checkpoint, monitor: str) -> float | None:
