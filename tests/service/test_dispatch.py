@@ -29,6 +29,8 @@ def test_publishes_reuse_one_redis_client_and_all_arrive_in_order(
     with dispatcher.celery.producer_or_acquire() as producer:
         assert producer.channel._publisher is client
     r = redis.Redis.from_url(redis_url)
+    # the first send declared the queue (once): its binding is there for the worker's routing
+    assert r.smembers("_kombu.binding.weightsmith") == {b"weightsmith\x06\x16\x06\x16weightsmith"}
     raw = r.lrange("weightsmith", 0, -1)[::-1]  # LPUSH'd: oldest last
     r.close()
     assert len(raw) == 26
