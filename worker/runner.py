@@ -108,7 +108,9 @@ class JobRunner:
         except store_ops.PERMANENT_ERRORS as exc:
             self._finish("failed", None, f"{type(exc).__name__}: {exc}")
             return "failed"
-        self.buffer = EpochBuffer(self.job_id, store_ops.checkpoint_policy(claimed.spec))
+        self.buffer = EpochBuffer(self.job_id, store_ops.checkpoint_policy(claimed.spec),
+                                  tenant_id=claimed.tenant_id,
+                                  model_spec=claimed.spec.get("model"))
         self._last_commit = self.clock()
         try:
             result = self.train_fn(
@@ -150,13 +152,11 @@ class JobRunner:
                 if store_ops.beat(s, self.job_id, self.worker_id) == "lease_lost":
                     raise LeaseLost(self.job_id)
                 assert self.buffer is not None
-                self.buffer.flush(s)
+                final = None
                 if reason != "diverged":
-                    store_ops.save_checkpoint(
-                        s, self.job_id, int(result.state.epoch), "final", result.checkpoint(),
-                        dict(result.history[-1]) if result.history else {},
-                    )
-                    store_ops.apply_policy(s, self.job_id, self.buffer.policy)
+                    final = (int(result.state.epoch), result.checkpoint(),
+                             dict(result.history[-1]) if result.history else {})
+                self.buffer.flush(s, final)
                 if not store_ops.finish(s, self.job_id, self.worker_id, status, reason,
                                         failure):
                     raise LeaseLost(self.job_id)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from config.settings import Settings
 from core.errors import CheckpointError, DatasetError, SpecError
 from store import checkpoints, datasets, events, jobs, metrics
+from store.errors import NotFound
 from store.models import Job
 
 # Errors no retry can fix: the job fails at once with the message.
@@ -141,6 +142,27 @@ def save_checkpoint(s: Session, job_id: str, epoch: int, kind: str, blob: bytes,
                     values: dict[str, float]) -> None:
     """Store one checkpoint; call apply_policy after the last one of a transaction."""
     checkpoints.save_checkpoint(s, job_id, epoch, kind, blob, values)
+
+
+def save_checkpoints(s: Session, job_id: str,
+                     items: list[tuple[int, str, bytes, dict[str, float]]], *,
+                     tenant_id: str | None = None,
+                     model_spec: dict[str, Any] | None = None) -> None:
+    """Store a commit's checkpoints, items ``(epoch, kind, blob, metrics)``, in one flush.
+
+    Given the tenant and model spec (the claim's), no job lookup; without a tenant they are
+    read from the job once. Call apply_policy after the last checkpoint of a transaction.
+    """
+    if not items:
+        return
+    if tenant_id is None:
+        job = s.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"job {job_id} does not exist")
+        tenant_id, model_spec = job.tenant_id, (job.spec or {}).get("model")
+    checkpoints.save_many(s, job_id, tenant_id, model_spec,
+                          [(epoch, kind, blob, dict(values)) for epoch, kind, blob, values
+                           in items])
 
 
 def apply_policy(s: Session, job_id: str, policy: dict[str, Any]) -> list[str]:

@@ -1,0 +1,97 @@
+"""EpochBuffer on its own: O(1) trimming per epoch and a commit's checkpoints in one INSERT."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from store.models import Checkpoint
+from tests.worker.conftest import Backend, create_job, job_row, kept_checkpoints, xor_spec
+from tests.worker.fakes import FakeReport
+from worker import store_ops
+from worker.epoch_buffer import EpochBuffer
+
+POLICY = {"every_epochs": 1, "keep_last": 2, "keep_best": 1, "monitor": "val_loss"}
+
+
+def report(epoch: int, loss: float, best: bool, epochs: int = 100) -> FakeReport:
+    return FakeReport(epoch, epochs, {"val_loss": loss}, best, f"blob{epoch}".encode())
+
+
+def held(buffer: EpochBuffer) -> list[tuple[int, list[str], bytes | None]]:
+    return [(p.epoch, p.kinds, p.blob) for p in buffer.pending if p.kinds or p.blob]
+
+
+def test_only_the_newest_periodic_and_best_checkpoints_keep_their_bytes() -> None:
+    buffer = EpochBuffer("job_x", dict(POLICY))
+    bests = {1, 2, 5, 9}
+    for epoch in range(1, 11):
+        buffer.add(report(epoch, 1.0 / epoch, epoch in bests), since_commit=0.0,
+                   committing=True)
+    assert len(buffer.pending) == 10
+    # keep_last=2 periodic (9, 10) and keep_best=1 best (9, the newest best).
+    assert held(buffer) == [(9, ["periodic", "best"], b"blob9"), (10, ["periodic"], b"blob10")]
+    assert [len(h) for h in buffer._holders.values()] == [2, 1]
+
+
+def test_keep_zero_saves_no_kind() -> None:
+    buffer = EpochBuffer("job_x", {**POLICY, "keep_last": 0, "keep_best": 0})
+    sent: list[int] = []
+    for epoch in range(1, 4):
+        r = report(epoch, 0.5, True)
+        buffer.add(r, since_commit=0.0, committing=True)
+        sent += r.serialised
+    assert sent == [] and held(buffer) == []
+
+
+def test_a_commit_with_the_final_checkpoint_is_one_insert_and_keeps_the_policy(
+    sqlite_backend: Backend,
+) -> None:
+    b = sqlite_backend
+    job_id = create_job(b, xor_spec(epochs=6))
+    buffer = EpochBuffer(job_id, dict(POLICY), tenant_id=job_row(b, job_id).tenant_id,
+                         model_spec={"layers": []})
+    for epoch, loss in enumerate([0.9, 0.2, 0.8, 0.7, 0.6, 0.5], start=1):
+        buffer.add(report(epoch, loss, epoch <= 2, epochs=6), since_commit=0.0,
+                   committing=True)
+    inserts: list[int] = []
+
+    def count(_c: Any, _cur: Any, sql: str, params: Any, _ctx: Any, many: bool) -> None:
+        if sql.lstrip().upper().startswith("INSERT INTO CHECKPOINTS"):
+            inserts.append(len(params) if many else 1)
+
+    engine = b.sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with b.sessions.begin() as s:
+            buffer.flush(s, (6, b"final6", {"val_loss": 0.5}))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(inserts) == 1  # periodic 5, periodic 6, best 2 and final 6 together
+    assert kept_checkpoints(b, job_id) == [
+        ("best", 2), ("final", 6), ("periodic", 5), ("periodic", 6)]
+    with b.sessions() as s:
+        assert store_ops.latest_checkpoint_blob(s, job_id) in (b"blob6", b"final6")
+        rows = s.scalars(sa.select(Checkpoint).where(Checkpoint.job_id == job_id)).all()
+        assert [r.model_spec for r in rows] == [{"layers": []}] * 4
+    assert buffer.pending == [] and [len(h) for h in buffer._holders.values()] == [0, 0]
+
+
+def test_without_the_claim_the_tenant_and_model_come_from_the_job(
+    sqlite_backend: Backend,
+) -> None:
+    b = sqlite_backend
+    spec = xor_spec(epochs=2)
+    job_id = create_job(b, spec)
+    buffer = EpochBuffer(job_id, dict(POLICY))
+    buffer.add(report(1, 0.4, True, epochs=2), since_commit=0.0, committing=True)
+    with b.sessions.begin() as s:
+        buffer.flush(s)
+    tenant_id = job_row(b, job_id).tenant_id
+    with b.sessions() as s:
+        rows = s.scalars(sa.select(Checkpoint).where(Checkpoint.job_id == job_id)).all()
+        assert sorted((r.kind, r.epoch) for r in rows) == [("best", 1), ("periodic", 1)]
+        assert [r.model_spec for r in rows] == [spec["model"]] * 2
+        assert {r.tenant_id for r in rows} == {tenant_id}
