@@ -127,7 +127,7 @@ def get_checkpoint(s: Session, tenant_id: str, checkpoint_id: str) -> Checkpoint
 
 def get_blob(s: Session, checkpoint_id: str) -> bytes | None:
     """The checkpoint's bytes (the only read that loads the deferred column)."""
-    return read_bytea(s, Checkpoint.__table__, "blob", "id", checkpoint_id)
+    return read_bytea(s, Checkpoint.metadata.tables["checkpoints"], "blob", "id", checkpoint_id)
 
 
 def list_for_job(s: Session, job_id: str) -> list[Checkpoint]:
