@@ -7,6 +7,7 @@ or, for weighted cross-entropy, by the summed weights of the targets, as torch d
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -26,7 +27,7 @@ def _field(spec: Any, name: str, default: Any) -> Any:
     return default if value is None else value
 
 
-class Loss:
+class Loss(ABC):
     """Base class; ``spec`` is a LossSpec (or dict, or just the name), ``dtype`` the run's."""
 
     name: ClassVar[str] = ""
@@ -36,13 +37,13 @@ class Loss:
         self.spec = spec
         self.dtype = np.dtype(dtype)
 
+    @abstractmethod
     def forward(self, outputs: Array, targets: Array) -> float:
         """Mean loss of a batch: outputs (N, k), targets (N,) or (N, k)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def backward(self) -> Array:
         """dL/doutputs of the last forward, shape of ``outputs``, run dtype."""
-        raise NotImplementedError
 
     def link(self, outputs: Array) -> Array:
         """Predictions from raw outputs (the identity here)."""

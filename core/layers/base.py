@@ -16,6 +16,7 @@ Buffer rules that keep the hot path allocation-free:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
@@ -33,7 +34,7 @@ def spec_field(spec: Any, name: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
-class Layer:
+class Layer(ABC):
     """Base class: holds params/grads/buffers dicts and per-shape scratch arrays."""
 
     type_name: ClassVar[str] = ""
@@ -64,13 +65,13 @@ class Layer:
     def _build(self, input_shape: Shape, rng: np.random.Generator) -> Shape:
         return input_shape
 
+    @abstractmethod
     def forward(self, x: Array, training: bool) -> Array:
         """(N, *input_shape) -> (N, *output_shape)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def backward(self, dy: Array) -> Array | None:
         """dL/dy (N, *output_shape) -> dL/dx (N, *input_shape); sets ``grads`` in place."""
-        raise NotImplementedError
 
     def scratch(self, key: str, shape: Shape, zero: bool = False) -> Array:
         """An array of ``shape`` in the layer dtype, reused across batches.
