@@ -102,10 +102,8 @@ def read_bytea(s: Session, table: sa.Table, column: str, key: str, value: Any) -
     if conn.dialect.name != "postgresql":
         blob = s.scalar(sa.select(table.c[column]).where(table.c[key] == value))
         return None if blob is None else bytes(blob)
-    from psycopg import sql
-
-    query = sql.SQL("SELECT {} FROM {} WHERE {} = %s").format(
-        sql.Identifier(column), sql.Identifier(table.name), sql.Identifier(key))
+    quote = conn.dialect.identifier_preparer.quote  # SQLAlchemy's quoting: no driver import
+    query = f"SELECT {quote(column)} FROM {quote(table.name)} WHERE {quote(key)} = %s"
     driver = conn.connection.driver_connection
     assert driver is not None
     with driver.cursor(binary=True) as cur:
