@@ -71,6 +71,19 @@ class EpochBuffer:
             self._holders[kind].append(pending)
         self._trim()
 
+    def detach(self) -> EpochBuffer:
+        """Hand the pending epochs to a new buffer (to flush elsewhere) and start empty.
+
+        The checkpoint policy's in-memory state is exactly the pending epochs and their
+        holders, so the two buffers share nothing: one thread may flush the detached batch
+        while another keeps adding epochs to this one.
+        """
+        batch = EpochBuffer(self.job_id, self.policy, self.tenant_id, self.model_spec,
+                            self.pending, self._holders)
+        self.pending = []
+        self._holders = {"periodic": deque(), "best": deque()}
+        return batch
+
     def kinds_to_save(self, epoch: int, is_best: bool) -> list[str]:
         kinds = []
         every = int(self.policy["every_epochs"])

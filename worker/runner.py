@@ -11,9 +11,13 @@ One :class:`JobRunner` runs one delivery of ``train_job(job_id)``:
    owner every ``POLL_S`` and writes the heartbeat every ``heartbeat_interval_s``, each in its
    own short transaction; ``on_epoch`` hands the epoch to an :class:`EpochBuffer` whose
    metrics, events, progress and checkpoints are committed in ONE transaction per epoch, or per
-   ``COMMIT_INTERVAL_S`` for epochs shorter than that, after a heartbeat proving the lease;
-5. commit what is pending with the ``final`` checkpoint and the end status (succeeded /
-   cancelled / failed), together.
+   ``COMMIT_INTERVAL_S`` for epochs shorter than that, after a heartbeat proving the lease.
+   That commit runs on a writer thread while training goes on (the checkpoint bytes were taken
+   when the epoch ended, so what is written does not depend on when): at most one commit is
+   in flight, the next epoch batch waits for it, and its error (a lost lease, a database
+   failure) surfaces in the training thread at that point;
+5. wait for the commit in flight, then commit what is pending with the ``final`` checkpoint
+   and the end status (succeeded / cancelled / failed), together.
 
 A lost lease (another worker took the job over after our heartbeat went stale) ends the run
 without writing anything more: the new owner continues from the latest checkpoint.
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +93,8 @@ class JobRunner:
         self._last_commit = 0.0
         self._stop: str | None = None  # "cancelled" or "lease_lost" once seen
         self.buffer: EpochBuffer | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._in_flight: Future[None] | None = None
 
     # -- the steps -------------------------------------------------------------------------
 
@@ -112,18 +119,29 @@ class JobRunner:
                                   tenant_id=claimed.tenant_id,
                                   model_spec=claimed.spec.get("model"))
         self._last_commit = self.clock()
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"commit-{self.job_id}")
+        try:
+            return self._train(inputs)
+        finally:
+            self._writer.shutdown(wait=True)  # never leave a commit running past the task
+
+    def _train(self, inputs: Inputs) -> str:
         try:
             result = self.train_fn(
                 inputs.spec, inputs.X, inputs.y, init_params=inputs.init_params,
                 resume=inputs.resume, on_epoch=self.on_epoch, should_stop=self.should_stop,
             )
+            self._wait_for_commit()
         except LeaseLost:
             return "lease_lost"
         except store_ops.PERMANENT_ERRORS as exc:  # e.g. a checkpoint of another shape
-            if self._stop == "lease_lost":
+            if self._stop == "lease_lost" or not self._settle():
                 return "lease_lost"
             self._finish("failed", None, f"{type(exc).__name__}: {exc}")
             return "failed"
+        except BaseException:
+            self._settle()
+            raise
         if self._stop == "lease_lost":
             return "lease_lost"
         return self._conclude(result)
@@ -195,13 +213,35 @@ class JobRunner:
             self._commit_pending()
 
     def _commit_pending(self) -> None:
+        """Hand the pending epochs to the writer thread, after the previous commit landed."""
+        assert self.buffer is not None and self._writer is not None
+        self._wait_for_commit()
+        self._in_flight = self._writer.submit(self._commit, self.buffer.detach())
+        self._last_commit = self._last_beat = self._last_poll = self.clock()
+
+    def _commit(self, batch: EpochBuffer) -> None:
         """One transaction: heartbeat (lease proof and row lock), epochs, checkpoints, policy."""
-        assert self.buffer is not None
         with self.sessions.begin() as s:
             stop = store_ops.beat(s, self.job_id, self.worker_id)
             if stop == "lease_lost":
                 self._stop = stop
                 raise LeaseLost(self.job_id)
             self._stop = self._stop or stop
-            self.buffer.flush(s)
-        self._last_commit = self._last_beat = self._last_poll = self.clock()
+            batch.flush(s)
+
+    def _wait_for_commit(self) -> None:
+        """Block until the commit in flight is done; re-raise its error here."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            in_flight.result()
+
+    def _settle(self) -> bool:
+        """Wait for the commit in flight when training already failed; False if the lease
+        was lost (the failure is then the new owner's to handle, not ours to record)."""
+        try:
+            self._wait_for_commit()
+        except LeaseLost:
+            return False
+        except Exception:  # the training error that brought us here is the one to report
+            pass
+        return True
