@@ -6,6 +6,7 @@ vectorised ufunc calls whatever the image size.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,16 @@ class _Pool2D(Layer):
         # Row-major window order: the order in which torch scans for the first maximum.
         return [(i, j) for i in range(self.k) for j in range(self.k)]
 
+    def _reduce_windows(self, x: Array, combine: Callable[..., Array]) -> Array:
+        """(N, C, H, W) -> (N, C, oh, ow): ``combine`` folded over every window offset."""
+        self._x = x
+        out = self.scratch("out", (x.shape[0], x.shape[1], self.oh, self.ow))
+        offsets = self._offsets()
+        np.copyto(out, window(x, *offsets[0], self.stride, self.oh, self.ow))
+        for i, j in offsets[1:]:
+            combine(out, window(x, i, j, self.stride, self.oh, self.ow), out=out)
+        return out
+
     def _zeroed_dx(self) -> Array:
         dx = self.scratch("dx", self._x.shape)
         dx.fill(0.0)
@@ -54,14 +65,8 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x: Array, training: bool) -> Array:
         """(N, C, H, W) -> (N, C, oh, ow)."""
-        self._x = x
-        out = self.scratch("out", (x.shape[0], x.shape[1], self.oh, self.ow))
-        offsets = self._offsets()
-        np.copyto(out, window(x, *offsets[0], self.stride, self.oh, self.ow))
-        for i, j in offsets[1:]:
-            np.maximum(out, window(x, i, j, self.stride, self.oh, self.ow), out=out)
-        self._out = out
-        return out
+        self._out = self._reduce_windows(x, np.maximum)
+        return self._out
 
     def backward(self, dy: Array) -> Array | None:
         """(N, C, oh, ow) -> (N, C, H, W)."""
@@ -103,12 +108,7 @@ class AvgPool2D(_Pool2D):
 
     def forward(self, x: Array, training: bool) -> Array:
         """(N, C, H, W) -> (N, C, oh, ow)."""
-        self._x = x
-        out = self.scratch("out", (x.shape[0], x.shape[1], self.oh, self.ow))
-        offsets = self._offsets()
-        np.copyto(out, window(x, *offsets[0], self.stride, self.oh, self.ow))
-        for i, j in offsets[1:]:
-            out += window(x, i, j, self.stride, self.oh, self.ow)
+        out = self._reduce_windows(x, np.add)
         out *= 1.0 / (self.k * self.k)
         return out
 

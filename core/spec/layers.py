@@ -76,10 +76,10 @@ class Conv2DSpec:
 
 
 @dataclass(frozen=True)
-class MaxPool2DSpec:
-    """``max_pool2d``: square ``pool_size`` windows; ``stride`` None means ``pool_size``."""
+class _Pool2DSpec:
+    """Square ``pool_size`` windows; ``stride`` None means ``pool_size``."""
 
-    type: ClassVar[str] = "max_pool2d"
+    type: ClassVar[str]
     pool_size: int = 2
     stride: int | None = None
 
@@ -89,16 +89,17 @@ class MaxPool2DSpec:
 
 
 @dataclass(frozen=True)
-class AvgPool2DSpec:
-    """``avg_pool2d``: square ``pool_size`` windows; ``stride`` None means ``pool_size``."""
+class MaxPool2DSpec(_Pool2DSpec):
+    """``max_pool2d``: the maximum of each window."""
+
+    type: ClassVar[str] = "max_pool2d"
+
+
+@dataclass(frozen=True)
+class AvgPool2DSpec(_Pool2DSpec):
+    """``avg_pool2d``: the mean of each window."""
 
     type: ClassVar[str] = "avg_pool2d"
-    pool_size: int = 2
-    stride: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.stride is None:
-            object.__setattr__(self, "stride", self.pool_size)
 
 
 @dataclass(frozen=True)

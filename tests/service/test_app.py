@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from flask.testing import FlaskClient
 
 from config.settings import Settings
 from service.app import create_app
-
-PROBLEM = "application/problem+json"
-
-
-def assert_problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.data[:500]
-    assert response.mimetype == PROBLEM
-    body: dict[str, Any] = response.get_json()
-    assert body["status"] == status
-    assert {"type", "title", "detail"} <= set(body)
-    return body
+from tests.service.helpers import assert_problem
 
 
 def test_openapi_31_lists_every_operation(client: FlaskClient) -> None:
