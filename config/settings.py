@@ -66,7 +66,8 @@ class Limits:
 
 @dataclass(frozen=True)
 class Settings:
-    """Where the data lives, which backends to use, and how the job lease behaves."""
+    """Where the data lives, which backends to use, how the job lease behaves, and how far
+    past ``limits.max_runtime_s`` Celery's soft and hard time limits fire."""
 
     data_dir: Path = Path(".weightsmith")
     database_url: str = ""
@@ -78,9 +79,17 @@ class Settings:
     queued_grace_s: int = 60
     # BLAS threads per worker process; None: os.cpu_count() // worker concurrency (at least 1).
     blas_threads: int | None = None
+    # Celery's time limits are limits.max_runtime_s plus these: the soft one fires first so the
+    # task can record the failure, the hard one (SIGKILL of the pool process) is the backstop.
+    soft_limit_margin_s: int = 60
+    hard_limit_margin_s: int = 120
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
+        if self.hard_limit_margin_s <= self.soft_limit_margin_s:
+            raise ValueError(
+                f"WEIGHTSMITH_HARD_LIMIT_MARGIN_S ({self.hard_limit_margin_s}) must be larger "
+                f"than WEIGHTSMITH_SOFT_LIMIT_MARGIN_S ({self.soft_limit_margin_s})")
         data_dir = Path(self.data_dir).resolve()
         object.__setattr__(self, "data_dir", data_dir)
         if not self.database_url:
@@ -106,6 +115,12 @@ class Settings:
             ),
             queued_grace_s=_int(env, "WEIGHTSMITH_QUEUED_GRACE_S", d.queued_grace_s),
             blas_threads=_int(env, "WEIGHTSMITH_BLAS_THREADS", 0) or None,  # unset: 0 -> None
+            soft_limit_margin_s=_int(
+                env, "WEIGHTSMITH_SOFT_LIMIT_MARGIN_S", d.soft_limit_margin_s
+            ),
+            hard_limit_margin_s=_int(
+                env, "WEIGHTSMITH_HARD_LIMIT_MARGIN_S", d.hard_limit_margin_s
+            ),
             limits=Limits.from_env(env),
         )
 

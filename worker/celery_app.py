@@ -22,9 +22,6 @@ from config.settings import Settings
 TRAIN_TASK = "weightsmith.train_job"
 RECONCILE_TASK = "weightsmith.reconcile"
 
-# The soft limit fires first so the task can record a failure; the hard limit is the backstop.
-SOFT_LIMIT_MARGIN_S = 60
-HARD_LIMIT_MARGIN_S = 120
 # Redis must not re-deliver a message whose task can still legitimately be running.
 VISIBILITY_MARGIN_S = 600
 FILESYSTEM_POLL_S = 0.1
@@ -47,7 +44,9 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
         # The folder is polled (default every second): a tenth keeps commit-to-running short.
         options["polling_interval"] = FILESYSTEM_POLL_S
         return options
-    return {"visibility_timeout": settings.limits.max_runtime_s + VISIBILITY_MARGIN_S}
+    # At least twice the hard limit's margin, so a configured margin never outgrows it.
+    margin = max(VISIBILITY_MARGIN_S, 2 * settings.hard_limit_margin_s)
+    return {"visibility_timeout": settings.limits.max_runtime_s + margin}
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -60,8 +59,10 @@ def make_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_soft_time_limit=max_runtime + SOFT_LIMIT_MARGIN_S,
-        task_time_limit=max_runtime + HARD_LIMIT_MARGIN_S,
+        # The soft limit fires first so the task can record a failure; the hard limit is the
+        # backstop. Their margins are settings (Settings checks that hard > soft).
+        task_soft_time_limit=max_runtime + settings.soft_limit_margin_s,
+        task_time_limit=max_runtime + settings.hard_limit_margin_s,
         task_ignore_result=True,
         result_backend=None,
         task_serializer="json",

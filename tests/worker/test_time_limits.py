@@ -1,0 +1,84 @@
+"""Celery's soft time limit, for real: a `celery worker` process (prefork pool, where the pool
+parent's timer delivers the soft limit to the child as a signal) and the real NumPy core, on
+both backend sets (see conftest.backend).
+
+The job's spec sets no ``training.max_runtime_s``, so the core's own deadline check never
+fires: the soft limit (``WEIGHTSMITH_MAX_RUNTIME_S`` plus ``WEIGHTSMITH_SOFT_LIMIT_MARGIN_S``)
+is the only thing that ends it. The margins are shrunk to seconds here; the hard limit is far
+enough away that it never fires.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from config.settings import Settings
+from tests.worker.conftest import Backend, create_job, job_row, leases, wait_for, xor_spec
+from tests.worker.test_processes import TERMINAL, slow_job
+
+MAX_RUNTIME_S = 2
+SOFT_MARGIN_S = 1
+HARD_MARGIN_S = 60
+SOFT_LIMIT_S = MAX_RUNTIME_S + SOFT_MARGIN_S
+LIMITS_ENV = {
+    "WEIGHTSMITH_MAX_RUNTIME_S": str(MAX_RUNTIME_S),
+    "WEIGHTSMITH_SOFT_LIMIT_MARGIN_S": str(SOFT_MARGIN_S),
+    "WEIGHTSMITH_HARD_LIMIT_MARGIN_S": str(HARD_MARGIN_S),
+}
+
+
+def with_short_limits(b: Backend) -> Backend:
+    """The backend with second-scale time limits, for the workers and for the sending app."""
+    assert b._celery is None and not b.procs, "set the limits before anything uses them"
+    b.env.update(LIMITS_ENV)
+    b.settings = Settings.from_env(b.env)
+    return b
+
+
+def pid_of(worker_id: str) -> str:
+    """The pool process of a lease's worker id (``host:pid:nonce``)."""
+    return worker_id.split(":")[1]
+
+
+def test_the_margins_default_to_one_and_two_minutes_and_come_from_the_env() -> None:
+    assert (Settings().soft_limit_margin_s, Settings().hard_limit_margin_s) == (60, 120)
+    settings = Settings.from_env(LIMITS_ENV)
+    assert (settings.soft_limit_margin_s, settings.hard_limit_margin_s) == (1, 60)
+    with pytest.raises(ValueError, match="HARD_LIMIT_MARGIN_S"):
+        Settings.from_env({"WEIGHTSMITH_SOFT_LIMIT_MARGIN_S": "120"})
+
+
+def test_a_job_past_the_soft_limit_fails_and_the_worker_runs_the_next(backend: Backend) -> None:
+    b = with_short_limits(backend)
+    conf = b.celery.conf
+    assert conf.task_soft_time_limit == SOFT_LIMIT_S
+    assert conf.task_time_limit == MAX_RUNTIME_S + HARD_MARGIN_S
+    assert conf.task_time_limit > conf.task_soft_time_limit
+
+    worker = b.start_worker("w1")
+    epochs = 1000  # about 0.2 s each: minutes of training, were it not for the limit
+    job_id = slow_job(b, epochs=epochs)
+    spec = job_row(b, job_id).spec
+    assert spec["training"].get("max_runtime_s") is None  # the core's own check is off
+    b.send(job_id)
+    job = wait_for(b, job_id, lambda j: j.status in TERMINAL, timeout=60,
+                   what="the soft time limit to fail the job")
+    assert (job.status, job.stop_reason, job.failure_reason) == (
+        "failed", "max_runtime", f"exceeded the runtime limit of {MAX_RUNTIME_S} s")
+    assert 0 < job.epoch_done < epochs  # it trained, and was stopped mid-run
+    # Celery's timer counts from when the pool process took the task, a little after the
+    # claim stamped started_at; the hard limit is nowhere near.
+    ran = (job.finished_at - job.started_at).total_seconds()
+    assert SOFT_LIMIT_S - 0.5 <= ran < MAX_RUNTIME_S + HARD_MARGIN_S, ran
+    held = leases(b, job_id)
+    assert [outcome for _, _, outcome in held] == ["failed"]
+    assert f"Soft time limit ({SOFT_LIMIT_S}s) exceeded" in b.logs()
+
+    # The same worker, and the same pool process (the soft limit killed nothing), runs on.
+    next_id = create_job(b, xor_spec(epochs=2))
+    b.send(next_id)
+    nxt = wait_for(b, next_id, lambda j: j.status in TERMINAL, timeout=60,
+                   what="the next job to end")
+    assert (nxt.status, nxt.stop_reason, nxt.epoch_done) == ("succeeded", "epochs_done", 2)
+    assert worker.poll() is None
+    assert pid_of(leases(b, next_id)[0][1]) == pid_of(held[0][1])
