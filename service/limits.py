@@ -144,19 +144,14 @@ def init_app(app: Flask, settings: Settings) -> RateLimiter:
 
 
 def check_concurrent_jobs(session: Session, tenant_id: str, limits: Limits) -> None:
-    from sqlalchemy import func, select
+    from store import jobs
 
-    from store.models import ACTIVE_STATUSES, Job
+    cap = limits.max_concurrent_jobs
+    refuse_over_quota(jobs.count_active_up_to(session, tenant_id, cap), limits)
 
-    # Count at most `max_concurrent_jobs` rows: the check costs the same with 10 or 10,000
-    # queued jobs (store.jobs.count_active would scan them all on every submission).
-    capped = (
-        select(Job.id)
-        .where(Job.tenant_id == tenant_id, Job.status.in_(ACTIVE_STATUSES))
-        .limit(limits.max_concurrent_jobs)
-        .subquery()
-    )
-    active = int(session.scalar(select(func.count()).select_from(capped)) or 0)
+
+def refuse_over_quota(active: int, limits: Limits) -> None:
+    """429 when the tenant already has `max_concurrent_jobs` jobs queued or running."""
     if active >= limits.max_concurrent_jobs:
         raise ApiError(
             429,

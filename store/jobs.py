@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from store import events
 from store.claims import (
@@ -26,17 +27,37 @@ from store.claims import (
 )
 from store.columns import utcnow
 from store.errors import Conflict, NotFound
+from store.ids import PREFIXES, new_id
 from store.models import ACTIVE_STATUSES, JOB_STATUSES, Job
 from store.pages import Page, newest_first
 
 RESUMABLE_STATUSES = ("cancelled", "failed")
+JOBS = cast(sa.Table, Job.__table__)
 
 __all__ = [
-    "RESUMABLE_STATUSES", "HeartbeatResult", "claim_job", "count_active", "create_job",
-    "fail_exhausted", "find_by_idempotency_key", "finish", "get", "get_job", "heartbeat",
+    "RESUMABLE_STATUSES",
+    "HeartbeatResult",
+    "SubmitCheck",
+    "claim_job",
+    "count_active",
+    "count_active_up_to",
+    "create_job",
+    "fail_exhausted",
+    "find_by_idempotency_key",
+    "finish",
+    "get",
+    "get_job",
+    "heartbeat",
     "job_id_for_key",
-    "list_jobs", "list_page", "prepare_resume", "release", "request_cancel", "resume_job",
-    "stale_or_lost", "update_progress",
+    "list_jobs",
+    "list_page",
+    "prepare_resume",
+    "release",
+    "request_cancel",
+    "resume_job",
+    "stale_or_lost",
+    "submit_check",
+    "update_progress",
 ]
 
 
@@ -51,14 +72,51 @@ def find_by_idempotency_key(s: Session, tenant_id: str, key: str) -> Job | None:
 
 
 def job_id_for_key(s: Session, tenant_id: str, key: str) -> str | None:
-    """The id of the tenant's job made with this idempotency key, or None.
+    """The id of the tenant's job made with this idempotency key, or None."""
+    return submit_check(s, tenant_id, key, cap=0).existing_id
 
-    One indexed column read, no ORM object: the common miss on submit stays cheap.
+
+@dataclass(frozen=True)
+class SubmitCheck:
+    existing_id: str | None  # the job an earlier request with the same key made
+    active: int  # the tenant's queued and running jobs, counted up to the cap
+
+
+def _submit_check_statement() -> sa.Select[tuple[str | None, int]]:
+    tenant = sa.bindparam("tenant", type_=JOBS.c.tenant_id.type)
+    existing = sa.select(JOBS.c.id).where(
+        JOBS.c.tenant_id == tenant, JOBS.c.idempotency_key == sa.bindparam("key")
+    )
+    # Count at most `cap` rows: the quota check costs the same with 10 or 10,000 queued jobs.
+    # The statuses are spelled out rather than `IN (...)`, whose expanding parameter makes
+    # SQLAlchemy re-render the statement on every execution.
+    active = sa.or_(*(JOBS.c.status == status for status in ACTIVE_STATUSES))
+    capped = (
+        sa.select(JOBS.c.id).where(JOBS.c.tenant_id == tenant, active)
+        .limit(sa.bindparam("cap", type_=sa.Integer)).subquery()
+    )
+    count = sa.select(sa.func.count()).select_from(capped)
+    return sa.select(existing.scalar_subquery(), count.scalar_subquery())
+
+
+# Built once: constructing the statement cost more Python than executing it.
+SUBMIT_CHECK = _submit_check_statement()
+
+
+def submit_check(s: Session, tenant_id: str, key: str | None, cap: int) -> SubmitCheck:
+    """What a submission needs to know before it validates, in one round trip.
+
+    `key` None matches no job; `cap` 0 counts nothing. Core, not ORM, and one prebuilt
+    statement: submit is the API's hottest write (issue 4 asks for 500 jobs/s), and building
+    and running ORM queries cost several times the round trip itself in Python.
     """
-    found = s.execute(
-        sa.select(Job.id).where(Job.tenant_id == tenant_id, Job.idempotency_key == key)
-    ).scalar_one_or_none()
-    return None if found is None else str(found)
+    found, count = s.execute(SUBMIT_CHECK, {"tenant": tenant_id, "key": key, "cap": cap}).one()
+    return SubmitCheck(None if found is None else str(found), int(count or 0))
+
+
+def count_active_up_to(s: Session, tenant_id: str, cap: int) -> int:
+    """The tenant's queued and running jobs, counted up to `cap` (the concurrency quota)."""
+    return submit_check(s, tenant_id, None, cap).active
 
 
 def create_job(
@@ -94,20 +152,25 @@ def create_job(
                 )
             return existing
     now = utcnow()
-    job = Job(
-        tenant_id=tenant_id,
-        name=name if name is not None else str(spec.get("name") or "job"),
-        spec=spec,
-        dataset_id=dataset_id,
-        epochs_total=epochs_total if epochs_total is not None else _epochs_of(spec),
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
-        created_at=now,
-        queued_at=now,
-        event_seq=0 if first_event is None else 1,
-    )
+    row = {
+        "id": new_id(PREFIXES["job"]), "tenant_id": tenant_id,
+        "name": name if name is not None else str(spec.get("name") or "job"),
+        "spec": spec, "dataset_id": dataset_id, "status": "queued",
+        "stop_reason": None, "failure_reason": None, "attempts": 0,
+        "epochs_total": epochs_total if epochs_total is not None else _epochs_of(spec),
+        "epoch_done": 0, "latest": None, "best": None, "lease_owner": None,
+        "heartbeat_at": None, "cancel_requested": False,
+        "idempotency_key": idempotency_key, "request_hash": request_hash,
+        "event_seq": 0 if first_event is None else 1,
+        "created_at": now, "queued_at": now, "started_at": None, "finished_at": None,
+    }
+    # A Core INSERT, not the unit of work: about a third cheaper on the API's hottest write.
+    # The ORM object is then attached as persistent with every column set, so reading it
+    # issues no SELECT (the same move as events.append).
+    s.execute(sa.insert(JOBS), [row])
+    job = Job(**row)
+    make_transient_to_detached(job)
     s.add(job)
-    s.flush()
     if first_event is not None:
         events.insert_numbered(s, job.id, 1, [first_event], now)
     return job

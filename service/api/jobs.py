@@ -25,7 +25,7 @@ from service.api.common import (
 from service.app import read_session, services, transaction
 from service.auth import current_tenant
 from service.errors import ApiError, validation_error
-from service.limits import check_concurrent_jobs
+from service.limits import check_concurrent_jobs, refuse_over_quota
 from service.schemas.checkpoints import CheckpointPage
 from service.schemas.common import responses
 from service.schemas.datasets import NAME_PATTERN
@@ -170,17 +170,19 @@ def _submit(
     from store import jobs as store_jobs
 
     tenant = current_tenant()
+    limits = services().settings.limits
     with transaction() as session:
-        # The key is looked up once, here, before the costly validation; create_job is told so
-        # (key_checked) and a request that takes the key meanwhile fails our INSERT on the
-        # unique (tenant, key) constraint: submit_job retries and replays its job.
-        if key is not None:
-            existing_id = store_jobs.job_id_for_key(session, tenant, key)
-            if existing_id is not None:
-                return _replay(store_jobs.get(session, tenant, existing_id), body_hash)
+        # One round trip before the costly validation: is the key taken (a replay), and how
+        # many jobs are active (the quota, enforced after validation so a bad spec gets its
+        # 422 first). create_job is told the key was checked (key_checked); a request that
+        # takes it meanwhile fails our INSERT on the unique (tenant, key) constraint:
+        # submit_job retries and replays that job.
+        check = store_jobs.submit_check(session, tenant, key, limits.max_concurrent_jobs)
+        if check.existing_id is not None:
+            return _replay(store_jobs.get(session, tenant, check.existing_id), body_hash)
         spec, dataset, _ = checked_spec(session, tenant, raw)
         validate_for_spec(dataset, spec)
-        check_concurrent_jobs(session, tenant, services().settings.limits)
+        refuse_over_quota(check.active, limits)
         dataset_id = None if spec.dataset.startswith(data.BUILTIN_PREFIX) else spec.dataset
         job = store_jobs.create_job(
             session, tenant, spec.to_dict(), dataset_id, key, body_hash, key_checked=True,

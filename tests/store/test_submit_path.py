@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -50,3 +51,37 @@ def test_key_checked_skips_the_lookup_so_the_unique_constraint_decides(
         assert s.query(JobEvent).count() == 1
         # without key_checked the same call is still a replay, as before
         assert jobs.create_job(s, tenant_id, spec(), None, "key-1", "hash-a").id == first_id
+
+
+def test_submit_check_reads_the_key_and_counts_active_jobs_up_to_the_cap(s: Session) -> None:
+    acme, other = make_tenant(s), make_tenant(s, "other")
+    keyed = jobs.create_job(s, acme.id, spec(), None, "key-1", "hash-a")
+    for _ in range(3):
+        jobs.create_job(s, acme.id, spec(), None)
+    jobs.create_job(s, other.id, spec(), None)
+    done = jobs.create_job(s, acme.id, spec(), None)
+    done.status = "succeeded"
+    s.flush()
+
+    assert jobs.submit_check(s, acme.id, "key-1", cap=100) == jobs.SubmitCheck(keyed.id, 4)
+    assert jobs.submit_check(s, acme.id, "key-2", cap=2) == jobs.SubmitCheck(None, 2)
+    assert jobs.submit_check(s, acme.id, None, cap=0) == jobs.SubmitCheck(None, 0)
+    assert jobs.submit_check(s, other.id, "key-1", cap=100) == jobs.SubmitCheck(None, 1)
+    assert jobs.count_active_up_to(s, acme.id, 100) == jobs.count_active(s, acme.id) == 4
+
+
+def test_create_job_returns_a_fully_loaded_job_equal_to_its_row(
+    factory: sessionmaker[Session],
+) -> None:
+    with factory.begin() as s:
+        tenant_id = make_tenant(s).id
+        job = jobs.create_job(s, tenant_id, spec(7), None, "key-1", "hash-a",
+                              first_event=("status", QUEUED))
+        # Written by a Core INSERT: every attribute must be set, or reading one would SELECT.
+        assert sa.inspect(job).unloaded == set()
+        made = {c.key: getattr(job, c.key) for c in sa.inspect(Job).column_attrs}
+    with factory() as s:
+        stored = s.get(Job, job.id)
+        assert stored is not None
+        assert {c.key: getattr(stored, c.key) for c in sa.inspect(Job).column_attrs} == made
+        assert (stored.status, stored.epochs_total, stored.event_seq) == ("queued", 7, 1)
