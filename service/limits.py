@@ -7,9 +7,14 @@ and API host shares one budget; embedded mode counts in memory. A request over t
 
 The counting is ours rather than Flask-Limiter's: its per-request machinery (limit
 resolution, exemption scopes, URL building) cost ~35% of a predict request's CPU before any
-counting (benchmarks/service/README.md). Here a request costs one Redis round trip (a Lua
-INCR + EXPIRE + TTL, as Flask-Limiter's fixed window did) or a dict update. A Redis that is
-down must not take the API down: counting falls back to memory for `FALLBACK_S`.
+counting (benchmarks/service/README.md). Hits are claimed from the shared counter in chunks of
+1/`CLAIM_FRACTION` of the limit (one Lua INCRBY + PEXPIRE + PTTL) and spent locally, so a
+process asks Redis once per chunk instead of once per request: a Redis round trip was ~20% of
+a predict request's CPU. The price is bounded: each process may hold up to a chunk it does not
+use before the window ends, so a key can be refused up to (processes x chunk) hits early, at
+most 5% of the limit per process; limits under `CLAIM_FRACTION` are counted one by one, exactly.
+Once a window is used up, the refusal is cached locally until it ends. A Redis that is down
+must not take the API down: counting falls back to memory for `FALLBACK_S`.
 
 Quotas (chosen statuses, documented in docs/architecture.md):
 - concurrent active jobs (queued + running) per tenant: 429 `quota-exceeded` with Retry-After,
@@ -41,11 +46,17 @@ FALLBACK_S = 5.0
 KEY_PREFIX = "weightsmith:rate"
 UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _LIMIT = re.compile(r"^\s*(\d+)\s*(?:per|/)\s*(\d+)?\s*(second|minute|hour|day)s?\s*$")
-# INCR; the first hit of a window sets its expiry; returns the count and the seconds left.
-_HIT_LUA = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return {count, redis.call('TTL', KEYS[1])}
+CLAIM_FRACTION = 20
+# INCRBY a chunk; a counter without an expiry (a new window) gets one; returns the count and
+# the milliseconds left in the window.
+_CLAIM_LUA = """
+local count = redis.call('INCRBY', KEYS[1], ARGV[2])
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
+end
+return {count, left}
 """
 
 
@@ -84,12 +95,21 @@ def storage_uri(settings: Settings) -> str:
     return "memory://"
 
 
+@dataclass
+class Allowance:
+    """Hits this process claimed from a key's current window and has not spent yet."""
+
+    left: int
+    until: float  # time.monotonic() at which the window ends
+
+
 class RateLimiter:
     """Fixed-window counters: `hit(name)` -> (allowed, retry_after_s, the limit's text)."""
 
     def __init__(self, limits: list[RateLimit], uri: str) -> None:
         self.limits = limits
         self.enabled = True
+        self._allowances: dict[str, Allowance] = {}
         self._memory: dict[str, tuple[int, float]] = {}
         self._lock = threading.Lock()
         self._down_until = 0.0
@@ -98,21 +118,43 @@ class RateLimiter:
             import redis
 
             client = redis.Redis.from_url(uri, socket_timeout=1.0, socket_connect_timeout=1.0)
-            self._script = client.register_script(_HIT_LUA)
+            self._script = client.register_script(_CLAIM_LUA)
 
     def hit(self, name: str) -> tuple[bool, int, str]:
         for limit in self.limits:
             key = f"{KEY_PREFIX}:{limit.seconds}:{limit.amount}:{name}"
-            count, ttl = self._count(key, limit.seconds)
-            if count > limit.amount:
-                return False, max(1, ttl), limit.text
+            retry = self._take(key, limit)
+            if retry is not None:
+                return False, max(1, retry), limit.text
         return True, 0, ""
 
-    def _count(self, key: str, seconds: int) -> tuple[int, int]:
+    def _take(self, key: str, limit: RateLimit) -> int | None:
+        """Spend one hit of `key`'s window: None when allowed, else the seconds to wait."""
+        now = time.monotonic()
+        with self._lock:
+            allowance = self._allowances.get(key)
+            if allowance is not None and allowance.until > now:
+                if allowance.left > 0:
+                    allowance.left -= 1
+                    return None
+                if allowance.left < 0:  # the window is used up: refused until it ends
+                    return int(allowance.until - now + 0.999)
+        chunk = max(1, limit.amount // CLAIM_FRACTION)
+        count, seconds_left = self._claim(key, chunk, limit.seconds)
+        granted = max(0, min(chunk, limit.amount - (count - chunk)))
+        with self._lock:
+            if len(self._allowances) > 100_000:
+                self._allowances = {k: v for k, v in self._allowances.items() if v.until > now}
+            # granted - 1 left after this hit; -1 marks a used-up window
+            self._allowances[key] = Allowance(granted - 1, now + seconds_left)
+        return None if granted else int(seconds_left + 0.999)
+
+    def _claim(self, key: str, chunk: int, seconds: int) -> tuple[int, float]:
+        """Add `chunk` to the window's count: (the count after, seconds until it ends)."""
         if self._script is not None and time.monotonic() >= self._down_until:
             try:
-                count, ttl = self._script(keys=[key], args=[seconds])
-                return int(count), int(ttl)
+                count, ms_left = self._script(keys=[key], args=[seconds * 1000, chunk])
+                return int(count), max(int(ms_left), 1) / 1000
             except Exception as exc:  # Redis down or refusing: count in memory for a while
                 log.warning("rate limit store unavailable (%s); counting in memory", exc)
                 self._down_until = time.monotonic() + FALLBACK_S
@@ -123,8 +165,8 @@ class RateLimiter:
             count, expires = self._memory.get(key, (0, now + seconds))
             if expires <= now:
                 count, expires = 0, now + seconds
-            self._memory[key] = (count + 1, expires)
-        return count + 1, int(expires - now + 0.999)
+            self._memory[key] = (count + chunk, expires)
+        return count + chunk, expires - now
 
 
 def init_app(app: Flask, settings: Settings) -> RateLimiter:

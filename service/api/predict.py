@@ -121,7 +121,10 @@ class TargetCache:
 
 
 def _targets() -> TargetCache:
-    cache: TargetCache = services().extras.setdefault("predict_targets", TargetCache())
+    extras = services().extras
+    cache: TargetCache | None = extras.get("predict_targets")
+    if cache is None:  # first request of this app; a lost race only costs one empty cache
+        cache = extras.setdefault("predict_targets", TargetCache())
     return cache
 
 
