@@ -17,17 +17,24 @@ EVENTS = cast(sa.Table, JobEvent.__table__)
 
 
 def append_many(s: Session, job_id: str, items: Iterable[tuple[str, Mapping[str, Any]]], *,
-                now: datetime | None = None) -> list[int]:
+                now: datetime | None = None,
+                times: Sequence[datetime] | None = None) -> list[int]:
     """Add events (``(type, data)`` pairs, in order) with the job's next sequence numbers.
 
     The numbers come from one ``UPDATE jobs SET event_seq = event_seq + n ... RETURNING``: the
     row lock serialises writers, so numbers are gap-free and never reused, on both databases.
     The rows go in as one executemany of a Core INSERT (compiled once, cached), which is what
     lets the worker record a burst of short epochs cheaply. Returns the numbers given.
+
+    Each event is stamped `now` (default: the current time), or with its own entry of `times`
+    when given: the worker commits a second's epochs together and stamps each with the moment
+    that epoch ended, not the moment it was written.
     """
     batch = list(items)
     if not batch:
         return []
+    if times is not None and len(times) != len(batch):
+        raise ValueError(f"{len(times)} times for {len(batch)} events")
     last = s.execute(
         sa.update(Job)
         .where(Job.id == job_id)
@@ -38,21 +45,24 @@ def append_many(s: Session, job_id: str, items: Iterable[tuple[str, Mapping[str,
     if last is None:
         raise NotFound(f"job {job_id} does not exist")
     first = int(last) - len(batch) + 1
-    insert_numbered(s, job_id, first, batch, now or utcnow())
+    insert_numbered(s, job_id, first, batch, (now or utcnow()) if times is None else times)
     return list(range(first, first + len(batch)))
 
 
 def insert_numbered(s: Session, job_id: str, first: int,
-                    batch: Sequence[tuple[str, Mapping[str, Any]]], created_at: datetime) -> None:
+                    batch: Sequence[tuple[str, Mapping[str, Any]]],
+                    created_at: datetime | Sequence[datetime]) -> None:
     """Write events numbered ``first, first + 1, ...`` whose numbers the caller already owns.
 
     Either `append_many` took them from the job's counter, or the job is being created in this
     transaction with ``event_seq`` already at its last number (store.jobs.create_job).
+    `created_at` is one time for all, or one per event.
     """
+    stamps = [created_at] * len(batch) if isinstance(created_at, datetime) else created_at
     s.execute(sa.insert(EVENTS), [
         {"job_id": job_id, "seq": first + i, "type": type, "data": dict(data),
-         "created_at": created_at}
-        for i, (type, data) in enumerate(batch)
+         "created_at": stamp}
+        for i, ((type, data), stamp) in enumerate(zip(batch, stamps, strict=True))
     ])
 
 

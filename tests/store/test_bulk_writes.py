@@ -135,3 +135,14 @@ def test_concurrent_bulk_and_single_appends_never_reuse_a_sequence(
     for i in range(10):
         seqs = [e.seq for e in got if e.type == "epoch" and e.data["i"] == i]
         assert seqs == list(range(seqs[0], seqs[0] + 3))
+
+
+def test_append_many_stamps_each_event_with_its_own_time(s: Session) -> None:
+    job = make_job(s, make_tenant(s).id)
+    times = [datetime(2026, 1, 2, 3, 4, second, tzinfo=UTC) for second in (5, 6)]
+    events.append_many(s, job.id, [("epoch", {"epoch": 1}), ("epoch", {"epoch": 2})],
+                       times=times)
+    s.expire_all()
+    assert [e.created_at for e in events.after(s, job.id, 0)] == times
+    with pytest.raises(ValueError, match="1 times for 2 events"):
+        events.append_many(s, job.id, [("epoch", {}), ("epoch", {})], times=times[:1])
