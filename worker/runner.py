@@ -7,15 +7,18 @@ One :class:`JobRunner` runs one delivery of ``train_job(job_id)``:
 2. past ``settings.max_attempts`` claims, fail the job with ``"exceeded N attempts"``;
 3. load the spec, the dataset, and the latest checkpoint (resume) or the ``init_checkpoint``'s
    weights (warm start); a SpecError/DatasetError/CheckpointError fails the job for good;
-4. run ``core.train``: ``should_stop`` (between batches) reads the cancel flag and the lease
-   owner every ``POLL_S`` and writes the heartbeat every ``heartbeat_interval_s``, each in its
-   own short transaction; ``on_epoch`` hands the epoch to an :class:`EpochBuffer` whose
-   metrics, events, progress and checkpoints are committed in ONE transaction per epoch, or per
-   ``COMMIT_INTERVAL_S`` for epochs shorter than that, after a heartbeat proving the lease.
-   That commit runs on a writer thread while training goes on (the checkpoint bytes were taken
-   when the epoch ended, so what is written does not depend on when): at most one commit is
-   in flight, the next epoch batch waits for it, and its error (a lost lease, a database
-   failure) surfaces in the training thread at that point;
+4. run ``core.train`` on the spec with its runtime budget capped (:func:`runtime_capped`: the
+   spec's ``training.max_runtime_s`` or less, what is left of ``settings.limits.max_runtime_s``),
+   so that the core's clean ``max_runtime`` stop (a final checkpoint kept) comes before Celery's
+   soft time limit, which stays a backstop; ``should_stop`` (between batches) reads the cancel
+   flag and the lease owner every ``POLL_S`` and writes the heartbeat every
+   ``heartbeat_interval_s``, each in its own short transaction; ``on_epoch`` hands the epoch to
+   an :class:`EpochBuffer` whose metrics, events, progress and checkpoints are committed in ONE
+   transaction per epoch, or per ``COMMIT_INTERVAL_S`` for epochs shorter than that, after a
+   heartbeat proving the lease. That commit runs on a writer thread while training goes on
+   (the checkpoint bytes were taken when the epoch ended, so what is written does not depend
+   on when): at most one commit is in flight, the next epoch batch waits for it, and its error
+   (a lost lease, a database failure) surfaces in the training thread at that point;
 5. wait for the commit in flight, then commit what is pending with the ``final`` checkpoint
    and the end status (succeeded / cancelled / failed), together.
 
@@ -25,8 +28,10 @@ without writing anything more: the new owner continues from the latest checkpoin
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +61,37 @@ class Inputs:
     y: Any
     resume: bytes | None
     init_params: dict[str, Any] | None
+
+
+def runtime_capped(spec: Any, cap_s: float) -> Any:
+    """``spec`` with ``training.max_runtime_s`` = min(its own, if set, and ``cap_s``).
+
+    The core stops between batches once that budget is spent, with stop_reason
+    ``max_runtime`` and a resumable final checkpoint. A spec whose own budget is already the
+    tighter one comes back as it is; otherwise a copy (of a Spec, a dict spec, or any object
+    with a ``training`` attribute): the stored job spec is never touched. The core records
+    the copy in its checkpoints' metadata, which nothing reads back.
+    """
+    if isinstance(spec, Mapping):
+        training = dict(spec.get("training") or {})
+        own = training.get("max_runtime_s")
+        if own is not None and float(own) <= cap_s:
+            return spec
+        return {**spec, "training": {**training, "max_runtime_s": cap_s}}
+    own = getattr(spec.training, "max_runtime_s", None)
+    if own is not None and float(own) <= cap_s:
+        return spec
+    return _replace(spec, training=_replace(spec.training, max_runtime_s=cap_s))
+
+
+def _replace(obj: Any, **changes: Any) -> Any:
+    """A copy of a (frozen) dataclass or a plain object, with `changes` applied."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.replace(obj, **changes)
+    obj = copy.copy(obj)
+    for name, value in changes.items():
+        setattr(obj, name, value)
+    return obj
 
 
 def default_train(spec: Any, X: Any, y: Any, **kwargs: Any) -> Any:
@@ -88,6 +124,7 @@ class JobRunner:
         self.train_fn = train_fn
         self.data_fn = data_fn
         self.clock = clock
+        self._started = 0.0  # time.monotonic() when run() began: the delivery's budget starts
         self._last_beat = 0.0
         self._last_poll = 0.0
         self._last_commit = 0.0
@@ -99,6 +136,7 @@ class JobRunner:
     # -- the steps -------------------------------------------------------------------------
 
     def run(self) -> str:
+        self._started = time.monotonic()
         with self.sessions.begin() as s:
             claimed = store_ops.claim(s, self.job_id, self.worker_id, self.settings)
         if claimed is None:
@@ -125,10 +163,30 @@ class JobRunner:
         finally:
             self._writer.shutdown(wait=True)  # never leave a commit running past the task
 
+    def runtime_budget_s(self) -> float:
+        """What is left of ``settings.limits.max_runtime_s`` for this delivery.
+
+        Celery's soft limit (the same cap plus ``soft_limit_margin_s``) counts real time from
+        the start of the task, so the claim and the loading already done here count too; the
+        margin is left for what the core's stop cannot cut short (its setup, the batch in
+        progress, the final commit). Real time, not ``self.clock`` (which only paces
+        heartbeats and polls), because Celery's timer is real.
+
+        Resumes: every delivery gets the whole cap again, as it gets a fresh Celery timer, and
+        as the core already treats a spec's own ``max_runtime_s`` (from the start of each run,
+        not summed over a checkpoint's history). A retry after a crash or a lost worker is
+        bounded by ``settings.max_attempts``; a user's resume of a cancelled or failed job
+        is a new run. A job stopped by this cap ends ``succeeded`` with stop_reason
+        ``max_runtime``, like one stopped by its own budget.
+        """
+        elapsed = time.monotonic() - self._started
+        return max(float(self.settings.limits.max_runtime_s) - elapsed, 0.0)
+
     def _train(self, inputs: Inputs) -> str:
         try:
+            spec = runtime_capped(inputs.spec, self.runtime_budget_s())
             result = self.train_fn(
-                inputs.spec, inputs.X, inputs.y, init_params=inputs.init_params,
+                spec, inputs.X, inputs.y, init_params=inputs.init_params,
                 resume=inputs.resume, on_epoch=self.on_epoch, should_stop=self.should_stop,
             )
             self._wait_for_commit()

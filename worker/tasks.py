@@ -8,7 +8,10 @@ Failures, by kind (DESIGN §7):
 - a bad spec, dataset or init checkpoint (SpecError, DatasetError, CheckpointError) fails the
   job at once: retrying cannot help;
 - divergence ends the job ``failed`` with stop_reason ``diverged`` (the core reports it);
-- the soft time limit fails the job with its reason;
+- the runtime cap (``settings.limits.max_runtime_s``) stops the job in the core between
+  batches, like a spec's own ``training.max_runtime_s`` (worker/runner.py); Celery's soft
+  time limit, the cap plus a margin, is the backstop: it fails the job with its reason, or
+  returns ``"lease_lost"`` when the job was not ours to fail any more;
 - any other exception (database blip, out of memory, a bug) is retried: the job is released
   back to ``queued`` with the error kept in ``failure_reason``, and the task is re-sent with
   Celery's ``self.retry`` after an exponential countdown (one heartbeat interval, doubling).
@@ -78,10 +81,15 @@ def train_job(self: Any, job_id: str) -> str:
     try:
         outcome = JobRunner(sessions, settings, job_id, worker_id).run()
     except SoftTimeLimitExceeded:
+        # The backstop: the runner has the core stop cleanly at the runtime cap, so this fires
+        # only for a single batch (or a setup, or a commit) that outlasts the margin.
+        log.warning("job %s: Celery's soft time limit fired", job_id)
         with sessions.begin() as s:
-            store_ops.finish(s, job_id, worker_id, "failed", "max_runtime",
-                             f"exceeded the runtime limit of {settings.limits.max_runtime_s} s")
-        return "failed"
+            ended = store_ops.finish(
+                s, job_id, worker_id, "failed", "max_runtime",
+                f"exceeded the runtime limit of {settings.limits.max_runtime_s} s")
+        # Not ended: the lease was not ours any more (nothing was written), as below.
+        outcome = "failed" if ended else "lease_lost"
     except Exception as exc:
         log.exception("job %s: unexpected error; releasing it for a retry", job_id)
         with sessions.begin() as s:

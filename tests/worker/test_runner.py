@@ -284,3 +284,107 @@ def test_short_epochs_are_committed_together_with_only_the_kept_checkpoints(
     assert log == [(1, "status", None), *[(i + 1, "epoch", i) for i in range(1, 7)],
                    (8, "status", None)]
     assert job_row(b, job_id).best["epoch"] == 2
+
+
+def test_the_service_runtime_cap_stops_a_job_cleanly_in_the_core(
+    sqlite_backend: Backend,
+) -> None:
+    """No training.max_runtime_s in the spec: settings.limits.max_runtime_s is its budget.
+
+    The core stops between batches, so the job ends as a spec's own budget ends it (succeeded,
+    stop_reason max_runtime) with a resumable final checkpoint, long before Celery's soft
+    limit (the cap plus its margin) would fail it and lose the epochs since the last commit.
+    """
+    import time
+
+    from config.settings import Limits
+    from core.checkpoint import load_state
+
+    b = sqlite_backend
+    settings = b.settings.with_overrides(limits=Limits(max_runtime_s=1))
+    epochs = 100_000  # minutes of training, were it not for the cap
+    spec = {**xor_spec(epochs=epochs, batch_size=4), "dataset": "ds_in_memory"}  # see xor_data
+    job_id = create_job(b, spec)
+    began = time.monotonic()
+    r = JobRunner(b.sessions, settings, job_id, "w1", data_fn=xor_data)
+    assert r.run() == "succeeded"
+    took = time.monotonic() - began
+    assert 1.0 <= took < 1.0 + settings.soft_limit_margin_s, took
+    job = job_row(b, job_id)
+    assert (job.status, job.stop_reason, job.failure_reason) == (
+        "succeeded", "max_runtime", None)
+    assert 0 < job.epoch_done < epochs
+    assert job.spec["training"].get("max_runtime_s") is None  # the stored spec is untouched
+    assert ("final", job.epoch_done) in kept_checkpoints(b, job_id)
+    state = load_state(final_blob(b, job_id))
+    assert state.epoch == job.epoch_done
+    assert len(metric_epochs(b, job_id)) == job.epoch_done
+    assert leases(b, job_id) == [(1, "w1", "succeeded")]
+
+
+@pytest.mark.parametrize(("own", "cap", "expected"), [
+    (None, 60.0, 60.0), (5, 60.0, 5), (120.0, 60.0, 60.0), (60, 60.0, 60),
+])
+def test_runtime_capped_keeps_the_tighter_budget_and_never_touches_the_spec(
+    own: float | None, cap: float, expected: float,
+) -> None:
+    from core.spec import Spec
+    from worker.runner import runtime_capped
+
+    raw = xor_spec()
+    if own is not None:
+        raw["training"]["max_runtime_s"] = own
+    before = Spec.from_dict(raw)
+    for spec in (before, raw):
+        capped = runtime_capped(spec, cap)
+        training = capped["training"] if isinstance(capped, dict) else capped.training
+        got = training["max_runtime_s"] if isinstance(training, dict) else training.max_runtime_s
+        assert got == expected
+        if own is not None and own <= cap:
+            assert capped is spec  # already the tighter one: nothing copied
+    assert Spec.from_dict(raw) == before  # the inputs were not modified
+    assert raw["training"].get("max_runtime_s") == own
+
+
+@pytest.mark.parametrize("still_ours", [True, False])
+def test_the_soft_time_limit_reports_what_finish_did(
+    sqlite_backend: Backend, monkeypatch: pytest.MonkeyPatch, still_ours: bool,
+) -> None:
+    """worker.tasks.train_job's backstop: "failed" when it failed the job, "lease_lost" when
+    another worker had taken the job over (and nothing was written)."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from worker import tasks
+    from worker.celery_app import TRAIN_TASK, make_celery
+
+    b = sqlite_backend
+    job_id = create_job(b, xor_spec(epochs=2))
+
+    class OverrunRunner(JobRunner):
+        def run(self) -> str:
+            with self.sessions.begin() as s:
+                assert store_ops.claim(s, self.job_id, self.worker_id, self.settings)
+                if not still_ours:
+                    s.execute(sa.update(Job).where(Job.id == job_id)
+                              .values(heartbeat_at=utcnow() - timedelta(seconds=60)))
+                    assert jobs.claim_job(s, job_id, "thief", b.settings.lease_timeout_s)
+            raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(tasks, "JobRunner", OverrunRunner)
+    app = make_celery(b.settings)
+    app.loader.import_default_modules()
+    try:
+        outcome = app.tasks[TRAIN_TASK](job_id)
+    finally:
+        engine = tasks._ENGINES.pop(b.settings.database_url, None)
+        if engine is not None:
+            engine.dispose()
+    job = job_row(b, job_id)
+    if still_ours:
+        assert outcome == "failed"
+        assert (job.status, job.stop_reason, job.failure_reason) == (
+            "failed", "max_runtime",
+            f"exceeded the runtime limit of {b.settings.limits.max_runtime_s} s")
+    else:
+        assert outcome == "lease_lost"
+        assert (job.status, job.lease_owner, job.stop_reason) == ("running", "thief", None)
