@@ -6,6 +6,7 @@ test_processes.py repeats the important cases with the real core in real worker 
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -139,6 +140,10 @@ def test_a_worker_that_lost_its_lease_stops_and_writes_nothing(sqlite_backend: B
 
     def steal(epoch: int, batch: int) -> None:
         if (epoch, batch) == (1, 2):
+            # Epoch 1's commit runs on the writer thread: let it land, then take the job over.
+            deadline = time.monotonic() + 10
+            while job_row(b, job_id).epoch_done < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
             with b.sessions.begin() as s:
                 s.execute(sa.update(Job).where(Job.id == job_id)
                           .values(heartbeat_at=utcnow() - timedelta(seconds=60)))
