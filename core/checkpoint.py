@@ -5,8 +5,13 @@ Both are written with ``np.savez`` from numeric and unicode arrays only and are 
 ``weights.npz`` arrays (so a user can open it the same way) plus:
 
 - ``__state__``: a 0-d unicode JSON string with everything else a resume needs (format
-  version, full job spec, completed epochs, history, early-stopping and scheduler state,
-  the bit-generator states, loss name, input shape, dtype, best epoch, a partial epoch);
+  version, full job spec, completed epochs, early-stopping and scheduler state, the
+  bit-generator states, loss name, input shape, dtype, best epoch, a partial epoch);
+- ``__history__``: the per-epoch metrics, a 0-d unicode JSON list. It has its own array
+  (format 2; format 1 kept it in ``__state__``) because it grows with every epoch: a training
+  run keeps it encoded as it goes (``TrainingState.history_json``), so checkpointing epoch
+  1,000 does not encode 1,000 epochs of metrics again, nor does reading the state for a
+  prediction decode them;
 - ``__optim__/<key>``: the optimizer's state arrays (``__optim__/exp_avg/all`` ...);
 - ``__best__/<name>``: the early-stopping snapshot of the best weights, when kept;
 - ``__resume__/<name>``: when the public arrays hold restored best weights at the end of a
@@ -30,9 +35,11 @@ from core.network import Network, build_network
 from core.preprocessing import Preprocessing
 
 Array = NDArray[Any]
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 SPEC_KEY = "__spec__"
 STATE_KEY = "__state__"
+HISTORY_KEY = "__history__"
 OPTIM_PREFIX = "__optim__/"
 BEST_PREFIX = "__best__/"
 RESUME_PREFIX = "__resume__/"
@@ -69,6 +76,9 @@ class TrainingState:
     shuffle_rng: dict[str, Any] = field(default_factory=dict)
     partial: dict[str, Any] | None = None
     stop_reason: str | None = None
+    # ``history`` as the JSON list ``dump_checkpoint`` writes (``json.dumps(history,
+    # sort_keys=True)``), when the caller keeps it encoded; None: encoded on demand.
+    history_json: str | None = None
     final_params: dict[str, Array] | None = None
 
 
@@ -123,6 +133,9 @@ def dump_checkpoint(state: TrainingState) -> bytes:
     if state.final_params is not None:
         arrays.update({RESUME_PREFIX + k: v for k, v in state.params.items()})
     arrays[SPEC_KEY] = _json_array(state.model_spec)
+    history = state.history_json
+    arrays[HISTORY_KEY] = np.array(
+        history if history is not None else json.dumps(state.history, sort_keys=True))
     if state.preprocessing is not None:
         arrays.update(state.preprocessing.to_arrays())
     optim_scalars: dict[str, Any] = {}
@@ -140,7 +153,6 @@ def dump_checkpoint(state: TrainingState) -> bytes:
         "input_shape": list(state.input_shape),
         "dtype": state.dtype,
         "epoch": state.epoch,
-        "history": state.history,
         "best_epoch": state.best_epoch,
         "best_value": state.best_value,
         "early_stopping": state.early_stopping,
@@ -185,8 +197,9 @@ def load_state(data: bytes | str | os.PathLike[str]) -> TrainingState:
     if STATE_KEY not in arrays:
         raise CheckpointError("this is a weights-only .npz: it has no training state to resume")
     meta = _json_of(arrays, STATE_KEY)
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.get("format_version") not in READABLE_FORMATS:
         raise CheckpointError(f"unsupported checkpoint format {meta.get('format_version')!r}")
+    history = _json_of(arrays, HISTORY_KEY) if HISTORY_KEY in arrays else meta["history"]
     optimizer: dict[str, Any] = dict(meta["optimizer_scalars"])
     best: dict[str, Array] = {}
     resume: dict[str, Array] = {}
@@ -208,7 +221,7 @@ def load_state(data: bytes | str | os.PathLike[str]) -> TrainingState:
         final_params=public if resume else None,
         preprocessing=Preprocessing.from_arrays(arrays),
         epoch=int(meta["epoch"]),
-        history=list(meta["history"]),
+        history=list(history),
         best_epoch=meta["best_epoch"],
         best_value=meta["best_value"],
         early_stopping=meta["early_stopping"],

@@ -10,6 +10,7 @@ validation split ``default_rng([seed, 1])``, the per-epoch shuffles ``default_rn
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -103,6 +104,9 @@ class RunSetup:
         self.epochs = int(t.epochs)
         self.epoch = 0
         self.history: list[dict[str, float]] = []
+        # Each epoch's metrics JSON-encoded once, when recorded: a checkpoint joins them
+        # instead of encoding the whole history again (core.checkpoint, ``__history__``).
+        self._history_json: list[str] = []
         self.best_params: dict[str, Array] | None = None
         self.partial: dict[str, Any] | None = None
         if state is not None:
@@ -133,6 +137,7 @@ class RunSetup:
         """Record a completed epoch, step the schedule and early stopping; True if best."""
         self.epoch += 1
         self.history.append(metrics)
+        self._history_json.append(json.dumps(metrics, sort_keys=True))
         self.partial = None
         self.schedule.step(monitored_value(metrics, self.plateau_monitor))
         is_best = self.best.update(self.epoch, metrics)
@@ -170,7 +175,9 @@ class RunSetup:
             loss=self.loss_name, input_shape=tuple(net.input_shape), dtype=self.dtype.name,
             params={k: v.copy() for k, v in arrays.items()} if copy else arrays,
             preprocessing=net.preprocessing, epoch=self.epoch,
-            history=[dict(h) for h in self.history], best_epoch=self.best.best_epoch,
+            history=[dict(h) for h in self.history] if copy else self.history,
+            history_json="[" + ", ".join(self._history_json) + "]",
+            best_epoch=self.best.best_epoch,
             best_value=self.best.best,
             early_stopping=None if self.early_stopping is None
             else self.early_stopping.state_dict(),
@@ -199,5 +206,6 @@ class RunSetup:
         self.best.load_state_dict({"best": state.best_value, "best_epoch": state.best_epoch})
         self.epoch = state.epoch
         self.history = [dict(h) for h in state.history]
+        self._history_json = [json.dumps(h, sort_keys=True) for h in self.history]
         self.best_params = state.best_params
         self.partial = None if state.partial is None else dict(state.partial)

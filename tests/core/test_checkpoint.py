@@ -206,3 +206,35 @@ def test_images_without_a_channel_axis_round_trip_through_weights_npz() -> None:
     assert back.input_shape == (1, 6, 6)
     np.testing.assert_array_equal(back.predict(X), result.network.predict(X))
     np.testing.assert_array_equal(back.predict(X[:, None]), result.network.predict(X))
+
+
+def test_history_has_its_own_array_encoded_as_the_run_goes() -> None:
+    X, y = data()
+    spec = {**SPEC, "training": {**SPEC["training"], "epochs": 4}}
+    captured: list[bytes] = []
+    result = train(spec, X, y, on_epoch=lambda r: captured.append(r.checkpoint()))
+    arrays = npz(captured[-1])
+    meta = json.loads(str(arrays["__state__"][()]))
+    assert meta["format_version"] == 2 and "history" not in meta
+    # The run's incremental encoding is exactly what encoding the whole list gives.
+    assert str(arrays["__history__"][()]) == json.dumps(result.history, sort_keys=True)
+    assert [len(load_state(c).history) for c in captured] == [1, 2, 3, 4]
+    state = load_state(captured[-1])
+    state.history_json = None  # a state not from a run: encoded on demand, the same bytes
+    assert dump_checkpoint(state) == captured[-1]
+
+
+def test_format_1_checkpoints_with_the_history_in_the_state_still_load() -> None:
+    X, y = data()
+    captured: list[bytes] = []
+    train(SPEC, X, y, on_epoch=lambda r: captured.append(r.checkpoint()))
+    arrays = npz(captured[-1])
+    history = json.loads(str(arrays.pop("__history__")[()]))
+    meta = json.loads(str(arrays["__state__"][()]))
+    arrays["__state__"] = np.array(json.dumps({**meta, "format_version": 1,
+                                               "history": history}, sort_keys=True))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    old = load_state(buffer.getvalue())
+    assert old.history == history == load_state(captured[-1]).history
+    assert old.epoch == 2
