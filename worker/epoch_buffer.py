@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from store.columns import utcnow
 from worker import store_ops
 
 COMMIT_INTERVAL_S = 1.0
@@ -34,6 +36,7 @@ class PendingEpoch:
     is_best: bool
     kinds: list[str]
     blob: bytes | None
+    ended_at: datetime  # its "epoch" event's time: when it ended, not when it was committed
 
 
 @dataclass
@@ -65,7 +68,7 @@ class EpochBuffer:
         # core serialises lazily and the state moves on after the callback: take bytes now.
         blob = report.checkpoint() if kinds else None
         pending = PendingEpoch(epoch, int(report.epochs), dict(report.metrics), is_best, kinds,
-                               blob)
+                               blob, utcnow())
         self.pending.append(pending)
         for kind in kinds:
             self._holders[kind].append(pending)
@@ -129,7 +132,8 @@ class EpochBuffer:
         best: dict[str, Any] | None = None
         if self.pending:
             store_ops.record_epochs(s, self.job_id,
-                                    [(p.epoch, p.epochs, p.metrics) for p in self.pending])
+                                    [(p.epoch, p.epochs, p.metrics) for p in self.pending],
+                                    times=[p.ended_at for p in self.pending])
         items: list[tuple[int, str, bytes, dict[str, float]]] = []
         for p in self.pending:
             if p.is_best:

@@ -8,6 +8,7 @@ checkpoints land together or not at all.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -117,9 +118,10 @@ def init_params(s: Session, claimed: Claimed) -> dict[str, Any] | None:
     return dict(load_checkpoint(bytes(blob)).params)
 
 
-def record_epochs(s: Session, job_id: str, entries: list[tuple[int, int, dict[str, float]]]
-                  ) -> None:
-    """Metrics rows and "epoch" events of several epochs (entries: (epoch, epochs, values)).
+def record_epochs(s: Session, job_id: str, entries: list[tuple[int, int, dict[str, float]]],
+                  *, times: list[datetime] | None = None) -> None:
+    """Metrics rows and "epoch" events of several epochs (entries: (epoch, epochs, values)),
+    each event stamped with its entry of `times` (when that epoch ended) if given.
 
     The store's bulk forms, three statements in all, because one call per epoch costs more
     than a small model's epoch (see worker/epoch_buffer.py).
@@ -130,7 +132,7 @@ def record_epochs(s: Session, job_id: str, entries: list[tuple[int, int, dict[st
     events.append_many(s, job_id, [
         ("epoch", {"epoch": epoch, "epochs": epochs, **values})
         for epoch, epochs, values in entries
-    ])
+    ], times=times)
 
 
 def update_progress(s: Session, job_id: str, epoch: int, latest: dict[str, float],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -95,3 +96,29 @@ def test_without_the_claim_the_tenant_and_model_come_from_the_job(
         assert sorted((r.kind, r.epoch) for r in rows) == [("best", 1), ("periodic", 1)]
         assert [r.model_spec for r in rows] == [spec["model"]] * 2
         assert {r.tenant_id for r in rows} == {tenant_id}
+
+
+def test_each_epoch_event_carries_the_time_its_epoch_ended(sqlite_backend: Backend) -> None:
+    from store import events
+    from store.columns import utcnow
+
+    b = sqlite_backend
+    job_id = create_job(b, xor_spec(epochs=3))
+    buffer = EpochBuffer(job_id, dict(POLICY), tenant_id=job_row(b, job_id).tenant_id,
+                         model_spec={"layers": []})
+    ended = []
+    for epoch in (1, 2, 3):
+        time.sleep(0.02)
+        buffer.add(report(epoch, 1.0 / epoch, True, epochs=3), since_commit=0.0,
+                   committing=False)
+        ended.append(utcnow())
+    time.sleep(0.05)
+    committed = utcnow()
+    with b.sessions.begin() as s:
+        buffer.flush(s)
+    with b.sessions() as s:
+        stamps = [e.created_at for e in events.after(s, job_id) if e.type == "epoch"]
+    assert len(stamps) == 3
+    for stamp, before, after in zip(stamps, [None, *ended[:-1]], ended, strict=True):
+        assert stamp <= after < committed
+        assert before is None or stamp > before
