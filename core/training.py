@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,8 @@ class EpochReport:
     """What ``on_epoch`` receives after each completed epoch.
 
     ``checkpoint()`` and ``weights_npz()`` serialise lazily: call them inside the callback,
-    before training moves on.
+    before training moves on. ``deferred_checkpoint()`` copies the state inside the callback
+    and serialises it whenever its result is called.
     """
 
     epoch: int
@@ -48,10 +50,21 @@ class EpochReport:
     is_best: bool
     _checkpoint: Callable[[], bytes] = field(repr=False)
     _weights: Callable[[], bytes] = field(repr=False)
+    _state: Callable[[], TrainingState] = field(repr=False)
 
     def checkpoint(self) -> bytes:
         """The full training state (internal ``.npz``), enough to resume bit for bit."""
         return self._checkpoint()
+
+    def deferred_checkpoint(self) -> Callable[[], bytes]:
+        """``checkpoint()`` for later: the state is copied now (a few array copies) and
+        serialised only if and when the returned function is called, to the same bytes.
+
+        For a caller that keeps only some epochs' checkpoints (the worker's policy prunes
+        most of a second's worth of short epochs) without stalling training to serialise
+        the ones it will drop.
+        """
+        return partial(dump_checkpoint, self._state())
 
     def weights_npz(self) -> bytes:
         """The public ``weights.npz`` of this epoch's weights."""
@@ -210,7 +223,8 @@ class _Loop:
             self.on_epoch(EpochReport(
                 run.epoch, run.epochs, dict(metrics), is_best,
                 lambda: dump_checkpoint(run.state(None, copy=False)),
-                lambda: export_weights_npz(run.network)))
+                lambda: export_weights_npz(run.network),
+                lambda: run.state(None, copy=True)))
         if not all(math.isfinite(v) for v in metrics.values()):
             bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
             self.failure = str(DivergedError(run.epoch, (

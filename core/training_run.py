@@ -175,7 +175,8 @@ class RunSetup:
             loss=self.loss_name, input_shape=tuple(net.input_shape), dtype=self.dtype.name,
             params={k: v.copy() for k, v in arrays.items()} if copy else arrays,
             preprocessing=net.preprocessing, epoch=self.epoch,
-            history=[dict(h) for h in self.history] if copy else self.history,
+            # An epoch's metrics dict is never changed once recorded: a copy shares them.
+            history=list(self.history) if copy else self.history,
             history_json="[" + ", ".join(self._history_json) + "]",
             best_epoch=self.best.best_epoch,
             best_value=self.best.best,

@@ -9,13 +9,17 @@ crash loses at most that interval (plus the epochs since the last kept checkpoin
 
 Only checkpoints that can survive the policy are kept in memory and written: of the pending
 epochs, the ``keep_last`` newest periodic ones and the ``keep_best`` newest "best" ones (each
-new best beats the previous one, so the newest are the best). A periodic checkpoint that
-enough later epochs will surely push out before the next commit is not even serialised.
+new best beats the previous one, so the newest are the best). An epoch's state is copied when
+it ends (``EpochReport.deferred_checkpoint``) and serialised only at the commit, for the
+checkpoints still kept then: early in training most epochs are a new best, and serialising
+each one cost the training loop a few percent. A periodic checkpoint that enough later epochs
+will surely push out before the next commit is not even copied.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -35,7 +39,7 @@ class PendingEpoch:
     metrics: dict[str, float]
     is_best: bool
     kinds: list[str]
-    blob: bytes | None
+    checkpoint: Callable[[], bytes] | None  # serialises the epoch's state, at the commit
     ended_at: datetime  # its "epoch" event's time: when it ended, not when it was committed
 
 
@@ -65,10 +69,10 @@ class EpochBuffer:
         if "periodic" in kinds and not committing and self._surely_trimmed(report,
                                                                             since_commit):
             kinds.remove("periodic")
-        # core serialises lazily and the state moves on after the callback: take bytes now.
-        blob = report.checkpoint() if kinds else None
+        # The state moves on after the callback: copy it now, serialise it at the commit.
+        checkpoint = report.deferred_checkpoint() if kinds else None
         pending = PendingEpoch(epoch, int(report.epochs), dict(report.metrics), is_best, kinds,
-                               blob, utcnow())
+                               checkpoint, utcnow())
         self.pending.append(pending)
         for kind in kinds:
             self._holders[kind].append(pending)
@@ -118,7 +122,7 @@ class EpochBuffer:
                 p = holders.popleft()
                 p.kinds.remove(kind)
                 if not p.kinds:
-                    p.blob = None
+                    p.checkpoint = None
 
     def flush(self, s: Session, final: tuple[int, bytes, dict[str, float]] | None = None
               ) -> None:
@@ -138,9 +142,10 @@ class EpochBuffer:
         for p in self.pending:
             if p.is_best:
                 best = {"epoch": p.epoch, **p.metrics}
-            for kind in p.kinds:
-                assert p.blob is not None
-                items.append((p.epoch, kind, p.blob, p.metrics))
+            if p.kinds:
+                assert p.checkpoint is not None
+                blob = p.checkpoint()
+                items.extend((p.epoch, kind, blob, p.metrics) for kind in p.kinds)
         if final is not None:
             items.append((final[0], "final", final[1], final[2]))
         store_ops.save_checkpoints(s, self.job_id, items, tenant_id=self.tenant_id,

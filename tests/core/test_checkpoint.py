@@ -238,3 +238,18 @@ def test_format_1_checkpoints_with_the_history_in_the_state_still_load() -> None
     old = load_state(buffer.getvalue())
     assert old.history == history == load_state(captured[-1]).history
     assert old.epoch == 2
+
+
+def test_a_deferred_checkpoint_serialises_later_to_the_bytes_of_its_epoch() -> None:
+    X, y = data()
+    spec = {**SPEC, "training": {**SPEC["training"], "epochs": 3}}
+    now: list[bytes] = []
+    later: list[Any] = []
+
+    def on_epoch(report: Any) -> None:
+        now.append(report.checkpoint())
+        later.append(report.deferred_checkpoint())
+
+    train(spec, X, y, on_epoch=on_epoch)
+    assert [serialise() for serialise in later] == now  # after training moved on
+    assert len(set(now)) == 3

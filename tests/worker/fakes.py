@@ -22,10 +22,15 @@ class FakeReport:
     is_best: bool
     blob: bytes
     serialised: list[int] = field(default_factory=list)
+    copied: list[int] = field(default_factory=list)  # epochs whose state was copied
 
     def checkpoint(self) -> bytes:
         self.serialised.append(self.epoch)
         return self.blob
+
+    def deferred_checkpoint(self) -> Callable[[], bytes]:
+        self.copied.append(self.epoch)
+        return self.checkpoint
 
 
 @dataclass
@@ -59,6 +64,7 @@ class FakeTrainer:
     on_batch: Callable[[int, int], None] | None = None
     calls: list[dict[str, Any]] = field(default_factory=list)
     serialised: list[int] = field(default_factory=list)  # epochs whose checkpoint() ran
+    copied: list[int] = field(default_factory=list)  # epochs whose state was copied
 
     def __call__(self, spec: Any, X: Any, y: Any, *, init_params: Any = None,
                  resume: bytes | None = None, on_epoch: Any = None,
@@ -85,5 +91,6 @@ class FakeTrainer:
             best = min(best, loss)
             if on_epoch is not None:
                 on_epoch(FakeReport(epoch, epochs, dict(metrics), is_best,
-                                    f"fake:{epoch}:0".encode(), self.serialised))
+                                    f"fake:{epoch}:0".encode(), self.serialised,
+                                    self.copied))
         return FakeResult("epochs_done", history, FakeState(epoch), f"fake:{epoch}:0".encode())

@@ -22,7 +22,8 @@ def report(epoch: int, loss: float, best: bool, epochs: int = 100) -> FakeReport
 
 
 def held(buffer: EpochBuffer) -> list[tuple[int, list[str], bytes | None]]:
-    return [(p.epoch, p.kinds, p.blob) for p in buffer.pending if p.kinds or p.blob]
+    return [(p.epoch, p.kinds, p.checkpoint and p.checkpoint())
+            for p in buffer.pending if p.kinds or p.checkpoint]
 
 
 def test_only_the_newest_periodic_and_best_checkpoints_keep_their_bytes() -> None:
@@ -43,7 +44,7 @@ def test_keep_zero_saves_no_kind() -> None:
     for epoch in range(1, 4):
         r = report(epoch, 0.5, True)
         buffer.add(r, since_commit=0.0, committing=True)
-        sent += r.serialised
+        sent += r.copied
     assert sent == [] and held(buffer) == []
 
 

@@ -279,8 +279,10 @@ def test_short_epochs_are_committed_together_with_only_the_kept_checkpoints(
                   clock=lambda: 0.0)
     assert r.run() == "succeeded"
     assert seen == [0, 0, 0, 0, 0, 0]  # nothing was written while training
-    # Epochs 3 and 4 would be pruned by 5 and 6 (keep_last=2): never serialised.
-    assert trainer.serialised == [1, 2, 5, 6]
+    # Epochs 3 and 4 would be pruned by 5 and 6 (keep_last=2): their state is not even
+    # copied. Epoch 1 was a best until epoch 2 (keep_best=1): copied, never serialised.
+    assert trainer.copied == [1, 2, 5, 6]
+    assert trainer.serialised == [2, 5, 6]
     assert metric_epochs(b, job_id) == [1, 2, 3, 4, 5, 6]
     assert kept_checkpoints(b, job_id) == [
         ("best", 2), ("final", 6), ("periodic", 5), ("periodic", 6)]
