@@ -12,6 +12,7 @@ No result backend: progress lives in the database rows, not in Celery results.
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from celery import Celery, current_app
@@ -97,6 +98,19 @@ def _dispose_inherited_pools(**_: Any) -> None:
     from worker.tasks import dispose_engines
 
     dispose_engines()
+
+
+@worker_process_init.connect
+def _freeze_inherited_heap(**_: Any) -> None:
+    """Leave the objects a pool child starts with out of every garbage collection.
+
+    A child inherits ~100,000 objects (Celery, SQLAlchemy, the core), and training allocates
+    fast enough to set off full collections, each one walking all of them: ~2-3% of a digits
+    MLP's training time in such a process, against ~0% once they are frozen (measured with
+    gc.callbacks). They live as long as the process anyway. Python's gc docs recommend
+    gc.freeze() for forked workers.
+    """
+    gc.freeze()
 
 
 # The pool size, recorded by the parent before it forks; the children inherit it.

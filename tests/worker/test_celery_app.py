@@ -59,3 +59,19 @@ def test_importing_the_module_reads_no_settings(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=60, check=True).stdout.splitlines()
     assert out == ["imported", "app: WEIGHTSMITH_LEASE_TIMEOUT_S: must be an integer, got 'soon'"]
+
+
+def test_a_pool_child_freezes_the_heap_it_inherits() -> None:
+    import gc
+
+    from celery.signals import worker_process_init
+
+    from worker.celery_app import _freeze_inherited_heap
+
+    assert _freeze_inherited_heap in [ref() for _, ref in worker_process_init.receivers]
+    assert gc.get_freeze_count() == 0
+    try:
+        _freeze_inherited_heap()
+        assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()
