@@ -82,6 +82,19 @@ def make_engine(url: str | sa.URL, **kwargs: Any) -> Engine:
     return sa.create_engine(parsed, pool_pre_ping=True, **kwargs)
 
 
+def single_reads(engine: Engine) -> Engine:
+    """`engine` for connections that run one SELECT each: autocommit on PostgreSQL.
+
+    A SELECT in a transaction costs two more round trips (BEGIN, then ROLLBACK when the
+    connection goes back to the pool); a worker polling its job five times a second pays them
+    on its training thread. SQLite's engine stays as it is: its BEGIN IMMEDIATE listener
+    (``_configure_sqlite``) is what makes its transactions real.
+    """
+    if engine.dialect.name != "postgresql":
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions whose objects stay readable after commit (views serialise after the block)."""
     return sessionmaker(bind=engine, expire_on_commit=False)

@@ -82,7 +82,7 @@ class SubmitCheck:
     active: int  # the tenant's queued and running jobs, counted up to the cap
 
 
-def _submit_check_statement() -> sa.Select[tuple[str | None, int]]:
+def _submit_check_statement() -> sa.Select[Any]:
     tenant = sa.bindparam("tenant", type_=JOBS.c.tenant_id.type)
     existing = sa.select(JOBS.c.id).where(
         JOBS.c.tenant_id == tenant, JOBS.c.idempotency_key == sa.bindparam("key")

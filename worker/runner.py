@@ -36,9 +36,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
+from store.db import single_reads
 from worker import store_ops
 from worker.epoch_buffer import COMMIT_INTERVAL_S, EpochBuffer
 
@@ -128,6 +130,10 @@ class JobRunner:
         self._last_beat = 0.0
         self._last_poll = 0.0
         self._last_commit = 0.0
+        self._next_check = 0.0  # self.clock() before which should_stop need not look
+        with sessions() as s:  # polls run on the engine's connections, outside any session
+            bind = s.get_bind()
+        self._reads = single_reads(bind if isinstance(bind, Engine) else bind.engine)
         self._stop: str | None = None  # "cancelled" or "lease_lost" once seen
         self.buffer: EpochBuffer | None = None
         self._writer: ThreadPoolExecutor | None = None
@@ -251,14 +257,18 @@ class JobRunner:
         if self._stop is not None:
             return True
         now = self.clock()
+        if now < self._next_check:  # the common case, once per batch: keep it to one compare
+            return False
         if now - self._last_beat >= self.settings.heartbeat_interval_s:
             self._last_beat = self._last_poll = now
             with self.sessions.begin() as s:
                 self._stop = store_ops.beat(s, self.job_id, self.worker_id)
         elif now - self._last_poll >= POLL_S:
             self._last_poll = now
-            with self.sessions() as s:
-                self._stop = store_ops.poll(s, self.job_id, self.worker_id)
+            with self._reads.connect() as conn:
+                self._stop = store_ops.poll(conn, self.job_id, self.worker_id)
+        self._next_check = min(self._last_poll + POLL_S,
+                               self._last_beat + self.settings.heartbeat_interval_s)
         return self._stop is not None
 
     def on_epoch(self, report: Any) -> None:

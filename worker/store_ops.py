@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -59,11 +59,15 @@ def beat(s: Session, job_id: str, worker_id: str) -> str | None:
     return "cancelled" if result.cancel_requested else None
 
 
-def poll(s: Session, job_id: str, worker_id: str) -> str | None:
-    """Read-only check of the cancel flag and the lease owner."""
-    row = s.execute(
-        sa.select(Job.lease_owner, Job.status, Job.cancel_requested).where(Job.id == job_id)
-    ).first()
+JOBS = cast(sa.Table, Job.__table__)
+# Prebuilt and Core: the runner polls several times a second between batches.
+_POLL = sa.select(JOBS.c.lease_owner, JOBS.c.status, JOBS.c.cancel_requested).where(
+    JOBS.c.id == sa.bindparam("job_id"))
+
+
+def poll(s: Session | sa.Connection, job_id: str, worker_id: str) -> str | None:
+    """Read-only check of the cancel flag and the lease owner (a session or a connection)."""
+    row = s.execute(_POLL, {"job_id": job_id}).first()
     if row is None or row.lease_owner != worker_id or row.status != "running":
         return "lease_lost"
     return "cancelled" if row.cancel_requested else None

@@ -103,3 +103,16 @@ def test_non_finite_floats_in_json_become_null(factory: sessionmaker[Session]) -
     with factory() as s:
         assert s.get(type(job), ids[0]).latest == {"loss": None, "deep": [None, 1.5]}
         assert s.get(Checkpoint, ids[1]).metrics == {"val_loss": None}
+
+
+def test_single_reads_skip_the_transaction_on_postgresql_only(engine: sa.Engine) -> None:
+    from store.db import single_reads
+
+    reads = single_reads(engine)
+    with reads.connect() as conn:
+        assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+        if engine.dialect.name == "postgresql":
+            driver = conn.connection.driver_connection
+            assert driver is not None and driver.autocommit  # no BEGIN, no ROLLBACK
+        else:
+            assert reads is engine
