@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from store.columns import utcnow
+from store.db import dumps_json
 from store.errors import NotFound
 from store.models import Job, JobEvent
 
@@ -59,11 +60,34 @@ def insert_numbered(s: Session, job_id: str, first: int,
     `created_at` is one time for all, or one per event.
     """
     stamps = [created_at] * len(batch) if isinstance(created_at, datetime) else created_at
+    if len(stamps) != len(batch):
+        raise ValueError(f"{len(stamps)} times for {len(batch)} events")
+    if len(batch) > 1 and s.get_bind().dialect.name == "postgresql":
+        s.execute(_PG_INSERT_FROM_JSON, {"job_id": job_id, "first": first, "events": dumps_json([
+            {"type": type, "data": dict(data), "at": _utc(stamp).isoformat()}
+            for (type, data), stamp in zip(batch, stamps, strict=True)])})
+        return
     s.execute(sa.insert(EVENTS), [
         {"job_id": job_id, "seq": first + i, "type": type, "data": dict(data),
          "created_at": stamp}
         for i, ((type, data), stamp) in enumerate(zip(batch, stamps, strict=True))
     ])
+
+
+def _utc(stamp: datetime) -> datetime:
+    if stamp.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column; use datetime.now(UTC)")
+    return stamp.astimezone(UTC)
+
+
+# PostgreSQL: a batch (a second of a small model's epochs) in one statement with one JSON
+# parameter. psycopg's executemany costs ~30 us of Python per row, and its text-format
+# arrays escape every string element with a regex; one JSON document is encoded in C.
+_PG_INSERT_FROM_JSON = sa.text(
+    "INSERT INTO job_events (job_id, seq, type, data, created_at)"
+    " SELECT :job_id, :first + e.i - 1, e.v->>'type', e.v->'data', CAST(e.v->>'at' AS timestamptz)"
+    " FROM jsonb_array_elements(CAST(:events AS jsonb)) WITH ORDINALITY AS e(v, i)"
+)
 
 
 def append(s: Session, job_id: str, type: str, data: dict[str, Any], *,

@@ -146,3 +146,14 @@ def test_append_many_stamps_each_event_with_its_own_time(s: Session) -> None:
     assert [e.created_at for e in events.after(s, job.id, 0)] == times
     with pytest.raises(ValueError, match="1 times for 2 events"):
         events.append_many(s, job.id, [("epoch", {}), ("epoch", {})], times=times[:1])
+
+
+def test_bulk_metric_values_round_trip_bit_for_bit(s: Session) -> None:
+    job = make_job(s, make_tenant(s).id)
+    values = [0.1 + 0.2, 1 / 3, 5e-324, 1.7976931348623157e308, -2.5e-300, 123456789.987654321]
+    metrics.upsert_epochs(s, job.id, [(epoch, {"x": v, "y": -v})
+                                      for epoch, v in enumerate(values, start=1)])
+    s.expire_all()
+    stored = metrics.history(s, job.id)
+    assert [row["x"] for row in stored] == values
+    assert [row["y"] for row in stored] == [-v for v in values]
