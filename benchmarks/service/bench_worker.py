@@ -1,7 +1,7 @@
 """Training through the worker against the bare core, alternately, in one run.
 
 Usage: ``.venv/bin/python benchmarks/service/bench_worker.py [--rounds 3] [--quick]
-[--cases digits,mlp784]``
+[--cases digits,mlp784]`` (``WS_DIGITS_EPOCHS=n`` shortens the digits case for a quick look)
 
 Issue 3, "Performance": training through the worker, storing metrics and a checkpoint every
 epoch (policy ``every_epochs: 1``, keep_last 3, keep_best 1), keeps **>= 0.95x** the bare
