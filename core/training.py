@@ -101,7 +101,8 @@ class TrainResult:
 def train(spec: Any, X: Array, y: Array, *, init_params: Mapping[str, Array] | None = None,
           on_epoch: Callable[[EpochReport], None] | None = None,
           should_stop: Callable[[], bool] | None = None,
-          resume: bytes | None = None) -> TrainResult:
+          resume: bytes | None = None,
+          max_runtime_s: float | None = None) -> TrainResult:
     """Train the network ``spec`` describes on X (N, features) or (N, C, H, W) / (N, H, W).
 
     Parameters
@@ -114,20 +115,24 @@ def train(spec: Any, X: Array, y: Array, *, init_params: Mapping[str, Array] | N
     should_stop : polled between batches; True stops with ``"cancelled"``
     resume : an internal checkpoint's bytes: continue exactly where it stopped, up to
         ``spec.training.epochs`` epochs in total
+    max_runtime_s : a runtime budget on top of ``spec.training.max_runtime_s`` (the tighter
+        one applies), for a caller's own limit (the worker's service-wide cap); unlike the
+        spec's, it is not recorded in checkpoints, so it cannot make two runs' states differ
 
     Returns
     -------
     TrainResult; divergence is reported in it (``stop_reason="diverged"``), not raised.
     """
     run = RunSetup(as_spec(spec), X, y, init_params=init_params, resume=resume)
-    return _Loop(run, on_epoch, should_stop).fit()
+    return _Loop(run, on_epoch, should_stop, max_runtime_s).fit()
 
 
 class _Loop:
     """The epoch/batch loop over a prepared :class:`RunSetup`."""
 
     def __init__(self, run: RunSetup, on_epoch: Callable[[EpochReport], None] | None,
-                 should_stop: Callable[[], bool] | None) -> None:
+                 should_stop: Callable[[], bool] | None,
+                 max_runtime_s: float | None = None) -> None:
         self.run = run
         self.on_epoch = on_epoch
         self.should_stop = should_stop
@@ -136,8 +141,8 @@ class _Loop:
         reg = run.spec.regularization
         self.l1, self.l2 = float(reg.l1 or 0.0), float(reg.l2 or 0.0)
         self.clip = t.clip_grad_norm
-        self.deadline = (None if t.max_runtime_s is None
-                         else time.perf_counter() + float(t.max_runtime_s))
+        budgets = [float(b) for b in (t.max_runtime_s, max_runtime_s) if b is not None]
+        self.deadline = time.perf_counter() + min(budgets) if budgets else None
         self.failure: str | None = None
 
     def fit(self) -> TrainResult:

@@ -7,18 +7,20 @@ One :class:`JobRunner` runs one delivery of ``train_job(job_id)``:
 2. past ``settings.max_attempts`` claims, fail the job with ``"exceeded N attempts"``;
 3. load the spec, the dataset, and the latest checkpoint (resume) or the ``init_checkpoint``'s
    weights (warm start); a SpecError/DatasetError/CheckpointError fails the job for good;
-4. run ``core.train`` on the spec with its runtime budget capped (:func:`runtime_capped`: the
-   spec's ``training.max_runtime_s`` or less, what is left of ``settings.limits.max_runtime_s``),
-   so that the core's clean ``max_runtime`` stop (a final checkpoint kept) comes before Celery's
-   soft time limit, which stays a backstop; ``should_stop`` (between batches) reads the cancel
-   flag and the lease owner every ``POLL_S`` and writes the heartbeat every
+4. run ``core.train`` on the spec with ``max_runtime_s`` = what is left of
+   ``settings.limits.max_runtime_s`` (:meth:`JobRunner.runtime_budget_s`; the spec's own
+   ``training.max_runtime_s`` applies if tighter), so that the core's clean ``max_runtime``
+   stop (a final checkpoint kept) comes before Celery's soft time limit, which stays a
+   backstop. The cap is a keyword, not a change to the spec: checkpoints record the spec, and
+   the same job must give the same bytes whenever it runs. ``should_stop`` (between batches)
+   reads the cancel flag and the lease owner every ``POLL_S`` and writes the heartbeat every
    ``heartbeat_interval_s``, each in its own short transaction; ``on_epoch`` hands the epoch to
    an :class:`EpochBuffer` whose metrics, events, progress and checkpoints are committed in ONE
    transaction per epoch, or per ``COMMIT_INTERVAL_S`` for epochs shorter than that, after a
    heartbeat proving the lease. That commit runs on a writer thread while training goes on
-   (the checkpoint bytes were taken when the epoch ended, so what is written does not depend
-   on when): at most one commit is in flight, the next epoch batch waits for it, and its error
-   (a lost lease, a database failure) surfaces in the training thread at that point;
+   (each epoch's state was copied when it ended, so what is written does not depend on when):
+   at most one commit is in flight, the next epoch batch waits for it, and its error (a lost
+   lease, a database failure) surfaces in the training thread at that point;
 5. wait for the commit in flight, then commit what is pending with the ``final`` checkpoint
    and the end status (succeeded / cancelled / failed), together.
 
@@ -28,10 +30,8 @@ without writing anything more: the new owner continues from the latest checkpoin
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -63,37 +63,6 @@ class Inputs:
     y: Any
     resume: bytes | None
     init_params: dict[str, Any] | None
-
-
-def runtime_capped(spec: Any, cap_s: float) -> Any:
-    """``spec`` with ``training.max_runtime_s`` = min(its own, if set, and ``cap_s``).
-
-    The core stops between batches once that budget is spent, with stop_reason
-    ``max_runtime`` and a resumable final checkpoint. A spec whose own budget is already the
-    tighter one comes back as it is; otherwise a copy (of a Spec, a dict spec, or any object
-    with a ``training`` attribute): the stored job spec is never touched. The core records
-    the copy in its checkpoints' metadata, which nothing reads back.
-    """
-    if isinstance(spec, Mapping):
-        training = dict(spec.get("training") or {})
-        own = training.get("max_runtime_s")
-        if own is not None and float(own) <= cap_s:
-            return spec
-        return {**spec, "training": {**training, "max_runtime_s": cap_s}}
-    own = getattr(spec.training, "max_runtime_s", None)
-    if own is not None and float(own) <= cap_s:
-        return spec
-    return _replace(spec, training=_replace(spec.training, max_runtime_s=cap_s))
-
-
-def _replace(obj: Any, **changes: Any) -> Any:
-    """A copy of a (frozen) dataclass or a plain object, with `changes` applied."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.replace(obj, **changes)
-    obj = copy.copy(obj)
-    for name, value in changes.items():
-        setattr(obj, name, value)
-    return obj
 
 
 def default_train(spec: Any, X: Any, y: Any, **kwargs: Any) -> Any:
@@ -190,10 +159,10 @@ class JobRunner:
 
     def _train(self, inputs: Inputs) -> str:
         try:
-            spec = runtime_capped(inputs.spec, self.runtime_budget_s())
             result = self.train_fn(
-                spec, inputs.X, inputs.y, init_params=inputs.init_params,
+                inputs.spec, inputs.X, inputs.y, init_params=inputs.init_params,
                 resume=inputs.resume, on_epoch=self.on_epoch, should_stop=self.should_stop,
+                max_runtime_s=self.runtime_budget_s(),
             )
             self._wait_for_commit()
         except LeaseLost:

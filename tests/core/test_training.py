@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from typing import Any
 
 import numpy as np
@@ -320,3 +321,19 @@ def test_init_params_of_another_model_are_a_checkpoint_error() -> None:
     other = train(make_spec([{"type": "dense", "units": 3}], epochs=1), X, y).checkpoint()
     with pytest.raises(CheckpointError, match="does not fit"):
         train(make_spec(), X, y, resume=other)
+
+
+def test_a_callers_runtime_budget_stops_the_run_and_stays_out_of_its_checkpoints() -> None:
+    from core.checkpoint import load_state
+
+    X = np.random.default_rng(0).standard_normal((64, 3))
+    y = (X[:, 0] > 0).astype(np.int64)
+    spec = {"model": {"layers": [{"type": "dense", "units": 2}]},
+            "training": {"epochs": 1_000_000, "batch_size": 8, "validation_split": 0.0}}
+    result = train(spec, X, y, max_runtime_s=0.3)
+    assert result.stop_reason == "max_runtime" and 0 < result.state.epoch < 1_000_000
+    assert load_state(result.checkpoint()).spec["training"]["max_runtime_s"] is None
+    tighter = {**spec, "training": {**spec["training"], "max_runtime_s": 0.1}}
+    started = time.perf_counter()
+    assert train(tighter, X, y, max_runtime_s=60.0).stop_reason == "max_runtime"
+    assert time.perf_counter() - started < 30  # the spec's 0.1 s, not the caller's minute
