@@ -37,11 +37,17 @@ def npz_arrays(blob: bytes) -> dict[str, np.ndarray]:
         return {name: z[name] for name in z.files}
 
 
+# The JSON members of an internal checkpoint (core/checkpoint.py, format 2).
+JSON_MEMBERS = ("__state__", "__history__")
+
+
 def comparable_state(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    """The __state__ JSON without wall-clock seconds: what two equal runs must share."""
+    """The __state__ JSON and the __history__ without wall-clock seconds: what two equal runs
+    must share."""
     state = json.loads(str(arrays["__state__"]))
+    history = json.loads(str(arrays["__history__"]))
     state["history"] = [{k: v for k, v in row.items() if k not in VOLATILE_METRICS}
-                        for row in state["history"]]
+                        for row in history]
     return dict(state)
 
 
@@ -50,7 +56,7 @@ def assert_bit_identical(got: bytes, want: bytes) -> int:
     resume state (epoch, RNG states, history but seconds) equal; the number of arrays checked."""
     a, b = npz_arrays(got), npz_arrays(want)
     assert sorted(a) == sorted(b)
-    arrays = [name for name in a if name != "__state__"]
+    arrays = [name for name in a if name not in JSON_MEMBERS]
     for name in arrays:
         assert a[name].dtype == b[name].dtype and a[name].shape == b[name].shape, name
         assert a[name].tobytes() == b[name].tobytes(), f"{name} differs"
