@@ -7,13 +7,11 @@ rows so that there is time to stop a worker or cancel mid-epoch.
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import time
 from typing import Any
 
-import numpy as np
 import sqlalchemy as sa
 
 from store import events, jobs
@@ -25,6 +23,7 @@ from tests.worker.conftest import (
     kept_checkpoints,
     leases,
     metric_epochs,
+    upload_xor,
     wait_for,
     xor_spec,
 )
@@ -34,20 +33,7 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 
 def slow_job(b: Backend, epochs: int, rows: int = 3000) -> str:
     """A job of `epochs` epochs of `rows` single-row batches on an uploaded xor-like dataset."""
-    from store import datasets, tenants
-
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(rows, 2))
-    y = (X[:, 0] * X[:, 1] > 0).astype(np.int64)
-    buf = io.BytesIO()
-    np.savez(buf, X=X, y=y)
-    blob = buf.getvalue()
-    with b.sessions.begin() as s:
-        tenant = tenants.ensure_tenant(s, "test")
-        ds = datasets.create(s, tenant.id, name="xor-big", format="npz", n_rows=rows,
-                             x_shape=[rows, 2], y_shape=[rows], kind="classification",
-                             classes=[0, 1], sha256="0" * 64, size_bytes=len(blob), blob=blob)
-        dataset_id = ds.id
+    dataset_id = upload_xor(b, rows, "xor-big")
     spec = xor_spec(epochs=epochs, batch_size=1, validation_split=0.1)
     spec["dataset"] = dataset_id
     return create_job(b, spec, dataset_id)

@@ -12,9 +12,6 @@ margins are shrunk to seconds here; the hard limit is far enough away that it ne
 
 from __future__ import annotations
 
-import io
-
-import numpy as np
 import pytest
 
 from config.settings import Settings
@@ -24,6 +21,7 @@ from tests.worker.conftest import (
     job_row,
     kept_checkpoints,
     leases,
+    upload_xor,
     wait_for,
     xor_spec,
 )
@@ -56,20 +54,7 @@ def one_long_batch_job(b: Backend, epochs: int, rows: int = 2048, width: int = 2
     matrix products: it starts before the core's deadline (the cap) and is still running at
     the soft limit, which lands at the next product. Its first epoch never ends.
     """
-    from store import datasets, tenants
-
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(rows, 2))
-    y = (X[:, 0] * X[:, 1] > 0).astype(np.int64)
-    buf = io.BytesIO()
-    np.savez(buf, X=X, y=y)
-    blob = buf.getvalue()
-    with b.sessions.begin() as s:
-        tenant = tenants.ensure_tenant(s, "test")
-        ds = datasets.create(s, tenant.id, name="xor-wide", format="npz", n_rows=rows,
-                             x_shape=[rows, 2], y_shape=[rows], kind="classification",
-                             classes=[0, 1], sha256="0" * 64, size_bytes=len(blob), blob=blob)
-        dataset_id = ds.id
+    dataset_id = upload_xor(b, rows, "xor-wide")
     spec = xor_spec(epochs=epochs, batch_size="full", validation_split=0.0)
     spec["dataset"] = dataset_id
     spec["model"]["layers"] = [
