@@ -38,11 +38,11 @@ own round): this box's speed drifts by tens of percent within minutes.
 from __future__ import annotations
 
 import argparse
-import os
 import contextlib
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -55,7 +55,8 @@ import harness
 import numpy as np
 
 CASES: dict[str, dict[str, Any]] = {
-    "digits": {"epochs": int(os.environ.get("WS_DIGITS_EPOCHS", 1000)), "quick_epochs": 300, "spec": {
+    "digits": {"epochs": int(os.environ.get("WS_DIGITS_EPOCHS", 1000)), "quick_epochs": 300,
+               "spec": {
         "name": "digits-mlp", "dataset": "builtin:digits",
         "model": {"layers": [
             {"type": "dense", "units": 128, "activation": "relu", "weight_init": "he_normal"},

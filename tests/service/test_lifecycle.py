@@ -121,7 +121,9 @@ def test_event_stream_replays_and_resumes(client: FlaskClient, auth: dict[str, s
 
 def test_event_stream_heartbeats_and_ends_in_time(client: FlaskClient, auth: dict[str, str],
                                                   app: Any) -> None:
-    app.config.update(SSE_MAX_SECONDS=0.3, SSE_HEARTBEAT_SECONDS=0.1, SSE_POLL_SECONDS=0.02)
+    # A second leaves room for several heartbeats even when the first poll is slow (a loaded
+    # CI box once spent most of a 0.3 s stream before sending the first event).
+    app.config.update(SSE_MAX_SECONDS=1.0, SSE_HEARTBEAT_SECONDS=0.1, SSE_POLL_SECONDS=0.02)
     job = client.post("/v1/jobs", json=mlp_spec("builtin:xor", outputs=2),
                       headers=auth).get_json()
     text = client.get(f"/v1/jobs/{job['id']}/events", headers=auth).get_data(as_text=True)
