@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from store.columns import utcnow
+from store.columns import UTCDateTime, utcnow
 from store.db import dumps_json
 from store.errors import NotFound
 from store.models import Job, JobEvent
@@ -24,8 +24,9 @@ def append_many(s: Session, job_id: str, items: Iterable[tuple[str, Mapping[str,
 
     The numbers come from one ``UPDATE jobs SET event_seq = event_seq + n ... RETURNING``: the
     row lock serialises writers, so numbers are gap-free and never reused, on both databases.
-    The rows go in as one executemany of a Core INSERT (compiled once, cached), which is what
-    lets the worker record a burst of short epochs cheaply. Returns the numbers given.
+    The rows go in as one statement (an executemany of a Core INSERT on SQLite, one INSERT ...
+    SELECT over a JSON document on PostgreSQL), which is what lets the worker record a burst
+    of short epochs cheaply. Returns the numbers given.
 
     Each event is stamped `now` (default: the current time), or with its own entry of `times`
     when given: the worker commits a second's epochs together and stamps each with the moment
@@ -34,7 +35,7 @@ def append_many(s: Session, job_id: str, items: Iterable[tuple[str, Mapping[str,
     batch = list(items)
     if not batch:
         return []
-    if times is not None and len(times) != len(batch):
+    if times is not None and len(times) != len(batch):  # before the counter moves
         raise ValueError(f"{len(times)} times for {len(batch)} events")
     last = s.execute(
         sa.update(Job)
@@ -60,11 +61,10 @@ def insert_numbered(s: Session, job_id: str, first: int,
     `created_at` is one time for all, or one per event.
     """
     stamps = [created_at] * len(batch) if isinstance(created_at, datetime) else created_at
-    if len(stamps) != len(batch):
-        raise ValueError(f"{len(stamps)} times for {len(batch)} events")
-    if len(batch) > 1 and s.get_bind().dialect.name == "postgresql":
+    dialect = s.get_bind().dialect
+    if len(batch) > 1 and dialect.name == "postgresql":
         s.execute(_PG_INSERT_FROM_JSON, {"job_id": job_id, "first": first, "events": dumps_json([
-            {"type": type, "data": dict(data), "at": _utc(stamp).isoformat()}
+            {"type": type, "data": dict(data), "at": _utc_iso(stamp, dialect)}
             for (type, data), stamp in zip(batch, stamps, strict=True)])})
         return
     s.execute(sa.insert(EVENTS), [
@@ -74,10 +74,11 @@ def insert_numbered(s: Session, job_id: str, first: int,
     ])
 
 
-def _utc(stamp: datetime) -> datetime:
-    if stamp.tzinfo is None:
-        raise ValueError("naive datetime given to a UTC column; use datetime.now(UTC)")
-    return stamp.astimezone(UTC)
+def _utc_iso(stamp: datetime, dialect: sa.Dialect) -> str:
+    """`stamp` as created_at's own type binds it (aware, in UTC), as ISO 8601 text."""
+    utc = UTCDateTime().process_bind_param(stamp, dialect)
+    assert utc is not None
+    return utc.isoformat()
 
 
 # PostgreSQL: a batch (a second of a small model's epochs) in one statement with one JSON

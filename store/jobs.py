@@ -39,7 +39,6 @@ __all__ = [
     "HeartbeatResult",
     "SubmitCheck",
     "claim_job",
-    "count_active",
     "count_active_up_to",
     "create_job",
     "fail_exhausted",
@@ -196,18 +195,6 @@ def list_page(
             raise ValueError(f"unknown status {status!r}; expected one of {list(JOB_STATUSES)}")
         query = query.where(Job.status == status)
     return newest_first(s, query, Job.created_at, Job.id, limit, cursor)
-
-
-def count_active(s: Session, tenant_id: str) -> int:
-    """How many of the tenant's jobs are queued or running (the concurrency quota)."""
-    return int(
-        s.scalar(
-            sa.select(sa.func.count())
-            .select_from(Job)
-            .where(Job.tenant_id == tenant_id, Job.status.in_(ACTIVE_STATUSES))
-        )
-        or 0
-    )
 
 
 def _require(s: Session, job_id: str) -> Job:
