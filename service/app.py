@@ -31,6 +31,8 @@ class Services:
 
     settings: Settings
     session_factory: sessionmaker[Session]
+    # Sessions for one-statement work: autocommit on PostgreSQL (store.db.single_statements).
+    statement_sessions: sessionmaker[Session]
     engine: Any
     dispatcher: Any
     model_cache: ModelCache
@@ -49,6 +51,14 @@ def transaction() -> Iterator[Session]:
 
 
 @contextmanager
+def single_statement() -> Iterator[Session]:
+    """A session whose work is one statement (or a few reads), with no BEGIN/COMMIT on
+    PostgreSQL; on SQLite an ordinary transaction, so several statements stay atomic there."""
+    with services().statement_sessions.begin() as session:
+        yield session
+
+
+@contextmanager
 def read_session() -> Iterator[Session]:
     """A session for reads (no commit needed; closed at the end)."""
     with services().session_factory() as session:
@@ -61,7 +71,7 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Op
     from service.api import register_blueprints
     from service.api.metrics import init_metrics
     from service.dispatch import Dispatcher
-    from store.db import make_engine, make_session_factory
+    from store.db import make_engine, make_session_factory, single_statements
 
     if settings is None:
         settings = Settings.from_env()
@@ -93,6 +103,7 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Op
     app.extensions[EXTENSION_KEY] = Services(
         settings=settings,
         session_factory=make_session_factory(engine),
+        statement_sessions=make_session_factory(single_statements(engine)),
         engine=engine,
         dispatcher=Dispatcher(settings),
         model_cache=ModelCache(capacity=32),

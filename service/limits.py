@@ -195,13 +195,18 @@ def check_concurrent_jobs(session: Session, tenant_id: str, limits: Limits) -> N
 def refuse_over_quota(active: int, limits: Limits) -> None:
     """429 when the tenant already has `max_concurrent_jobs` jobs queued or running."""
     if active >= limits.max_concurrent_jobs:
-        raise ApiError(
-            429,
-            f"{active} jobs are queued or running; the limit is {limits.max_concurrent_jobs}"
-            " concurrent jobs per tenant",
-            kind="quota-exceeded",
-            headers={"Retry-After": str(RETRY_AFTER_QUOTA_S)},
-        )
+        raise quota_exceeded(active, limits)
+
+
+def quota_exceeded(active: int, limits: Limits) -> ApiError:
+    """The 429 for a tenant with `active` of its `max_concurrent_jobs` queued or running."""
+    return ApiError(
+        429,
+        f"{active} jobs are queued or running; the limit is {limits.max_concurrent_jobs}"
+        " concurrent jobs per tenant",
+        kind="quota-exceeded",
+        headers={"Retry-After": str(RETRY_AFTER_QUOTA_S)},
+    )
 
 
 def check_storage(session: Session, tenant_id: str, new_bytes: int, limits: Limits) -> None:

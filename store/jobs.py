@@ -1,14 +1,14 @@
 """Jobs as the API sees them: create (idempotent), read, list, cancel, resume.
 
 The worker's side (claim, heartbeat, finish, reconcile queries) lives in store/claims.py and
-is re-exported here, so callers write ``jobs.claim_job(...)`` either way.
+the API's one-round-trip submission in store/submissions.py; both are re-exported here, so
+callers write ``jobs.claim_job(...)`` or ``jobs.submit(...)`` either way.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -27,9 +27,9 @@ from store.claims import (
 )
 from store.columns import utcnow
 from store.errors import Conflict, NotFound
-from store.ids import PREFIXES, new_id
-from store.models import ACTIVE_STATUSES, JOB_STATUSES, Job
+from store.models import JOB_STATUSES, Job
 from store.pages import Page, newest_first
+from store.submissions import SubmitCheck, Submitted, job_row, submit, submit_check
 
 RESUMABLE_STATUSES = ("cancelled", "failed")
 JOBS = cast(sa.Table, Job.__table__)
@@ -38,6 +38,7 @@ __all__ = [
     "RESUMABLE_STATUSES",
     "HeartbeatResult",
     "SubmitCheck",
+    "Submitted",
     "claim_job",
     "count_active_up_to",
     "create_job",
@@ -55,13 +56,10 @@ __all__ = [
     "request_cancel",
     "resume_job",
     "stale_or_lost",
+    "submit",
     "submit_check",
     "update_progress",
 ]
-
-
-def _epochs_of(spec: dict[str, Any]) -> int:
-    return int((spec.get("training") or {}).get("epochs", 1))
 
 
 def find_by_idempotency_key(s: Session, tenant_id: str, key: str) -> Job | None:
@@ -73,44 +71,6 @@ def find_by_idempotency_key(s: Session, tenant_id: str, key: str) -> Job | None:
 def job_id_for_key(s: Session, tenant_id: str, key: str) -> str | None:
     """The id of the tenant's job made with this idempotency key, or None."""
     return submit_check(s, tenant_id, key, cap=0).existing_id
-
-
-@dataclass(frozen=True)
-class SubmitCheck:
-    existing_id: str | None  # the job an earlier request with the same key made
-    active: int  # the tenant's queued and running jobs, counted up to the cap
-
-
-def _submit_check_statement() -> sa.Select[Any]:
-    tenant = sa.bindparam("tenant", type_=JOBS.c.tenant_id.type)
-    existing = sa.select(JOBS.c.id).where(
-        JOBS.c.tenant_id == tenant, JOBS.c.idempotency_key == sa.bindparam("key")
-    )
-    # Count at most `cap` rows: the quota check costs the same with 10 or 10,000 queued jobs.
-    # The statuses are spelled out rather than `IN (...)`, whose expanding parameter makes
-    # SQLAlchemy re-render the statement on every execution.
-    active = sa.or_(*(JOBS.c.status == status for status in ACTIVE_STATUSES))
-    capped = (
-        sa.select(JOBS.c.id).where(JOBS.c.tenant_id == tenant, active)
-        .limit(sa.bindparam("cap", type_=sa.Integer)).subquery()
-    )
-    count = sa.select(sa.func.count()).select_from(capped)
-    return sa.select(existing.scalar_subquery(), count.scalar_subquery())
-
-
-# Built once: constructing the statement cost more Python than executing it.
-SUBMIT_CHECK = _submit_check_statement()
-
-
-def submit_check(s: Session, tenant_id: str, key: str | None, cap: int) -> SubmitCheck:
-    """What a submission needs to know before it validates, in one round trip.
-
-    `key` None matches no job; `cap` 0 counts nothing. Core, not ORM, and one prebuilt
-    statement: submit is the API's hottest write (issue 4 asks for 500 jobs/s), and building
-    and running ORM queries cost several times the round trip itself in Python.
-    """
-    found, count = s.execute(SUBMIT_CHECK, {"tenant": tenant_id, "key": key, "cap": cap}).one()
-    return SubmitCheck(None if found is None else str(found), int(count or 0))
 
 
 def count_active_up_to(s: Session, tenant_id: str, cap: int) -> int:
@@ -151,18 +111,9 @@ def create_job(
                 )
             return existing
     now = utcnow()
-    row = {
-        "id": new_id(PREFIXES["job"]), "tenant_id": tenant_id,
-        "name": name if name is not None else str(spec.get("name") or "job"),
-        "spec": spec, "dataset_id": dataset_id, "status": "queued",
-        "stop_reason": None, "failure_reason": None, "attempts": 0,
-        "epochs_total": epochs_total if epochs_total is not None else _epochs_of(spec),
-        "epoch_done": 0, "latest": None, "best": None, "lease_owner": None,
-        "heartbeat_at": None, "cancel_requested": False,
-        "idempotency_key": idempotency_key, "request_hash": request_hash,
-        "event_seq": 0 if first_event is None else 1,
-        "created_at": now, "queued_at": now, "started_at": None, "finished_at": None,
-    }
+    row = job_row(tenant_id, spec, dataset_id, idempotency_key, request_hash, name=name,
+                  epochs_total=epochs_total, event_seq=0 if first_event is None else 1,
+                  now=now)
     # A Core INSERT, not the unit of work: about a third cheaper on the API's hottest write.
     # The ORM object is then attached as persistent with every column set, so reading it
     # issues no SELECT (the same move as events.append).

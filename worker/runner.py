@@ -40,7 +40,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from store.db import single_reads
+from store.db import single_statements
 from worker import store_ops
 from worker.epoch_buffer import COMMIT_INTERVAL_S, EpochBuffer
 
@@ -102,7 +102,7 @@ class JobRunner:
         self._next_check = 0.0  # self.clock() before which should_stop need not look
         with sessions() as s:  # polls run on the engine's connections, outside any session
             bind = s.get_bind()
-        self._reads = single_reads(bind if isinstance(bind, Engine) else bind.engine)
+        self._reads = single_statements(bind if isinstance(bind, Engine) else bind.engine)
         self._stop: str | None = None  # "cancelled" or "lease_lost" once seen
         self.buffer: EpochBuffer | None = None
         self._writer: ThreadPoolExecutor | None = None

@@ -22,10 +22,10 @@ from service.api.common import (
     not_found,
     storable_idempotency_key,
 )
-from service.app import read_session, services, transaction
+from service.app import read_session, services, single_statement, transaction
 from service.auth import current_tenant
 from service.errors import ApiError, validation_error
-from service.limits import check_concurrent_jobs, refuse_over_quota
+from service.limits import check_concurrent_jobs, quota_exceeded
 from service.schemas.checkpoints import CheckpointPage
 from service.schemas.common import responses
 from service.schemas.datasets import NAME_PATTERN
@@ -171,32 +171,45 @@ def _submit(
 
     tenant = current_tenant()
     limits = services().settings.limits
-    with transaction() as session:
-        # One round trip before the costly validation: is the key taken (a replay), and how
-        # many jobs are active (the quota, enforced after validation so a bad spec gets its
-        # 422 first). create_job is told the key was checked (key_checked); a request that
-        # takes it meanwhile fails our INSERT on the unique (tenant, key) constraint:
-        # submit_job retries and replays that job.
-        check = store_jobs.submit_check(session, tenant, key, limits.max_concurrent_jobs)
-        if check.existing_id is not None:
-            return _replay(store_jobs.get(session, tenant, check.existing_id), body_hash)
-        spec, dataset, _ = checked_spec(session, tenant, raw)
-        validate_for_spec(dataset, spec)
-        refuse_over_quota(check.active, limits)
+    # Validate first (CPU only, unless the spec names an upload), then one statement checks
+    # the key and the quota and stores the job with its "queued" event: one round trip on
+    # PostgreSQL, with no BEGIN/COMMIT (store.submissions). A bad spec gets its 422 before
+    # a full quota's 429, and an earlier job with the same key wins over both.
+    with single_statement() as session:
+        try:
+            spec, dataset, _ = checked_spec(session, tenant, raw)
+            validate_for_spec(dataset, spec)
+        except Exception:
+            # The key's first request may have passed when this body no longer does (its
+            # dataset deleted since, a limit lowered): answering it is still a replay.
+            existing = None if key is None else store_jobs.job_id_for_key(session, tenant, key)
+            if existing is None:
+                raise
+            return _replay(store_jobs.get(session, tenant, existing), body_hash)
         dataset_id = None if spec.dataset.startswith(data.BUILTIN_PREFIX) else spec.dataset
-        job = store_jobs.create_job(
-            session, tenant, spec.to_dict(), dataset_id, key, body_hash, key_checked=True,
-            first_event=("status", QUEUED_EVENT),
+        outcome = store_jobs.submit(
+            session, tenant, spec.to_dict(), dataset_id, key, body_hash,
+            cap=limits.max_concurrent_jobs, first_event=("status", QUEUED_EVENT),
         )
-        out = job_json(job)
+        if outcome.existing_id is not None:
+            if outcome.existing_hash != body_hash:
+                raise _idempotency_conflict()
+            return _replay(store_jobs.get(session, tenant, outcome.existing_id), body_hash)
+        if outcome.job is None:  # neither made nor found: the quota is full
+            raise quota_exceeded(outcome.active, limits)
+        out = job_json(outcome.job)
     services().dispatcher.train_job(out["id"])
     return jsonify(out), 202, {"Location": f"/v1/jobs/{out['id']}"}
 
 
+def _idempotency_conflict() -> ApiError:
+    return ApiError(409, "this Idempotency-Key was used with a different request body",
+                    kind="idempotency-conflict")
+
+
 def _replay(job: Any, body_hash: str) -> tuple[Response, int, dict[str, str]]:
     if job.request_hash != body_hash:
-        raise ApiError(409, "this Idempotency-Key was used with a different request body",
-                       kind="idempotency-conflict")
+        raise _idempotency_conflict()
     return jsonify(job_json(job)), 200, {"Location": f"/v1/jobs/{job.id}",
                                          "Idempotent-Replayed": "true"}
 

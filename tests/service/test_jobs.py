@@ -96,6 +96,20 @@ def test_idempotency_key(client: FlaskClient, auth: dict[str, str], dataset: str
     assert count_jobs(client, auth) == 1 and len(broker_messages()) == 1
 
 
+def test_a_replay_is_answered_even_when_the_body_no_longer_validates(
+    client: FlaskClient, auth: dict[str, str], dataset: str
+) -> None:
+    first = submit(client, auth, mlp_spec(dataset), key="order-1")
+    ident = first.get_json()["id"]
+    client.post(f"/v1/jobs/{ident}/cancel", headers=auth)
+    assert client.delete(f"/v1/datasets/{dataset}", headers=auth).status_code == 204
+    again = submit(client, auth, mlp_spec(dataset), key="order-1")
+    assert again.status_code == 200 and again.get_json()["id"] == ident
+    fresh = submit(client, auth, mlp_spec(dataset), key="order-2")  # no earlier job: the 422
+    assert assert_problem(fresh, 422)["errors"][0]["field"] == "dataset"
+    assert count_jobs(client, auth) == 1
+
+
 @pytest.mark.parametrize("key", ["", "x" * 256, "two words", "caf\u00e9"])
 def test_malformed_idempotency_key_is_400(client: FlaskClient, auth: dict[str, str],
                                           dataset: str, key: str) -> None:

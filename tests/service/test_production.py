@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from config.settings import Limits, Settings
 from service.app import create_app
@@ -74,6 +75,42 @@ def test_concurrent_requests_with_one_idempotency_key_make_one_job(prod_app: Any
     other = client.post("/v1/jobs", json=mlp_spec("builtin:xor", outputs=2, epochs=7),
                         headers=auth)
     assert_problem(other, 409)
+
+
+def test_a_submission_is_one_statement_and_a_full_quota_stores_nothing(prod_app: Any) -> None:
+    services = prod_app.extensions["weightsmith"]
+    key = make_key(services.session_factory, "acme")
+    prod_app.extensions["weightsmith_limiter"].enabled = False
+    client = prod_app.test_client()
+    auth = {"Authorization": f"Bearer {key}"}
+
+    def post(epochs: int) -> Any:
+        spec = mlp_spec("builtin:xor", outputs=2, epochs=epochs)
+        return client.post("/v1/jobs", json=spec, headers=auth)
+
+    assert post(1).status_code == 202  # warms the key cache and the pool
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(services.engine, "before_cursor_execute", record)
+    try:
+        made = post(2)
+    finally:
+        sa.event.remove(services.engine, "before_cursor_execute", record)
+    assert made.status_code == 202, made.data
+    assert len(statements) == 1 and statements[0].lstrip().startswith("WITH"), statements
+    with services.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT seq, data->>'status' FROM job_events WHERE "
+                                    "job_id = :id"), {"id": made.get_json()["id"]}).all() == [
+            (1, "queued")]
+    for epochs in range(3, 3 + services.settings.limits.max_concurrent_jobs - 2):
+        assert post(epochs).status_code == 202
+    assert_problem(post(99), 429)
+    with services.engine.connect() as conn:
+        count = conn.execute(sa.text("SELECT count(*) FROM jobs")).scalar_one()
+    assert count == services.settings.limits.max_concurrent_jobs
 
 
 def test_a_255_character_idempotency_key_fits_the_column(prod_app: Any) -> None:

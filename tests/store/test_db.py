@@ -105,10 +105,10 @@ def test_non_finite_floats_in_json_become_null(factory: sessionmaker[Session]) -
         assert s.get(Checkpoint, ids[1]).metrics == {"val_loss": None}
 
 
-def test_single_reads_skip_the_transaction_on_postgresql_only(engine: sa.Engine) -> None:
-    from store.db import single_reads
+def test_single_statements_skip_the_transaction_on_postgresql_only(engine: sa.Engine) -> None:
+    from store.db import single_statements
 
-    reads = single_reads(engine)
+    reads = single_statements(engine)
     with reads.connect() as conn:
         assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
         if engine.dialect.name == "postgresql":

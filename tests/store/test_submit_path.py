@@ -86,3 +86,62 @@ def test_create_job_returns_a_fully_loaded_job_equal_to_its_row(
         assert stored is not None
         assert {c.key: getattr(stored, c.key) for c in sa.inspect(Job).column_attrs} == made
         assert (stored.status, stored.epochs_total, stored.event_seq) == ("queued", 7, 1)
+
+
+def _submit(s: Session, tenant_id: str, key: str | None = None, body: str = "hash-a",
+            cap: int = 100) -> jobs.Submitted:
+    return jobs.submit(s, tenant_id, spec(3), None, key, body, cap=cap,
+                       first_event=("status", QUEUED))
+
+
+def test_submit_stores_the_job_with_event_one_and_returns_its_row(
+    factory: sessionmaker[Session],
+) -> None:
+    with factory.begin() as s:
+        tenant_id = make_tenant(s).id
+    with factory.begin() as s:
+        outcome = _submit(s, tenant_id, "key-1")
+    assert outcome.job is not None and (outcome.existing_id, outcome.active) == (None, 0)
+    made = {c.key: getattr(outcome.job, c.key) for c in sa.inspect(Job).column_attrs}
+    with factory() as s:
+        stored = s.get(Job, outcome.job.id)
+        assert stored is not None
+        assert {c.key: getattr(stored, c.key) for c in sa.inspect(Job).column_attrs} == made
+        assert (stored.status, stored.epochs_total, stored.event_seq) == ("queued", 3, 1)
+        [event] = events.after(s, stored.id)
+        assert (event.seq, event.type, event.data, event.created_at) == (
+            1, "status", QUEUED, stored.created_at)
+        # the counter goes on after event 1, as for a job made by create_job
+        assert events.append(s, stored.id, "status", {"status": "running"}).seq == 2
+
+
+def test_submit_finds_the_keys_job_and_stores_nothing(factory: sessionmaker[Session]) -> None:
+    with factory.begin() as s:
+        acme, other = make_tenant(s).id, make_tenant(s, "other").id
+        first = _submit(s, acme, "key-1")
+    assert first.job is not None
+    with factory.begin() as s:
+        again = _submit(s, acme, "key-1", body="hash-b", cap=1)  # key wins over a full quota
+        elsewhere = _submit(s, other, "key-1")
+    assert (again.job, again.existing_id, again.existing_hash) == (None, first.job.id, "hash-a")
+    assert elsewhere.job is not None  # keys are per tenant
+    with factory() as s:
+        assert s.query(Job).count() == 2 and s.query(JobEvent).count() == 2
+
+
+def test_submit_refuses_a_full_quota_without_storing(factory: sessionmaker[Session]) -> None:
+    with factory.begin() as s:
+        tenant_id = make_tenant(s).id
+        for _ in range(2):
+            _submit(s, tenant_id)
+        done = _submit(s, tenant_id).job
+        assert done is not None
+        s.execute(sa.update(Job).where(Job.id == done.id).values(status="succeeded"))
+    with factory.begin() as s:
+        full = _submit(s, tenant_id, "key-1", cap=2)
+        room = _submit(s, tenant_id, "key-2", cap=3)
+    assert (full.job, full.existing_id, full.active) == (None, None, 2)
+    assert room.job is not None and room.active == 2
+    with factory() as s:
+        assert jobs.job_id_for_key(s, tenant_id, "key-1") is None
+        assert s.query(Job).count() == 4 and s.query(JobEvent).count() == 4
