@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,14 +29,26 @@ TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 RECONNECTABLE = (httpx.TransportError,)
 
 
-# A 429 says when to come back; scripts should not have to. Longer waits are the caller's call.
+# A 429 or 503 says when to come back; scripts should not have to. Longer waits are the
+# caller's call.
 RATE_LIMIT_RETRIES = 3
 MAX_RETRY_AFTER_S = 10.0
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def retry_after(response: httpx.Response) -> float | None:
-    """Seconds to wait before retrying a 429 (Retry-After in seconds), or None: do not retry."""
-    if response.status_code != 429:
+    """Seconds to wait before retrying (Retry-After in seconds), or None: do not retry.
+
+    A 429 was refused before anything happened. A 503 (the database unreachable) may have
+    met a connection that dropped mid-statement, so only a request that cannot do anything
+    twice is retried: a safe method, or one carrying an Idempotency-Key.
+    """
+    status = response.status_code
+    if status == 503:
+        request = response.request
+        if request.method not in SAFE_METHODS and "Idempotency-Key" not in request.headers:
+            return None
+    elif status != 429:
         return None
     try:
         seconds = float(response.headers["Retry-After"])
@@ -193,8 +206,10 @@ class WeightsmithClient:
         return self._json("POST", "/v1/jobs:validate", json=spec)
 
     def submit(self, spec: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return self._json("POST", "/v1/jobs", json=spec, headers=headers)
+        """Submit a job. Without a key of the caller's, each call gets a fresh one, so a retry
+        after a 503 cannot make the job twice."""
+        key = idempotency_key or uuid.uuid4().hex
+        return self._json("POST", "/v1/jobs", json=spec, headers={"Idempotency-Key": key})
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         return self._json("GET", f"/v1/jobs/{job_id}")

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_DATABASE_S = 1
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:weightsmith:problem:"
@@ -155,6 +156,11 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
+        if _database_unreachable(exc):
+            log.warning("database unreachable: %s", exc)
+            return problem(503, "the database is unreachable or restarting; retry shortly",
+                           kind="database-unavailable",
+                           headers={"Retry-After": str(RETRY_AFTER_DATABASE_S)})
         module = type(exc).__module__ or ""
         if module.startswith("core"):
             return _core_problem(exc)
@@ -162,6 +168,16 @@ def init_app(app: Flask) -> None:
             return _store_problem(exc)
         log.exception("unhandled error")
         return problem(500, "internal server error", kind="internal-error")
+
+
+def _database_unreachable(exc: Exception) -> bool:
+    """A dropped connection (SQLAlchemy has invalidated it and its older siblings) or a
+    database that refuses connections: transient, so a 503 the client may retry, not a 500."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    return isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc, OperationalError)
+    )
 
 
 def _store_problem(exc: Exception) -> Response:

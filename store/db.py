@@ -73,20 +73,20 @@ def _configure_sqlite(engine: Engine) -> None:
 def make_engine(url: str | sa.URL, **kwargs: Any) -> Engine:
     """An engine for `url`: SQLite gets WAL, foreign keys and a busy timeout; PostgreSQL psycopg 3.
 
-    Extra keyword arguments go to `sqlalchemy.create_engine`. Processes that fork after making
+    Extra keyword arguments go to `sqlalchemy.create_engine`; connections are pinged before
+    each use (``pool_pre_ping``) unless the caller says otherwise. Processes that fork after making
     an engine must call ``engine.dispose(close=False)`` in the child (the worker does).
     """
     parsed = normalize_url(url)
     kwargs.setdefault("json_serializer", dumps_json)
+    kwargs.setdefault("pool_pre_ping", True)
     if parsed.get_backend_name() == "sqlite":
         connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         connect_args.update(kwargs.pop("connect_args", {}))
-        engine = sa.create_engine(
-            parsed, connect_args=connect_args, pool_pre_ping=True, **kwargs
-        )
+        engine = sa.create_engine(parsed, connect_args=connect_args, **kwargs)
         _configure_sqlite(engine)
         return engine
-    return sa.create_engine(parsed, pool_pre_ping=True, **kwargs)
+    return sa.create_engine(parsed, **kwargs)
 
 
 def single_statements(engine: Engine) -> Engine:

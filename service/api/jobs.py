@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Response, jsonify, request
@@ -30,8 +31,8 @@ from service.schemas.checkpoints import CheckpointPage
 from service.schemas.common import responses
 from service.schemas.datasets import NAME_PATTERN
 from service.schemas.jobs import (
+    IDEMPOTENCY_KEY_PARAMETER,
     DryRunReport,
-    IdempotencyHeader,
     JobListQuery,
     JobOut,
     JobPage,
@@ -59,22 +60,26 @@ RESUME_BODY = {
 
 
 def job_json(job: Any) -> dict[str, Any]:
+    """The job resource, from an ORM Job or from a job's row as a mapping (a submission
+    builds no ORM object: instrumenting one cost more than the rest of this function)."""
+    field = job.__getitem__ if isinstance(job, Mapping) else job.__getattribute__
     return {
-        "id": job.id,
-        "name": job.name,
-        "status": job.status,
-        "spec": job.spec,
-        "dataset_id": job.dataset_id,
-        "progress": {"epoch": int(job.epoch_done or 0), "epochs": int(job.epochs_total or 0)},
-        "latest": dict(job.latest or {}),
-        "best": dict(job.best or {}),
-        "stop_reason": job.stop_reason,
-        "failure_reason": job.failure_reason,
-        "attempts": int(job.attempts or 0),
-        "cancel_requested": bool(job.cancel_requested),
-        "created_at": isoformat(job.created_at),
-        "started_at": isoformat(job.started_at),
-        "finished_at": isoformat(job.finished_at),
+        "id": field("id"),
+        "name": field("name"),
+        "status": field("status"),
+        "spec": field("spec"),
+        "dataset_id": field("dataset_id"),
+        "progress": {"epoch": int(field("epoch_done") or 0),
+                     "epochs": int(field("epochs_total") or 0)},
+        "latest": dict(field("latest") or {}),
+        "best": dict(field("best") or {}),
+        "stop_reason": field("stop_reason"),
+        "failure_reason": field("failure_reason"),
+        "attempts": int(field("attempts") or 0),
+        "cancel_requested": bool(field("cancel_requested")),
+        "created_at": isoformat(field("created_at")),
+        "started_at": isoformat(field("started_at")),
+        "finished_at": isoformat(field("finished_at")),
     }
 
 
@@ -141,13 +146,13 @@ def validate_job(body: JobSpecBody) -> Response:
     return jsonify(report)
 
 
-@bp.post("/jobs", responses=responses({202: JobOut, 200: JobOut}, 409, 415))
-def submit_job(
-    body: JobSpecBody, header: IdempotencyHeader
-) -> tuple[Response, int, dict[str, str]]:
+@bp.post(
+    "/jobs",
+    responses=responses({202: JobOut, 200: JobOut}, 409, 415),
+    openapi_extensions={"parameters": [IDEMPOTENCY_KEY_PARAMETER]},
+)
+def submit_job(body: JobSpecBody) -> tuple[Response, int, dict[str, str]]:
     """Submit a job; 202 with Location. The same Idempotency-Key and body return the same job."""
-
-
     key = check_idempotency_key(request.headers.get("Idempotency-Key"))
     key = None if key is None else storable_idempotency_key(key)
     raw = _spec_body()
@@ -175,7 +180,7 @@ def _submit(
     # the key and the quota and stores the job with its "queued" event: one round trip on
     # PostgreSQL, with no BEGIN/COMMIT (store.submissions). A bad spec gets its 422 before
     # a full quota's 429, and an earlier job with the same key wins over both.
-    with single_statement() as session:
+    with read_session() as session:
         try:
             spec, dataset, _ = checked_spec(session, tenant, raw)
             validate_for_spec(dataset, spec)
@@ -186,18 +191,20 @@ def _submit(
             if existing is None:
                 raise
             return _replay(store_jobs.get(session, tenant, existing), body_hash)
-        dataset_id = None if spec.dataset.startswith(data.BUILTIN_PREFIX) else spec.dataset
+    dataset_id = None if spec.dataset.startswith(data.BUILTIN_PREFIX) else spec.dataset
+    with single_statement() as conn:
         outcome = store_jobs.submit(
-            session, tenant, spec.to_dict(), dataset_id, key, body_hash,
+            conn, tenant, spec.to_dict(), dataset_id, key, body_hash,
             cap=limits.max_concurrent_jobs, first_event=("status", QUEUED_EVENT),
         )
-        if outcome.existing_id is not None:
-            if outcome.existing_hash != body_hash:
-                raise _idempotency_conflict()
+    if outcome.existing_id is not None:
+        if outcome.existing_hash != body_hash:
+            raise _idempotency_conflict()
+        with read_session() as session:
             return _replay(store_jobs.get(session, tenant, outcome.existing_id), body_hash)
-        if outcome.job is None:  # neither made nor found: the quota is full
-            raise quota_exceeded(outcome.active, limits)
-        out = job_json(outcome.job)
+    if outcome.job is None:  # neither made nor found: the quota is full
+        raise quota_exceeded(outcome.active, limits)
+    out = job_json(outcome.job)
     services().dispatcher.train_job(out["id"])
     return jsonify(out), 202, {"Location": f"/v1/jobs/{out['id']}"}
 

@@ -52,6 +52,7 @@ _ERROR_TEXT = {
     415: "Unsupported Content-Type",
     422: "Validation failed; `errors` names each field",
     429: "Rate limit or quota exceeded; see Retry-After",
+    503: "The database is unreachable or restarting; retry after Retry-After",
 }
 
 
@@ -60,6 +61,6 @@ def responses(
 ) -> Any:
     """The OpenAPI `responses` of one operation: its successes plus its problem documents."""
     out: dict[str, Any] = {str(status): model for status, model in ok.items()}
-    for status in sorted({400, 401, 422, 429, *extra_errors}):
+    for status in sorted({400, 401, 422, 429, 503, *extra_errors}):
         out[str(status)] = problem_response(_ERROR_TEXT[status])
     return out

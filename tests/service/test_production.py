@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -111,6 +112,44 @@ def test_a_submission_is_one_statement_and_a_full_quota_stores_nothing(prod_app:
     with services.engine.connect() as conn:
         count = conn.execute(sa.text("SELECT count(*) FROM jobs")).scalar_one()
     assert count == services.settings.limits.max_concurrent_jobs
+
+
+def _drop_database_connections(database_url: str) -> int:
+    """Terminate every other session of this database, as a restart or failover would."""
+    admin = sa.create_engine(database_url)
+    with admin.connect() as conn:
+        killed = conn.execute(sa.text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar_one()
+    admin.dispose()
+    return int(killed)
+
+
+def test_a_dropped_database_connection_is_one_503_then_the_pool_recovers(
+    prod_app: Any, postgres_url: str
+) -> None:
+    from service.client import WeightsmithClient
+
+    services = prod_app.extensions["weightsmith"]
+    key = make_key(services.session_factory, "acme")
+    prod_app.extensions["weightsmith_limiter"].enabled = False
+    client = prod_app.test_client()
+    auth = {"Authorization": f"Bearer {key}"}
+    assert client.get("/v1/jobs", headers=auth).status_code == 200
+    assert _drop_database_connections(postgres_url) >= 1
+    dropped = client.get("/v1/jobs", headers=auth)
+    body = assert_problem(dropped, 503)
+    assert body["type"].endswith("database-unavailable") and dropped.headers["Retry-After"] == "1"
+    assert client.get("/v1/jobs", headers=auth).status_code == 200  # a fresh connection
+    # The client waits out the Retry-After of a keyed POST and gets its job.
+    _drop_database_connections(postgres_url)
+    statuses: list[int] = []
+    hooks = {"response": [lambda response: statuses.append(response.status_code)]}
+    with WeightsmithClient("http://testserver", key,
+                           transport=httpx.WSGITransport(app=prod_app)) as ws:
+        ws._http.event_hooks = hooks
+        job = ws.submit(mlp_spec("builtin:xor", outputs=2))
+    assert job["status"] == "queued" and statuses == [503, 202]
 
 
 def test_a_255_character_idempotency_key_fits_the_column(prod_app: Any) -> None:

@@ -102,9 +102,9 @@ def test_submit_stores_the_job_with_event_one_and_returns_its_row(
     with factory.begin() as s:
         outcome = _submit(s, tenant_id, "key-1")
     assert outcome.job is not None and (outcome.existing_id, outcome.active) == (None, 0)
-    made = {c.key: getattr(outcome.job, c.key) for c in sa.inspect(Job).column_attrs}
+    made = outcome.job
     with factory() as s:
-        stored = s.get(Job, outcome.job.id)
+        stored = s.get(Job, made["id"])
         assert stored is not None
         assert {c.key: getattr(stored, c.key) for c in sa.inspect(Job).column_attrs} == made
         assert (stored.status, stored.epochs_total, stored.event_seq) == ("queued", 3, 1)
@@ -123,7 +123,8 @@ def test_submit_finds_the_keys_job_and_stores_nothing(factory: sessionmaker[Sess
     with factory.begin() as s:
         again = _submit(s, acme, "key-1", body="hash-b", cap=1)  # key wins over a full quota
         elsewhere = _submit(s, other, "key-1")
-    assert (again.job, again.existing_id, again.existing_hash) == (None, first.job.id, "hash-a")
+    assert (again.job, again.existing_id, again.existing_hash) == (None, first.job["id"],
+                                                                   "hash-a")
     assert elsewhere.job is not None  # keys are per tenant
     with factory() as s:
         assert s.query(Job).count() == 2 and s.query(JobEvent).count() == 2
@@ -136,7 +137,7 @@ def test_submit_refuses_a_full_quota_without_storing(factory: sessionmaker[Sessi
             _submit(s, tenant_id)
         done = _submit(s, tenant_id).job
         assert done is not None
-        s.execute(sa.update(Job).where(Job.id == done.id).values(status="succeeded"))
+        s.execute(sa.update(Job).where(Job.id == done["id"]).values(status="succeeded"))
     with factory.begin() as s:
         full = _submit(s, tenant_id, "key-1", cap=2)
         room = _submit(s, tenant_id, "key-2", cap=3)
