@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,14 @@ class Dataset:
     @property
     def n_classes(self) -> int | None:
         return None if self.classes is None else len(self.classes)
+
+    @cached_property
+    def y_range(self) -> tuple[float, float]:
+        """(min, max) of y, worked out once: the service checks the labels of one stored
+        dataset against every job submitted on it, and the arrays never change."""
+        if self.y.size == 0:
+            return (0.0, -1.0)
+        return (float(self.y.min()), float(self.y.max()))
 
 
 @dataclass(frozen=True)

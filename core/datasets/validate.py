@@ -30,7 +30,7 @@ def validate_for_spec(dataset: Dataset, spec: Spec) -> None:
     units = shapes[-1][0]
     loss = spec.loss.type
     if loss == "cross_entropy":
-        _check_labels(y, units, last)
+        _check_labels(dataset, units, last)
     elif loss == "binary_cross_entropy":
         _check_targets(y, units, last, loss)
         outside = np.flatnonzero(((y < 0) | (y > 1)).reshape(len(y), -1).any(axis=1))
@@ -42,7 +42,12 @@ def validate_for_spec(dataset: Dataset, spec: Spec) -> None:
         _check_targets(y, units, last, loss)
 
 
-def _check_labels(y: np.ndarray, units: int, last: int) -> None:
+def _check_labels(dataset: Dataset, units: int, last: int) -> None:
+    y = dataset.y
+    if y.ndim == 1 and y.dtype.kind in "iu":
+        low, high = dataset.y_range
+        if low >= 0 and high < units:
+            return  # every label fits; only a misfit needs the row-by-row search below
     if y.ndim != 1 or y.dtype.kind not in "iu":
         if y.ndim == 1 and y.dtype.kind == "f" and bool(np.all(y == np.round(y))):
             y = y.astype(np.int64)

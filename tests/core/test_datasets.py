@@ -264,6 +264,20 @@ def test_validate_refuses_labels_and_targets_that_do_not_fit(
     assert info.value.field == "dataset"
 
 
+def test_one_dataset_checked_against_many_output_layers_keeps_its_answers() -> None:
+    from core.datasets import Dataset
+
+    data = Dataset(np.ones((4, 2)), np.array([0, 2, 1, -1]), "unknown")
+    for units in (3, 4, 5):  # the label range is worked out once, the misfit row every time
+        with pytest.raises(DatasetError, match="y row 4: label -1 is outside"):
+            validate_for_spec(data, spec([{"type": "dense", "units": units}]))
+    fits = Dataset(np.ones((3, 2)), np.array([0, 3, 1]), "unknown")
+    validate_for_spec(fits, spec([{"type": "dense", "units": 4}]))
+    with pytest.raises(DatasetError, match=r"y row 2: label 3 is outside 0\.\.2"):
+        validate_for_spec(fits, spec([{"type": "dense", "units": 3}]))
+    assert fits.y_range == (0.0, 3.0)
+
+
 def test_validate_reports_shape_problems_as_spec_errors() -> None:
     with pytest.raises(SpecError) as info:
         validate_for_spec(load_builtin("digits"), spec([
