@@ -177,7 +177,7 @@ def apply_policy(s: Session, job_id: str, policy: dict[str, Any]) -> list[str]:
     Kept: the ``keep_last`` newest periodic checkpoints, the ``keep_best`` best "best" ones by
     ``monitor``, and the newest "final" one (a resumed run's final replaces the earlier one).
     """
-    rows = checkpoints.list_for_job(s, job_id)
+    rows = checkpoints.policy_rows(s, job_id)
     newest = sorted(rows, key=lambda r: (r.epoch, r.id), reverse=True)
     periodic = [r for r in newest if r.kind == "periodic"][: int(policy["keep_last"])]
     finals = [r for r in newest if r.kind == "final"][:1]
@@ -186,10 +186,9 @@ def apply_policy(s: Session, job_id: str, policy: dict[str, Any]) -> list[str]:
     ranked = checkpoints.rank_best(best_rows, str(policy["monitor"])) or best_rows
     best = ranked[: int(policy["keep_best"])]
     keep = {r.id for r in (*periodic, *finals, *best)}
-    doomed = [r for r in rows if r.id not in keep and r.kind != "imported"]
-    for row in doomed:
-        s.delete(row)
-    return [r.id for r in doomed]
+    doomed = [r.id for r in rows if r.id not in keep and r.kind != "imported"]
+    checkpoints.delete_many(s, doomed)
+    return doomed
 
 
 def finish(s: Session, job_id: str, worker_id: str, status: str, stop_reason: str | None,

@@ -215,13 +215,33 @@ def test_history_has_its_own_array_encoded_as_the_run_goes() -> None:
     result = train(spec, X, y, on_epoch=lambda r: captured.append(r.checkpoint()))
     arrays = npz(captured[-1])
     meta = json.loads(str(arrays["__state__"][()]))
-    assert meta["format_version"] == 2 and "history" not in meta
-    # The run's incremental encoding is exactly what encoding the whole list gives.
-    assert str(arrays["__history__"][()]) == json.dumps(result.history, sort_keys=True)
+    assert meta["format_version"] == 3 and "history" not in meta
+    # The run's incremental encoding is exactly what encoding the whole list gives, as bytes.
+    assert arrays["__history__"].dtype == np.uint8
+    assert arrays["__history__"].tobytes() == json.dumps(result.history, sort_keys=True).encode()
     assert [len(load_state(c).history) for c in captured] == [1, 2, 3, 4]
     state = load_state(captured[-1])
     state.history_json = None  # a state not from a run: encoded on demand, the same bytes
     assert dump_checkpoint(state) == captured[-1]
+
+
+def test_format_2_checkpoints_with_a_unicode_history_still_load() -> None:
+    X, y = data()
+    captured: list[bytes] = []
+    train(SPEC, X, y, on_epoch=lambda r: captured.append(r.checkpoint()))
+    arrays = npz(captured[-1])
+    text = arrays["__history__"].tobytes().decode()
+    arrays["__history__"] = np.array(text)  # format 2: a 0-d unicode array
+    meta = json.loads(str(arrays["__state__"][()]))
+    arrays["__state__"] = np.array(json.dumps({**meta, "format_version": 2}, sort_keys=True))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    assert load_state(buffer.getvalue()).history == load_state(captured[-1]).history
+    arrays["__history__"] = np.frombuffer(b"[\xff", dtype=np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    with pytest.raises(CheckpointError, match="__history__"):
+        load_state(buffer.getvalue())
 
 
 def test_format_1_checkpoints_with_the_history_in_the_state_still_load() -> None:
@@ -229,7 +249,7 @@ def test_format_1_checkpoints_with_the_history_in_the_state_still_load() -> None
     captured: list[bytes] = []
     train(SPEC, X, y, on_epoch=lambda r: captured.append(r.checkpoint()))
     arrays = npz(captured[-1])
-    history = json.loads(str(arrays.pop("__history__")[()]))
+    history = json.loads(arrays.pop("__history__").tobytes())
     meta = json.loads(str(arrays["__state__"][()]))
     arrays["__state__"] = np.array(json.dumps({**meta, "format_version": 1,
                                                "history": history}, sort_keys=True))

@@ -37,7 +37,7 @@ def npz_arrays(blob: bytes) -> dict[str, np.ndarray]:
         return {name: z[name] for name in z.files}
 
 
-# The JSON members of an internal checkpoint (core/checkpoint.py, format 2).
+# The JSON members of an internal checkpoint (core/checkpoint.py, format 3).
 JSON_MEMBERS = ("__state__", "__history__")
 
 
@@ -45,7 +45,7 @@ def comparable_state(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     """The __state__ JSON and the __history__ without wall-clock seconds: what two equal runs
     must share."""
     state = json.loads(str(arrays["__state__"]))
-    history = json.loads(str(arrays["__history__"]))
+    history = json.loads(arrays["__history__"].tobytes())  # UTF-8 JSON (format 3)
     state["history"] = [{k: v for k, v in row.items() if k not in VOLATILE_METRICS}
                         for row in history]
     return dict(state)
