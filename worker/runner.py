@@ -36,7 +36,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
@@ -103,6 +104,7 @@ class JobRunner:
         with sessions() as s:  # polls run on the engine's connections, outside any session
             bind = s.get_bind()
         self._reads = single_statements(bind if isinstance(bind, Engine) else bind.engine)
+        self._poll_conn: Connection | None = None  # held for the run: see _poll
         self._stop: str | None = None  # "cancelled" or "lease_lost" once seen
         self.buffer: EpochBuffer | None = None
         self._writer: ThreadPoolExecutor | None = None
@@ -137,6 +139,7 @@ class JobRunner:
             return self._train(inputs)
         finally:
             self._writer.shutdown(wait=True)  # never leave a commit running past the task
+            self._drop_poll_connection()
 
     def runtime_budget_s(self) -> float:
         """What is left of ``settings.limits.max_runtime_s`` for this delivery.
@@ -234,11 +237,37 @@ class JobRunner:
                 self._stop = store_ops.beat(s, self.job_id, self.worker_id)
         elif now - self._last_poll >= POLL_S:
             self._last_poll = now
-            with self._reads.connect() as conn:
-                self._stop = store_ops.poll(conn, self.job_id, self.worker_id)
+            self._stop = self._poll()
         self._next_check = min(self._last_poll + POLL_S,
                                self._last_beat + self.settings.heartbeat_interval_s)
         return self._stop is not None
+
+    def _poll(self) -> str | None:
+        """The cancel flag and the lease, read on a connection the run holds.
+
+        Checking one out of the pool for every poll added the pool's ping: a second round
+        trip, after which the training thread waited for the GIL once more (the commit
+        thread often holds it). A connection the database has dropped is replaced once, as
+        the ping would have done. The read's transaction ends at once: on SQLite its BEGIN
+        IMMEDIATE holds the write lock the commit thread needs.
+        """
+        for attempt in (1, 2):
+            if self._poll_conn is None:
+                self._poll_conn = self._reads.connect()
+            try:
+                stop = store_ops.poll(self._poll_conn, self.job_id, self.worker_id)
+                self._poll_conn.rollback()
+                return stop
+            except DBAPIError as exc:
+                self._drop_poll_connection()
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _drop_poll_connection(self) -> None:
+        if self._poll_conn is not None:
+            conn, self._poll_conn = self._poll_conn, None
+            conn.close()
 
     def on_epoch(self, report: Any) -> None:
         """Buffer the epoch; commit what is pending once per COMMIT_INTERVAL_S."""

@@ -140,6 +140,17 @@ def sqlite_backend(tmp_path: Path) -> Iterator[Backend]:
         b.sessions.kw["bind"].dispose()
 
 
+@pytest.fixture
+def postgres_backend(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[Backend]:
+    """The production set only, for in-process tests of the runner on PostgreSQL."""
+    b = make_backend("production", tmp_path, postgres_url, redis_url)
+    try:
+        yield b
+    finally:
+        b.kill_all()
+        b.sessions.kw["bind"].dispose()
+
+
 # -- jobs ------------------------------------------------------------------------------------
 
 

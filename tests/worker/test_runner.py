@@ -98,6 +98,31 @@ def test_cancel_stops_at_the_next_batch_and_keeps_a_checkpoint(sqlite_backend: B
     assert ("final", 1) in kept_checkpoints(b, job_id)
 
 
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_a_poll_connection_the_database_dropped_is_replaced(postgres_backend: Backend) -> None:
+    b = postgres_backend
+    job_id = create_job(b, xor_spec(epochs=5))
+    dropped: list[int] = []
+
+    def drop_then_cancel(epoch: int, batch: int) -> None:
+        if (epoch, batch) == (0, 2):  # polls have run: the run holds its poll connection
+            assert run._poll_conn is not None
+            pid = run._poll_conn.connection.driver_connection.info.backend_pid
+            with b.sessions() as s:
+                dropped.append(s.scalar(sa.text("SELECT pg_terminate_backend(:pid)::int"),
+                                        {"pid": pid}))
+        if (epoch, batch) == (1, 1):
+            with b.sessions.begin() as s:
+                jobs.request_cancel(s, job_id)
+
+    run = runner(b, job_id, FakeTrainer(batches=6, on_batch=drop_then_cancel))
+    assert run.run() == "cancelled"  # the next poll reconnected, and a later one saw the flag
+    assert dropped == [1] and run._poll_conn is None  # closed with the run
+    job = job_row(b, job_id)
+    assert (job.status, job.epoch_done, job.attempts) == ("cancelled", 1, 1)
+
+
 def test_resume_continues_from_the_cancel_checkpoint(sqlite_backend: Backend) -> None:
     b = sqlite_backend
     job_id = create_job(b, xor_spec(epochs=3))
