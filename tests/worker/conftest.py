@@ -114,6 +114,18 @@ def make_backend(name: str, tmp_path: Path, database_url: str | None,
     return Backend(name, env, settings, make_session_factory(engine), log_dir)
 
 
+@contextlib.contextmanager
+def running(b: Backend, *, show_logs: bool = False) -> Iterator[Backend]:
+    """Yield `b`; afterwards stop its processes and close its engine."""
+    try:
+        yield b
+    finally:
+        b.kill_all()
+        if show_logs:
+            print(b.logs())  # pytest shows captured output only when the test fails
+        b.sessions.kw["bind"].dispose()
+
+
 @pytest.fixture(params=["embedded", "production"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "embedded":
@@ -121,34 +133,22 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     else:
         b = make_backend("production", tmp_path, request.getfixturevalue("postgres_url"),
                          request.getfixturevalue("redis_url"))
-    try:
+    with running(b, show_logs=True):
         yield b
-    finally:
-        b.kill_all()
-        print(b.logs())  # pytest shows captured output only when the test fails
-        b.sessions.kw["bind"].dispose()
 
 
 @pytest.fixture
 def sqlite_backend(tmp_path: Path) -> Iterator[Backend]:
     """The embedded set only, for in-process tests of the runner."""
-    b = make_backend("embedded", tmp_path, None, None)
-    try:
+    with running(make_backend("embedded", tmp_path, None, None)) as b:
         yield b
-    finally:
-        b.kill_all()
-        b.sessions.kw["bind"].dispose()
 
 
 @pytest.fixture
 def postgres_backend(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[Backend]:
     """The production set only, for in-process tests of the runner on PostgreSQL."""
-    b = make_backend("production", tmp_path, postgres_url, redis_url)
-    try:
+    with running(make_backend("production", tmp_path, postgres_url, redis_url)) as b:
         yield b
-    finally:
-        b.kill_all()
-        b.sessions.kw["bind"].dispose()
 
 
 # -- jobs ------------------------------------------------------------------------------------
