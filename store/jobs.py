@@ -88,20 +88,17 @@ def create_job(
     *,
     name: str | None = None,
     epochs_total: int | None = None,
-    key_checked: bool = False,
     first_event: tuple[str, Mapping[str, Any]] | None = None,
 ) -> Job:
     """A new queued job, or the job an earlier request with the same idempotency key made.
 
     Same key and same `request_hash` -> that job (nothing new is stored); same key and another
     hash -> `Conflict`. `name` and `epochs_total` default to the spec's name and epochs.
-    `key_checked=True` says the caller already looked the key up in this transaction (the API
-    does, before its costly validation), so the lookup is not repeated: a concurrent request
-    that took the key since then makes the INSERT fail with IntegrityError on the unique
-    (tenant, key) constraint. `first_event` ``(type, data)`` is stored as the job's event 1 in
-    the same flush, which spares the sequence UPDATE a later `events.append` would cost.
+    `first_event` ``(type, data)`` is stored as the job's event 1 in the same flush, which
+    spares the sequence UPDATE a later `events.append` would cost. (The API submits through
+    `store.submissions.submit`, one statement; this is the store's general-purpose create.)
     """
-    if idempotency_key is not None and not key_checked:
+    if idempotency_key is not None:
         existing = find_by_idempotency_key(s, tenant_id, idempotency_key)
         if existing is not None:
             if existing.request_hash != request_hash:

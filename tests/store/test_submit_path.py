@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -33,24 +36,6 @@ def test_first_event_is_event_one_and_the_counter_continues_after_it(s: Session)
     assert [(e.seq, e.type, e.data["status"]) for e in rows] == [
         (1, "status", "queued"), (2, "status", "running")]
     assert rows[0].created_at == job.created_at
-
-
-def test_key_checked_skips_the_lookup_so_the_unique_constraint_decides(
-    factory: sessionmaker[Session],
-) -> None:
-    with factory.begin() as s:
-        tenant_id = make_tenant(s).id
-        first = jobs.create_job(s, tenant_id, spec(), None, "key-1", "hash-a",
-                                key_checked=True, first_event=("status", QUEUED))
-        first_id = first.id
-    with pytest.raises(IntegrityError), factory.begin() as s:
-        jobs.create_job(s, tenant_id, spec(), None, "key-1", "hash-a", key_checked=True,
-                        first_event=("status", QUEUED))
-    with factory() as s:  # the failed transaction left nothing behind
-        assert [j.id for j in s.query(Job)] == [first_id]
-        assert s.query(JobEvent).count() == 1
-        # without key_checked the same call is still a replay, as before
-        assert jobs.create_job(s, tenant_id, spec(), None, "key-1", "hash-a").id == first_id
 
 
 def test_submit_check_reads_the_key_and_counts_active_jobs_up_to_the_cap(s: Session) -> None:
@@ -128,6 +113,47 @@ def test_submit_finds_the_keys_job_and_stores_nothing(factory: sessionmaker[Sess
     assert elsewhere.job is not None  # keys are per tenant
     with factory() as s:
         assert s.query(Job).count() == 2 and s.query(JobEvent).count() == 2
+
+
+@pytest.mark.postgres
+def test_a_submit_that_loses_the_race_for_its_key_fails_and_then_finds_the_job(
+    postgres_url: str,
+) -> None:
+    """PostgreSQL only: the race needs a second connection waiting on the unique index."""
+    from store.db import make_engine, make_session_factory, single_statements
+    from store.models import Base
+
+    engine = make_engine(postgres_url)
+    Base.metadata.create_all(engine)
+    with make_session_factory(engine).begin() as s:
+        tenant_id = make_tenant(s).id
+    outcome: list[BaseException | jobs.Submitted] = []
+
+    def submit_concurrently() -> None:
+        try:
+            with single_statements(engine).connect() as conn:
+                outcome.append(jobs.submit(conn, tenant_id, spec(), None, "key-1", "hash-a",
+                                           cap=100, first_event=("status", QUEUED)))
+        except BaseException as exc:  # handed to the test's thread
+            outcome.append(exc)
+
+    with engine.connect() as first:
+        first.begin()
+        with Session(bind=first) as s:  # takes the key, not yet committed
+            winner = jobs.create_job(s, tenant_id, spec(), None, "key-1", "hash-a").id
+            s.flush()
+        racer = threading.Thread(target=submit_concurrently)
+        racer.start()  # its check cannot see the row; its INSERT waits on the unique index
+        time.sleep(0.3)
+        first.commit()
+        racer.join(10)
+    [error] = outcome
+    assert isinstance(error, IntegrityError)  # the caller calls again:
+    with single_statements(engine).connect() as conn:
+        again = jobs.submit(conn, tenant_id, spec(), None, "key-1", "hash-a", cap=100,
+                            first_event=("status", QUEUED))
+    assert (again.job, again.existing_id) == (None, winner)
+    engine.dispose()
 
 
 def test_submit_refuses_a_full_quota_without_storing(factory: sessionmaker[Session]) -> None:
