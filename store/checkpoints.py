@@ -81,12 +81,12 @@ def save_many(
     now = utcnow()
     rows = [_row(job_id, tenant_id, epoch, kind, blob, metrics, None, model_spec)
             for epoch, kind, blob, metrics in items]
-    values = [{column.key: getattr(row, column.key) for column in CHECKPOINTS.c} | {
-        "id": new_id(PREFIXES["checkpoint"]), "created_at": now} for row in rows]
-    if values:
-        s.execute(sa.insert(CHECKPOINTS), values)
-    for row, stored in zip(rows, values, strict=True):
-        row.id, row.created_at = stored["id"], now
+    for row in rows:  # what the column defaults would have filled in
+        row.id, row.created_at = new_id(PREFIXES["checkpoint"]), now
+    if rows:
+        s.execute(sa.insert(CHECKPOINTS),
+                  [{column.key: getattr(row, column.key) for column in CHECKPOINTS.c}
+                   for row in rows])
     return rows
 
 

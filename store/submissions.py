@@ -66,7 +66,7 @@ class SubmitCheck:
 
 def _key_and_quota(tenant: Any, key: Any, cap: Any) -> tuple[sa.Select[Any], sa.Select[Any]]:
     """(the tenant's job with this idempotency key, its active jobs counted up to `cap`)."""
-    existing = sa.select(JOBS.c.id, JOBS.c.request_hash).where(
+    existing = sa.select(JOBS.c.id).where(
         JOBS.c.tenant_id == tenant, JOBS.c.idempotency_key == key
     )
     # Count at most `cap` rows: the quota check costs the same with 10 or 10,000 queued jobs.
@@ -82,8 +82,7 @@ def _submit_check_statement() -> sa.Select[Any]:
     existing, count = _key_and_quota(
         tenant, sa.bindparam("key"), sa.bindparam("cap", type_=sa.Integer)
     )
-    return sa.select(existing.with_only_columns(JOBS.c.id).scalar_subquery(),
-                     count.scalar_subquery())
+    return sa.select(existing.scalar_subquery(), count.scalar_subquery())
 
 
 def _submit_statement() -> sa.Select[Any]:
@@ -93,7 +92,7 @@ def _submit_statement() -> sa.Select[Any]:
          job AS (INSERT INTO jobs SELECT <params> FROM active
                  WHERE active.n < :cap AND NOT EXISTS (SELECT FROM existing) RETURNING id),
          event AS (INSERT INTO job_events SELECT job.id, 1, ... FROM job)
-    SELECT existing.id, existing.request_hash, active.n, job.id
+    SELECT existing.id, active.n, job.id
 
     All sub-statements see one snapshot; the foreign key from the event to the job is checked
     at the end of the statement, when the job row exists. Every parameter carries its column's
@@ -129,7 +128,6 @@ def _submit_statement() -> sa.Select[Any]:
     ).cte("event")
     return sa.select(
         sa.select(existing.c.id).scalar_subquery(),
-        sa.select(existing.c.request_hash).scalar_subquery(),
         active.c.n,
         sa.select(job.c.id).scalar_subquery(),
     ).select_from(active).add_cte(event)
@@ -157,7 +155,6 @@ class Submitted:
 
     job: dict[str, Any] | None  # the new job's row, every column
     existing_id: str | None
-    existing_hash: str | None
     active: int  # before this job, counted up to the cap
 
 
@@ -174,7 +171,8 @@ def submit(
 ) -> Submitted:
     """A new queued job with `first_event` as its event 1, unless the key or the quota says no.
 
-    An earlier job with the same key wins (`existing_id`; the caller compares hashes); then a
+    An earlier job with the same key wins (`existing_id`; the caller reads it to compare
+    request hashes: a replay or a conflict); then a
     tenant with `cap` active jobs gets none (`job` None). A concurrent request that takes the
     key first makes this one fail with IntegrityError on the unique (tenant, key) constraint;
     calling again then finds its job. The new job comes back as its row, not an ORM object
@@ -188,19 +186,14 @@ def submit(
     event_type, event_data = first_event
     dialect = s.dialect if isinstance(s, sa.Connection) else s.get_bind().dialect
     if dialect.name == "postgresql":
-        existing_id, existing_hash, active, made = s.execute(SUBMIT_PG, {
+        existing_id, active, made = s.execute(SUBMIT_PG, {
             **row, "cap": cap, "event_type": event_type, "event_data": dict(event_data),
         }).one()
-        return Submitted(row if made is not None else None, existing_id,
-                         existing_hash, int(active))
+        return Submitted(row if made is not None else None, existing_id, int(active))
     check = submit_check(s, tenant_id, idempotency_key, cap)
-    if check.existing_id is not None:
-        existing_hash = s.scalar(sa.select(JOBS.c.request_hash).where(
-            JOBS.c.id == check.existing_id))
-        return Submitted(None, check.existing_id, existing_hash, check.active)
-    if check.active >= cap:
-        return Submitted(None, None, None, check.active)
+    if check.existing_id is not None or check.active >= cap:
+        return Submitted(None, check.existing_id, check.active)
     s.execute(sa.insert(JOBS), [row])
     s.execute(sa.insert(EVENTS), [{"job_id": row["id"], "seq": 1, "type": event_type,
                                    "data": dict(event_data), "created_at": now}])
-    return Submitted(row, None, None, check.active)
+    return Submitted(row, None, check.active)

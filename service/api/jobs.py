@@ -197,9 +197,7 @@ def _submit(
             conn, tenant, spec.to_dict(), dataset_id, key, body_hash,
             cap=limits.max_concurrent_jobs, first_event=("status", QUEUED_EVENT),
         )
-    if outcome.existing_id is not None:
-        if outcome.existing_hash != body_hash:
-            raise _idempotency_conflict()
+    if outcome.existing_id is not None:  # _replay answers 409 for another body
         with read_session() as session:
             return _replay(store_jobs.get(session, tenant, outcome.existing_id), body_hash)
     if outcome.job is None:  # neither made nor found: the quota is full
@@ -209,14 +207,10 @@ def _submit(
     return jsonify(out), 202, {"Location": f"/v1/jobs/{out['id']}"}
 
 
-def _idempotency_conflict() -> ApiError:
-    return ApiError(409, "this Idempotency-Key was used with a different request body",
-                    kind="idempotency-conflict")
-
-
 def _replay(job: Any, body_hash: str) -> tuple[Response, int, dict[str, str]]:
     if job.request_hash != body_hash:
-        raise _idempotency_conflict()
+        raise ApiError(409, "this Idempotency-Key was used with a different request body",
+                       kind="idempotency-conflict")
     return jsonify(job_json(job)), 200, {"Location": f"/v1/jobs/{job.id}",
                                          "Idempotent-Replayed": "true"}
 
