@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from logging.config import fileConfig
 from typing import Any
 
+import sqlalchemy as sa
 from alembic import context
 
 from store.columns import UTCDateTime
@@ -50,19 +53,46 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+@contextmanager
+def sqlite_foreign_keys_off(conn: sa.Connection) -> Iterator[None]:
+    """On SQLite, run the migration with foreign keys off, then check them.
+
+    Batch mode rebuilds a table by copying it and dropping the old one, and with foreign keys
+    on, that DROP deletes every row referencing the table through ON DELETE CASCADE (a
+    checkpoint's parts, say): Alembic's batch documentation says to turn them off. The
+    pragma is ignored inside a transaction, so it goes to the driver before one begins.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    driver.execute("PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    finally:
+        driver.execute("PRAGMA foreign_keys = ON")
+
+
+def _run_on(conn: sa.Connection) -> None:
+    _configure(connection=conn)
+    with sqlite_foreign_keys_off(conn), context.begin_transaction():
+        context.run_migrations()
+        if conn.dialect.name == "sqlite":
+            broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:  # raising here rolls the migration back
+                raise RuntimeError(f"the migration left rows with dangling references: {broken}")
+
+
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
-        _configure(connection=connection)
-        with context.begin_transaction():
-            context.run_migrations()
+        _run_on(connection)
         return
     engine = make_engine(database_url())
     try:
         with engine.connect() as conn:
-            _configure(connection=conn)
-            with context.begin_transaction():
-                context.run_migrations()
+            _run_on(conn)
     finally:
         engine.dispose()
 
