@@ -1,4 +1,5 @@
-"""Checkpoints: the bytes of a training state (deferred) plus the metrics they were saved at."""
+"""Checkpoints: a training state's metadata and the metrics it was saved at; its bytes are
+stored in parts beside it (store.checkpoint_parts) and read only by `get_blob`."""
 
 from __future__ import annotations
 
@@ -8,10 +9,9 @@ from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
+from store import checkpoint_parts
 from store.columns import utcnow
-from store.db import read_bytea
 from store.errors import NotFound
 from store.ids import PREFIXES, new_id
 from store.models import CHECKPOINT_KINDS, Checkpoint, Job
@@ -34,7 +34,7 @@ def _row(job_id: str | None, tenant_id: str, epoch: int, kind: str, blob: bytes,
     return Checkpoint(
         job_id=job_id, tenant_id=tenant_id, epoch=int(epoch), kind=kind,
         metrics=dict(metrics or {}), size_bytes=len(blob),
-        sha256=sha256 or hashlib.sha256(blob).hexdigest(), blob=blob, model_spec=model_spec,
+        sha256=sha256 or hashlib.sha256(blob).hexdigest(), model_spec=model_spec,
     )
 
 
@@ -60,6 +60,7 @@ def save_checkpoint(
                model_spec if model_spec is not None else (job.spec or {}).get("model"))
     s.add(row)
     s.flush()
+    checkpoint_parts.write(s, [(row.id, blob)])
     return row
 
 
@@ -71,7 +72,8 @@ def save_many(
     items: list[tuple[int, str, bytes, dict[str, Any] | None]],
 ) -> list[Checkpoint]:
     """Store several checkpoints of one job, items ``(epoch, kind, blob, metrics)``, in one
-    INSERT; returns them as transient objects (values, not session members).
+    INSERT (and their bytes in one COPY); returns them as transient objects (values, not
+    session members).
 
     The caller vouches for the job, tenant and model spec (the worker holds them from its
     claim): no job lookup. A Core INSERT, not the unit of work: the worker's commit thread
@@ -87,6 +89,8 @@ def save_many(
         s.execute(sa.insert(CHECKPOINTS),
                   [{column.key: getattr(row, column.key) for column in CHECKPOINTS.c}
                    for row in rows])
+        checkpoint_parts.write(s, [(row.id, blob) for row, (_, _, blob, _)
+                                   in zip(rows, items, strict=True)])
     return rows
 
 
@@ -135,6 +139,7 @@ def import_checkpoint(
     row = _row(None, tenant_id, 0, "imported", blob, metrics, sha256, model_spec)
     s.add(row)
     s.flush()
+    checkpoint_parts.write(s, [(row.id, blob)])
     return row
 
 
@@ -152,8 +157,8 @@ def get_checkpoint(s: Session, tenant_id: str, checkpoint_id: str) -> Checkpoint
 
 
 def get_blob(s: Session, checkpoint_id: str) -> bytes | None:
-    """The checkpoint's bytes (the only read that loads the deferred column)."""
-    return read_bytea(s, Checkpoint.metadata.tables["checkpoints"], "blob", "id", checkpoint_id)
+    """The checkpoint's bytes, or None if there is no such checkpoint."""
+    return checkpoint_parts.read(s, checkpoint_id)
 
 
 def list_for_job(s: Session, job_id: str) -> list[Checkpoint]:
@@ -167,7 +172,7 @@ def list_for_job(s: Session, job_id: str) -> list[Checkpoint]:
     )
 
 
-def latest_for_job(s: Session, job_id: str, *, with_blob: bool = True) -> Checkpoint | None:
+def latest_for_job(s: Session, job_id: str) -> Checkpoint | None:
     """The checkpoint with the highest epoch (the newest of them): where a resume starts."""
     query = (
         sa.select(Checkpoint)
@@ -175,11 +180,7 @@ def latest_for_job(s: Session, job_id: str, *, with_blob: bool = True) -> Checkp
         .order_by(Checkpoint.epoch.desc(), Checkpoint.id.desc())
         .limit(1)
     )
-    row = s.scalars(query).first()
-    if row is not None and with_blob and "blob" in sa.inspect(row).unloaded:
-        # Read in binary format (store.db.read_bytea) rather than through the ORM's text one.
-        set_committed_value(row, "blob", get_blob(s, row.id))
-    return row
+    return s.scalars(query).first()
 
 
 def _score(row: Any, monitor: str) -> float | None:
@@ -213,7 +214,7 @@ def best_for_job(s: Session, job_id: str, monitor: str | None = None,
     ranked = rank_best(rows, monitor or _monitor_of(s, job_id), mode)
     if ranked:
         return ranked[0]
-    return latest_for_job(s, job_id, with_blob=False)
+    return latest_for_job(s, job_id)
 
 
 def pick_for_job(s: Session, job_id: str, which: str) -> Checkpoint | None:
@@ -221,7 +222,7 @@ def pick_for_job(s: Session, job_id: str, which: str) -> Checkpoint | None:
     if which == "best":
         return best_for_job(s, job_id)
     if which == "latest":
-        return latest_for_job(s, job_id, with_blob=False)
+        return latest_for_job(s, job_id)
     raise ValueError(f"which must be 'best' or 'latest', got {which!r}")
 
 

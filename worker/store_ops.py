@@ -105,7 +105,7 @@ def _dataset_limits(settings: Settings) -> Any:
 
 def latest_checkpoint_blob(s: Session, job_id: str) -> bytes | None:
     latest = checkpoints.latest_for_job(s, job_id)
-    return None if latest is None else bytes(latest.blob)
+    return None if latest is None else checkpoints.get_blob(s, latest.id)
 
 
 def init_params(s: Session, claimed: Claimed) -> dict[str, Any] | None:

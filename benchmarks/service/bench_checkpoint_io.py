@@ -9,14 +9,15 @@ resume needs: the weights and both Adam moments (~126 MB).
 
 - save, as the worker does at an epoch's end: serialise the training state
   (``TrainResult.checkpoint()``, core.checkpoint.dump_checkpoint), then in one transaction
-  ``worker.store_ops.save_checkpoint`` (sha256, the row, its bytea) and commit;
+  ``worker.store_ops.save_checkpoint`` (sha256, the row, its bytes as 1 MiB parts by COPY:
+  store/checkpoint_parts.py) and commit;
 - load for a resume, as the runner does: ``store_ops.latest_checkpoint_blob`` and
   ``core.checkpoint.load_state``;
 - load for predict, as the API does: ``store.checkpoints.get_blob`` and
   ``core.checkpoint.load_checkpoint`` (a network ready to predict).
 
-The peer, alternately in the same run: the same bytes through bare psycopg 3 (one INSERT of
-a bytea and a commit; one SELECT), the floor that PostgreSQL and the driver set here.
+The peer, alternately in the same run: the same bytes through bare psycopg 3 as one value
+(one INSERT of a bytea and a commit; one SELECT), the way the store kept them until session 4.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def ours_load_predict(sessions: Any, job_id: str) -> dict[str, float]:
     from store import checkpoints
 
     with sessions() as s:
-        row = checkpoints.latest_for_job(s, job_id, with_blob=False)
+        row = checkpoints.latest_for_job(s, job_id)
         assert row is not None
         checkpoint_id = row.id
     t0 = time.perf_counter()

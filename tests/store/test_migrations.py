@@ -4,13 +4,20 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from store import jobs, tenants
+from store import checkpoints, jobs, tenants
 from store.db import make_engine, make_session_factory
-from store.migrate import current_revision, downgrade, head_revision, is_at_head, upgrade_to_head
+from store.migrate import (
+    alembic_config,
+    current_revision,
+    downgrade,
+    head_revision,
+    is_at_head,
+    upgrade_to_head,
+)
 from store.models import Base
 
-TABLES = {"tenants", "api_keys", "datasets", "jobs", "metrics", "checkpoints", "job_events",
-          "job_leases"}
+TABLES = {"tenants", "api_keys", "datasets", "jobs", "metrics", "checkpoints",
+          "checkpoint_parts", "job_events", "job_leases"}
 
 
 def schema_diff(url: str) -> list[object]:
@@ -34,7 +41,7 @@ def tables(url: str) -> set[str]:
 def test_head_matches_the_models(db_url: str) -> None:
     assert current_revision(db_url) is None and not is_at_head(db_url)
     upgrade_to_head(db_url)
-    assert current_revision(db_url) == head_revision() == "0002"
+    assert current_revision(db_url) == head_revision() == "0003"
     assert is_at_head(db_url)
     assert schema_diff(db_url) == []
 
@@ -79,3 +86,35 @@ def test_the_comparison_notices_a_drifted_schema(db_url: str) -> None:
     engine.dispose()
     diff = schema_diff(db_url)
     assert [(d[0], d[3].name) for d in diff] == [("remove_column", "extra")]  # type: ignore[index]
+
+
+def test_stored_checkpoint_bytes_survive_the_move_into_parts_and_back(db_url: str) -> None:
+    """Revision 0003 moves `checkpoints.blob` into `checkpoint_parts`; its downgrade joins
+    them back."""
+    from alembic import command
+
+    blob = bytes(range(256)) * 4
+    command.upgrade(alembic_config(db_url), "0002")
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO tenants (id, name, created_at)"
+                             " VALUES ('tnt_1', 'acme', CURRENT_TIMESTAMP)"))
+        conn.execute(sa.text(
+            "INSERT INTO checkpoints (id, tenant_id, epoch, kind, metrics, size_bytes, sha256,"
+            " blob, created_at) VALUES ('ckpt_1', 'tnt_1', 0, 'imported', '{}', :size, :sha,"
+            " :blob, CURRENT_TIMESTAMP)"), {"size": len(blob), "sha": "0" * 64, "blob": blob})
+    upgrade_to_head(db_url)
+    factory = make_session_factory(engine)
+    with factory() as s:
+        assert checkpoints.get_blob(s, "ckpt_1") == blob
+        checkpoints.import_checkpoint(s, "tnt_1", blob=blob * 1100)  # > 1 MiB: two parts
+        s.commit()
+    engine.dispose()
+    command.downgrade(alembic_config(db_url), "0002")
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        stored = dict(conn.execute(sa.text("SELECT id, blob FROM checkpoints")).all())
+    engine.dispose()
+    assert {key: bytes(value) for key, value in stored.items() if key == "ckpt_1"} == {
+        "ckpt_1": blob}
+    assert sorted(len(value) for value in stored.values()) == [len(blob), len(blob) * 1100]
