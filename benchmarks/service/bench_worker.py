@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import hashlib
 import io
 import json
@@ -293,13 +294,24 @@ def backends(tmp: Path, threads: int) -> Iterator[dict[str, Any]]:
                 engine.dispose()
 
 
+def freeze_heap() -> None:
+    """Leave what this process holds so far out of garbage collection, as the worker's pool
+    children do (worker/celery_app.py): otherwise the in-process runs pay full collections
+    over this script's heap (the runner's allocations set off more of them than the bare
+    core's), a cost the worker process does not have."""
+    gc.collect()
+    gc.freeze()
+
+
 def main() -> None:
     p = harness.parser(__doc__)
     p.add_argument("--cases", default="digits,mlp784")
     p.add_argument("--bare-child", default=None, help=argparse.SUPPRESS)
     args = harness.parse(p)
     if args.bare_child:
-        res = run_bare(Case(args.bare_child, args.quick))
+        case = Case(args.bare_child, args.quick)
+        freeze_heap()
+        res = run_bare(case)
         print(json.dumps({"stamps": res["stamps"], "job_s": res["job_s"], "cpu_s": res["cpu_s"]}))
         return
     print(f"load {harness.load()}; BLAS threads {args.threads}", flush=True)
@@ -310,6 +322,7 @@ def main() -> None:
             case = Case(name, args.quick)
             ds = {store: case.store_dataset(b[store], b[f"{store}_tenant"])
                   for store in ("sqlite", "postgres")}
+            freeze_heap()
             # Warm-up: the worker process's first job imports the core and opens its pools.
             run_process(case, b["postgres"], b["celery"], b["postgres_tenant"], ds["postgres"],
                         b["meter"])
