@@ -16,11 +16,12 @@ has at least one part (an empty one for empty bytes), so "no parts" means "no ch
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from store.db import driver_connection
 from store.models import CheckpointPart
 
 PART_BYTES = 1 << 20
@@ -47,7 +48,7 @@ def write(s: Session, blobs: Iterable[tuple[str, bytes]]) -> None:
         s.execute(sa.insert(PARTS), [{"checkpoint_id": checkpoint_id, "seq": seq,
                                       "data": bytes(part)} for checkpoint_id, seq, part in rows])
         return
-    with _driver(conn).cursor() as cur, cur.copy(COPY_PARTS) as copy:
+    with driver_connection(conn).cursor() as cur, cur.copy(COPY_PARTS) as copy:
         copy.set_types(["text", "int4", "bytea"])
         for row in rows:
             copy.write_row(row)
@@ -63,12 +64,7 @@ def read(s: Session, checkpoint_id: str) -> bytes | None:
             sa.select(PARTS.c.data).where(PARTS.c.checkpoint_id == checkpoint_id)
             .order_by(PARTS.c.seq))]
     else:
-        with _driver(conn).cursor(binary=True) as cur:
+        with driver_connection(conn).cursor(binary=True) as cur:
             parts = [row[0] for row in cur.execute(READ_PARTS, (checkpoint_id,))]
     return b"".join(parts) if parts else None
 
-
-def _driver(conn: sa.Connection) -> Any:
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    return driver

@@ -125,9 +125,15 @@ def read_bytea(s: Session, table: sa.Table, column: str, key: str, value: Any) -
         return None if blob is None else bytes(blob)
     quote = conn.dialect.identifier_preparer.quote  # SQLAlchemy's quoting: no driver import
     query = f"SELECT {quote(column)} FROM {quote(table.name)} WHERE {quote(key)} = %s"
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    with driver.cursor(binary=True) as cur:
+    with driver_connection(conn).cursor(binary=True) as cur:
         cur.execute(query, (value,))
         row = cur.fetchone()
     return None if row is None or row[0] is None else bytes(row[0])
+
+
+def driver_connection(conn: sa.Connection) -> Any:
+    """The DBAPI driver's own connection under `conn`, for what SQLAlchemy cannot say (binary
+    results, COPY); statements on it run inside `conn`'s transaction."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    return driver
