@@ -45,6 +45,9 @@ HISTORY_KEY = "__history__"
 OPTIM_PREFIX = "__optim__/"
 BEST_PREFIX = "__best__/"
 RESUME_PREFIX = "__resume__/"
+# What a network for predict never needs: the optimizer's state, the best and resume copies
+# of the weights and the history; with Adam, two thirds of a checkpoint's bytes.
+TRAINING_ONLY = (OPTIM_PREFIX, BEST_PREFIX, RESUME_PREFIX, HISTORY_KEY)
 
 
 @dataclass
@@ -171,11 +174,14 @@ def dump_checkpoint(state: TrainingState) -> bytes:
     return _savez(arrays)
 
 
-def _read_npz(source: bytes | str | os.PathLike[str]) -> dict[str, Array]:
+def _read_npz(source: bytes | str | os.PathLike[str],
+              skip: tuple[str, ...] = ()) -> dict[str, Array]:
+    """The arrays of an npz, but for names starting with one of `skip` (never decompressed
+    or checksummed: an npz reads each array only when asked for it)."""
     try:
         stream: Any = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
         with np.load(stream, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
+            return {name: npz[name] for name in npz.files if not name.startswith(skip)}
     except (ValueError, OSError, EOFError) as exc:
         raise CheckpointError(f"not a readable checkpoint .npz: {exc}") from exc
 
@@ -261,7 +267,7 @@ def load_checkpoint(source: bytes | str | os.PathLike[str], *,
     and the input shape comes from ``__input_mean__``, or the first dense layer, or the
     smallest square image size whose flattened features fit the first dense layer.
     """
-    arrays = _read_npz(source)
+    arrays = _read_npz(source, skip=TRAINING_ONLY)
     if SPEC_KEY not in arrays:
         raise CheckpointError("missing __spec__: not a Weightsmith checkpoint")
     model_spec = _json_of(arrays, SPEC_KEY)

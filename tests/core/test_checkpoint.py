@@ -96,6 +96,29 @@ def test_load_checkpoint_predicts_like_the_trained_network(tmp_path: Path) -> No
                                expected, rtol=1e-5)
 
 
+def test_load_checkpoint_leaves_the_training_state_unread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Predict needs the weights, spec and preprocessing: the optimizer's moments, the best and
+    resume copies and the history are never decompressed (most of an Adam checkpoint)."""
+    X, y = data()
+    blob = train(SPEC, X, y).checkpoint()
+    names = set(npz(blob))
+    assert {n.split("/")[0] + "/" for n in names if "/" in n} == {"__optim__/", "__best__/"}
+    read: list[str] = []
+    original = np.lib.npyio.NpzFile.__getitem__
+
+    def recording(self: Any, key: str) -> Any:
+        read.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", recording)
+    load_checkpoint(blob)
+    assert read and not [n for n in read if n.startswith(
+        ("__optim__/", "__best__/", "__resume__/", "__history__"))]
+    assert set(read) == {n for n in names if "/" not in n and n != "__history__"}
+
+
 def test_internal_state_round_trips_exactly() -> None:
     X, y = data()
     captured: list[bytes] = []
