@@ -28,6 +28,19 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}: must be a number, got {raw!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name}: must be positive, got {raw}")
+    return value
+
+
 @dataclass(frozen=True)
 class Limits:
     """DESIGN §8: every limit a request is checked against before anything is stored."""
@@ -74,6 +87,11 @@ class Settings:
     broker_url: str = ""
     lease_timeout_s: int = 60
     heartbeat_interval_s: int = 5
+    # Epochs shorter than this are committed together, at most once per interval: how often
+    # progress, metrics and checkpoints reach the database (and what a crash can lose). Each
+    # commit costs the training step of a tiny model a few percent of a second; see
+    # worker/epoch_buffer.py.
+    commit_interval_s: float = 1.0
     max_attempts: int = 3
     reconcile_interval_s: int = 30
     queued_grace_s: int = 60
@@ -108,6 +126,9 @@ class Settings:
             lease_timeout_s=_int(env, "WEIGHTSMITH_LEASE_TIMEOUT_S", d.lease_timeout_s),
             heartbeat_interval_s=_int(
                 env, "WEIGHTSMITH_HEARTBEAT_INTERVAL_S", d.heartbeat_interval_s
+            ),
+            commit_interval_s=_float(
+                env, "WEIGHTSMITH_COMMIT_INTERVAL_S", d.commit_interval_s
             ),
             max_attempts=_int(env, "WEIGHTSMITH_MAX_ATTEMPTS", d.max_attempts),
             reconcile_interval_s=_int(

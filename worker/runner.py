@@ -16,7 +16,7 @@ One :class:`JobRunner` runs one delivery of ``train_job(job_id)``:
    reads the cancel flag and the lease owner every ``POLL_S`` and writes the heartbeat every
    ``heartbeat_interval_s``, each in its own short transaction; ``on_epoch`` hands the epoch to
    an :class:`EpochBuffer` whose metrics, events, progress and checkpoints are committed in ONE
-   transaction per epoch, or per ``COMMIT_INTERVAL_S`` for epochs shorter than that, after a
+   transaction per epoch, or per ``settings.commit_interval_s`` for shorter epochs, after a
    heartbeat proving the lease. That commit runs on a writer thread while training goes on
    (each epoch's state was copied when it ended, so what is written does not depend on when):
    at most one commit is in flight, the next epoch batch waits for it, and its error (a lost
@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from store.db import single_statements
 from worker import store_ops
-from worker.epoch_buffer import COMMIT_INTERVAL_S, EpochBuffer
+from worker.epoch_buffer import EpochBuffer
 
 # How often should_stop reads the cancel flag: short, so cancel lands within about one batch
 # on real workloads, without a database round trip per batch of a tiny model.
@@ -132,7 +132,8 @@ class JobRunner:
             return "failed"
         self.buffer = EpochBuffer(self.job_id, store_ops.checkpoint_policy(claimed.spec),
                                   tenant_id=claimed.tenant_id,
-                                  model_spec=claimed.spec.get("model"))
+                                  model_spec=claimed.spec.get("model"),
+                                  commit_interval_s=self.settings.commit_interval_s)
         self._last_commit = self.clock()
         self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"commit-{self.job_id}")
         try:
@@ -270,10 +271,10 @@ class JobRunner:
             conn.close()
 
     def on_epoch(self, report: Any) -> None:
-        """Buffer the epoch; commit what is pending once per COMMIT_INTERVAL_S."""
+        """Buffer the epoch; commit what is pending once per ``settings.commit_interval_s``."""
         assert self.buffer is not None
         since_commit = self.clock() - self._last_commit
-        due = since_commit >= COMMIT_INTERVAL_S
+        due = since_commit >= self.settings.commit_interval_s
         self.buffer.add(report, since_commit=since_commit, committing=due)
         if due:
             self._commit_pending()

@@ -17,6 +17,7 @@ def test_defaults_are_the_embedded_mode_in_the_data_dir(tmp_path: Path) -> None:
     assert settings.is_embedded_broker
     assert settings.broker_dir == (tmp_path / "data").resolve() / "broker"
     assert (settings.lease_timeout_s, settings.heartbeat_interval_s) == (60, 5)
+    assert settings.commit_interval_s == 1.0
     assert settings.blas_threads is None
     assert settings.limits == Limits()
 
@@ -27,6 +28,7 @@ def test_every_variable_overrides_its_setting() -> None:
         "WEIGHTSMITH_BROKER_URL": "redis://cache:6379/0",
         "WEIGHTSMITH_LEASE_TIMEOUT_S": "90",
         "WEIGHTSMITH_HEARTBEAT_INTERVAL_S": "2",
+        "WEIGHTSMITH_COMMIT_INTERVAL_S": "2.5",
         "WEIGHTSMITH_MAX_ATTEMPTS": "7",
         "WEIGHTSMITH_RECONCILE_INTERVAL_S": "11",
         "WEIGHTSMITH_QUEUED_GRACE_S": "13",
@@ -40,6 +42,7 @@ def test_every_variable_overrides_its_setting() -> None:
                                               env["WEIGHTSMITH_BROKER_URL"])
     assert not s.is_embedded_broker
     assert (s.lease_timeout_s, s.heartbeat_interval_s, s.max_attempts) == (90, 2, 7)
+    assert s.commit_interval_s == 2.5
     assert (s.reconcile_interval_s, s.queued_grace_s, s.blas_threads) == (11, 13, 4)
     assert (s.limits.max_epochs, s.limits.max_predict_rows) == (50, 17)
     assert s.limits.rate_limit == "5 per minute"
@@ -51,6 +54,9 @@ def test_every_variable_overrides_its_setting() -> None:
         ("WEIGHTSMITH_LEASE_TIMEOUT_S", "soon", "must be an integer, got 'soon'"),
         ("WEIGHTSMITH_MAX_EPOCHS", "0", "must be positive, got 0"),
         ("WEIGHTSMITH_BLAS_THREADS", "-2", "must be positive, got -2"),
+        ("WEIGHTSMITH_COMMIT_INTERVAL_S", "often", "must be a number, got 'often'"),
+        ("WEIGHTSMITH_COMMIT_INTERVAL_S", "0", "must be positive, got 0"),
+        ("WEIGHTSMITH_COMMIT_INTERVAL_S", "nan", "must be positive, got nan"),
     ],
 )
 def test_a_bad_value_names_its_variable(name: str, value: str, message: str) -> None:

@@ -318,6 +318,32 @@ def test_short_epochs_are_committed_together_with_only_the_kept_checkpoints(
     assert job_row(b, job_id).best["epoch"] == 2
 
 
+@pytest.mark.parametrize(("interval_s", "written_while_training"), [(1.0, True), (1e9, False)])
+def test_the_commit_interval_setting_decides_when_epochs_are_written(
+    sqlite_backend: Backend, interval_s: float, written_while_training: bool,
+) -> None:
+    """The clock moves 0.25 s per reading: commits come every few epochs at 1 s, and not
+    until the end with an interval longer than the run."""
+    import dataclasses
+
+    b = sqlite_backend
+    job_id = create_job(b, xor_spec(epochs=8))
+    trainer = FakeTrainer()
+    seen: list[int] = []
+
+    def watch(epoch: int, batch: int) -> None:
+        if batch == 0:
+            seen.append(len(metric_epochs(b, job_id)))
+
+    trainer.on_batch = watch
+    settings = dataclasses.replace(b.settings, commit_interval_s=interval_s)
+    r = JobRunner(b.sessions, settings, job_id, "w1", train_fn=trainer, data_fn=fake_data,
+                  clock=Ticks())
+    assert r.run() == "succeeded"
+    assert any(seen) is written_while_training
+    assert metric_epochs(b, job_id) == list(range(1, 9))
+
+
 def test_the_service_runtime_cap_stops_a_job_cleanly_in_the_core(
     sqlite_backend: Backend,
 ) -> None:
