@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import context
 
 from store.columns import UTCDateTime
-from store.db import make_engine, normalize_url
+from store.db import driver_connection, make_engine, normalize_url
 from store.models import Base
 
 config = context.config
@@ -65,8 +65,7 @@ def sqlite_foreign_keys_off(conn: sa.Connection) -> Iterator[None]:
     if conn.dialect.name != "sqlite":
         yield
         return
-    driver = conn.connection.driver_connection
-    assert driver is not None
+    driver = driver_connection(conn)
     driver.execute("PRAGMA foreign_keys = OFF")
     try:
         yield

@@ -162,7 +162,7 @@ class CheckpointPart(Base):
     """A checkpoint's bytes, in order, at most `store.checkpoint_parts.PART_BYTES` each.
 
     In parts rather than one column: PostgreSQL writes a 126 MB value at about half the
-    speed of the same bytes as 1 MiB rows (docs/architecture.md, "Checkpoint bytes").
+    speed of the same bytes as 1 MiB rows (store/checkpoint_parts.py says more).
     """
 
     __tablename__ = "checkpoint_parts"
