@@ -41,6 +41,12 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+# Measured on a 4 ms-epoch MLP, runner against the bare core in one run: 0.950x with commits
+# every 1 s, 1.019x every 2 s (benchmarks/service/README.md, session 4). Two seconds keeps
+# progress live enough to watch; epochs longer than it still commit one by one.
+DEFAULT_COMMIT_INTERVAL_S = 2.0
+
+
 @dataclass(frozen=True)
 class Limits:
     """DESIGN §8: every limit a request is checked against before anything is stored."""
@@ -91,7 +97,7 @@ class Settings:
     # progress, metrics and checkpoints reach the database (and what a crash can lose). Each
     # commit costs the training step of a tiny model a few percent of a second; see
     # worker/epoch_buffer.py.
-    commit_interval_s: float = 1.0
+    commit_interval_s: float = DEFAULT_COMMIT_INTERVAL_S
     max_attempts: int = 3
     reconcile_interval_s: int = 30
     queued_grace_s: int = 60

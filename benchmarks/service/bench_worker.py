@@ -255,15 +255,17 @@ def check_stored(sessions: Any, job_id: str, epochs: int) -> None:
 
 
 @contextlib.contextmanager
-def backends(tmp: Path, threads: int) -> Iterator[dict[str, Any]]:
-    """SQLite (for the in-process runner) and PostgreSQL + Redis + a worker process."""
+def backends(tmp: Path, threads: int,
+             commit_interval_s: float) -> Iterator[dict[str, Any]]:
+    """SQLite (for the in-process runner) and PostgreSQL + Redis + a worker process, both
+    committing every `commit_interval_s` (WEIGHTSMITH_COMMIT_INTERVAL_S)."""
     from config.settings import Settings
     from store.db import make_engine, make_session_factory
     from store.migrate import upgrade_to_head
     from store.tenants import ensure_tenant
     from worker.celery_app import make_celery
 
-    sqlite = Settings(data_dir=tmp / "embedded")
+    sqlite = Settings(data_dir=tmp / "embedded", commit_interval_s=commit_interval_s)
     sqlite.data_dir.mkdir(parents=True)
     upgrade_to_head(sqlite.database_url)
     with harness.scratch_postgres() as db, harness.private_redis() as broker:
@@ -280,7 +282,8 @@ def backends(tmp: Path, threads: int) -> Iterator[dict[str, Any]]:
         # The worker sizes BLAS per pool process itself (worker/blas.py); pin it to the
         # bare runs' threads so both sides multiply matrices alike.
         env = harness.service_env(prod.data_dir, db, broker.url,
-                                  WEIGHTSMITH_BLAS_THREADS=str(threads))
+                                  WEIGHTSMITH_BLAS_THREADS=str(threads),
+                                  WEIGHTSMITH_COMMIT_INTERVAL_S=str(commit_interval_s))
         argv = [sys.executable, "-m", "service.cli", "worker", "--concurrency", "1",
                 "--loglevel", "WARNING"]
         try:
@@ -306,6 +309,10 @@ def freeze_heap() -> None:
 def main() -> None:
     p = harness.parser(__doc__)
     p.add_argument("--cases", default="digits,mlp784")
+    from config.settings import DEFAULT_COMMIT_INTERVAL_S
+
+    p.add_argument("--commit-interval", type=float, default=DEFAULT_COMMIT_INTERVAL_S,
+                   help="the worker's WEIGHTSMITH_COMMIT_INTERVAL_S (default: as shipped)")
     p.add_argument("--bare-child", default=None, help=argparse.SUPPRESS)
     args = harness.parse(p)
     if args.bare_child:
@@ -314,10 +321,11 @@ def main() -> None:
         res = run_bare(case)
         print(json.dumps({"stamps": res["stamps"], "job_s": res["job_s"], "cpu_s": res["cpu_s"]}))
         return
-    print(f"load {harness.load()}; BLAS threads {args.threads}", flush=True)
+    print(f"load {harness.load()}; BLAS threads {args.threads}; commits every "
+          f"{args.commit_interval:g} s", flush=True)
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     with tempfile.TemporaryDirectory(prefix="ws-bench-worker-") as tmp, \
-            backends(Path(tmp), args.threads) as b:
+            backends(Path(tmp), args.threads, args.commit_interval) as b:
         for name in args.cases.split(","):
             case = Case(name, args.quick)
             ds = {store: case.store_dataset(b[store], b[f"{store}_tenant"])
@@ -345,12 +353,14 @@ def main() -> None:
                     print(f"  {variant:<12} {res['epochs_per_s']:8.2f} epochs/s  whole job "
                           f"{res['job_s']:6.2f} s  CPU {res['cpu_s']:6.2f} s  load "
                           f"{res['load']}", flush=True)
-    report(results, args.rounds)
+    report(results, args.rounds, args.commit_interval)
 
 
-def report(results: dict[str, dict[str, list[dict[str, float]]]], rounds: int) -> None:
+def report(results: dict[str, dict[str, list[dict[str, float]]]], rounds: int,
+           commit_interval_s: float) -> None:
     rows = []
-    summary: dict[str, Any] = {"rounds": rounds, "runs": results}
+    summary: dict[str, Any] = {"rounds": rounds, "commit_interval_s": commit_interval_s,
+                               "runs": results}
     for name, variants in results.items():
         for variant, peer in (("runner", "bare"), ("process", "bare_process")):
             # The in-process runner against core.train in the same process; the worker

@@ -17,7 +17,7 @@ def test_defaults_are_the_embedded_mode_in_the_data_dir(tmp_path: Path) -> None:
     assert settings.is_embedded_broker
     assert settings.broker_dir == (tmp_path / "data").resolve() / "broker"
     assert (settings.lease_timeout_s, settings.heartbeat_interval_s) == (60, 5)
-    assert settings.commit_interval_s == 1.0
+    assert settings.commit_interval_s == 2.0
     assert settings.blas_threads is None
     assert settings.limits == Limits()
 

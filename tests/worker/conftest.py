@@ -35,6 +35,8 @@ FAST_ENV = {
     "WEIGHTSMITH_MAX_ATTEMPTS": "3",
     "WEIGHTSMITH_RECONCILE_INTERVAL_S": "1",
     "WEIGHTSMITH_QUEUED_GRACE_S": "2",
+    # The runner tests' clocks (0.25 s a reading) put commits a few epochs apart at 1 s.
+    "WEIGHTSMITH_COMMIT_INTERVAL_S": "1",
 }
 
 
