@@ -3,14 +3,21 @@
 Why parts, not one column: a 10-million-parameter model with Adam's moments is a 126 MB
 checkpoint, and PostgreSQL stores one value of that size at about half the speed of the same
 bytes as 1 MiB rows (one INSERT of the whole value 2.1-2.4 s here, 1 MiB rows by COPY or
-executemany 0.9-1.2 s; reading them back 0.5 s against 0.8 s: benchmarks/service/README.md,
-session 4). The backend's CPU is the cost, not the disk: building, TOASTing and WAL-logging
-one huge datum copies it several times over, where a 1 MiB row is handled in one go.
+executemany 0.9-1.2 s: benchmarks/service/README.md, session 4). The backend's CPU is the
+cost, not the disk: building, TOASTing and WAL-logging one huge datum copies it several times.
 
-On PostgreSQL the parts are written with a binary COPY and read in psycopg's binary format,
-through the session's own driver connection and inside its transaction (as
-`store.db.read_bytea` reads); other databases use plain INSERT and SELECT. Every checkpoint
-has at least one part (an empty one for empty bytes), so "no parts" means "no checkpoint".
+Why 8000 bytes, not 1 MiB (session 5): a 1 MiB value is still TOASTed, cut into ~2 kB chunk
+rows of a second table with its own index and one WAL record each. A part that fits one heap
+page, with the column's storage PLAIN (revision 0004), is stored as it comes: the same 126 MB
+took 0.34 s instead of 0.59 s (medians of 5 alternating COPYs). 8000 leaves room in a page
+(8160 bytes for a row) for the row header, a 40-character id and the sequence number.
+
+On PostgreSQL the parts are written and read by binary COPY, through the session's own driver
+connection and inside its transaction; other databases use plain INSERT and SELECT. The read
+asks for no order and sorts by `seq` itself: with ORDER BY and stale statistics the planner
+chose a bitmap scan and an on-disk sort of the whole 126 MB (0.55 s instead of 0.28 s).
+Every checkpoint has at least one part (an empty one for empty bytes), so "no parts" means
+"no checkpoint".
 """
 
 from __future__ import annotations
@@ -24,10 +31,11 @@ from sqlalchemy.orm import Session
 from store.db import driver_connection
 from store.models import CheckpointPart
 
-PART_BYTES = 1 << 20
+PART_BYTES = 8000
 PARTS = cast(sa.Table, CheckpointPart.__table__)
 COPY_PARTS = "COPY checkpoint_parts (checkpoint_id, seq, data) FROM STDIN (FORMAT BINARY)"
-READ_PARTS = "SELECT data FROM checkpoint_parts WHERE checkpoint_id = %s ORDER BY seq"
+READ_PARTS = ("COPY (SELECT seq, data FROM checkpoint_parts WHERE checkpoint_id = %s)"
+              " TO STDOUT (FORMAT BINARY)")
 
 
 def split(blob: bytes) -> list[memoryview]:
@@ -64,7 +72,10 @@ def read(s: Session, checkpoint_id: str) -> bytes | None:
             sa.select(PARTS.c.data).where(PARTS.c.checkpoint_id == checkpoint_id)
             .order_by(PARTS.c.seq))]
     else:
-        with driver_connection(conn).cursor(binary=True) as cur:
-            parts = [row[0] for row in cur.execute(READ_PARTS, (checkpoint_id,))]
+        with driver_connection(conn).cursor() as cur, \
+                cur.copy(READ_PARTS, (checkpoint_id,)) as copy:
+            copy.set_types(["int4", "bytea"])
+            numbered = sorted(copy.rows(), key=lambda row: row[0])
+        parts = [data for _, data in numbered]
     return b"".join(parts) if parts else None
 

@@ -1,4 +1,5 @@
-"""Revisions 0002 and 0003: checkpoint and dataset bytes stored EXTERNAL on PostgreSQL (issue 3)."""
+"""Revisions 0002-0004: how PostgreSQL stores checkpoint and dataset bytes (issue 3): EXTERNAL,
+never compressed, and checkpoint parts PLAIN, in the row."""
 
 from __future__ import annotations
 
@@ -15,20 +16,25 @@ def test_blob_columns_are_stored_external_on_postgresql(db_url: str) -> None:
         try:
             with engine.connect() as conn:
                 rows = conn.execute(sa.text(
-                    "SELECT c.relname, a.attstorage FROM pg_attribute a"
+                    "SELECT c.relname || '.' || a.attname, a.attstorage FROM pg_attribute a"
                     " JOIN pg_class c ON c.oid = a.attrelid"
                     " WHERE (a.attname = 'blob' AND c.relname IN ('checkpoints', 'datasets'))"
-                    " OR (a.attname = 'data' AND c.relname = 'checkpoint_parts')"))
+                    " OR (a.attname IN ('data', 'checkpoint_id')"
+                    "     AND c.relname = 'checkpoint_parts')"))
                 return {name: str(kind) for name, kind in rows}
         finally:
             engine.dispose()
 
     upgrade_to_head(db_url)
     if sa.engine.make_url(db_url).get_backend_name() != "postgresql":
-        assert current_revision(db_url) == "0003"  # nothing to set on SQLite, which has no storage
+        assert current_revision(db_url) == "0004"  # nothing to set on SQLite, which has no storage
         return
-    assert storage() == {"checkpoint_parts": "e", "datasets": "e"}
+    assert storage() == {"checkpoint_parts.data": "p", "checkpoint_parts.checkpoint_id": "p",
+                         "datasets.blob": "e"}
+    downgrade(db_url, "0003")
+    assert storage() == {"checkpoint_parts.data": "e", "checkpoint_parts.checkpoint_id": "x",
+                         "datasets.blob": "e"}
     downgrade(db_url, "0002")
-    assert storage() == {"checkpoints": "e", "datasets": "e"}
+    assert storage() == {"checkpoints.blob": "e", "datasets.blob": "e"}
     downgrade(db_url, "0001")
-    assert storage() == {"checkpoints": "x", "datasets": "x"}
+    assert storage() == {"checkpoints.blob": "x", "datasets.blob": "x"}

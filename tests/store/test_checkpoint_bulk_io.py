@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +14,9 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from store import checkpoint_parts, checkpoints
-from store.models import CheckpointPart
+from store.db import make_engine, make_session_factory
+from store.migrate import upgrade_to_head
+from store.models import ID, Base, Checkpoint, CheckpointPart
 
 from .conftest import make_job, make_tenant
 
@@ -75,8 +78,8 @@ def test_blobs_come_back_byte_for_byte(factory: sessionmaker[Session]) -> None:
         assert checkpoints.get_blob(s, row.id) == blob
         latest = checkpoints.latest_for_job(s, job.id)
         assert latest is not None and latest.id == row.id
-        assert part_sizes(s, row.id) == [checkpoint_parts.PART_BYTES] * 2 + [
-            len(blob) - 2 * checkpoint_parts.PART_BYTES]
+        whole, rest = divmod(len(blob), checkpoint_parts.PART_BYTES)
+        assert part_sizes(s, row.id) == [checkpoint_parts.PART_BYTES] * whole + [rest]
         assert checkpoints.get_blob(s, "ckpt_missing") is None
         assert checkpoints.latest_for_job(s, "job_missing") is None
 
@@ -98,17 +101,48 @@ def test_bytes_at_the_part_boundaries_come_back_whole(s: Session, size: int) -> 
     assert len(part_sizes(s, row.id)) == max(1, -(-size // checkpoint_parts.PART_BYTES))
 
 
-def test_deleting_checkpoints_deletes_their_parts(factory: sessionmaker[Session]) -> None:
-    """Pruned checkpoints and a deleted job's take their bytes with them (ON DELETE CASCADE)."""
-    with factory.begin() as s:
+@pytest.fixture(params=["create_all", "alembic"])
+def schema(request: pytest.FixtureRequest, db_url: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a database built by `create_all` (as the tests' are) or by the migrations
+    (as users' are): the parts' trigger and PostgreSQL storage must hold in both."""
+    engine = make_engine(db_url)
+    if request.param == "create_all":
+        Base.metadata.create_all(engine)
+    else:
+        upgrade_to_head(db_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def test_deleting_checkpoints_deletes_their_parts(schema: sessionmaker[Session]) -> None:
+    """Pruned checkpoints and a deleted job's take their bytes with them (the trigger of
+    revision 0004; parts have no foreign key)."""
+    with schema.begin() as s:
         job = make_job(s, make_tenant(s).id)
         rows = checkpoints.save_many(s, job.id, job.tenant_id, None, [
-            (1, "periodic", b"one", None), (2, "periodic", b"two", None)])
+            (1, "periodic", b"one", None), (2, "periodic", os.urandom(20_000), None)])
+        other = checkpoints.save_many(s, make_job(s, job.tenant_id).id, job.tenant_id, None, [
+            (1, "periodic", b"kept", None)])
         checkpoints.delete_many(s, [rows[0].id])
-    with factory() as s:
+    with schema() as s:
         assert checkpoints.get_blob(s, rows[0].id) is None
-        assert checkpoints.get_blob(s, rows[1].id) == b"two"
-    with factory.begin() as s:
+        assert len(part_sizes(s, rows[1].id)) == 3
+    with schema.begin() as s:
         s.execute(sa.text("DELETE FROM jobs WHERE id = :id"), {"id": job.id})
-    with factory() as s:
-        assert s.scalar(sa.select(sa.func.count()).select_from(CheckpointPart)) == 0
+    with schema() as s:
+        assert s.scalars(sa.select(CheckpointPart.checkpoint_id)).all() == [other[0].id]
+
+
+def test_a_full_part_fits_a_page_beside_the_longest_id(schema: sessionmaker[Session]) -> None:
+    """With storage PLAIN (revision 0004) PostgreSQL refuses a row longer than a page (8160
+    bytes) rather than moving it out of line: a full part beside a 40-character id must fit."""
+    longest_id = "ckpt_" + "x" * (ID.length - len("ckpt_"))
+    blob = os.urandom(2 * checkpoint_parts.PART_BYTES)
+    with schema.begin() as s:
+        tenant = make_tenant(s)
+        s.add(Checkpoint(id=longest_id, tenant_id=tenant.id, epoch=0, kind="imported",
+                         size_bytes=len(blob), sha256=hashlib.sha256(blob).hexdigest()))
+        s.flush()
+        checkpoint_parts.write(s, [(longest_id, blob)])
+    with schema() as s:
+        assert checkpoints.get_blob(s, longest_id) == blob

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import os
+
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from store import checkpoints, jobs, tenants
+from store import checkpoint_parts, checkpoints, jobs, tenants
 from store.db import make_engine, make_session_factory
 from store.migrate import (
     alembic_config,
@@ -41,7 +43,7 @@ def tables(url: str) -> set[str]:
 def test_head_matches_the_models(db_url: str) -> None:
     assert current_revision(db_url) is None and not is_at_head(db_url)
     upgrade_to_head(db_url)
-    assert current_revision(db_url) == head_revision() == "0003"
+    assert current_revision(db_url) == head_revision() == "0004"
     assert is_at_head(db_url)
     assert schema_diff(db_url) == []
 
@@ -89,11 +91,13 @@ def test_the_comparison_notices_a_drifted_schema(db_url: str) -> None:
 
 
 def test_stored_checkpoint_bytes_survive_the_move_into_parts_and_back(db_url: str) -> None:
-    """Revision 0003 moves `checkpoints.blob` into `checkpoint_parts`; its downgrade joins
-    them back."""
+    """Revision 0003 moves `checkpoints.blob` into `checkpoint_parts`, and its downgrade joins
+    them back. A value moved as one 1 MiB part is still read after 0004 makes the storage
+    PLAIN (on PostgreSQL it stays TOASTed, as it was written)."""
     from alembic import command
 
-    blob = bytes(range(256)) * 4
+    blob = bytes(range(256)) * 4096
+    parted = os.urandom(3 * checkpoint_parts.PART_BYTES + 5)
     command.upgrade(alembic_config(db_url), "0002")
     engine = make_engine(db_url)
     with engine.begin() as conn:
@@ -107,7 +111,7 @@ def test_stored_checkpoint_bytes_survive_the_move_into_parts_and_back(db_url: st
     factory = make_session_factory(engine)
     with factory() as s:
         assert checkpoints.get_blob(s, "ckpt_1") == blob
-        checkpoints.import_checkpoint(s, "tnt_1", blob=blob * 1100)  # > 1 MiB: two parts
+        checkpoints.import_checkpoint(s, "tnt_1", blob=parted)  # four parts
         s.commit()
     engine.dispose()
     command.downgrade(alembic_config(db_url), "0002")
@@ -117,4 +121,4 @@ def test_stored_checkpoint_bytes_survive_the_move_into_parts_and_back(db_url: st
     engine.dispose()
     assert {key: bytes(value) for key, value in stored.items() if key == "ckpt_1"} == {
         "ckpt_1": blob}
-    assert sorted(len(value) for value in stored.values()) == [len(blob), len(blob) * 1100]
+    assert sorted(bytes(value) for value in stored.values()) == sorted([blob, parted])
