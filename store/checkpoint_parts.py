@@ -9,8 +9,11 @@ cost, not the disk: building, TOASTing and WAL-logging one huge datum copies it 
 Why 8000 bytes, not 1 MiB (session 5): a 1 MiB value is still TOASTed, cut into ~2 kB chunk
 rows of a second table with its own index and one WAL record each. A part that fits one heap
 page, with the column's storage PLAIN (revision 0004), is stored as it comes: the same 126 MB
-took 0.34 s instead of 0.59 s (medians of 5 alternating COPYs). 8000 leaves room in a page
-(8160 bytes for a row) for the row header, a 40-character id and the sequence number.
+by COPY took 0.34 s instead of 0.59 s (medians of 5, alternately). The id is PLAIN too (else
+PostgreSQL TOASTs it, once per part, to shrink the row) and parts have no foreign key (its
+check runs per row: store.models.CheckpointPart). bench_checkpoint_io's whole save went from
+1.46 s to 0.57-0.70 s. A page holds 8112 bytes of data beside a 40-character id (measured);
+8000 leaves a margin, and tests/store/test_checkpoint_bulk_io.py checks the fit.
 
 On PostgreSQL the parts are written and read by binary COPY, through the session's own driver
 connection and inside its transaction; other databases use plain INSERT and SELECT. The read

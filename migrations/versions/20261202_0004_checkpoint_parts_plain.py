@@ -30,10 +30,8 @@ depends_on: str | Sequence[str] | None = None
 FOREIGN_KEY = 'fk_checkpoint_parts_checkpoint_id_checkpoints'
 DELETE_PARTS_POSTGRESQL = (
     "CREATE OR REPLACE FUNCTION delete_checkpoint_parts() RETURNS trigger LANGUAGE plpgsql AS"
-    " $$ BEGIN DELETE FROM checkpoint_parts p USING deleted d WHERE p.checkpoint_id = d.id;"
-    " RETURN NULL; END $$",
-    "CREATE TRIGGER checkpoints_delete_parts AFTER DELETE ON checkpoints"
-    " REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT"
+    " $$ BEGIN DELETE FROM checkpoint_parts WHERE checkpoint_id = OLD.id; RETURN NULL; END $$",
+    "CREATE TRIGGER checkpoints_delete_parts AFTER DELETE ON checkpoints FOR EACH ROW"
     " EXECUTE FUNCTION delete_checkpoint_parts()",
 )
 DELETE_PARTS_SQLITE = (
