@@ -69,6 +69,8 @@ class Dispatcher:
 
     @property
     def celery(self) -> Any:
+        if self._celery is not None:  # built: no lock on every send
+            return self._celery
         with self._lock:
             if self._celery is None:
                 from worker.celery_app import make_celery
