@@ -9,8 +9,8 @@ resume needs: the weights and both Adam moments (~126 MB).
 
 - save, as the worker does at an epoch's end: serialise the training state
   (``TrainResult.checkpoint()``, core.checkpoint.dump_checkpoint), then in one transaction
-  ``worker.store_ops.save_checkpoint`` (sha256, the row, its bytes as 1 MiB parts by COPY:
-  store/checkpoint_parts.py) and commit;
+  ``worker.store_ops.save_checkpoint`` (sha256, the row, its bytes as 8,000-byte parts by
+  COPY: store/checkpoint_parts.py) and commit;
 - load for a resume, as the runner does: ``store_ops.latest_checkpoint_blob`` and
   ``core.checkpoint.load_state``;
 - load for predict, as the API does: ``store.checkpoints.get_blob`` and
