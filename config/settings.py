@@ -98,6 +98,10 @@ class Settings:
     # worker/epoch_buffer.py.
     commit_interval_s: float = DEFAULT_COMMIT_INTERVAL_S
     max_attempts: int = 3
+    # The API's threads per process (gunicorn's --threads, which `weightsmith api` passes on
+    # here): its database pool keeps one connection per thread, so that none is closed on
+    # return and reopened by the next request (a new PostgreSQL backend each time).
+    api_threads: int = 8
     reconcile_interval_s: int = 30
     queued_grace_s: int = 60
     # BLAS threads per worker process; None: os.cpu_count() // worker concurrency (at least 1).
@@ -136,6 +140,7 @@ class Settings:
                 env, "WEIGHTSMITH_COMMIT_INTERVAL_S", d.commit_interval_s
             ),
             max_attempts=_int(env, "WEIGHTSMITH_MAX_ATTEMPTS", d.max_attempts),
+            api_threads=_int(env, "WEIGHTSMITH_API_THREADS", d.api_threads),
             reconcile_interval_s=_int(
                 env, "WEIGHTSMITH_RECONCILE_INTERVAL_S", d.reconcile_interval_s
             ),

@@ -104,7 +104,11 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Op
     # No ping before each checkout (a round trip per request, ~0.25 ms of a submission's
     # CPU): after the database restarts, the first request to meet a dead connection gets a
     # 503 (service.errors) and SQLAlchemy recycles every connection older than that one.
-    engine = make_engine(settings.database_url, pool_pre_ping=False)
+    # One pooled connection per API thread: SQLAlchemy's default of 5 closed the 6th-8th
+    # on return and reconnected on the next request, a PostgreSQL backend started and
+    # ended per submission under load (py-spy and perf, benchmarks/service/README.md).
+    engine = make_engine(settings.database_url, pool_pre_ping=False,
+                         pool_size=settings.api_threads)
     app.extensions[EXTENSION_KEY] = Services(
         settings=settings,
         session_factory=make_session_factory(engine),

@@ -7,6 +7,7 @@ check-jsonschema vendors, and every service command is parsed by our own CLI par
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -61,10 +62,37 @@ def test_each_service_runs_a_real_weightsmith_command(
 def test_api_listens_on_all_interfaces_with_gthread(compose: dict[str, Any]) -> None:
     args = build_parser().parse_args(compose["services"]["api"]["command"][1:])
     assert (args.host, args.port) == ("0.0.0.0", 8000)
-    argv = sc.api_argv(args.host, args.port, args.workers, args.threads)
+    argv = sc.api_argv(args.host, args.port, args.workers, sc.api_threads(args))
     assert "--worker-class=gthread" in argv
     assert argv[-1] == "service.wsgi:app"
     assert compose["services"]["api"]["ports"] == ["8000:8000"]
+
+
+def test_api_sizes_its_database_pool_by_its_threads(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`weightsmith api --threads N` tells the app N (WEIGHTSMITH_API_THREADS), and the app
+    keeps one pooled connection per thread instead of SQLAlchemy's default of 5."""
+    from config.settings import Settings
+    from service.app import create_app
+
+    execs: list[list[str]] = []
+    monkeypatch.setattr(sc, "_exec", lambda argv: execs.append(list(argv)) or 0)
+    monkeypatch.setenv("WEIGHTSMITH_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("WEIGHTSMITH_API_THREADS", raising=False)
+    args = build_parser().parse_args(compose["services"]["api"]["command"][1:])
+    assert args.handler(args) == 0
+    assert "--threads=8" in execs[-1] and os.environ["WEIGHTSMITH_API_THREADS"] == "8"
+    args = build_parser().parse_args(["api", "--threads", "12"])
+    args.handler(args)
+    assert "--threads=12" in execs[-1] and os.environ["WEIGHTSMITH_API_THREADS"] == "12"
+
+    app = create_app(Settings.from_env(), testing=True)
+    engine = app.extensions["weightsmith"].engine
+    try:
+        assert engine.pool.size() == 12
+    finally:
+        engine.dispose()
 
 
 def test_worker_scales_and_others_wait_for_migrate(compose: dict[str, Any]) -> None:

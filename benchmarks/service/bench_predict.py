@@ -40,7 +40,7 @@ def api_defaults() -> tuple[int, int]:
     p = argparse.ArgumentParser()
     server_commands.register(p.add_subparsers())
     args = p.parse_args(["api"])
-    return int(args.workers), int(args.threads)
+    return int(args.workers), server_commands.api_threads(args)
 
 
 def echo_argv(port: int) -> list[str]:

@@ -109,7 +109,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                WEIGHTSMITH_DATABASE_URL=settings.database_url,
                WEIGHTSMITH_BROKER_URL=settings.broker_url)
     supervisor = Supervisor([
-        ChildSpec("api", api_argv(args.host, args.port, workers=1, threads=8)),
+        ChildSpec("api", api_argv(args.host, args.port, workers=1,
+                                  threads=settings.api_threads)),
         ChildSpec("worker", worker_argv(concurrency=1)),
         ChildSpec("beat", beat_argv(settings)),
     ], env=env)
@@ -123,9 +124,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return supervisor.run()
 
 
+def api_threads(args: argparse.Namespace) -> int:
+    """`weightsmith api`'s threads per worker: --threads, else WEIGHTSMITH_API_THREADS."""
+    return int(args.threads or Settings.from_env().api_threads)
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     _settings()
-    return _exec(api_argv(args.host, args.port, args.workers, args.threads))
+    threads = api_threads(args)
+    os.environ["WEIGHTSMITH_API_THREADS"] = str(threads)  # the app sizes its pool by it
+    return _exec(api_argv(args.host, args.port, args.workers, threads))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -162,7 +170,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
     api.add_argument("--workers", type=int, default=2)
-    api.add_argument("--threads", type=int, default=8)
+    api.add_argument("--threads", type=int, default=None,
+                     help="threads per worker (default: WEIGHTSMITH_API_THREADS, else 8)")
     api.set_defaults(handler=cmd_api)
 
     worker = commands.add_parser("worker", help="run one Celery worker")

@@ -30,6 +30,7 @@ def test_every_variable_overrides_its_setting() -> None:
         "WEIGHTSMITH_HEARTBEAT_INTERVAL_S": "2",
         "WEIGHTSMITH_COMMIT_INTERVAL_S": "2.5",
         "WEIGHTSMITH_MAX_ATTEMPTS": "7",
+        "WEIGHTSMITH_API_THREADS": "12",
         "WEIGHTSMITH_RECONCILE_INTERVAL_S": "11",
         "WEIGHTSMITH_QUEUED_GRACE_S": "13",
         "WEIGHTSMITH_BLAS_THREADS": "4",
@@ -43,6 +44,7 @@ def test_every_variable_overrides_its_setting() -> None:
     assert not s.is_embedded_broker
     assert (s.lease_timeout_s, s.heartbeat_interval_s, s.max_attempts) == (90, 2, 7)
     assert s.commit_interval_s == 2.5
+    assert s.api_threads == 12
     assert (s.reconcile_interval_s, s.queued_grace_s, s.blas_threads) == (11, 13, 4)
     assert (s.limits.max_epochs, s.limits.max_predict_rows) == (50, 17)
     assert s.limits.rate_limit == "5 per minute"
