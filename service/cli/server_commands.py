@@ -124,14 +124,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return supervisor.run()
 
 
-def api_threads(args: argparse.Namespace) -> int:
+def api_threads(args: argparse.Namespace, settings: Settings | None = None) -> int:
     """`weightsmith api`'s threads per worker: --threads, else WEIGHTSMITH_API_THREADS."""
-    return int(args.threads or Settings.from_env().api_threads)
+    return int(args.threads or (settings or Settings.from_env()).api_threads)
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    _settings()
-    threads = api_threads(args)
+    threads = api_threads(args, _settings())
     os.environ["WEIGHTSMITH_API_THREADS"] = str(threads)  # the app sizes its pool by it
     return _exec(api_argv(args.host, args.port, args.workers, threads))
 
