@@ -28,6 +28,7 @@ NAMING_CONVENTION = {
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 ACTIVE_STATUSES = ("queued", "running")
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+ACTIVE_JOBS_PREDICATE = "status IN ('queued', 'running')"
 STOP_REASONS = ("epochs_done", "early_stopping", "max_runtime", "cancelled", "diverged")
 CHECKPOINT_KINDS = ("periodic", "best", "final", "imported")
 ID = sa.String(40)
@@ -97,6 +98,15 @@ class Job(Base):
         sa.UniqueConstraint("tenant_id", "idempotency_key"),
         sa.Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
         sa.Index("ix_jobs_status", "status"),
+        # The quota check counts a tenant's queued and running jobs on every submission
+        # (store/submissions.py). Without this index PostgreSQL scanned all of the tenant's
+        # jobs, finished ones included, or the whole table: 3.9 ms with 20,000 finished
+        # jobs, against 0.03 ms through it (revision 0005).
+        sa.Index(
+            "ix_jobs_tenant_active", "tenant_id",
+            postgresql_where=sa.text(ACTIVE_JOBS_PREDICATE),
+            sqlite_where=sa.text(ACTIVE_JOBS_PREDICATE),
+        ),
     )
 
     id: Mapped[str] = _id("job")

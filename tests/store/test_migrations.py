@@ -43,7 +43,7 @@ def tables(url: str) -> set[str]:
 def test_head_matches_the_models(db_url: str) -> None:
     assert current_revision(db_url) is None and not is_at_head(db_url)
     upgrade_to_head(db_url)
-    assert current_revision(db_url) == head_revision() == "0004"
+    assert current_revision(db_url) == head_revision() == "0005"
     assert is_at_head(db_url)
     assert schema_diff(db_url) == []
 
