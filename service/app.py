@@ -14,7 +14,6 @@ from typing import Any
 
 from flask import current_app
 from flask_openapi3 import Info, OpenAPI
-from sqlalchemy import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
@@ -32,8 +31,6 @@ class Services:
 
     settings: Settings
     session_factory: sessionmaker[Session]
-    # For one-statement work: autocommit on PostgreSQL (store.db.single_statements).
-    statement_engine: Any
     engine: Any
     dispatcher: Any
     model_cache: ModelCache
@@ -52,15 +49,6 @@ def transaction() -> Iterator[Session]:
 
 
 @contextmanager
-def single_statement() -> Iterator[Connection]:
-    """A Core connection for work that is one statement: no BEGIN/COMMIT on PostgreSQL, an
-    ordinary transaction on SQLite (so several statements stay atomic there). Not a Session:
-    its unit-of-work machinery cost a job submission more than the statement itself."""
-    with services().statement_engine.begin() as conn:
-        yield conn
-
-
-@contextmanager
 def read_session() -> Iterator[Session]:
     """A session for reads (no commit needed; closed at the end)."""
     with services().session_factory() as session:
@@ -73,7 +61,7 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Op
     from service.api import register_blueprints
     from service.api.metrics import init_metrics
     from service.dispatch import Dispatcher
-    from store.db import make_engine, make_session_factory, single_statements
+    from store.db import make_engine, make_session_factory
 
     if settings is None:
         settings = Settings.from_env()
@@ -112,7 +100,6 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Op
     app.extensions[EXTENSION_KEY] = Services(
         settings=settings,
         session_factory=make_session_factory(engine),
-        statement_engine=single_statements(engine),
         engine=engine,
         dispatcher=Dispatcher(settings),
         model_cache=ModelCache(capacity=32),

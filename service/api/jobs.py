@@ -23,7 +23,7 @@ from service.api.common import (
     not_found,
     storable_idempotency_key,
 )
-from service.app import read_session, services, single_statement, transaction
+from service.app import read_session, services, transaction
 from service.auth import current_tenant
 from service.errors import ApiError, validation_error
 from service.limits import check_concurrent_jobs, quota_exceeded
@@ -192,11 +192,10 @@ def _submit(
                 raise
             return _replay(store_jobs.get(session, tenant, existing), body_hash)
     dataset_id = None if spec.dataset.startswith(data.BUILTIN_PREFIX) else spec.dataset
-    with single_statement() as conn:
-        outcome = store_jobs.submit(
-            conn, tenant, spec.to_dict(), dataset_id, key, body_hash,
-            cap=limits.max_concurrent_jobs, first_event=("status", QUEUED_EVENT),
-        )
+    outcome = store_jobs.submit(
+        services().engine, tenant, spec.to_dict(), dataset_id, key, body_hash,
+        cap=limits.max_concurrent_jobs, first_event=("status", QUEUED_EVENT),
+    )
     if outcome.existing_id is not None:  # _replay answers 409 for another body
         with read_session() as session:
             return _replay(store_jobs.get(session, tenant, outcome.existing_id), body_hash)

@@ -78,7 +78,11 @@ def test_concurrent_requests_with_one_idempotency_key_make_one_job(prod_app: Any
     assert_problem(other, 409)
 
 
-def test_a_submission_is_one_statement_and_a_full_quota_stores_nothing(prod_app: Any) -> None:
+def test_a_submission_is_one_statement_and_a_full_quota_stores_nothing(
+    prod_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
     services = prod_app.extensions["weightsmith"]
     key = make_key(services.session_factory, "acme")
     prod_app.extensions["weightsmith_limiter"].enabled = False
@@ -91,15 +95,16 @@ def test_a_submission_is_one_statement_and_a_full_quota_stores_nothing(prod_app:
 
     assert post(1).status_code == 202  # warms the key cache and the pool
     statements: list[str] = []
+    execute = psycopg.Cursor.execute
 
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
+    def record(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        statements.append(str(query))
+        return execute(cursor, query, *args, **kwargs)
 
-    sa.event.listen(services.engine, "before_cursor_execute", record)
-    try:
+    # At the driver: the submission runs there, past SQLAlchemy's events (store.submissions).
+    with monkeypatch.context() as patch:
+        patch.setattr(psycopg.Cursor, "execute", record)
         made = post(2)
-    finally:
-        sa.event.remove(services.engine, "before_cursor_execute", record)
     assert made.status_code == 202, made.data
     assert len(statements) == 1 and statements[0].lstrip().startswith("WITH"), statements
     with services.engine.connect() as conn:

@@ -116,3 +116,37 @@ def test_single_statements_skip_the_transaction_on_postgresql_only(engine: sa.En
             assert driver is not None and driver.autocommit  # no BEGIN, no ROLLBACK
         else:
             assert reads is engine
+
+
+@pytest.mark.postgres
+def test_an_autocommit_driver_connection_fails_as_sqlalchemy_would_and_then_reconnects(
+    postgres_url: str,
+) -> None:
+    """The API's submission path (store.db.autocommit_driver_connection): no transaction, a
+    driver error raised as SQLAlchemy's, a dropped connection invalidated with the pool."""
+    from store.db import autocommit_driver_connection
+
+    engine = make_engine(postgres_url, pool_pre_ping=False)
+    query = "SELECT pg_backend_pid()"
+    with autocommit_driver_connection(engine, query) as driver:
+        assert driver.autocommit and driver.info.transaction_status.name == "IDLE"
+        first_pid = driver.execute(query).fetchone()[0]
+    with engine.connect() as conn:  # the same pooled connection, back out of autocommit
+        assert conn.connection.driver_connection.autocommit is False
+        conn.execute(sa.text("CREATE TABLE t (k int PRIMARY KEY)"))
+        conn.execute(sa.text("INSERT INTO t VALUES (1)"))
+        conn.commit()
+    with pytest.raises(sa.exc.IntegrityError), \
+            autocommit_driver_connection(engine, "INSERT") as driver:
+        driver.execute("INSERT INTO t VALUES (1)")
+    admin = sa.create_engine(postgres_url)
+    with admin.connect() as conn:  # as a restart would
+        conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
+    admin.dispose()
+    with pytest.raises(sa.exc.OperationalError) as dropped, \
+            autocommit_driver_connection(engine, query) as driver:
+        driver.execute(query)
+    assert dropped.value.connection_invalidated
+    with autocommit_driver_connection(engine, query) as driver:
+        assert driver.execute(query).fetchone()[0] != first_pid
+    engine.dispose()

@@ -120,8 +120,10 @@ def test_submit_finds_the_keys_job_and_stores_nothing(factory: sessionmaker[Sess
 def test_a_submit_that_loses_the_race_for_its_key_fails_and_then_finds_the_job(
     postgres_url: str,
 ) -> None:
-    """PostgreSQL only: the race needs a second connection waiting on the unique index."""
-    from store.db import make_engine, make_session_factory, single_statements
+    """PostgreSQL only: the race needs a second connection waiting on the unique index. The
+    racer submits as the API does, on a pooled driver connection in autocommit: the driver's
+    error must still come out as SQLAlchemy's IntegrityError, the API's cue to call again."""
+    from store.db import make_engine, make_session_factory
     from store.models import Base
 
     engine = make_engine(postgres_url)
@@ -132,9 +134,8 @@ def test_a_submit_that_loses_the_race_for_its_key_fails_and_then_finds_the_job(
 
     def submit_concurrently() -> None:
         try:
-            with single_statements(engine).connect() as conn:
-                outcome.append(jobs.submit(conn, tenant_id, spec(), None, "key-1", "hash-a",
-                                           cap=100, first_event=("status", QUEUED)))
+            outcome.append(jobs.submit(engine, tenant_id, spec(), None, "key-1", "hash-a",
+                                       cap=100, first_event=("status", QUEUED)))
         except BaseException as exc:  # handed to the test's thread
             outcome.append(exc)
 
@@ -150,9 +151,8 @@ def test_a_submit_that_loses_the_race_for_its_key_fails_and_then_finds_the_job(
         racer.join(10)
     [error] = outcome
     assert isinstance(error, IntegrityError)  # the caller calls again:
-    with single_statements(engine).connect() as conn:
-        again = jobs.submit(conn, tenant_id, spec(), None, "key-1", "hash-a", cap=100,
-                            first_event=("status", QUEUED))
+    again = jobs.submit(engine, tenant_id, spec(), None, "key-1", "hash-a", cap=100,
+                        first_event=("status", QUEUED))
     assert (again.job, again.existing_id) == (None, winner)
     engine.dispose()
 
