@@ -6,6 +6,7 @@ import ast
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -46,3 +47,26 @@ def test_a_dead_redis_fails_fast_and_is_not_retried_per_send(tmp_path: Path) -> 
     assert dispatcher.train_job("job_b") is False  # inside the back-off: no second attempt
     assert time.monotonic() - started < 5.0
     assert (dispatcher.sent, dispatcher.failed) == (0, 2)
+
+
+def test_a_dispatched_message_is_the_one_celerys_send_task_makes(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Dispatcher publishes through Celery's message API but not `send_task` (a third of its
+    CPU went to routing and results this app has none of): the worker must see no difference."""
+    dispatcher = Dispatcher(Settings(data_dir=tmp_path, broker_url=redis_url))
+    assert dispatcher.train_job("job_a")
+    dispatcher.celery.send_task(TRAIN_TASK, args=["job_a"], retry=False)
+    r = redis.Redis.from_url(redis_url)
+    ours, celerys = (json.loads(m) for m in r.lrange("weightsmith", 0, -1)[::-1])
+    r.close()
+
+    def comparable(message: dict[str, Any]) -> dict[str, Any]:
+        for section, name in [("headers", "id"), ("headers", "root_id"),
+                              ("properties", "correlation_id"), ("properties", "delivery_tag"),
+                              ("properties", "reply_to")]:
+            message[section].pop(name)
+        return message
+
+    assert ours["headers"]["id"] == ours["headers"]["root_id"] != celerys["headers"]["id"]
+    assert comparable(ours) == comparable(celerys)
