@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, undefer
+from sqlalchemy.orm import Session
 
+from store.db import read_bytea
 from store.models import Dataset
 from store.pages import Page, newest_first
+
+DATASETS = cast(sa.Table, Dataset.__table__)
 
 
 def create(
@@ -44,13 +47,15 @@ def get(s: Session, tenant_id: str, dataset_id: str) -> Dataset | None:
 
 
 def get_blob(s: Session, tenant_id: str, dataset_id: str) -> bytes | None:
-    """The npz bytes of the tenant's dataset, or None (missing, another tenant's, or builtin)."""
-    row = s.scalars(
-        sa.select(Dataset)
-        .where(Dataset.id == dataset_id, Dataset.tenant_id == tenant_id)
-        .options(undefer(Dataset.blob))
-    ).one_or_none()
-    return None if row is None or row.blob is None else bytes(row.blob)
+    """The npz bytes of the tenant's dataset, or None (missing, another tenant's, or builtin).
+
+    Read in PostgreSQL's binary format (`store.db.read_bytea`): through the ORM a 188 MB
+    upload came back hex-encoded, twice its size, and took 1.5-2.0 s to read; a job on it
+    paid that at every start.
+    """
+    if get(s, tenant_id, dataset_id) is None:
+        return None
+    return read_bytea(s, DATASETS, "blob", "id", dataset_id)
 
 
 def list_page(s: Session, tenant_id: str, limit: int = 50, cursor: str | None = None) -> Page:
