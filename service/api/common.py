@@ -70,19 +70,20 @@ def parse_json_body(raw: bytes) -> Any:
 def init_body_guard(app: Flask) -> None:
     @app.before_request
     def _guard_body() -> None:
-        if request.method not in ("POST", "PUT", "PATCH") or not request.path.startswith("/v1/"):
+        req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
+        if req.method not in ("POST", "PUT", "PATCH") or not req.path.startswith("/v1/"):
             return
-        has_body = bool(request.content_length) or request.headers.get("Transfer-Encoding")
-        if request.endpoint in JSON_ENDPOINTS and has_body and not is_json_mimetype(
-            request.mimetype
+        json_body = is_json_mimetype(req.mimetype)
+        if not json_body and req.endpoint in JSON_ENDPOINTS and (
+            req.content_length or req.headers.get("Transfer-Encoding")
         ):
             raise ApiError(415, f"expected Content-Type application/json, got "
-                           f"{request.mimetype or 'none'!r}", kind="unsupported-media-type")
-        if is_json_mimetype(request.mimetype):
-            raw = request.get_data(cache=True)  # over MAX_CONTENT_LENGTH: 413 from Werkzeug
+                           f"{req.mimetype or 'none'!r}", kind="unsupported-media-type")
+        if json_body:
+            raw = req.get_data(cache=True)  # over MAX_CONTENT_LENGTH: 413 from Werkzeug
             value = parse_json_body(raw) if raw.strip() else None
             # flask-openapi3 and the views read request.get_json(): hand them the checked value.
-            request._cached_json = (value, value)
+            req._cached_json = (value, value)
 
 
 def isoformat(value: datetime | None) -> str | None:

@@ -7,13 +7,14 @@ stored preprocessing (input standardization) is applied by `Network.predict` its
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from flask import Response, jsonify
+from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api.checkpoints import find_checkpoint, network_for
@@ -134,8 +135,12 @@ def run_prediction(target: Target, inputs: list[Any]) -> Response:
     with np.errstate(all="ignore"):
         outputs = np.asarray(network.predict(X), dtype=np.float64)
     classes = _classes(network, outputs, target.labels)
-    return jsonify(checkpoint_id=target.checkpoint_id, outputs=_finite_lists(outputs),
-                   classes=classes)
+    # json.dumps straight into the Response: jsonify's provider (sorted keys, a `default`
+    # hook for types this payload never holds) was a third of predict's JSON time.
+    body = json.dumps({"checkpoint_id": target.checkpoint_id,
+                       "outputs": _finite_lists(outputs), "classes": classes},
+                      separators=(",", ":"))
+    return Response(body, mimetype="application/json")
 
 
 def _job_checkpoint(session: Any, job_id: str, which: str) -> Any:
