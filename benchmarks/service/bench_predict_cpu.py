@@ -44,9 +44,10 @@ def main() -> None:
             tempfile.TemporaryDirectory(prefix="ws-bench-predict-cpu-") as tmp:
         os.environ.update(harness.service_env(Path(tmp), db, broker.url,
                                               WEIGHTSMITH_RATE_LIMIT=RATE_LIMIT))
-        from core.datasets import load_builtin
         from echo_app import app as echo
+
         from config.settings import Settings
+        from core.datasets import load_builtin
         from service.app import create_app
 
         app = create_app(Settings.from_env())
