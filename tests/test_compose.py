@@ -64,6 +64,9 @@ def test_api_listens_on_all_interfaces_with_gthread(compose: dict[str, Any]) -> 
     assert (args.host, args.port) == ("0.0.0.0", 8000)
     argv = sc.api_argv(args.host, args.port, args.workers, sc.api_threads(args))
     assert "--worker-class=gthread" in argv
+    # A worker holds at most its threads and half as many again (sc.worker_connections).
+    assert f"--threads={sc.api_threads(args)}" in argv and "--worker-connections=12" in argv
+    assert sc.worker_connections(1) == 2  # gunicorn keeps no idle connection at threads + 0
     assert argv[-1] == "service.wsgi:app"
     assert compose["services"]["api"]["ports"] == ["8000:8000"]
 

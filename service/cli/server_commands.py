@@ -38,10 +38,27 @@ def beat_argv(settings: Settings, loglevel: str = "INFO") -> list[str]:
                        f"--schedule={settings.data_dir / 'celerybeat-schedule'}")
 
 
+def worker_connections(threads: int) -> int:
+    """How many connections one API worker holds at most: its threads and half as many again.
+
+    The workers share one listening socket and the kernel hands new connections to whichever
+    accepts first, usually the same one: 16 keep-alive clients were seen split 15/1 and 14/2
+    across two workers. A fifth of bench_submit's rounds ran at 416-451 jobs/s instead of
+    636-824, with the CPU per job and the latency of one worker serving alone (460-471 jobs/s
+    with --workers 1): one process, one GIL, for every request. gunicorn's default of 1,000
+    connections never stops a worker accepting. At this cap
+    a worker with every thread busy leaves new connections to the other workers, and it keeps
+    at most the extra half idle between requests (gunicorn closes the rest after their
+    response; the client reconnects, to whichever worker has room).
+    """
+    return threads + max(1, threads // 2)
+
+
 def api_argv(host: str, port: int, workers: int, threads: int) -> list[str]:
     return [
         sys.executable, "-m", "gunicorn", "--worker-class=gthread", f"--workers={workers}",
-        f"--threads={threads}", f"--bind={host}:{port}", "--access-logfile=-",
+        f"--threads={threads}", f"--worker-connections={worker_connections(threads)}",
+        f"--bind={host}:{port}", "--access-logfile=-",
         # The control socket defaults to one path in $HOME: two APIs on a host would clash.
         "--graceful-timeout=10", "--no-control-socket", "service.wsgi:app",
     ]
