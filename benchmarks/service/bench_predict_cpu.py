@@ -13,45 +13,23 @@ way, alternately, for scale. Run it from another commit's worktree to compare tw
 
 from __future__ import annotations
 
-import os
-import tempfile
-import time
-from collections.abc import Callable
-from pathlib import Path
-
 import harness
 from bench_predict import RATE_LIMIT, digits_weights
 
 BATCHES = 7
 
 
-def cpu_per_call(call: Callable[[], None], calls: int) -> float:
-    """Milliseconds of this process's CPU per `call`, the median of BATCHES batches."""
-    batches = []
-    for _ in range(BATCHES):
-        started = time.process_time()
-        for _ in range(calls):
-            call()
-        batches.append(1000 * (time.process_time() - started) / calls)
-    return harness.median(batches)
-
-
 def main() -> None:
     p = harness.parser(__doc__)
     p.add_argument("--requests", type=int, default=3000, help="requests per round and app")
     args = harness.parse(p)
-    with harness.scratch_postgres() as db, harness.private_redis() as broker, \
-            tempfile.TemporaryDirectory(prefix="ws-bench-predict-cpu-") as tmp:
-        os.environ.update(harness.service_env(Path(tmp), db, broker.url,
-                                              WEIGHTSMITH_RATE_LIMIT=RATE_LIMIT))
+    with harness.app_in_process("bench-predict-cpu", WEIGHTSMITH_RATE_LIMIT=RATE_LIMIT) as (
+        app, key
+    ):
         from echo_app import app as echo
 
-        from config.settings import Settings
         from core.datasets import load_builtin
-        from service.app import create_app
 
-        app = create_app(Settings.from_env())
-        key = harness.create_key(app.extensions["weightsmith"].session_factory)
         client, echo_client = app.test_client(), echo.test_client()
         auth = {"Authorization": f"Bearer {key}"}
         made = client.post("/v1/checkpoints", data=digits_weights(),
@@ -73,12 +51,11 @@ def main() -> None:
         per_batch = max(1, args.requests // BATCHES)
         rounds: dict[str, list[float]] = {"api": [], "echo": []}
         for r in range(args.rounds):
-            rounds["api"].append(cpu_per_call(predict, per_batch))
-            rounds["echo"].append(cpu_per_call(echo_once, per_batch))
+            for name, call in (("api", predict), ("echo", echo_once)):
+                rounds[name].append(harness.median(harness.cpu_batches(call, per_batch, BATCHES)))
             print(f"round {r + 1}/{args.rounds}: api {rounds['api'][-1]:.3f} ms, echo "
                   f"{rounds['echo'][-1]:.3f} ms of CPU per request; load {harness.load()}",
                   flush=True)
-        app.extensions["weightsmith"].engine.dispose()
     api, bare = harness.median(rounds["api"]), harness.median(rounds["echo"])
     harness.print_table(
         f"POST predict in process (PostgreSQL + Redis); medians of {args.rounds} rounds",

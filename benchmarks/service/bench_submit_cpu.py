@@ -13,11 +13,7 @@ Run it from another commit's worktree to compare two commits in one sitting, alt
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-import time
 import uuid
-from pathlib import Path
 
 import harness
 from bench_submit import LIMITS, SPEC
@@ -29,14 +25,7 @@ def main() -> None:
     p = harness.parser(__doc__)
     p.add_argument("--jobs", type=int, default=1400, help="submissions per round")
     args = harness.parse(p)
-    with harness.scratch_postgres() as db, harness.private_redis() as broker, \
-            tempfile.TemporaryDirectory(prefix="ws-bench-submit-cpu-") as tmp:
-        os.environ.update(harness.service_env(Path(tmp), db, broker.url, **LIMITS))
-        from config.settings import Settings
-        from service.app import create_app
-
-        app = create_app(Settings.from_env())
-        key = harness.create_key(app.extensions["weightsmith"].session_factory)
+    with harness.app_in_process("bench-submit-cpu", **LIMITS) as (app, key):
         client = app.test_client()
         body = json.dumps(SPEC)
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
@@ -51,17 +40,11 @@ def main() -> None:
         per_batch = max(1, args.jobs // BATCHES)
         rounds = []
         for r in range(args.rounds):
-            batches = []
-            for _ in range(BATCHES):
-                started = time.process_time()
-                for _ in range(per_batch):
-                    submit()
-                batches.append(1000 * (time.process_time() - started) / per_batch)
+            batches = harness.cpu_batches(submit, per_batch, BATCHES)
             rounds.append(harness.median(batches))
             print(f"round {r + 1}/{args.rounds}: median {rounds[-1]:.2f} ms of CPU per job "
                   f"(batches {', '.join(f'{b:.2f}' for b in sorted(batches))}); "
                   f"load {harness.load()}", flush=True)
-        app.extensions["weightsmith"].engine.dispose()
     harness.print_table(
         f"POST /v1/jobs in process (PostgreSQL + Redis); medians of {args.rounds} rounds",
         ["case", "CPU ms per job"], [["Flask test client", harness.median(rounds)]])

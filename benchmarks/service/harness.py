@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,6 +133,23 @@ def private_redis() -> Iterator[RedisServer]:
             yield RedisServer(f"redis://127.0.0.1:{port}/0", proc.pid)
 
 
+@contextlib.contextmanager
+def app_in_process(name: str, **env: str) -> Iterator[tuple[Any, str]]:
+    """(the API's Flask app, an API key) on a scratch database and a private Redis, with the
+    service environment plus `env`: for benchmarks that drive the app by its test client."""
+    with scratch_postgres() as db, private_redis() as broker, \
+            tempfile.TemporaryDirectory(prefix=f"ws-{name}-") as tmp:
+        os.environ.update(service_env(Path(tmp), db, broker.url, **env))
+        from config.settings import Settings
+        from service.app import create_app
+
+        app = create_app(Settings.from_env())
+        try:
+            yield app, create_key(app.extensions["weightsmith"].session_factory)
+        finally:
+            app.extensions["weightsmith"].engine.dispose()
+
+
 def create_key(sessions: Any, tenant: str = "bench") -> str:
     from store.tenants import create_api_key, ensure_tenant
 
@@ -197,6 +214,18 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
+
+
+def cpu_batches(call: Callable[[], None], calls: int, batches: int = 7) -> list[float]:
+    """Milliseconds of this process's CPU per `call`, for each of `batches` batches of `calls`
+    (the in-process benchmarks take their median)."""
+    per_call = []
+    for _ in range(batches):
+        started = time.process_time()
+        for _ in range(calls):
+            call()
+        per_call.append(1000 * (time.process_time() - started) / calls)
+    return per_call
 
 
 def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
