@@ -151,11 +151,12 @@ def _as_sqlalchemy_error(
 
 
 @contextmanager
-def driver_errors(conn: sa.Connection, statement: str) -> Iterator[None]:
-    """Raise the driver's errors from `statement`, run on `conn`'s driver connection, as
-    SQLAlchemy's (IntegrityError, OperationalError, ...), as it raises them for its own."""
+def transaction_driver_connection(conn: sa.Connection, statement: str) -> Iterator[Any]:
+    """`conn`'s driver connection, to run `statement` inside `conn`'s transaction; the
+    driver's errors come out as SQLAlchemy's (IntegrityError, OperationalError, ...), as they
+    do from its own statements. `autocommit_driver_connection` is the same outside one."""
     try:
-        yield
+        yield driver_connection(conn)
     except conn.dialect.loaded_dbapi.Error as exc:
         raise _as_sqlalchemy_error(conn.dialect, statement, exc) from exc
 

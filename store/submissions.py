@@ -21,9 +21,8 @@ from sqlalchemy.orm import Session
 from store.columns import utcnow
 from store.db import (
     autocommit_driver_connection,
-    driver_connection,
-    driver_errors,
     dumps_json,
+    transaction_driver_connection,
 )
 from store.ids import PREFIXES, new_id
 from store.models import ACTIVE_JOBS_PREDICATE, Job, JobEvent
@@ -192,13 +191,12 @@ def submit(
         "event_type": event_type, "event_data": dumps_json(dict(event_data)),
     }
     if isinstance(s, sa.Engine):
-        with autocommit_driver_connection(s, SUBMIT_PG) as driver:
-            existing_id, active, made = driver.execute(SUBMIT_PG, params, prepare=True).fetchone()
+        running = autocommit_driver_connection(s, SUBMIT_PG)
     else:
         conn = s if isinstance(s, sa.Connection) else s.connection()
-        with driver_errors(conn, SUBMIT_PG):
-            existing_id, active, made = driver_connection(conn).execute(
-                SUBMIT_PG, params, prepare=True).fetchone()
+        running = transaction_driver_connection(conn, SUBMIT_PG)
+    with running as driver:
+        existing_id, active, made = driver.execute(SUBMIT_PG, params, prepare=True).fetchone()
     return Submitted(row if made is not None else None, existing_id, int(active))
 
 
