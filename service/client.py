@@ -16,7 +16,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,6 +236,17 @@ class WeightsmithClient:
             if not page.get("next_cursor"):
                 return items
             after_epoch = int(page["next_cursor"])
+
+    def metrics_csv(self, job_id: str, path: str | Path | None = None) -> str:
+        """Every epoch's metrics as CSV text; also written to `path` when given."""
+        text = self._request("GET", f"/v1/jobs/{job_id}/metrics.csv").text
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def compare(self, job_ids: Sequence[str]) -> dict[str, Any]:
+        """The spec paths whose values differ and each job's best and last metrics."""
+        return self._json("GET", "/v1/jobs:compare", params={"ids": ",".join(job_ids)})
 
     def events(self, job_id: str, last_event_id: int | None = None, *,
                max_reconnects: int = 100) -> Iterator[Event]:

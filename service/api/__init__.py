@@ -6,10 +6,19 @@ from flask_openapi3 import OpenAPI
 
 
 def register_blueprints(app: OpenAPI) -> None:
-    from service.api import checkpoints, datasets, events, health, jobs, metrics, predict
+    from service.api import (
+        checkpoints,
+        compare,
+        datasets,
+        events,
+        health,
+        jobs,
+        metrics,
+        predict,
+    )
     from service.api.common import init_body_guard
 
     init_body_guard(app)
 
-    for module in (health, metrics, datasets, jobs, events, checkpoints, predict):
+    for module in (health, metrics, datasets, compare, jobs, events, checkpoints, predict):
         app.register_api(module.bp)

@@ -158,9 +158,27 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
+    if args.csv is not None:
+        with _client(args) as client:
+            text = client.metrics_csv(args.job, None if args.csv == "-" else args.csv)
+        if args.csv == "-":
+            sys.stdout.write(text)
+        return OK
     with _client(args) as client:
         items = client.metrics(args.job)
     _print_json(items) if args.json else view.console().print(view.metrics_table(items))
+    return OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        comparison = client.compare(args.jobs)
+    if args.json:
+        _print_json(comparison)
+    else:
+        out = view.console()
+        for table in view.comparison_tables(comparison):
+            out.print(table)
     return OK
 
 
@@ -288,7 +306,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = add("jobs", cmd_jobs, "list your jobs, newest first")
     p.add_argument("--status", choices=sorted(view.STATUS_STYLE))
     p.add_argument("--limit", type=int, default=20)
-    add("metrics", cmd_metrics, "a job's per-epoch metrics").add_argument("job")
+    p = add("metrics", cmd_metrics, "a job's per-epoch metrics")
+    p.add_argument("job")
+    p.add_argument("--csv", metavar="FILE", help="write them as CSV to FILE (- for stdout)")
+    p = add("compare", cmd_compare, "compare jobs: the spec values that differ, best and last "
+                                    "metrics")
+    p.add_argument("jobs", nargs="+", metavar="JOB", help="2 to 20 job ids")
     add("checkpoints", cmd_checkpoints, "a job's kept checkpoints").add_argument("job")
     p = add("download", cmd_download, "download a checkpoint's weights.npz")
     p.add_argument("checkpoint")

@@ -80,6 +80,32 @@ def metrics_table(items: list[dict[str, Any]]) -> Table:
     return table
 
 
+def comparison_tables(comparison: dict[str, Any]) -> list[Table]:
+    """Two tables: the spec paths that differ, then each metric's best (epoch) and last."""
+    ids = [job["id"] for job in comparison["jobs"]]
+    names = {job["id"]: job["name"] for job in comparison["jobs"]}
+    header = [f"{names[i]}\n{i}" for i in ids]
+    specs = Table("spec path", *header, title="what differs")
+    for diff in comparison["spec_differences"]:
+        specs.add_row(diff["path"], *(fmt_value(diff["values"].get(i)) for i in ids))
+    metrics = Table("metric", *header, title="best (epoch) / last")
+    order = [m for m in METRIC_ORDER if m in comparison["metrics"]]
+    order += sorted(set(comparison["metrics"]) - set(order))
+    for name in order:
+        cells = []
+        for i in ids:
+            m = comparison["metrics"][name].get(i)
+            if m is None:
+                cells.append("")
+            elif m["best"] is None:
+                cells.append(f"last {fmt_value(m['last'])}")
+            else:
+                cells.append(f"{fmt_value(m['best'])} ({m['best_epoch']}) / "
+                             f"{fmt_value(m['last'])}")
+        metrics.add_row(name, *cells)
+    return [specs, metrics]
+
+
 def checkpoints_table(items: list[dict[str, Any]]) -> Table:
     table = Table("id", "epoch", "kind", "metrics", "size_bytes", "sha256")
     for c in items:

@@ -188,3 +188,37 @@ def test_read_inputs_accepts_npy(tmp_path: Path) -> None:
     np.save(buffer, np.arange(6, dtype=np.float64).reshape(3, 2))
     (tmp_path / "x.npy").write_bytes(buffer.getvalue())
     assert read_inputs(str(tmp_path / "x.npy")) == [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]
+
+
+def test_compare_and_metrics_csv(
+    env: str, inline_worker: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "blobs.csv"
+    data.write_bytes(blobs_csv())
+    code, out, err = run(capsys, "datasets", "upload", str(data), "--json")
+    assert code == 0, err
+    dataset = json.loads(out)["id"]
+    ids = []
+    for units in (4, 6):
+        spec = tiny_spec(dataset)
+        spec["model"]["layers"][0]["units"] = units
+        code, out, err = run(capsys, "submit", write_spec(tmp_path, spec), "--json")
+        assert code == 0, err
+        ids.append(json.loads(out)["id"])
+        assert run(capsys, "watch", ids[-1], "--json")[0] == 0
+
+    code, out, _ = run(capsys, "compare", *ids, "--json")
+    assert code == 0
+    comparison = json.loads(out)
+    assert comparison["spec_differences"] == [
+        {"path": "model.layers[0].units", "values": {ids[0]: 4, ids[1]: 6}}]
+    code, out, _ = run(capsys, "compare", *ids)
+    assert code == 0 and "model.layers[0].units" in out and "best (epoch) / last" in out
+
+    code, out, _ = run(capsys, "metrics", ids[0], "--csv", "-")
+    assert code == 0
+    assert out.splitlines()[0].startswith("epoch,")
+    csv_file = tmp_path / "m.csv"
+    assert run(capsys, "metrics", ids[1], "--csv", str(csv_file))[0] == 0
+    assert csv_file.read_text().count("\n") == 1 + len(json.loads(
+        run(capsys, "metrics", ids[1], "--json")[1]))
