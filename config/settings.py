@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
+from config.webhooks import WebhookSettings
+
 MiB = 1024 * 1024
 Number = TypeVar("Number", int, float)
 
@@ -111,6 +113,7 @@ class Settings:
     soft_limit_margin_s: int = 60
     hard_limit_margin_s: int = 120
     limits: Limits = field(default_factory=Limits)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     def __post_init__(self) -> None:
         if self.hard_limit_margin_s <= self.soft_limit_margin_s:
@@ -153,11 +156,18 @@ class Settings:
                 env, "WEIGHTSMITH_HARD_LIMIT_MARGIN_S", d.hard_limit_margin_s
             ),
             limits=Limits.from_env(env),
+            webhooks=_webhooks(env),
         )
 
     @property
     def is_embedded_broker(self) -> bool:
         return self.broker_url.startswith("filesystem://")
+
+    @property
+    def webhooks_allow_private(self) -> bool:
+        """May a webhook reach loopback, private or link-local addresses? (see WebhookSettings)"""
+        allowed = self.webhooks.allow_private
+        return self.is_embedded_broker if allowed is None else allowed
 
     @property
     def broker_dir(self) -> Path:
@@ -166,3 +176,16 @@ class Settings:
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _webhooks(env: Mapping[str, str]) -> WebhookSettings:
+    d = WebhookSettings()
+    raw = env.get("WEIGHTSMITH_WEBHOOKS_ALLOW_PRIVATE")
+    if raw not in (None, "", "0", "1"):
+        raise ValueError(f"WEIGHTSMITH_WEBHOOKS_ALLOW_PRIVATE: must be 0 or 1, got {raw!r}")
+    return WebhookSettings(
+        allow_private=None if raw in (None, "") else raw == "1",
+        retry_base_s=_float(env, "WEIGHTSMITH_WEBHOOK_RETRY_BASE_S", d.retry_base_s),
+        max_attempts=_int(env, "WEIGHTSMITH_WEBHOOK_MAX_ATTEMPTS", d.max_attempts),
+        timeout_s=_float(env, "WEIGHTSMITH_WEBHOOK_TIMEOUT_S", d.timeout_s),
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,10 +18,10 @@ from kombu.transport import redis as kombu_redis
 from kombu.utils.uuid import uuid
 
 from config.settings import Settings
+from worker.celery_app import DELIVER_WEBHOOK_TASK, TRAIN_TASK
 
 log = logging.getLogger(__name__)
 
-TRAIN_TASK = "weightsmith.train_job"
 # A POST must not hang on a dead broker: one quick connection attempt, then the job waits for
 # reconcile. After a failure, sends are skipped for a few seconds instead of each one waiting.
 CONNECT_TIMEOUT_S = 1.0
@@ -91,15 +91,23 @@ class Dispatcher:
 
     def train_job(self, job_id: str) -> bool:
         """Send `train_job(job_id)`; call only after the job's row is committed."""
+        return self._send(self._publish, job_id)
+
+    def deliver_webhook(self, delivery_id: str) -> bool:
+        """Send `deliver_webhook(delivery_id)`; call only after its outbox row is committed."""
+        return self._send(
+            lambda i: self.celery.send_task(DELIVER_WEBHOOK_TASK, args=[i]), delivery_id)
+
+    def _send(self, publish: Callable[[str], Any], row_id: str) -> bool:
         if time.monotonic() < self._down_until:
             self.failed += 1
             return False
         try:
-            self._publish(job_id)
+            publish(row_id)
         except Exception as exc:  # broker down or misconfigured: reconcile will re-send
             self.failed += 1
             self._down_until = time.monotonic() + BACKOFF_S
-            log.warning("could not enqueue job %s (%s); reconcile will retry", job_id, exc)
+            log.warning("could not enqueue %s (%s); reconcile will retry", row_id, exc)
             return False
         self.sent += 1
         return True

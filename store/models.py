@@ -236,3 +236,58 @@ class JobLease(Base):
     claimed_at: Mapped[datetime]
     released_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(sa.String(32))  # succeeded/failed/.../lost/released
+
+
+class Webhook(Base):
+    """A tenant's HTTP endpoint for events; `secret` signs every body (shown once, at creation)."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = _id("webhook")
+    tenant_id: Mapped[str] = _tenant_fk(index=True)
+    url: Mapped[str] = mapped_column(sa.String(2000))
+    events: Mapped[list[str]] = mapped_column(JSONType)
+    description: Mapped[str | None] = mapped_column(sa.String(500))
+    secret: Mapped[str] = mapped_column(sa.String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event for one webhook: the outbox row written with the change it reports.
+
+    The body is fixed when the event happens (so every retry sends the same bytes, and the
+    receiver's dedup by `event_id` holds); `next_attempt_at` is when it is due, so a lost
+    Celery message or a worker killed mid-retry is picked up again by `reconcile`.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        sa.Index("ix_webhook_deliveries_due", "next_attempt_at",
+                 postgresql_where=sa.text("state = 'pending'"),
+                 sqlite_where=sa.text("state = 'pending'")),
+    )
+
+    id: Mapped[str] = _id("delivery")
+    webhook_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[str] = mapped_column(sa.String(40))
+    event_type: Mapped[str] = mapped_column(sa.String(64))
+    body: Mapped[str] = mapped_column(sa.Text)
+    state: Mapped[str] = mapped_column(sa.String(16), default="pending")  # pending/delivered/failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookAttempt(Base):
+    """One POST of a delivery: what the receiver answered (or the error) and how long it took."""
+
+    __tablename__ = "webhook_attempts"
+
+    delivery_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), primary_key=True)
+    attempt: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)  # from 1
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(sa.String(500))
+    duration_ms: Mapped[float] = mapped_column(sa.Float)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)

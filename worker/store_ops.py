@@ -19,6 +19,7 @@ from core.errors import CheckpointError, DatasetError, SpecError
 from store import checkpoints, datasets, events, jobs, metrics
 from store.errors import NotFound
 from store.models import Job
+from worker import webhooks
 
 # Errors no retry can fix: the job fails at once with the message.
 PERMANENT_ERRORS: tuple[type[Exception], ...] = (SpecError, DatasetError, CheckpointError)
@@ -39,10 +40,14 @@ class Claimed:
 
 
 def claim(s: Session, job_id: str, worker_id: str, settings: Settings) -> Claimed | None:
+    # Claiming a job that is still "running" takes it over from a worker that went silent.
+    was_running = s.scalar(sa.select(Job.status).where(Job.id == job_id)) == "running"
     job = jobs.claim_job(s, job_id, worker_id, settings.lease_timeout_s)
     if job is None:
         return None
     events.append(s, job_id, "status", {"status": "running", "attempt": int(job.attempts)})
+    if was_running:
+        webhooks.enqueue_job_event(s, job, "job.stalled")
     return Claimed(int(job.attempts), job.tenant_id, dict(job.spec), job.dataset_id,
                    job.failure_reason)
 
@@ -199,6 +204,9 @@ def finish(s: Session, job_id: str, worker_id: str, status: str, stop_reason: st
         return False
     events.append(s, job_id, "status", {"status": status, "stop_reason": stop_reason,
                                         "failure_reason": failure})
+    event = webhooks.job_event_type(status, stop_reason)
+    if event is not None:
+        webhooks.enqueue_job_event(s, s.get(Job, job_id, populate_existing=True), event)
     return True
 
 

@@ -1,4 +1,4 @@
-"""The Celery tasks: ``weightsmith.train_job(job_id)`` and ``weightsmith.reconcile()``.
+"""The Celery tasks: ``train_job(job_id)``, ``reconcile()`` and ``deliver_webhook(delivery_id)``.
 
 Tasks take ids and reload everything from the database (CONVENTIONS 5); their return values
 are ignored (no result backend): progress lives in the job's rows.
@@ -35,8 +35,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from worker import store_ops
-from worker.celery_app import RECONCILE_TASK, TRAIN_TASK, settings_of
+from store import webhooks as store_webhooks
+from worker import store_ops, webhooks
+from worker.celery_app import DELIVER_WEBHOOK_TASK, RECONCILE_TASK, TRAIN_TASK, settings_of
 from worker.reconcile import reconcile_once
 from worker.runner import JobRunner
 
@@ -100,10 +101,38 @@ def train_job(self: Any, job_id: str) -> str:
         countdown = retry_countdown(settings, attempts)
         raise self.retry(exc=exc, countdown=countdown, max_retries=None) from exc
     log.info("job %s: %s", job_id, outcome)
+    send_due_webhooks(self.app, sessions)
     return outcome
+
+
+def send_due_webhooks(app: Any, sessions: sessionmaker[Session], older_than_s: float = 0.0,
+                      ) -> list[str]:
+    """A `deliver_webhook` message for each pending delivery due ``older_than_s`` ago.
+
+    After a job ends this sends the events its finish wrote; from `reconcile` it re-sends
+    those whose message was lost. A second message for a delivery already on its way is
+    harmless: only one claim of it succeeds.
+    """
+    with sessions() as s:
+        due = store_webhooks.due(s, older_than_s=older_than_s)
+    for delivery_id in due:
+        app.send_task(DELIVER_WEBHOOK_TASK, args=[delivery_id])
+    return due
+
+
+@shared_task(name=DELIVER_WEBHOOK_TASK, bind=True, acks_late=True, ignore_result=True)
+def deliver_webhook(self: Any, delivery_id: str) -> float | None:
+    """One attempt at a delivery; the next one is sent with its backoff as the countdown."""
+    settings = settings_of(self.app)
+    delay = webhooks.deliver(session_factory(settings), settings, delivery_id)
+    if delay is not None:
+        self.app.send_task(DELIVER_WEBHOOK_TASK, args=[delivery_id], countdown=delay)
+    return delay
 
 
 @shared_task(name=RECONCILE_TASK, bind=True, ignore_result=True)
 def reconcile(self: Any) -> list[str]:
     settings = settings_of(self.app)
-    return reconcile_once(self.app, session_factory(settings), settings)
+    sessions = session_factory(settings)
+    send_due_webhooks(self.app, sessions, older_than_s=settings.queued_grace_s)
+    return reconcile_once(self.app, sessions, settings)

@@ -15,10 +15,12 @@ def register_blueprints(app: OpenAPI) -> None:
         jobs,
         metrics,
         predict,
+        webhooks,
     )
     from service.api.common import init_body_guard
 
     init_body_guard(app)
 
-    for module in (health, metrics, datasets, compare, jobs, events, checkpoints, predict):
+    for module in (health, metrics, datasets, compare, jobs, events, checkpoints, predict,
+                   webhooks):
         app.register_api(module.bp)

@@ -16,7 +16,7 @@ import numpy as np
 from flask import Response, jsonify, request
 from flask_openapi3 import APIBlueprint, Tag
 
-from service.api.common import isoformat, not_found
+from service.api.common import not_found
 from service.api.npz_guard import DECOMPRESSION_FACTOR, check_npz
 from service.app import read_session, services, transaction
 from service.auth import current_tenant
@@ -32,6 +32,7 @@ from service.schemas.checkpoints import (
     LayerPath,
 )
 from service.schemas.common import responses
+from store.resources import isoformat
 
 bp = APIBlueprint(
     "checkpoints", __name__, url_prefix="/v1",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
 from typing import Any
 
 from flask import Flask, current_app, request
@@ -19,6 +18,7 @@ JSON_ENDPOINTS = frozenset(
         "jobs.resume_job",
         "predict.predict_job",
         "predict.predict_checkpoint",
+        "webhooks.create_webhook",
     }
 )
 
@@ -84,12 +84,6 @@ def init_body_guard(app: Flask) -> None:
             value = parse_json_body(raw) if raw.strip() else None
             # flask-openapi3 and the views read request.get_json(): hand them the checked value.
             req._cached_json = (value, value)
-
-
-def isoformat(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.isoformat().replace("+00:00", "Z")
 
 
 def check_idempotency_key(value: str | None) -> str | None:

@@ -17,7 +17,7 @@ from flask import Response, jsonify, request
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api import data
-from service.api.common import isoformat, not_found
+from service.api.common import not_found
 from service.api.npz_guard import DECOMPRESSION_FACTOR, check_npz
 from service.app import read_session, services, transaction
 from service.auth import current_tenant
@@ -33,6 +33,7 @@ from service.schemas.datasets import (
     DatasetPath,
     DatasetUploadQuery,
 )
+from store.resources import isoformat
 
 bp = APIBlueprint(
     "datasets", __name__, url_prefix="/v1",

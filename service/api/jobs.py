@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
 from typing import Any
 
 from flask import Response, jsonify, request
@@ -19,7 +18,6 @@ from sqlalchemy.exc import IntegrityError
 from service.api import data
 from service.api.common import (
     check_idempotency_key,
-    isoformat,
     not_found,
     storable_idempotency_key,
 )
@@ -41,6 +39,8 @@ from service.schemas.jobs import (
     MetricsPage,
     MetricsQuery,
 )
+from store.resources import job_json
+from worker.webhooks import enqueue_job_event
 
 bp = APIBlueprint(
     "jobs", __name__, url_prefix="/v1",
@@ -57,30 +57,6 @@ RESUME_BODY = {
         "properties": {"epochs": {"type": "integer", "minimum": 1}},
     }}},
 }
-
-
-def job_json(job: Any) -> dict[str, Any]:
-    """The job resource, from an ORM Job or from a job's row as a mapping (a submission
-    builds no ORM object: instrumenting one cost more than the rest of this function)."""
-    field = job.__getitem__ if isinstance(job, Mapping) else job.__getattribute__
-    return {
-        "id": field("id"),
-        "name": field("name"),
-        "status": field("status"),
-        "spec": field("spec"),
-        "dataset_id": field("dataset_id"),
-        "progress": {"epoch": int(field("epoch_done") or 0),
-                     "epochs": int(field("epochs_total") or 0)},
-        "latest": dict(field("latest") or {}),
-        "best": dict(field("best") or {}),
-        "stop_reason": field("stop_reason"),
-        "failure_reason": field("failure_reason"),
-        "attempts": int(field("attempts") or 0),
-        "cancel_requested": bool(field("cancel_requested")),
-        "created_at": isoformat(field("created_at")),
-        "started_at": isoformat(field("started_at")),
-        "finished_at": isoformat(field("finished_at")),
-    }
 
 
 def _spec_body() -> dict[str, Any]:
@@ -246,11 +222,15 @@ def cancel_job(path: JobPath) -> tuple[Response, int]:
             raise ApiError(409, f"job {job.id} already finished ({job.status})", kind="conflict")
         was_queued = job.status == "queued"
         job = store_jobs.request_cancel(session, job.id)
+        deliveries: list[str] = []
         if was_queued:  # nobody runs it, so nobody else would tell the event stream
             store_events.append(session, job.id, "status", {
                 "status": "cancelled", "stop_reason": "cancelled", "failure_reason": None,
             })
+            deliveries = enqueue_job_event(session, job, "job.cancelled")
         out = job_json(job)
+    for delivery_id in deliveries:
+        services().dispatcher.deliver_webhook(delivery_id)
     return jsonify(out), 200 if was_queued else 202
 
 
