@@ -11,6 +11,9 @@ with the main schedule by ``SequentialLR(milestones=[w])``: epochs 1..w train at
 ``k/(w+1) * lr`` and epoch w+1 starts the main schedule at the full ``lr``. Cosine's ``t_max``
 defaults to the epochs left after warmup. PyTorch refuses ``ReduceLROnPlateau`` inside
 ``SequentialLR``; here it starts afresh at the milestone and sees metrics from epoch w+1 on.
+
+Each schedule declares its fields once (``spec_params``: torch's default, range, doc); the
+constructor checks them and ``core.spec`` parses ``training.lr_schedule`` from them.
 """
 
 from __future__ import annotations
@@ -20,9 +23,14 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
 from core.errors import SpecError
+from core.spec.params import Param, check_values
 
 ScheduleState = dict[str, float | int | str]
 FIELD = "training.lr_schedule"
+
+#: every schedule type takes it; 0 means no warmup
+WARMUP_EPOCHS = Param("warmup_epochs", "integer", 0, low=0,
+                      doc="Epochs of linear warmup before the schedule starts (0: none).")
 
 
 class HasLr(Protocol):
@@ -37,13 +45,19 @@ class Schedule:
     Parameters
     ----------
     optimizer : object with a settable ``lr``; its value at construction is ``base_lr``
+    **hyper : the class's ``spec_params`` by JSON name; None or absent keeps the default.
+        A bad value raises the SpecError the spec parser gives (``training.lr_schedule.<name>``).
     """
 
     name: ClassVar[str] = "constant"
-    #: attribute names read from an ``LrScheduleSpec`` by ``make_schedule`` (JSON keys)
-    hyper_names: ClassVar[tuple[str, ...]] = ()
+    #: the JSON fields of ``training.lr_schedule`` besides ``type`` and ``warmup_epochs``
+    spec_params: ClassVar[tuple[Param, ...]] = ()
+    #: True: :meth:`step` needs the monitored metric (the spec then takes ``monitor``)
+    reads_metric: ClassVar[bool] = False
 
-    def __init__(self, optimizer: HasLr) -> None:
+    def __init__(self, optimizer: HasLr, **hyper: Any) -> None:
+        for key, value in check_values(self.spec_params, hyper, FIELD).items():
+            setattr(self, key, value)
         self.optimizer = optimizer
         self.base_lr = float(optimizer.lr)
         self.last_epoch = 0
@@ -62,6 +76,11 @@ class Schedule:
         """Start over at epoch 0 from ``base_lr`` (torch ``SequentialLR`` at a milestone)."""
         self.last_epoch = 0
         self.optimizer.lr = self._closed_form_lr()
+
+    @classmethod
+    def run_defaults(cls, epochs: int) -> dict[str, Any]:
+        """Defaults that depend on the run: ``epochs`` is what the schedule will step through."""
+        return {}
 
     def _next_lr(self, lr: float) -> float:
         return lr
@@ -84,14 +103,13 @@ class StepLR(Schedule):
     """``lr *= gamma`` every ``step_size`` epochs (torch ``StepLR``)."""
 
     name: ClassVar[str] = "step"
-    hyper_names: ClassVar[tuple[str, ...]] = ("step_size", "gamma")
-
-    def __init__(self, optimizer: HasLr, step_size: int, gamma: float = 0.1) -> None:
-        super().__init__(optimizer)
-        if int(step_size) < 1:
-            raise SpecError(f"{FIELD}.step_size", f"must be a positive integer, got {step_size}")
-        self.step_size = int(step_size)
-        self.gamma = float(gamma)
+    spec_params: ClassVar[tuple[Param, ...]] = (
+        Param("step_size", "integer", low=1, doc="Epochs between two decays.", example=10),
+        Param("gamma", "number", 0.1, low=0.0, low_open=True,
+              doc="Factor applied to the rate every step_size epochs."),
+    )
+    step_size: int
+    gamma: float
 
     def _next_lr(self, lr: float) -> float:
         return lr * self.gamma if self.last_epoch % self.step_size == 0 else lr
@@ -104,11 +122,11 @@ class ExponentialLR(Schedule):
     """``lr *= gamma`` every epoch (torch ``ExponentialLR``)."""
 
     name: ClassVar[str] = "exponential"
-    hyper_names: ClassVar[tuple[str, ...]] = ("gamma",)
-
-    def __init__(self, optimizer: HasLr, gamma: float) -> None:
-        super().__init__(optimizer)
-        self.gamma = float(gamma)
+    spec_params: ClassVar[tuple[Param, ...]] = (
+        Param("gamma", "number", low=0.0, low_open=True,
+              doc="Factor applied to the rate after every epoch.", example=0.95),
+    )
+    gamma: float
 
     def _next_lr(self, lr: float) -> float:
         return lr * self.gamma
@@ -125,14 +143,23 @@ class CosineAnnealingLR(Schedule):
     """
 
     name: ClassVar[str] = "cosine"
-    hyper_names: ClassVar[tuple[str, ...]] = ("t_max", "eta_min")
+    spec_params: ClassVar[tuple[Param, ...]] = (
+        Param("t_max", "integer", None, low=1,
+              doc="Epochs of one half cosine (torch's T_max; default: the epochs after "
+                  "warmup)."),
+        Param("eta_min", "number", 0.0, low=0.0, doc="The lowest learning rate."),
+    )
+    t_max: int
+    eta_min: float
 
-    def __init__(self, optimizer: HasLr, t_max: int, eta_min: float = 0.0) -> None:
-        super().__init__(optimizer)
-        if int(t_max) < 1:
-            raise SpecError(f"{FIELD}.t_max", f"must be a positive integer, got {t_max}")
-        self.t_max = int(t_max)
-        self.eta_min = float(eta_min)
+    def __init__(self, optimizer: HasLr, **hyper: Any) -> None:
+        super().__init__(optimizer, **hyper)
+        if self.t_max is None:  # the spec's default; make_schedule resolves it (run_defaults)
+            raise TypeError("CosineAnnealingLR needs t_max")
+
+    @classmethod
+    def run_defaults(cls, epochs: int) -> dict[str, Any]:
+        return {"t_max": max(1, int(epochs))}
 
     def _next_lr(self, lr: float) -> float:
         t, t_max, eta_min = self.last_epoch, self.t_max, self.eta_min
@@ -187,25 +214,35 @@ class ReduceLROnPlateau(Schedule):
     """
 
     name: ClassVar[str] = "reduce_on_plateau"
-    hyper_names: ClassVar[tuple[str, ...]] = (
-        "mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr", "eps",
+    spec_params: ClassVar[tuple[Param, ...]] = (
+        Param("mode", "choice", "min", choices=("min", "max"),
+              doc="min: the metric should fall; max: rise (default: max for an accuracy "
+                  "monitor, else min)."),
+        Param("factor", "number", 0.1, low=0.0, high=1.0, low_open=True, high_open=True,
+              doc="Factor applied to the rate on a plateau."),
+        Param("patience", "integer", 10, low=0,
+              doc="Epochs without improvement before the rate drops."),
+        Param("threshold", "number", 1e-4, low=0.0,
+              doc="The least change that counts as an improvement."),
+        Param("threshold_mode", "choice", "rel", choices=("rel", "abs"),
+              doc="rel: threshold is relative to the best value; abs: absolute."),
+        Param("cooldown", "integer", 0, low=0,
+              doc="Epochs after a drop before bad epochs count again."),
+        Param("min_lr", "number", 0.0, low=0.0, doc="The rate never drops below this."),
+        Param("eps", "number", 1e-8, low=0.0, doc="A smaller change of the rate is skipped."),
     )
+    reads_metric: ClassVar[bool] = True
+    mode: str
+    factor: float
+    patience: int
+    threshold: float
+    threshold_mode: str
+    cooldown: int
+    min_lr: float
+    eps: float
 
-    def __init__(self, optimizer: HasLr, mode: str = "min", factor: float = 0.1,
-                 patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
-                 cooldown: int = 0, min_lr: float = 0.0, eps: float = 1e-8) -> None:
-        super().__init__(optimizer)
-        if mode not in ("min", "max"):
-            raise SpecError(f"{FIELD}.mode", f"must be 'min' or 'max', got {mode!r}")
-        if threshold_mode not in ("rel", "abs"):
-            raise SpecError(f"{FIELD}.threshold_mode",
-                            f"must be 'rel' or 'abs', got {threshold_mode!r}")
-        if not factor < 1.0:
-            raise SpecError(f"{FIELD}.factor", f"must be < 1.0, got {factor}")
-        self.mode, self.threshold_mode = mode, threshold_mode
-        self.factor, self.threshold = float(factor), float(threshold)
-        self.patience, self.cooldown = int(patience), int(cooldown)
-        self.min_lr, self.eps = float(min_lr), float(eps)
+    def __init__(self, optimizer: HasLr, **hyper: Any) -> None:
+        super().__init__(optimizer, **hyper)
         self._reset()
 
     def _reset(self) -> None:
@@ -313,8 +350,8 @@ def make_schedule(spec: Any, optimizer: HasLr, epochs: int) -> Schedule:
 
     Parameters
     ----------
-    spec : None, or an object with ``type``, the class's ``hyper_names`` and optionally
-        ``warmup_epochs``; a missing or None attribute keeps PyTorch's default
+    spec : None, or an object with ``type``, the JSON names of the class's ``spec_params``
+        and optionally ``warmup_epochs``; a missing or None attribute keeps the default
     optimizer : the optimizer whose current ``lr`` is the base rate
     epochs : the run's epoch count; cosine's ``t_max`` defaults to ``epochs - warmup_epochs``
     """
@@ -326,12 +363,10 @@ def make_schedule(spec: Any, optimizer: HasLr, epochs: int) -> Schedule:
                         f"unknown lr_schedule {kind!r}; expected one of {sorted(SCHEDULES)}")
     cls = SCHEDULES[kind]
     warmup = int(getattr(spec, "warmup_epochs", None) or 0)
-    hyper: dict[str, Any] = {}
-    for name in cls.hyper_names:
-        value = getattr(spec, name, None)
+    hyper = cls.run_defaults(int(epochs) - warmup)
+    for p in cls.spec_params:
+        value = getattr(spec, p.name, None)
         if value is not None:
-            hyper[name] = value
-    if cls is CosineAnnealingLR:
-        hyper.setdefault("t_max", max(1, int(epochs) - warmup))
+            hyper[p.name] = value
     main = cls(optimizer, **hyper)
     return WarmupSchedule(optimizer, warmup, main) if warmup else main

@@ -4,7 +4,8 @@ Run with the bench extra installed (torch 2.13 CPU)::
 
     .venv/bin/python benchmarks/golden/make_optim_golden.py
 
-It writes ``tests/core/golden/optim_<name>.json``. The tests read those files without
+It writes ``tests/core/golden/optim_<name>.json``, and ``optim_torch_defaults.json`` (the
+``defaults`` of a freshly built torch optimizer of each kind). The tests read those files without
 importing torch (CI has none), so everything a test needs to replay a run is stored: initial
 parameters, the gradient sequence, the hyperparameters under our spec names, and the
 parameters PyTorch produced after every step. JSON floats are written with ``repr`` and read
@@ -25,6 +26,8 @@ import torch
 OUT = Path(__file__).resolve().parents[2] / "tests" / "core" / "golden"
 STEPS = 20
 EPOCHS = 30
+SEED = 20240607
+SHARED_STREAM = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 
 OPTIMIZER_CASES: dict[str, list[dict[str, Any]]] = {
     "sgd": [
@@ -239,13 +242,27 @@ def clipping_golden(rng: np.random.Generator) -> dict[str, Any]:
     return {"torch": torch.__version__, "grads": _as_lists(grads), "cases": cases}
 
 
+def torch_defaults_golden() -> dict[str, Any]:
+    """Each torch optimizer's ``defaults`` as built with no arguments but its parameters."""
+    out = {}
+    for kind, cls in TORCH_CLASSES.items():
+        defaults = cls([torch.zeros(1, requires_grad=True)]).defaults
+        out[kind] = {k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}
+    return {"torch": torch.__version__, "optimizers": out}
+
+
 def main() -> None:
     torch.set_num_threads(1)
     OUT.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(20240607)
-    outputs: dict[str, Any] = {kind: optimizer_golden(kind, rng) for kind in OPTIMIZER_CASES}
+    rng = np.random.default_rng(SEED)
+    # These files were first drawn from one stream in this order; keep it so their bytes stay.
+    outputs: dict[str, Any] = {kind: optimizer_golden(kind, rng) for kind in SHARED_STREAM}
     outputs["schedules"] = schedule_golden(rng)
     outputs["clipping"] = clipping_golden(rng)
+    for kind in OPTIMIZER_CASES.keys() - set(SHARED_STREAM):
+        # an optimizer added later draws from a stream of its own
+        outputs[kind] = optimizer_golden(kind, np.random.default_rng([SEED, *kind.encode()]))
+    outputs["torch_defaults"] = torch_defaults_golden()
     for name, data in outputs.items():
         path = OUT / f"optim_{name}.json"
         path.write_text(json.dumps(data, indent=None) + "\n")

@@ -1,7 +1,9 @@
 """Optimizers with ``torch.optim`` semantics, by spec name, and the factory the trainer calls.
 
-``OPTIMIZERS`` maps the spec's ``optimizer.type`` to a class; the classic aliases (GD, BGD,
-mini-batch GD, momentum) are resolved to ``"sgd"`` plus a batch size by ``core.spec``.
+``OPTIMIZERS`` maps the spec's ``optimizer.type`` to a class; each class declares its
+hyperparameters (``spec_params``) and state (``state_kinds``), which ``core.spec`` reads to
+parse and describe the ``optimizer`` section. The classic aliases (GD, BGD, mini-batch GD,
+momentum) are resolved to ``"sgd"`` plus a batch size by ``core.spec``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 from core.errors import SpecError
 from core.optimizers.adagrad import Adagrad
 from core.optimizers.adam import Adam, AdamW
-from core.optimizers.base import Array, Optimizer, StateValue
+from core.optimizers.base import Array, Optimizer, StateKind, StateValue
 from core.optimizers.rmsprop import RMSprop
 from core.optimizers.sgd import SGD
 
@@ -30,9 +32,9 @@ def make_optimizer(spec: Any, params: Mapping[str, Array]) -> Optimizer:
 
     Parameters
     ----------
-    spec : object with ``type`` and ``learning_rate`` plus the hyperparameters named by the
-        class's ``hyper_names`` (the JSON keys of DESIGN §3); a missing or None attribute
-        keeps PyTorch's default for that optimizer.
+    spec : object with ``type`` and the JSON names of the class's ``spec_params`` as
+        attributes (``learning_rate``, ``beta1``, ...); a missing or None attribute keeps
+        PyTorch's default for that optimizer.
     params : name -> ndarray, updated in place by ``step``
     """
     kind = spec.type
@@ -40,18 +42,11 @@ def make_optimizer(spec: Any, params: Mapping[str, Array]) -> Optimizer:
         raise SpecError("optimizer.type",
                         f"unknown optimizer {kind!r}; expected one of {sorted(OPTIMIZERS)}")
     cls = OPTIMIZERS[kind]
-    hyper: dict[str, Any] = {}
-    for name in cls.hyper_names:
-        value = getattr(spec, name, None)
-        if value is not None:
-            hyper[name] = value
-    lr = getattr(spec, "learning_rate", None)
-    if lr is not None:
-        hyper["lr"] = lr
-    return cls(params, **hyper)
+    hyper = {p.name: getattr(spec, p.name, None) for p in cls.spec_params}
+    return cls(params, lr=hyper.pop("learning_rate"), **hyper)
 
 
 __all__ = [
-    "OPTIMIZERS", "SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "StateValue",
-    "make_optimizer",
+    "OPTIMIZERS", "SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "StateKind",
+    "StateValue", "make_optimizer",
 ]

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-from core.optimizers.base import Array, Optimizer, blocks, check_range, weight_decayed
+from core.optimizers.base import (
+    Array,
+    Optimizer,
+    StateKind,
+    blocks,
+    eps_param,
+    learning_rate_param,
+    weight_decay_param,
+    weight_decayed,
+)
+from core.spec.params import Param
 
 
 class Adagrad(Optimizer):
@@ -26,27 +36,31 @@ class Adagrad(Optimizer):
     Parameters
     ----------
     params : name -> ndarray, updated in place
-    lr, lr_decay, weight_decay, initial_accumulator_value, eps : floats, torch's defaults
-        (lr 1e-2, eps 1e-10)
+    lr, **hyper : see ``spec_params`` (torch's defaults: lr 1e-2, eps 1e-10)
     """
 
     name: ClassVar[str] = "adagrad"
-    hyper_names: ClassVar[tuple[str, ...]] = (
-        "lr_decay", "weight_decay", "initial_accumulator_value", "eps",
+    spec_params: ClassVar[tuple[Param, ...]] = (
+        learning_rate_param(1e-2),
+        Param("lr_decay", "number", 0.0, low=0.0,
+              doc="Step t uses learning_rate / (1 + (t - 1) * lr_decay)."),
+        weight_decay_param(),
+        Param("initial_accumulator_value", "number", 0.0, low=0.0,
+              doc="Starting value of the sum of squared gradients."),
+        eps_param(1e-10),
     )
-    state_kinds: ClassVar[tuple[str, ...]] = ("sum",)
+    state_kinds: ClassVar[tuple[StateKind, ...]] = (
+        StateKind("sum", "Sum of the squared gradients."),
+    )
     blocked: ClassVar[bool] = True  # 7-9 passes: run them per L2-sized slice
+    lr_decay: float
+    weight_decay: float
+    initial_accumulator_value: float
+    eps: float
 
-    def __init__(self, params: Mapping[str, Array], lr: float = 1e-2, lr_decay: float = 0.0,
-                 weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
-                 eps: float = 1e-10) -> None:
-        super().__init__(params, lr)
-        self.lr_decay = check_range("lr_decay", lr_decay, 0.0)
-        self.weight_decay = check_range("weight_decay", weight_decay, 0.0)
-        self.initial_accumulator_value = check_range(
-            "initial_accumulator_value", initial_accumulator_value, 0.0
-        )
-        self.eps = check_range("eps", eps, 0.0)
+    def __init__(self, params: Mapping[str, Array], lr: float | None = None,
+                 **hyper: Any) -> None:
+        super().__init__(params, lr, **hyper)
         for name, param in self.params.items():
             self._buffer("sum", name, param, fill=self.initial_accumulator_value)
 

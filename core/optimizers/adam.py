@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
 
 from core.optimizers.base import (
+    BETA1,
+    BETA2,
     Array,
     Optimizer,
+    StateKind,
     blocks,
-    check_range,
+    eps_param,
+    learning_rate_param,
     lerp_,
+    weight_decay_param,
     weight_decayed,
+)
+from core.spec.params import Param
+
+AMSGRAD = Param("amsgrad", "boolean", False,
+                doc="Normalise by the running maximum of the second moment (AMSGrad).")
+STATE: tuple[StateKind, ...] = (
+    StateKind("exp_avg", "Running mean of the gradient."),
+    StateKind("exp_avg_sq", "Running mean of the squared gradient."),
+    StateKind("max_exp_avg_sq", "Running maximum of exp_avg_sq.", when="amsgrad"),
 )
 
 
@@ -36,25 +49,22 @@ class Adam(Optimizer):
     Parameters
     ----------
     params : name -> ndarray, updated in place
-    lr, beta1, beta2, eps, weight_decay : floats, torch's defaults
-    amsgrad : keep the running maximum of the second moment
+    lr, **hyper : see ``spec_params`` (torch's defaults)
     """
 
     name: ClassVar[str] = "adam"
-    hyper_names: ClassVar[tuple[str, ...]] = ("beta1", "beta2", "eps", "weight_decay", "amsgrad")
-    state_kinds: ClassVar[tuple[str, ...]] = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    spec_params: ClassVar[tuple[Param, ...]] = (
+        learning_rate_param(1e-3), BETA1, BETA2, eps_param(1e-8), weight_decay_param(), AMSGRAD,
+    )
+    state_kinds: ClassVar[tuple[StateKind, ...]] = STATE
+    #: torch's ``decoupled_weight_decay``, fixed per class: True is the ``adamw`` type
     decoupled_weight_decay: ClassVar[bool] = False
     blocked: ClassVar[bool] = True
-
-    def __init__(self, params: Mapping[str, Array], lr: float = 1e-3, beta1: float = 0.9,
-                 beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
-                 amsgrad: bool = False) -> None:
-        super().__init__(params, lr)
-        self.beta1 = check_range("beta1", beta1, 0.0, 1.0)
-        self.beta2 = check_range("beta2", beta2, 0.0, 1.0)
-        self.eps = check_range("eps", eps, 0.0)
-        self.weight_decay = check_range("weight_decay", weight_decay, 0.0)
-        self.amsgrad = bool(amsgrad)
+    beta1: float
+    beta2: float
+    eps: float
+    weight_decay: float
+    amsgrad: bool
 
     def _update(self, name: str, param: Array, grad: Array, scratch: tuple[Array, Array]) -> None:
         state = [self._buffer("exp_avg", name, param), self._buffer("exp_avg_sq", name, param)]
@@ -97,9 +107,8 @@ class AdamW(Adam):
     """
 
     name: ClassVar[str] = "adamw"
+    spec_params: ClassVar[tuple[Param, ...]] = (
+        learning_rate_param(1e-3), BETA1, BETA2, eps_param(1e-8), weight_decay_param(1e-2),
+        AMSGRAD,
+    )
     decoupled_weight_decay: ClassVar[bool] = True
-
-    def __init__(self, params: Mapping[str, Array], lr: float = 1e-3, beta1: float = 0.9,
-                 beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 1e-2,
-                 amsgrad: bool = False) -> None:
-        super().__init__(params, lr, beta1, beta2, eps, weight_decay, amsgrad)

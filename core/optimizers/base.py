@@ -1,4 +1,4 @@
-"""The Optimizer base: parameters by name, lazily built state, flat state dicts.
+"""The Optimizer base: declared hyperparameters, parameters by name, lazily built state.
 
 Every optimizer follows ``torch.optim``'s single-tensor code path operation by operation, so a
 float64 run matches PyTorch to rounding. The hot path is written for one large flat array
@@ -10,18 +10,24 @@ An optimizer with many passes per step (Adam: 12) sets ``blocked``: its scratch 
 ``BLOCK`` elements and :func:`blocks` walks the parameter in slices, running every pass on a
 slice while the slices of the parameter, gradient, state and scratch sit in L2. Element-wise
 IEEE operations round the same whatever the slicing, so results do not depend on ``BLOCK``.
+
+A class declares its hyperparameters once, as ``spec_params`` (JSON name, torch's default,
+range, one line of doc), and its state as ``state_kinds``. The constructor, the job-spec parser
+(``core.spec.optim``), the dry run and the reference docs all read those declarations.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from core.errors import CheckpointError, SpecError
+from core.spec.params import Param, check_values
 
 Array = NDArray[Any]
 StateValue = Array | float | int
@@ -32,6 +38,54 @@ StateValue = Array | float | int
 #: 128 Ki (spills L2) slower.
 BLOCK = 65536
 
+#: torch keeps per-parameter scalar state (``step``, NAdam's ``mu_product``) in
+#: ``_get_scalar_dtype()``: float32 under its default dtype, whatever the parameter's dtype.
+SCALAR_DTYPE = np.float32
+
+
+@dataclass(frozen=True)
+class StateKind:
+    """One kind of state an optimizer keeps per parameter (its prefix in the state dict).
+
+    ``when`` names the hyperparameter that switches it on (kept while that value is truthy,
+    e.g. ``amsgrad`` or ``momentum`` > 0); None means always. A ``scalar`` kind holds one
+    0-d ``SCALAR_DTYPE`` value per parameter instead of an array of the parameter's shape.
+    """
+
+    name: str
+    doc: str
+    when: str | None = None
+    scalar: bool = False
+
+
+def learning_rate_param(default: float) -> Param:
+    """The ``learning_rate`` field (torch's ``lr``) with one optimizer's default.
+
+    0 is allowed, as torch allows it: the run then measures the starting weights without
+    moving them.
+    """
+    return Param("learning_rate", "number", default, low=0.0,
+                 doc="Step size (torch's lr); 0 keeps the weights as they are.")
+
+
+def weight_decay_param(default: float = 0.0) -> Param:
+    """The ``weight_decay`` field: L2 added to the gradient unless the class decouples it."""
+    return Param("weight_decay", "number", default, low=0.0,
+                 doc="Weight decay factor (L2 penalty added to the gradient; 0: none).")
+
+
+def eps_param(default: float) -> Param:
+    """The ``eps`` field: added to the denominator for numerical stability."""
+    return Param("eps", "number", default, low=0.0,
+                 doc="Added to the denominator for numerical stability.")
+
+
+BETA1 = Param("beta1", "number", 0.9, low=0.0, high=1.0, high_open=True,
+              doc="Decay rate of the gradient's running mean (torch's betas[0]).")
+BETA2 = Param("beta2", "number", 0.999, low=0.0, high=1.0, high_open=True,
+              doc="Decay rate of the squared gradient's running mean (torch's betas[1]).")
+MOMENTUM = Param("momentum", "number", 0.0, low=0.0, doc="Momentum factor (0: no momentum).")
+
 
 class Optimizer(ABC):
     """Base class: holds ``params`` (updated in place), ``lr``, the step count and the state.
@@ -40,7 +94,10 @@ class Optimizer(ABC):
     ----------
     params : mapping name -> ndarray of any shape, float32 or float64; the arrays are updated
         in place, so they may be views into a network's flat parameter vector.
-    lr : learning rate; schedules assign ``optimizer.lr`` between epochs.
+    lr : learning rate (torch's name for the ``learning_rate`` field); None: the class's
+        default. Schedules assign ``optimizer.lr`` between epochs.
+    **hyper : the other ``spec_params`` by JSON name; None or absent keeps torch's default.
+        A value out of range raises the SpecError the spec parser gives (``optimizer.<name>``).
 
     Notes
     -----
@@ -49,21 +106,46 @@ class Optimizer(ABC):
     """
 
     name: ClassVar[str]
-    #: attribute names read from an ``OptimizerSpec`` by ``make_optimizer`` (JSON keys)
-    hyper_names: ClassVar[tuple[str, ...]]
-    #: the state kinds this optimizer may hold; ``load_state_dict`` refuses others
-    state_kinds: ClassVar[tuple[str, ...]]
+    #: the JSON fields of ``optimizer`` besides ``type``, in documentation order
+    spec_params: ClassVar[tuple[Param, ...]]
+    #: the state this optimizer may hold; ``load_state_dict`` refuses other kinds
+    state_kinds: ClassVar[tuple[StateKind, ...]]
     #: True: the scratch pair is ``BLOCK`` elements (1-D) and ``_update`` walks :func:`blocks`
     blocked: ClassVar[bool] = False
 
-    def __init__(self, params: Mapping[str, Array], lr: float) -> None:
-        if not lr >= 0.0:
-            raise SpecError("optimizer.learning_rate", f"must be >= 0, got {lr}")
+    def __init__(self, params: Mapping[str, Array], lr: float | None = None,
+                 **hyper: Any) -> None:
+        if "learning_rate" in hyper:
+            raise TypeError("pass the learning rate as lr (torch's name)")
+        values = check_values(self.spec_params, {"learning_rate": lr, **hyper}, "optimizer")
+        for key, message in self.conflicts(values).items():
+            raise SpecError(f"optimizer.{key}", message)
+        self._lr = float(values.pop("learning_rate"))
+        for key, value in values.items():
+            setattr(self, key, value)
         self.params: dict[str, Array] = dict(params)
-        self._lr = float(lr)
         self.step_count = 0
         self.state: dict[str, dict[str, Array]] = {}
         self._scratch: dict[str, tuple[Array, Array]] = {}
+
+    @classmethod
+    def hyper_names(cls) -> tuple[str, ...]:
+        """The constructor's keywords besides ``lr`` (the JSON names of ``spec_params``)."""
+        return tuple(p.name for p in cls.spec_params if p.name != "learning_rate")
+
+    @classmethod
+    def conflicts(cls, hyper: Mapping[str, Any]) -> dict[str, str]:
+        """Rules between fields that no single range states: ``{field: message}``.
+
+        The spec parser reports these beside range errors; the constructor raises the first.
+        """
+        return {}
+
+    @classmethod
+    def state_arrays(cls, hyper: Mapping[str, Any]) -> int:
+        """How many parameter-sized arrays this optimizer keeps with these hyperparameters."""
+        return sum(1 for kind in cls.state_kinds
+                   if not kind.scalar and (kind.when is None or hyper[kind.when]))
 
     @property
     def lr(self) -> float:
@@ -116,6 +198,15 @@ class Optimizer(ABC):
             bucket[name] = buf
         return buf
 
+    def _scalar(self, kind: str, name: str, fill: float) -> Array:
+        """The ``kind`` 0-d ``SCALAR_DTYPE`` state of parameter ``name``, created as ``fill``."""
+        bucket = self.state.setdefault(kind, {})
+        value = bucket.get(name)
+        if value is None:
+            value = np.array(fill, dtype=SCALAR_DTYPE)
+            bucket[name] = value
+        return value
+
     def state_dict(self) -> dict[str, StateValue]:
         """A flat copy of the state: ``"step"``, ``"lr"`` and ``"<kind>/<param name>"`` arrays.
 
@@ -135,20 +226,24 @@ class Optimizer(ABC):
         """
         if "step" not in state or "lr" not in state:
             raise CheckpointError("optimizer state needs 'step' and 'lr'")
+        kinds = {kind.name: kind for kind in self.state_kinds}
         restored: dict[str, dict[str, Array]] = {}
         for key, value in state.items():
             if key in ("step", "lr"):
                 continue
             kind, sep, name = key.partition("/")
-            if not sep or kind not in self.state_kinds or name not in self.params:
+            if not sep or kind not in kinds or name not in self.params:
                 raise CheckpointError(f"unexpected {self.name} state entry {key!r}")
             param = self.params[name]
             array = np.asarray(value)
-            if array.shape != param.shape:
+            scalar = kinds[kind].scalar
+            shape = () if scalar else param.shape
+            if array.shape != shape:
                 raise CheckpointError(
-                    f"state {key!r} has shape {array.shape}, parameter has {param.shape}"
+                    f"state {key!r} has shape {array.shape}, expected {shape}"
                 )
-            restored.setdefault(kind, {})[name] = array.astype(param.dtype, copy=True)
+            dtype = SCALAR_DTYPE if scalar else param.dtype
+            restored.setdefault(kind, {})[name] = array.astype(dtype, copy=True)
         self.state = restored
         self.step_count = int(state["step"])
         self.lr = float(state["lr"])
@@ -202,13 +297,3 @@ def lerp_(target: Array, end: Array, weight: float, scratch: Array) -> None:
     else:
         scratch *= 1.0 - weight
         np.subtract(end, scratch, out=target)
-
-
-def check_range(name: str, value: float, low: float, high: float | None = None) -> float:
-    """``float(value)`` if ``low <= value`` (and ``value < high``), else a SpecError naming
-    ``optimizer.<name>``."""
-    value = float(value)
-    if not value >= low or (high is not None and not value < high):
-        bound = f"in [{low}, {high})" if high is not None else f">= {low}"
-        raise SpecError(f"optimizer.{name}", f"must be {bound}, got {value}")
-    return value

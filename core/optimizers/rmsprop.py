@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
 
 from core.optimizers.base import (
+    MOMENTUM,
     Array,
     Optimizer,
+    StateKind,
     blocks,
-    check_range,
+    eps_param,
+    learning_rate_param,
     lerp_,
+    weight_decay_param,
     weight_decayed,
 )
+from core.spec.params import Param
 
 
 class RMSprop(Optimizer):
@@ -32,26 +36,31 @@ class RMSprop(Optimizer):
     Parameters
     ----------
     params : name -> ndarray, updated in place
-    lr, alpha, eps, weight_decay, momentum : floats, torch's defaults (lr 1e-2, alpha 0.99)
-    centered : normalise by the estimated variance instead of the raw second moment
+    lr, **hyper : see ``spec_params`` (torch's defaults: lr 1e-2, alpha 0.99)
     """
 
     name: ClassVar[str] = "rmsprop"
-    hyper_names: ClassVar[tuple[str, ...]] = (
-        "alpha", "eps", "weight_decay", "momentum", "centered",
+    spec_params: ClassVar[tuple[Param, ...]] = (
+        learning_rate_param(1e-2),
+        Param("alpha", "number", 0.99, low=0.0,
+              doc="Smoothing constant of the squared gradient's running mean."),
+        eps_param(1e-8),
+        weight_decay_param(),
+        MOMENTUM,
+        Param("centered", "boolean", False,
+              doc="Normalise by the estimated variance instead of the raw second moment."),
     )
-    state_kinds: ClassVar[tuple[str, ...]] = ("square_avg", "grad_avg", "momentum_buffer")
+    state_kinds: ClassVar[tuple[StateKind, ...]] = (
+        StateKind("square_avg", "Running mean of the squared gradient."),
+        StateKind("grad_avg", "Running mean of the gradient.", when="centered"),
+        StateKind("momentum_buffer", "The momentum buffer.", when="momentum"),
+    )
     blocked: ClassVar[bool] = True  # 8-13 passes: run them per L2-sized slice
-
-    def __init__(self, params: Mapping[str, Array], lr: float = 1e-2, alpha: float = 0.99,
-                 eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
-                 centered: bool = False) -> None:
-        super().__init__(params, lr)
-        self.alpha = check_range("alpha", alpha, 0.0)
-        self.eps = check_range("eps", eps, 0.0)
-        self.weight_decay = check_range("weight_decay", weight_decay, 0.0)
-        self.momentum = check_range("momentum", momentum, 0.0)
-        self.centered = bool(centered)
+    alpha: float
+    eps: float
+    weight_decay: float
+    momentum: float
+    centered: bool
 
     def _update(self, name: str, param: Array, grad: Array, scratch: tuple[Array, Array]) -> None:
         state = [self._buffer("square_avg", name, param)]

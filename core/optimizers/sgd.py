@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-from core.errors import SpecError
-from core.optimizers.base import Array, Optimizer, check_range, weight_decayed
+from core.optimizers.base import (
+    MOMENTUM,
+    Array,
+    Optimizer,
+    StateKind,
+    learning_rate_param,
+    weight_decay_param,
+    weight_decayed,
+)
+from core.spec.params import Param
 
 
 class SGD(Optimizer):
@@ -25,25 +33,35 @@ class SGD(Optimizer):
     Parameters
     ----------
     params : name -> ndarray, updated in place
-    lr, momentum, dampening, weight_decay : floats, torch's defaults (lr 1e-3)
-    nesterov : Nesterov momentum; needs ``momentum > 0`` and ``dampening == 0``
+    lr, **hyper : see ``spec_params`` (torch's defaults: lr 1e-3, no momentum);
+        ``nesterov`` needs ``momentum > 0`` and ``dampening == 0``
     """
 
     name: ClassVar[str] = "sgd"
-    hyper_names: ClassVar[tuple[str, ...]] = ("momentum", "dampening", "nesterov", "weight_decay")
-    state_kinds: ClassVar[tuple[str, ...]] = ("momentum_buffer",)
+    spec_params: ClassVar[tuple[Param, ...]] = (
+        learning_rate_param(1e-3),
+        MOMENTUM,
+        Param("dampening", "number", 0.0, low=0.0, high=1.0,
+              doc="Fraction of each new gradient left out of the momentum buffer."),
+        Param("nesterov", "boolean", False,
+              doc="Nesterov momentum (needs momentum > 0 and dampening 0)."),
+        weight_decay_param(),
+    )
+    state_kinds: ClassVar[tuple[StateKind, ...]] = (
+        StateKind("momentum_buffer", "The momentum buffer.", when="momentum"),
+    )
+    momentum: float
+    dampening: float
+    nesterov: bool
+    weight_decay: float
 
-    def __init__(self, params: Mapping[str, Array], lr: float = 1e-3, momentum: float = 0.0,
-                 dampening: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0) -> None:
-        super().__init__(params, lr)
-        self.momentum = check_range("momentum", momentum, 0.0)
-        self.dampening = float(dampening)
-        self.nesterov = bool(nesterov)
-        self.weight_decay = check_range("weight_decay", weight_decay, 0.0)
-        if self.nesterov and (self.momentum <= 0.0 or self.dampening != 0.0):
-            raise SpecError("optimizer.nesterov",
-                            "Nesterov momentum requires momentum > 0 and dampening 0")
+    @classmethod
+    def conflicts(cls, hyper: Mapping[str, Any]) -> dict[str, str]:
+        if hyper["nesterov"] and (hyper["momentum"] <= 0.0 or hyper["dampening"] != 0.0):
+            return {"nesterov": "Nesterov momentum requires momentum > 0 and dampening 0 "
+                    f"(as torch), got momentum {hyper['momentum']!r}, "
+                    f"dampening {hyper['dampening']!r}"}
+        return {}
 
     def _update(self, name: str, param: Array, grad: Array, scratch: tuple[Array, Array]) -> None:
         a, b = scratch

@@ -26,10 +26,10 @@ from core.spec.layers import (
 from core.spec.model import LAYER_TYPES, ModelSpec
 from core.spec.optim import (
     OPTIMIZER_ALIASES,
-    OPTIMIZER_PARAMS,
-    SCHEDULE_PARAMS,
     LrScheduleSpec,
     OptimizerSpec,
+    optimizer_params,
+    schedule_params,
 )
 from core.spec.shapes import infer_shapes
 from core.spec.training import (
@@ -43,9 +43,9 @@ from core.spec.training import (
 
 __all__ = [
     "ACTIVATION_PARAMS", "INIT_PARAMS", "LAYER_TYPES", "LOSS_TYPES", "OPTIMIZER_ALIASES",
-    "OPTIMIZER_PARAMS", "SCHEDULE_PARAMS", "ActivationFn", "ActivationSpec", "AvgPool2DSpec",
+    "ActivationFn", "ActivationSpec", "AvgPool2DSpec",
     "BatchNormSpec", "CheckpointPolicy", "Conv2DSpec", "DenseSpec", "DropoutSpec",
     "EarlyStoppingSpec", "FlattenSpec", "InitFn", "LayerSpec", "LossSpec", "LrScheduleSpec",
     "MaxPool2DSpec", "ModelSpec", "OptimizerSpec", "RegularizationSpec", "Spec", "TrainingSpec",
-    "check_cross_fields", "infer_shapes", "output_units",
+    "check_cross_fields", "infer_shapes", "optimizer_params", "output_units", "schedule_params",
 ]

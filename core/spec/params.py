@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from core.errors import SpecError
 from core.spec.fields import MISSING, Section, interval
 
 Kind = Literal["number", "integer", "boolean", "choice", "string", "custom"]
@@ -144,3 +145,23 @@ def object_schema(params: tuple[Param, ...] | list[Param], *, title: str = "",
 def defaults(params: tuple[Param, ...] | list[Param]) -> dict[str, Any]:
     """``{name: default}`` of the params that have one (required ones left out)."""
     return {p.name: p.default for p in params if not p.required}
+
+
+def check_values(params: tuple[Param, ...] | list[Param], values: Mapping[str, Any],
+                 path: str) -> dict[str, Any]:
+    """``values`` read through ``params`` (None or absent: the default) for a Python caller.
+
+    The rule a constructor applies is the one the spec parser applies: a bad value raises the
+    same :class:`~core.errors.SpecError` (every bad field at once, each named ``path.<name>``).
+    A name no param declares is a programming error, a ``TypeError`` as for any keyword.
+    """
+    unknown = sorted(set(values) - {p.name for p in params})
+    if unknown:
+        raise TypeError(f"{path} takes no argument {unknown[0]!r}; "
+                        f"it takes {[p.name for p in params]}")
+    errors: list[SpecError] = []
+    section = Section(values, path, errors)
+    out = {p.name: p.read(section) for p in params}
+    if errors:
+        raise errors[0] if len(errors) == 1 else SpecError.many(errors)
+    return out

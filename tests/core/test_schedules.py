@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 from pathlib import Path
@@ -23,7 +22,7 @@ from core.schedules import (
     WarmupSchedule,
     make_schedule,
 )
-from core.spec import SCHEDULE_PARAMS, Spec
+from core.spec import Spec, schedule_params
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "optim_schedules.json").read_text())
 
@@ -123,9 +122,10 @@ def test_thirty_epochs_match_torch(case: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("kind", sorted(GOLDEN["defaults"]))
-def test_defaults_are_torchs(kind: str) -> None:
-    ours = {name: p.default for name, p in inspect.signature(SCHEDULES[kind]).parameters.items()
-            if p.default is not inspect.Parameter.empty}
+def test_declared_defaults_are_torchs(kind: str) -> None:
+    # required fields and t_max (the run's epochs by default) have no torch default
+    ours = {p.name: p.default for p in SCHEDULES[kind].spec_params
+            if not p.required and p.default is not None}
     assert ours == GOLDEN["defaults"][kind]
 
 
@@ -135,7 +135,7 @@ def test_golden_file_covers_every_schedule_and_option() -> None:
         seen.setdefault(case["spec"]["type"], set()).update(case["spec"])
     assert set(seen) == set(SCHEDULES) - {"constant"}
     for kind, fields in seen.items():
-        missing = set(SCHEDULES[kind].hyper_names) - fields - {"eps"}
+        missing = {p.name for p in SCHEDULES[kind].spec_params} - fields - {"eps"}
         assert not missing, (kind, missing)
         assert "warmup_epochs" in fields, kind
 
@@ -158,7 +158,7 @@ def test_state_round_trip_continues_exactly(case: dict[str, Any]) -> None:
 
 def test_none_fields_of_a_spec_keep_torchs_defaults() -> None:
     opt = FakeOptimizer(1.0)
-    fields = dict.fromkeys(ReduceLROnPlateau.hyper_names)
+    fields = dict.fromkeys(p.name for p in ReduceLROnPlateau.spec_params)
     schedule = make_schedule(_spec(type="reduce_on_plateau", warmup_epochs=None, **fields), opt,
                              epochs=20)
     assert isinstance(schedule, ReduceLROnPlateau)
@@ -170,10 +170,22 @@ def test_none_fields_of_a_spec_keep_torchs_defaults() -> None:
     assert isinstance(cosine, CosineAnnealingLR) and (cosine.t_max, cosine.eta_min) == (6, 0.0)
 
 
-def test_spec_and_schedules_agree_on_names() -> None:
-    assert set(SCHEDULE_PARAMS) == set(SCHEDULES)
-    for kind, params in SCHEDULE_PARAMS.items():
-        assert set(params) - {"monitor"} == set(SCHEDULES[kind].hyper_names), kind
+@pytest.mark.parametrize("kind", list(SCHEDULES))
+def test_the_spec_reads_each_schedules_declaration(kind: str) -> None:
+    cls = SCHEDULES[kind]
+    names = [p.name for p in schedule_params(kind)]
+    assert names[-1] == "warmup_epochs"
+    assert ("monitor" in names) == cls.reads_metric
+    required = {p.name: 3 for p in cls.spec_params if p.required}
+    spec = Spec.from_dict({"model": {"layers": [{"type": "dense", "units": 2}]},
+                           "training": {"epochs": 9, "lr_schedule": {"type": kind, **required}}})
+    schedule = spec.training.lr_schedule
+    assert schedule is not None and list(schedule.to_dict()) == ["type", *names]
+    built = make_schedule(schedule, FakeOptimizer(0.1), epochs=9)
+    assert type(built) is cls
+    for p in cls.spec_params:
+        expected = required.get(p.name, p.default)
+        assert getattr(built, p.name) == (9 if p.name == "t_max" else expected), p.name
 
 
 def test_make_schedule_from_a_parsed_spec() -> None:
@@ -196,5 +208,8 @@ def test_bad_schedules_are_refused() -> None:
         make_schedule(_spec(type="cyclic"), opt, 10)
     with pytest.raises(SpecError, match=r"lr_schedule\.step_size: must be a positive"):
         StepLR(opt, step_size=0)
-    with pytest.raises(SpecError, match=r"lr_schedule\.factor: must be < 1\.0, got 1\.5"):
+    with pytest.raises(SpecError, match=r"lr_schedule\.factor: must be a number in \(0, 1\), "
+                       r"got 1\.5"):
         ReduceLROnPlateau(opt, factor=1.5)
+    with pytest.raises(SpecError, match=r"lr_schedule\.gamma: is required"):
+        ExponentialLR(opt)

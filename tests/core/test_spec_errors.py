@@ -144,7 +144,7 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str, str]] = [
     ("beta1 of 1", {"optimizer": {"type": "adam", "beta1": 1.0}}, "optimizer.beta1",
      "must be a number in [0, 1), got 1.0"),
     ("negative learning rate", {"optimizer": {"type": "sgd", "learning_rate": -0.1}},
-     "optimizer.learning_rate", "must be a positive number, got -0.1"),
+     "optimizer.learning_rate", "must be a non-negative number, got -0.1"),
     ("string learning rate", {"optimizer": {"type": "sgd", "learning_rate": "0.1"}},
      "optimizer.learning_rate", "got '0.1'"),
     ("adam param on sgd", {"optimizer": {"type": "sgd", "beta1": 0.9}}, "optimizer.beta1",
