@@ -67,11 +67,21 @@ OPTIMIZER_CASES: dict[str, list[dict[str, Any]]] = {
         {"lr": 0.1, "lr_decay": 0.01, "weight_decay": 0.1, "initial_accumulator_value": 0.5,
          "eps": 1e-6, "halve_at": 10},
     ],
+    "nadam": [
+        {},
+        {"lr": 0.01},
+        {"lr": 0.01, "weight_decay": 0.1},
+        {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
+        {"lr": 0.02, "beta1": 0.3, "beta2": 0.9, "eps": 1e-3, "momentum_decay": 0.1},
+        {"lr": 0.01, "momentum_decay": 0.0},
+        {"lr": 0.01, "weight_decay": 0.05, "decoupled_weight_decay": True,
+         "momentum_decay": 0.01, "halve_at": 10},
+    ],
 }
 
 TORCH_CLASSES = {
     "sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
-    "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad,
+    "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad, "nadam": torch.optim.NAdam,
 }
 
 SCHEDULE_CASES: list[dict[str, Any]] = [
@@ -94,9 +104,13 @@ SCHEDULE_CASES: list[dict[str, Any]] = [
 
 
 def _torch_defaults(cls: Any) -> dict[str, Any]:
-    """A torch class's constructor defaults under our names (``betas`` split in two)."""
-    skip = {"maximize", "foreach", "capturable", "differentiable", "fused", "last_epoch",
-            "decoupled_weight_decay"}
+    """A torch class's constructor defaults under our names (``betas`` split in two).
+
+    Adam's ``decoupled_weight_decay`` is our adamw type; NAdam's is one of its fields.
+    """
+    skip = {"maximize", "foreach", "capturable", "differentiable", "fused", "last_epoch"}
+    if cls is not torch.optim.NAdam:
+        skip.add("decoupled_weight_decay")
     out: dict[str, Any] = {}
     for name, param in inspect.signature(cls.__init__).parameters.items():
         if param.default is inspect.Parameter.empty or name in skip:

@@ -15,6 +15,7 @@ from core.errors import SpecError
 from core.optimizers.adagrad import Adagrad
 from core.optimizers.adam import Adam, AdamW
 from core.optimizers.base import Array, Optimizer, StateKind, StateValue
+from core.optimizers.nadam import NAdam
 from core.optimizers.rmsprop import RMSprop
 from core.optimizers.sgd import SGD
 
@@ -24,6 +25,7 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
     "adamw": AdamW,
     "rmsprop": RMSprop,
     "adagrad": Adagrad,
+    "nadam": NAdam,
 }
 
 
@@ -47,6 +49,6 @@ def make_optimizer(spec: Any, params: Mapping[str, Array]) -> Optimizer:
 
 
 __all__ = [
-    "OPTIMIZERS", "SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "StateKind",
+    "OPTIMIZERS", "SGD", "Adagrad", "Adam", "AdamW", "NAdam", "Optimizer", "RMSprop", "StateKind",
     "StateValue", "make_optimizer",
 ]

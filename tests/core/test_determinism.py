@@ -143,3 +143,26 @@ def test_resume_after_a_mid_epoch_cancel_is_bitwise_identical(tmp_path: Path, cu
     assert stopped.state.partial["batch"] == (cut - 1) % 8
     resumed = load_state(resume_in_fresh_process(tmp_path, spec(), stopped.checkpoint()))
     assert_same_state(full.state, resumed)
+
+
+def test_nadam_resume_after_a_mid_epoch_cancel_is_bitwise_identical(tmp_path: Path) -> None:
+    """NAdam's per-parameter float32 mu_product travels in the checkpoint beside its moments."""
+    nadam = {**spec(dtype="float64"), "optimizer": {
+        "type": "nadam", "learning_rate": 0.01, "weight_decay": 1e-3,
+        "decoupled_weight_decay": True}}
+    X, y = data()
+    full = train(nadam, X, y)
+    mu_product = full.state.optimizer["mu_product/all"]
+    assert isinstance(mu_product, np.ndarray) and mu_product.dtype == np.float32
+    assert 0.0 < float(mu_product) < 1.0
+    calls = []
+
+    def should_stop() -> bool:
+        calls.append(1)
+        return len(calls) == 13
+
+    stopped = train(nadam, X, y, should_stop=should_stop)
+    assert stopped.stop_reason == "cancelled"
+    resumed = load_state(resume_in_fresh_process(tmp_path, nadam, stopped.checkpoint()))
+    assert_same_state(full.state, resumed)
+    assert resumed.optimizer["mu_product/all"].tobytes() == mu_product.tobytes()

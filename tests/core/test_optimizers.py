@@ -15,7 +15,16 @@ import numpy as np
 import pytest
 
 from core.errors import CheckpointError, SpecError
-from core.optimizers import OPTIMIZERS, SGD, Adagrad, Adam, AdamW, Optimizer, make_optimizer
+from core.optimizers import (
+    OPTIMIZERS,
+    SGD,
+    Adagrad,
+    Adam,
+    AdamW,
+    NAdam,
+    Optimizer,
+    make_optimizer,
+)
 from core.spec import Spec
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -103,6 +112,30 @@ def ref_adagrad(p: np.ndarray, gs: list[np.ndarray], lr: float, lr_decay: float 
     return out
 
 
+def ref_nadam(p: np.ndarray, gs: list[np.ndarray], lr: float, beta1: float = 0.9,
+              beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
+              momentum_decay: float = 4e-3,
+              decoupled_weight_decay: bool = False) -> list[np.ndarray]:
+    out = []
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    mu_product = np.float32(1.0)  # torch's scalar state is float32 under its default dtype
+    for t, g in enumerate(gs, start=1):
+        if decoupled_weight_decay:
+            p = p * (1 - lr * weight_decay)
+        else:
+            g = g + weight_decay * p
+        mu = beta1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
+        mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
+        mu_product = np.float32(mu_product * np.float32(mu))
+        m = m + (1 - beta1) * (g - m)
+        v = beta2 * v + (1 - beta2) * g * g
+        denom = np.sqrt(v / (1 - beta2**t)) + eps
+        p = p - lr * (1 - mu) / (1 - float(mu_product)) * g / denom
+        p = p - lr * mu_next / (1 - float(mu_product) * mu_next) * m / denom
+        out.append(p)
+    return out
+
+
 def _grid(**axes: list[Any]) -> list[dict[str, Any]]:
     return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
 
@@ -115,6 +148,8 @@ RMSPROP_GRID = _grid(centered=[False, True], momentum=[0.0, 0.9], weight_decay=[
                      alpha=[0.99, 0.3])
 ADAGRAD_GRID = _grid(lr_decay=[0.0, 0.1], weight_decay=[0.0, 0.1],
                      initial_accumulator_value=[0.0, 0.5])
+NADAM_GRID = _grid(weight_decay=[0.0, 0.1], decoupled_weight_decay=[False, True],
+                   beta1=[0.9, 0.3], momentum_decay=[4e-3, 0.0, 0.5])
 
 HAND_CASES = (
     [("sgd", ref_sgd, 0.1, h, {}) for h in SGD_GRID]
@@ -122,6 +157,7 @@ HAND_CASES = (
     + [("adamw", ref_adam, 0.01, h, {"decoupled": True}) for h in ADAM_GRID]
     + [("rmsprop", ref_rmsprop, 0.01, h, {}) for h in RMSPROP_GRID]
     + [("adagrad", ref_adagrad, 0.1, h, {}) for h in ADAGRAD_GRID]
+    + [("nadam", ref_nadam, 0.01, h, {}) for h in NADAM_GRID]
 )
 
 
@@ -172,6 +208,59 @@ def test_adagrad_lr_decay_by_hand() -> None:
     np.testing.assert_allclose(p["w"], [-0.4], rtol=1e-15)
 
 
+def test_nadam_two_steps_by_hand() -> None:
+    # momentum_decay 0: mu = beta1 / 2 = 0.25 every step, so mu_product is 0.25, then
+    # 0.0625, exact in float32. Step 1, g = 2: m = 1, v = 1, bias correction 0.25: denom 2;
+    # p = 1 - 0.1 * 0.75 / 0.75 * 2/2 - 0.1 * 0.25 / (1 - 0.0625) * 1/2 = 0.9 - 1/75.
+    # Step 2, g = 1: m = 1, v = 1, bias correction 7/16: denom 4/sqrt(7);
+    # p -= 0.1 * 0.75 / 0.9375 * sqrt(7)/4 + 0.1 * 0.25 / (1 - 0.015625) * sqrt(7)/4
+    p = {"w": np.array([1.0])}
+    opt = NAdam(p, lr=0.1, beta1=0.5, beta2=0.75, eps=0.0, momentum_decay=0.0)
+    opt.step({"w": np.array([2.0])})
+    np.testing.assert_allclose(p["w"], [0.9 - 1 / 75], rtol=1e-15)
+    opt.step({"w": np.array([1.0])})
+    np.testing.assert_allclose(p["w"], [0.9 - 1 / 75 - math.sqrt(7) * (1 / 50 + 2 / 315)],
+                               rtol=1e-15)
+    assert opt.state_dict()["mu_product/w"] == np.float32(0.0625)
+
+
+def test_nadam_first_step_with_torchs_momentum_schedule_by_hand() -> None:
+    # m1 = 0.1 g and v1 = 0.001 g^2, so denom = |g| + eps; mu_t = 0.9 (1 - 0.5 * 0.96^(0.004 t))
+    p = {"w": np.array([0.0, 1.0, -2.0])}
+    g = np.array([4.0, -1e-3, 0.5])
+    NAdam(p, lr=0.5).step({"w": g})
+    mu1 = 0.9 * (1 - 0.5 * 0.96 ** 0.004)
+    mu2 = 0.9 * (1 - 0.5 * 0.96 ** 0.008)
+    product = float(np.float32(mu1))
+    step = 0.5 * g / (np.abs(g) + 1e-8) * ((1 - mu1) / (1 - product)
+                                           + 0.1 * mu2 / (1 - product * mu2))
+    np.testing.assert_allclose(p["w"], [0.0, 1.0, -2.0] - step, rtol=1e-14)
+
+
+def test_nadam_decoupled_weight_decay_shrinks_weights_with_zero_gradient() -> None:
+    p = {"w": np.array([2.0, -4.0])}
+    NAdam(p, lr=0.1, weight_decay=0.01, decoupled_weight_decay=True).step({"w": np.zeros(2)})
+    np.testing.assert_allclose(p["w"], [1.998, -3.996], rtol=1e-15)
+    coupled = {"w": np.array([2.0, -4.0])}  # L2 instead: the decay moves it as a gradient
+    NAdam(coupled, lr=0.1, weight_decay=0.01).step({"w": np.zeros(2)})
+    assert not np.allclose(coupled["w"], [1.998, -3.996], rtol=1e-6)
+
+
+def test_nadam_keeps_mu_product_as_torchs_float32_scalar_for_float64_parameters() -> None:
+    params, grads = _problem(steps=5)
+    opt = NAdam(params)
+    product = np.float32(1.0)
+    for t, g in enumerate(grads, start=1):
+        opt.step(g)
+        product = np.float32(product * np.float32(0.9 * (1 - 0.5 * 0.96 ** (0.004 * t))))
+    state = opt.state_dict()
+    for name in params:
+        mu_product = state[f"mu_product/{name}"]
+        assert isinstance(mu_product, np.ndarray) and mu_product.shape == ()
+        assert mu_product.dtype == np.float32 and mu_product == product
+        assert state[f"exp_avg/{name}"].dtype == np.float64  # type: ignore[union-attr]
+
+
 # ---- golden files written by benchmarks/golden/make_optim_golden.py with torch 2.13 --------
 
 
@@ -199,6 +288,23 @@ def test_twenty_steps_match_torch(kind: str, data: dict[str, Any], case: dict[st
         for n, p in params.items():
             assert p.dtype == dtype
             np.testing.assert_allclose(p, case["trajectory"][k][n], **tol)
+
+
+@pytest.mark.parametrize("case", json.loads((GOLDEN / "optim_nadam.json").read_text())["cases"],
+                         ids=lambda c: f"{c['dtype']}-{c['hyper']}")
+def test_nadam_follows_torch_to_the_last_bits(case: dict[str, Any]) -> None:
+    """Tighter than the shared golden test: NAdam keeps torch's order of operations, so a
+    float64 run is within an ulp or two of torch's (a float64 mu_product: 1e-9 off)."""
+    data = json.loads((GOLDEN / "optim_nadam.json").read_text())
+    dtype = np.dtype(case["dtype"])
+    params = {n: np.array(v, dtype=dtype) for n, v in data["params"].items()}
+    opt = NAdam(params, **case["hyper"])
+    rtol = 1e-15 if dtype == np.float64 else 1e-6
+    for k in range(data["steps"]):
+        opt.lr = case["lrs"][k]
+        opt.step({n: np.array(v, dtype=dtype) for n, v in data["grads"][k].items()})
+        for n, p in params.items():
+            np.testing.assert_allclose(p, case["trajectory"][k][n], rtol=rtol, atol=0.0)
 
 
 def _declared(cls: type[Optimizer]) -> dict[str, Any]:
@@ -252,6 +358,9 @@ ROUND_TRIP = [
     ("adamw", {"lr": 0.01}),
     ("rmsprop", {"lr": 0.01, "centered": True, "momentum": 0.5}),
     ("adagrad", {"lr": 0.1, "lr_decay": 0.1, "initial_accumulator_value": 0.1}),
+    ("nadam", {"lr": 0.01, "weight_decay": 0.1}),
+    ("nadam", {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True,
+               "momentum_decay": 0.05}),
 ]
 
 
@@ -369,7 +478,7 @@ def test_the_spec_reads_each_optimizers_declaration(kind: str) -> None:
 @pytest.mark.parametrize(("kind", "hyper", "arrays"), [
     ("sgd", {}, 0), ("sgd", {"momentum": 0.9}, 1), ("adam", {}, 2),
     ("adam", {"amsgrad": True}, 3), ("adamw", {"amsgrad": True}, 3), ("rmsprop", {}, 1),
-    ("rmsprop", {"centered": True, "momentum": 0.5}, 3), ("adagrad", {}, 1),
+    ("rmsprop", {"centered": True, "momentum": 0.5}, 3), ("adagrad", {}, 1), ("nadam", {}, 2),
 ])
 def test_declared_state_counts_the_arrays_a_step_builds(kind: str, hyper: dict[str, Any],
                                                         arrays: int) -> None:

@@ -140,6 +140,8 @@ def test_every_field_round_trips() -> None:
                "weight_decay": 0.01, "amsgrad": False}),
     ("adagrad", {"learning_rate": 1e-2, "lr_decay": 0.0, "weight_decay": 0.0,
                  "initial_accumulator_value": 0.0, "eps": 1e-10}),
+    ("nadam", {"learning_rate": 2e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+               "weight_decay": 0.0, "momentum_decay": 4e-3, "decoupled_weight_decay": False}),
 ])
 def test_optimizer_defaults_are_torchs(kind: str, expected: dict[str, Any]) -> None:
     spec = Spec.from_dict(minimal(optimizer={"type": kind}))
