@@ -129,11 +129,6 @@ class Optimizer(ABC):
         self._scratch: dict[str, tuple[Array, Array]] = {}
 
     @classmethod
-    def hyper_names(cls) -> tuple[str, ...]:
-        """The constructor's keywords besides ``lr`` (the JSON names of ``spec_params``)."""
-        return tuple(p.name for p in cls.spec_params if p.name != "learning_rate")
-
-    @classmethod
     def conflicts(cls, hyper: Mapping[str, Any]) -> dict[str, str]:
         """Rules between fields that no single range states: ``{field: message}``.
 
