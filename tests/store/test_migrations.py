@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -22,12 +21,6 @@ from store.models import Base
 TABLES = {"tenants", "api_keys", "datasets", "jobs", "metrics", "checkpoints",
           "checkpoint_parts", "job_events", "job_leases", "webhooks", "webhook_deliveries",
           "webhook_attempts"}
-
-
-# The revision of the newest file in migrations/versions (files are named by date and number).
-NEWEST_REVISION = sorted(
-    (Path(__file__).resolve().parents[2] / "migrations" / "versions").glob("*.py")
-)[-1].stem.split("_")[1]
 
 
 def schema_diff(url: str) -> list[object]:
@@ -51,7 +44,7 @@ def tables(url: str) -> set[str]:
 def test_head_matches_the_models(db_url: str) -> None:
     assert current_revision(db_url) is None and not is_at_head(db_url)
     upgrade_to_head(db_url)
-    assert current_revision(db_url) == head_revision() == NEWEST_REVISION
+    assert current_revision(db_url) == head_revision() is not None
     assert is_at_head(db_url)
     assert schema_diff(db_url) == []
 
