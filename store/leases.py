@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -32,3 +33,19 @@ def overlaps(s: Session, job_id: str, now: datetime | None = None) -> list[tuple
         for b_id, b_start, b_end in spans[i + 1:]
         if a_start < b_end and b_start < a_end
     ]
+
+
+def record_environment(s: Session, job_id: str, worker_id: str,
+                       environment: dict[str, Any]) -> None:
+    """What the holder's open lease runs on (versions, host, BLAS): the manifest's source."""
+    s.execute(sa.update(JobLease)
+              .where(JobLease.job_id == job_id, JobLease.worker_id == worker_id,
+                     JobLease.released_at.is_(None))
+              .values(environment=environment)
+              .execution_options(synchronize_session=False))
+
+
+def last_environment(s: Session, job_id: str) -> dict[str, Any] | None:
+    """The environment of the job's latest claim (the run that produced its final weights)."""
+    return s.scalar(sa.select(JobLease.environment).where(JobLease.job_id == job_id)
+                    .order_by(JobLease.id.desc()).limit(1))

@@ -236,6 +236,8 @@ class JobLease(Base):
     claimed_at: Mapped[datetime]
     released_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(sa.String(32))  # succeeded/failed/.../lost/released
+    # What the run ran on (worker/environment.py): versions, host, BLAS and its threads.
+    environment: Mapped[dict[str, Any] | None]
 
 
 class Webhook(Base):
@@ -291,3 +293,19 @@ class WebhookAttempt(Base):
     error: Mapped[str | None] = mapped_column(sa.String(500))
     duration_ms: Mapped[float] = mapped_column(sa.Float)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Reproduction(Base):
+    """A job started to reproduce another; the verdict is filled in when it ends."""
+
+    __tablename__ = "reproductions"
+
+    job_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    of_job_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    identical: Mapped[bool | None]
+    first_divergent_epoch: Mapped[int | None]
+    epochs_compared: Mapped[int | None]
+    checkpoints_compared: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -23,7 +23,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "migrations": frozenset({"store", "sqlalchemy", "alembic"}),
     "worker": frozenset(
         {"config", "core", "store", "celery", "kombu", "sqlalchemy", "billiard", "threadpoolctl",
-         "httpx"}
+         "httpx", "numpy"}
     ),
     "service": frozenset(
         {

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from core.errors import CheckpointError, DatasetError, SpecError
-from store import checkpoints, datasets, events, jobs, metrics
+from store import checkpoints, datasets, events, jobs, leases, metrics, reproductions
 from store.errors import NotFound
 from store.models import Job
-from worker import webhooks
+from worker import environment, webhooks
 
 # Errors no retry can fix: the job fails at once with the message.
 PERMANENT_ERRORS: tuple[type[Exception], ...] = (SpecError, DatasetError, CheckpointError)
@@ -46,6 +46,7 @@ def claim(s: Session, job_id: str, worker_id: str, settings: Settings) -> Claime
     if job is None:
         return None
     events.append(s, job_id, "status", {"status": "running", "attempt": int(job.attempts)})
+    leases.record_environment(s, job_id, worker_id, environment.describe())
     if was_running:
         webhooks.enqueue_job_event(s, job, "job.stalled")
     return Claimed(int(job.attempts), job.tenant_id, dict(job.spec), job.dataset_id,
@@ -204,6 +205,8 @@ def finish(s: Session, job_id: str, worker_id: str, status: str, stop_reason: st
         return False
     events.append(s, job_id, "status", {"status": status, "stop_reason": stop_reason,
                                         "failure_reason": failure})
+    if reproductions.of(s, job_id) is not None:
+        judge_reproduction(s, job_id)
     event = webhooks.job_event_type(status, stop_reason)
     if event is not None:
         webhooks.enqueue_job_event(s, s.get(Job, job_id, populate_existing=True), event)
@@ -222,3 +225,27 @@ def release_for_retry(s: Session, job_id: str, worker_id: str, error: str) -> in
 def stranded(s: Session, settings: Settings) -> list[str]:
     return list(jobs.stale_or_lost(s, queued_grace_s=settings.queued_grace_s,
                                    lease_timeout_s=settings.lease_timeout_s))
+
+
+def judge_reproduction(s: Session, job_id: str) -> dict[str, Any]:
+    """Compare a reproduction that just ended with its original, epoch by epoch, and keep
+    the verdict (core.reproducibility: metrics of every epoch, weights of shared checkpoints)."""
+    from core.reproducibility import compare_runs, weights_sha256
+
+    row = reproductions.of(s, job_id)
+    assert row is not None
+
+    def weights(run: str) -> dict[tuple[int, str], str]:
+        out = {}
+        for c in checkpoints.list_for_job(s, run):
+            blob = checkpoints.get_blob(s, c.id)
+            if blob is not None:
+                out[(int(c.epoch), str(c.kind))] = weights_sha256(bytes(blob))
+        return out
+
+    limit = 1_000_000  # every epoch: a job has far fewer
+    verdict = compare_runs(metrics.history(s, row.of_job_id, limit=limit),
+                           metrics.history(s, job_id, limit=limit),
+                           weights(row.of_job_id), weights(job_id))
+    reproductions.record_verdict(s, job_id, verdict)
+    return verdict

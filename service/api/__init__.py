@@ -15,6 +15,7 @@ def register_blueprints(app: OpenAPI) -> None:
         jobs,
         metrics,
         predict,
+        reproducibility,
         webhooks,
     )
     from service.api.common import init_body_guard
@@ -22,5 +23,5 @@ def register_blueprints(app: OpenAPI) -> None:
     init_body_guard(app)
 
     for module in (health, metrics, datasets, compare, jobs, events, checkpoints, predict,
-                   webhooks):
+                   reproducibility, webhooks):
         app.register_api(module.bp)

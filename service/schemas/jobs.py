@@ -79,6 +79,10 @@ class JobOut(BaseModel):
     created_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    reproduction: dict[str, Any] | None = Field(
+        None, description='{"of" or "by": job id, "identical", '
+        '"first_divergent_epoch", "epochs_compared", "checkpoints_compared"} (null verdict '
+        'until the reproduction ends)')
 
 
 class JobPage(BaseModel):

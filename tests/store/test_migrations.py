@@ -20,7 +20,7 @@ from store.models import Base
 
 TABLES = {"tenants", "api_keys", "datasets", "jobs", "metrics", "checkpoints",
           "checkpoint_parts", "job_events", "job_leases", "webhooks", "webhook_deliveries",
-          "webhook_attempts"}
+          "webhook_attempts", "reproductions"}
 
 
 def schema_diff(url: str) -> list[object]:

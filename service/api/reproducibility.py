@@ -1,0 +1,108 @@
+"""A run you can verify: `GET /v1/jobs/{id}/manifest` and `POST /v1/jobs/{id}/reproduce`.
+
+The manifest names everything a run depended on by its digest (spec, data, seed, dtype, the
+software and BLAS it ran on) and its results by the digest of their weights. A reproduction
+is a new job from the same spec, data and seed; when it ends the worker compares the two
+epoch by epoch (worker/store_ops.judge_reproduction) and both jobs show the verdict.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify
+from flask_openapi3 import APIBlueprint, Tag
+
+from core.reproducibility import arrays_sha256, spec_sha256, weights_sha256
+from service.api import data
+from service.api.jobs import QUEUED_EVENT, checked_spec, job_json
+from service.app import read_session, services, transaction
+from service.auth import current_tenant
+from service.errors import ApiError
+from service.limits import quota_exceeded
+from service.schemas.common import responses
+from service.schemas.jobs import JobOut, JobPath
+from service.schemas.reproducibility import Manifest
+from store import checkpoints as store_checkpoints
+from store import datasets as store_datasets
+from store import jobs as store_jobs
+from store import leases, reproductions
+
+bp = APIBlueprint(
+    "reproducibility", __name__, url_prefix="/v1",
+    abp_tags=[Tag(name="jobs")], abp_security=[{"bearer": []}],
+)
+
+
+def _job(session: Any, job_id: str) -> Any:
+    from service.api.common import not_found
+
+    job = store_jobs.get(session, current_tenant(), job_id)
+    if job is None:
+        raise not_found("job", job_id)
+    return job
+
+
+def _dataset_sha256(session: Any, job: Any) -> str:
+    reference = str(job.spec.get("dataset"))
+    if job.dataset_id is not None:
+        row = store_datasets.get(session, job.tenant_id, job.dataset_id)
+        if row is not None:
+            return str(row.sha256)
+    if reference.startswith(data.BUILTIN_PREFIX):
+        builtin = data.builtin(reference.removeprefix(data.BUILTIN_PREFIX))
+        return arrays_sha256({"X": builtin.X, "y": builtin.y})
+    raise ApiError(409, f"the job's dataset {reference!r} was deleted", kind="conflict")
+
+
+def _checkpoint(session: Any, row: Any) -> dict[str, Any] | None:
+    blob = None if row is None else store_checkpoints.get_blob(session, row.id)
+    if row is None or blob is None:
+        return None
+    return {"id": row.id, "epoch": row.epoch, "sha256": row.sha256,
+            "weights_sha256": weights_sha256(bytes(blob))}
+
+
+@bp.get("/jobs/<job_id>/manifest", responses=responses({200: Manifest}, 404, 409))
+def job_manifest(path: JobPath) -> Response:
+    """What the run depended on and what it produced, each by its sha256."""
+    with read_session() as session:
+        job = _job(session, path.job_id)
+        training = job.spec.get("training") or {}
+        final = next((c for c in reversed(store_checkpoints.list_for_job(session, job.id))
+                      if c.kind == "final"), None)
+        return jsonify({
+            "job_id": job.id,
+            "spec_sha256": spec_sha256(job.spec),
+            "dataset": {"reference": job.spec.get("dataset"),
+                        "sha256": _dataset_sha256(session, job)},
+            "seed": training.get("seed"),
+            "dtype": training.get("dtype"),
+            "environment": leases.last_environment(session, job.id),
+            "checkpoints": {
+                "final": _checkpoint(session, final),
+                "best": _checkpoint(session, store_checkpoints.best_for_job(session, job.id)),
+            },
+        })
+
+
+@bp.post("/jobs/<job_id>/reproduce", responses=responses({202: JobOut}, 404, 409, 429))
+def reproduce_job(path: JobPath) -> tuple[Response, int, dict[str, str]]:
+    """A new job from the same spec, data and seed; both show the verdict once it ends."""
+    tenant = current_tenant()
+    limits = services().settings.limits
+    with transaction() as session:
+        original = _job(session, path.job_id)
+        if original.status != "succeeded":
+            raise ApiError(409, f"job {original.id} is {original.status}; only a succeeded "
+                           "job can be reproduced", kind="conflict")
+        spec, _, _ = checked_spec(session, tenant, dict(original.spec))
+        outcome = store_jobs.submit(
+            session, tenant, spec.to_dict(), original.dataset_id, None, None,
+            cap=limits.max_concurrent_jobs, first_event=("status", QUEUED_EVENT))
+        if outcome.job is None:
+            raise quota_exceeded(outcome.active, limits)
+        reproductions.create(session, outcome.job["id"], original.id)
+        out = job_json(outcome.job, reproductions.for_job(session, outcome.job["id"]))
+    services().dispatcher.train_job(out["id"])
+    return jsonify(out), 202, {"Location": f"/v1/jobs/{out['id']}"}
