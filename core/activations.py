@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from core._erf import erf, erfc
 from core.errors import SpecError
+from core.spec.params import Param, defaults
 
 Array = NDArray[Any]
 
@@ -34,9 +35,21 @@ def _into(result: Array, out: Array | None) -> Array:
 
 
 class Activation:
-    """Base class and the identity (``linear``); subclasses override forward/backward."""
+    """Base class and the identity (``linear``); subclasses override forward/backward.
+
+    Registry metadata, read by the spec parser, the JSON Schema, the docs and the dry run:
+    ``spec_params`` are the function's JSON fields beside ``type``; ``flops_per_value`` its
+    forward cost per output value (exp/erf count a few FLOPs); ``work_arrays`` how many
+    arrays of the output's size and dtype it holds or allocates at its peak beyond the
+    output itself (a cache for backward, temporaries; float64 temporaries of a float32 run
+    count twice), for the memory estimate -- measured with tracemalloc in
+    tests/core/test_dryrun.py.
+    """
 
     name: ClassVar[str] = "linear"
+    spec_params: ClassVar[tuple[Param, ...]] = ()
+    flops_per_value: ClassVar[int] = 0
+    work_arrays: ClassVar[int] = 0
 
     def forward(self, x: Array, out: Array | None = None) -> Array:
         """Apply the activation; ``out`` may be ``x`` itself for in-place use. Shape kept."""
@@ -60,11 +73,17 @@ class Activation:
 
 
 class Linear(Activation):
+    """The identity: ``y = x``."""
+
     name = "linear"
 
 
 class ReLU(Activation):
+    """``max(x, 0)``; the gradient at 0 is 0, as torch."""
+
     name = "relu"
+    flops_per_value = 1
+    work_arrays = 1  # backward's mask
 
     def forward(self, x: Array, out: Array | None = None) -> Array:
         self._y = np.maximum(x, 0.0, out=out)
@@ -76,10 +95,16 @@ class ReLU(Activation):
 
 
 class LeakyReLU(Activation):
-    name = "leaky_relu"
+    """``x`` for x > 0, else ``alpha * x`` (torch.nn.LeakyReLU)."""
 
-    def __init__(self, alpha: float = 0.01) -> None:
-        self.alpha = float(alpha)
+    name = "leaky_relu"
+    spec_params = (Param("alpha", "number", 0.01,
+                         doc="The slope for negative inputs (torch's negative_slope)."),)
+    flops_per_value = 2
+    work_arrays = 4  # its mask, the slope and the slope's float64 draft
+
+    def __init__(self, alpha: float | None = None) -> None:
+        self.alpha = float(defaults(self.spec_params)["alpha"] if alpha is None else alpha)
 
     def forward(self, x: Array, out: Array | None = None) -> Array:
         self._pos = x > 0.0
@@ -94,10 +119,16 @@ class LeakyReLU(Activation):
 
 
 class ELU(Activation):
-    name = "elu"
+    """``x`` for x > 0, else ``alpha * (exp(x) - 1)`` (torch.nn.ELU)."""
 
-    def __init__(self, alpha: float = 1.0) -> None:
-        self.alpha = float(alpha)
+    name = "elu"
+    spec_params = (Param("alpha", "number", 1.0,
+                         doc="The scale of the negative part."),)
+    flops_per_value = 3
+    work_arrays = 3
+
+    def __init__(self, alpha: float | None = None) -> None:
+        self.alpha = float(defaults(self.spec_params)["alpha"] if alpha is None else alpha)
 
     def forward(self, x: Array, out: Array | None = None) -> Array:
         self._x = self._keep_input(x, out)
@@ -111,9 +142,11 @@ class ELU(Activation):
 
 
 class GELU(Activation):
-    """Exact GELU, x * Phi(x), with Phi from the vectorised Cody erf."""
+    """Exact GELU, ``x * Phi(x)``, with Phi from the vectorised Cody erf (torch's "none")."""
 
     name = "gelu"
+    flops_per_value = 8
+    work_arrays = 44  # Cody's erfc works in float64 temporaries: ~21 float64 arrays
 
     def forward(self, x: Array, out: Array | None = None) -> Array:
         self._x = self._keep_input(x, out)
@@ -136,7 +169,11 @@ def stable_sigmoid(x: Array, out: Array | None = None) -> Array:
 
 
 class Sigmoid(Activation):
+    """The logistic function ``1 / (1 + exp(-x))``, stable for either sign."""
+
     name = "sigmoid"
+    flops_per_value = 4
+    work_arrays = 3  # |x|, exp(-|x|), the numerator
 
     def forward(self, x: Array, out: Array | None = None) -> Array:
         self._y = stable_sigmoid(x, out=out)
@@ -147,7 +184,11 @@ class Sigmoid(Activation):
 
 
 class Tanh(Activation):
+    """The hyperbolic tangent."""
+
     name = "tanh"
+    flops_per_value = 4
+    work_arrays = 2
 
     def forward(self, x: Array, out: Array | None = None) -> Array:
         self._y = np.tanh(x, out=out)
@@ -169,6 +210,8 @@ class Softmax(Activation):
     """Softmax along axis 1: the features of (N, F), the channels of (N, C, H, W)."""
 
     name = "softmax"
+    flops_per_value = 5
+    work_arrays = 2
 
     def forward(self, x: Array, out: Array | None = None) -> Array:
         y = softmax(x, axis=1)
@@ -185,9 +228,11 @@ class Softmax(Activation):
 
 
 class Softplus(Activation):
-    """torch.nn.Softplus(beta=1, threshold=20): linear above the threshold."""
+    """``log(1 + exp(x))``, torch.nn.Softplus(beta=1, threshold=20): linear above 20."""
 
     name = "softplus"
+    flops_per_value = 4
+    work_arrays = 4
     threshold: ClassVar[float] = 20.0
 
     def forward(self, x: Array, out: Array | None = None) -> Array:
@@ -202,7 +247,11 @@ class Softplus(Activation):
 
 
 class SiLU(Activation):
+    """``x * sigmoid(x)`` (also called swish)."""
+
     name = "silu"
+    flops_per_value = 5
+    work_arrays = 5  # its input, sigmoid(x) and the sigmoid's temporaries
 
     def forward(self, x: Array, out: Array | None = None) -> Array:
         self._x = self._keep_input(x, out)
@@ -223,23 +272,21 @@ ACTIVATIONS: dict[str, type[Activation]] = {
 def make_activation(spec: Any) -> Activation:
     """Build an activation from a name, ``None`` (linear), a mapping or a spec object.
 
-    A mapping / object names the activation in ``type`` (or ``name``) and may carry ``alpha``
-    (leaky_relu, elu). An unknown name raises ``SpecError``.
+    A mapping / object names the activation in ``type`` (or ``name``) and may carry the
+    parameters its class declares in ``spec_params`` (others are ignored). An unknown name
+    raises ``SpecError``.
     """
     if isinstance(spec, Activation):
         return spec
     if spec is None:
         return Linear()
-    if isinstance(spec, str):
-        name, kwargs = spec, {}
-    else:
-        get = spec.get if isinstance(spec, dict) else lambda k, d=None: getattr(spec, k, d)
-        name = str(get("type") or get("name"))
-        alpha = get("alpha")
-        kwargs = {} if alpha is None else {"alpha": float(alpha)}
+    get = (spec.get if isinstance(spec, dict)
+           else (lambda k, d=None: d) if isinstance(spec, str)
+           else (lambda k, d=None: getattr(spec, k, d)))
+    name = spec if isinstance(spec, str) else str(get("type") or get("name"))
     if name not in ACTIVATIONS:
         raise SpecError("activation", f"unknown activation {name!r}; expected one of "
                         f"{sorted(ACTIVATIONS)}")
-    if name not in ("leaky_relu", "elu"):
-        kwargs = {}
-    return ACTIVATIONS[name](**kwargs)
+    cls = ACTIVATIONS[name]
+    given = {p.name: get(p.name) for p in cls.spec_params}
+    return cls(**{key: float(value) for key, value in given.items() if value is not None})

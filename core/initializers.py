@@ -1,6 +1,6 @@
 """Weight initializers with torch.nn.init's fan rules, drawn from the run's Generator.
 
-Every initializer has the signature ``fn(shape, fan_in, fan_out, rng, dtype, **kw)``. The fans
+Every initializer is called as ``init(shape, fan_in, fan_out, rng, dtype, **params)``. The fans
 are passed in (not derived from ``shape``) because a bias is initialised from its weight's
 fans, and because our dense weight is stored (fan_in, fan_out), transposed relative to
 torch's (out, in): the layer computes the fans with :func:`fan_in_fan_out` on torch's layout.
@@ -10,17 +10,20 @@ Draws happen directly in the run's dtype, so float32 runs never touch float64 ar
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from core.errors import SpecError
+from core.spec.params import Param, defaults
 
 Array = NDArray[Any]
 Shape = tuple[int, ...]
-Initializer = Callable[..., Array]
+Draw = Callable[..., Array]
+# A rule between an initializer's own fields: (field, message) when broken, else None.
+Check = Callable[[Mapping[str, float]], "tuple[str, str] | None"]
 
 
 def fan_in_fan_out(torch_shape: Sequence[int]) -> tuple[int, int]:
@@ -69,17 +72,17 @@ def ones(shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator,
 
 
 def constant(shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator,
-             dtype: DTypeLike, value: float = 0.0) -> Array:
+             dtype: DTypeLike, *, value: float) -> Array:
     return np.full(shape, value, dtype=dtype)
 
 
 def normal(shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator,
-           dtype: DTypeLike, mean: float = 0.0, std: float = 1.0) -> Array:
+           dtype: DTypeLike, *, mean: float, std: float) -> Array:
     return _normal(shape, mean, std, rng, dtype)
 
 
 def uniform(shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator,
-            dtype: DTypeLike, a: float = 0.0, b: float = 1.0) -> Array:
+            dtype: DTypeLike, *, a: float, b: float) -> Array:
     return _uniform(shape, a, b, rng, dtype)
 
 
@@ -97,7 +100,7 @@ FAN_SCALES: dict[str, Callable[[int, int], float]] = {
 }
 
 
-def _fan_rule(name: str) -> Initializer:
+def _fan_rule(name: str) -> Draw:
     scale_of = FAN_SCALES[name]
     draw_normal = name.endswith("_normal")
 
@@ -130,23 +133,67 @@ def torch_default(shape: Shape, fan_in: int, fan_out: int, rng: np.random.Genera
     return _uniform(shape, -bound, bound, rng, dtype)
 
 
+class Initializer:
+    """A registry entry: how to draw the array, its spec fields and its docstring.
+
+    ``spec_params`` are the JSON fields beside ``type`` (the keyword arguments of ``draw``);
+    ``needs_matrix`` marks the fan-based rules, meaningless for a vector of per-feature
+    parameters (batch_norm's gamma); ``check`` is a rule between its own fields.
+    """
+
+    def __init__(self, name: str, draw: Draw, doc: str, spec_params: tuple[Param, ...] = (),
+                 *, needs_matrix: bool = False, check: Check | None = None) -> None:
+        self.name = name
+        self.draw = draw
+        self.__doc__ = doc
+        self.spec_params = spec_params
+        self.needs_matrix = needs_matrix
+        self.check = check
+
+    def __call__(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator,
+                 dtype: DTypeLike, **params: float) -> Array:
+        """Draw an array of ``shape``; a field not given takes its declared default."""
+        return self.draw(shape, fan_in, fan_out, rng, dtype,
+                         **{**defaults(self.spec_params), **params})
+
+
+def _a_below_b(params: Mapping[str, float]) -> tuple[str, str] | None:
+    a, b = params.get("a"), params.get("b")
+    if a is not None and b is not None and a >= b:
+        return "b", f"must be greater than a ({a!r}), got {b!r}"
+    return None
+
+
+_FAN_DOCS = {
+    "glorot_uniform": "Xavier/Glorot uniform, U(±sqrt(6 / (fan_in + fan_out))).",
+    "glorot_normal": "Xavier/Glorot normal, N(0, 2 / (fan_in + fan_out)).",
+    "he_uniform": "Kaiming/He uniform for ReLU, U(±sqrt(6 / fan_in)).",
+    "he_normal": "Kaiming/He normal for ReLU, N(0, 2 / fan_in).",
+    "lecun_uniform": "LeCun uniform, U(±sqrt(3 / fan_in)).",
+    "lecun_normal": "LeCun normal, N(0, 1 / fan_in).",
+}
+
 INITIALIZERS: dict[str, Initializer] = {
-    "zeros": zeros,
-    "ones": ones,
-    "constant": constant,
-    "normal": normal,
-    "uniform": uniform,
-    **{name: _fan_rule(name) for name in FAN_SCALES if name != "torch_default"},
-    "torch_default": torch_default,
+    entry.name: entry for entry in (
+        Initializer("zeros", zeros, "All zeros."),
+        Initializer("ones", ones, "All ones."),
+        Initializer("constant", constant, "Every entry equal to ``value``.",
+                    (Param("value", "number", 0.0, doc="The value of every entry."),)),
+        Initializer("normal", normal, "Normal draws, N(mean, std²) (torch.nn.init.normal_).",
+                    (Param("mean", "number", 0.0, doc="The mean."),
+                     Param("std", "number", 1.0, low=0.0, low_open=True,
+                           doc="The standard deviation."))),
+        Initializer("uniform", uniform, "Uniform draws on [a, b) (torch.nn.init.uniform_).",
+                    (Param("a", "number", 0.0, doc="The lower bound."),
+                     Param("b", "number", 1.0, doc="The upper bound; greater than a.")),
+                    check=_a_below_b),
+        *(Initializer(name, _fan_rule(name), _FAN_DOCS[name], needs_matrix=True)
+          for name in FAN_SCALES if name != "torch_default"),
+        Initializer("torch_default", torch_default,
+                    "PyTorch's nn.Linear/nn.Conv2d default: weight kaiming_uniform(a=√5), "
+                    "bias U(±1/sqrt(fan_in))."),
+    )
 }
-
-# Keyword arguments each parametrised initializer accepts from a spec.
-INIT_KWARGS: dict[str, tuple[str, ...]] = {
-    "constant": ("value",),
-    "normal": ("mean", "std"),
-    "uniform": ("a", "b"),
-}
-
 
 def resolve_initializer(spec: Any, default: str) -> tuple[str, dict[str, float]]:
     """Name and keyword arguments of an initializer given as a name, mapping or spec object.
@@ -165,10 +212,10 @@ def resolve_initializer(spec: Any, default: str) -> tuple[str, dict[str, float]]
                         f"{sorted(INITIALIZERS)}")
     kwargs: dict[str, float] = {}
     if source is not None:
-        for key in INIT_KWARGS.get(name, ()):
-            value = _get(source, key)
+        for param in INITIALIZERS[name].spec_params:
+            value = _get(source, param.name)
             if value is not None:
-                kwargs[key] = float(value)
+                kwargs[param.name] = float(value)
     return name, kwargs
 
 

@@ -252,8 +252,10 @@ def test_regression_task_and_integral_floats() -> None:
 
 
 def test_spec_names_equal_the_implementation_registries() -> None:
+    from dataclasses import fields
+
     from core.activations import ACTIVATIONS
-    from core.initializers import INIT_KWARGS, INITIALIZERS
+    from core.initializers import INITIALIZERS
     from core.layers import LAYERS
     from core.losses import LOSSES
     from core.optimizers import OPTIMIZERS
@@ -261,7 +263,13 @@ def test_spec_names_equal_the_implementation_registries() -> None:
 
     assert set(ACTIVATION_PARAMS) == set(ACTIVATIONS)
     assert set(INIT_PARAMS) == set(INITIALIZERS)
-    assert {k: tuple(v) for k, v in INIT_PARAMS.items() if v} == INIT_KWARGS
+    assert INIT_PARAMS["normal"] == {"mean": 0.0, "std": 1.0}  # read from the registry
+    assert ACTIVATION_PARAMS["leaky_relu"] == {"alpha": 0.01}
+    # every declared parameter has a field of the parsed value to live in
+    assert {k for v in INIT_PARAMS.values() for k in v} == {
+        f.name for f in fields(InitFn)} - {"type"}
+    assert {k for v in ACTIVATION_PARAMS.values() for k in v} == {
+        f.name for f in fields(ActivationFn)} - {"type"}
     assert set(LAYER_TYPES) == set(LAYERS)
     assert set(LOSS_TYPES) == set(LOSSES)
     # optimizers and schedules have no copy here: the spec reads the classes' declarations
