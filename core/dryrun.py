@@ -1,8 +1,9 @@
 """The dry run behind ``POST /v1/jobs:validate``: shapes, parameters, FLOPs and memory.
 
-Nothing is allocated: every figure comes from the spec and the input shape. FLOPs count a
-multiply-add as 2; an epoch is forward + backward (about 3x the forward cost) over the
-training rows plus one forward pass over the validation rows.
+Nothing is allocated: every figure comes from the spec and the input shape, and each layer
+spec answers its own (``core.spec.layers.LayerSpec``). FLOPs count a multiply-add as 2; an
+epoch is forward + backward (about 3x the forward cost) over the training rows plus one
+forward pass over the validation rows.
 """
 
 from __future__ import annotations
@@ -13,48 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from core.metrics import EVAL_BATCH
+from core.network import EVAL_CHUNK
 from core.spec.job import Spec
-from core.spec.layers import Conv2DSpec, DenseSpec, LayerSpec
 from core.spec.optim import OptimizerSpec
-from core.spec.shapes import Shape, infer_shapes, normalize_input_shape
+from core.spec.shapes import infer_shapes, normalize_input_shape
 
 BACKWARD_FACTOR = 3  # forward + backward ≈ 3x forward (two GEMMs back for each one forward)
-
-# Element-wise cost per output value of an activation (exp/erf count a few FLOPs).
-_ACTIVATION_FLOPS = {"linear": 0, "relu": 1, "leaky_relu": 2, "elu": 3, "gelu": 8,
-                     "sigmoid": 4, "tanh": 4, "softmax": 5, "softplus": 4, "silu": 5}
-
-
-def layer_params(layer: LayerSpec, in_shape: Shape) -> int:
-    """Trainable scalars of one layer (batch_norm's running statistics are buffers)."""
-    if isinstance(layer, DenseSpec):
-        return in_shape[0] * layer.units + layer.units
-    if isinstance(layer, Conv2DSpec):
-        kh, kw = layer.kernel_hw
-        return layer.filters * in_shape[0] * kh * kw + layer.filters
-    if layer.type == "batch_norm":
-        return 2 * in_shape[0]
-    return 0
-
-
-def layer_flops(layer: LayerSpec, in_shape: Shape, out_shape: Shape) -> int:
-    """Forward FLOPs for one sample."""
-    out = math.prod(out_shape)
-    activation = getattr(layer, "activation", None)
-    act = out * _ACTIVATION_FLOPS.get(activation.type, 1) if activation is not None else 0
-    if isinstance(layer, DenseSpec):
-        return 2 * in_shape[0] * layer.units + out + act
-    if isinstance(layer, Conv2DSpec):
-        kh, kw = layer.kernel_hw
-        return 2 * in_shape[0] * kh * kw * out + out + act
-    if layer.type in ("max_pool2d", "avg_pool2d"):
-        k = int(getattr(layer, "pool_size"))  # noqa: B009 - LayerSpec union
-        return k * k * out
-    if layer.type == "batch_norm":
-        return 4 * out + act
-    if layer.type == "dropout":
-        return out
-    return act
 
 
 def optimizer_state_arrays(spec: OptimizerSpec) -> int:
@@ -76,8 +42,37 @@ def split_sizes(n_samples: int, validation_split: float) -> tuple[int, int]:
     return n_samples - n_val, n_val
 
 
+def _eval_row_counts(n: int) -> set[int]:
+    """Batch sizes an eval pass over ``n`` rows runs the layers at.
+
+    ``core.metrics.evaluate`` takes chunks of EVAL_BATCH rows and the network splits each
+    into chunks of EVAL_CHUNK; the layers keep scratch arrays per batch size.
+    """
+    sizes: set[int] = set()
+    for chunk in {min(EVAL_BATCH, n), n % EVAL_BATCH}:
+        if chunk > EVAL_CHUNK:
+            sizes.update({EVAL_CHUNK, chunk % EVAL_CHUNK})
+        else:
+            sizes.add(chunk)
+    sizes.discard(0)
+    return sizes
+
+
+def held_rows(batch_rows: int, n_train: int, n_val: int) -> int:
+    """Rows of layer arrays a run holds at once: one set per batch size it meets.
+
+    The training batch, the ragged last one, and the validation passes' chunks each get
+    their own scratch arrays in every layer (core/layers keeps them per batch size).
+    """
+    sizes = {batch_rows, n_train % batch_rows if batch_rows else 0}
+    if n_val:
+        sizes |= _eval_row_counts(n_val)
+    sizes.discard(0)
+    return sum(sizes)
+
+
 def dry_run(spec: Spec, input_shape: Sequence[int], n_samples: int) -> dict[str, Any]:
-    """Per-layer shapes, parameters and FLOPs; totals for an epoch and a memory estimate.
+    """Per-layer shapes, parameters, FLOPs and memory; totals for an epoch and a run.
 
     Parameters
     ----------
@@ -87,10 +82,15 @@ def dry_run(spec: Spec, input_shape: Sequence[int], n_samples: int) -> dict[str,
 
     Returns
     -------
-    dict with ``layers`` ([{index, type, output_shape, params, flops}], flops per sample,
-    forward), ``total_params``, ``flops_per_epoch``, ``memory_bytes`` (parameters, gradients,
-    optimizer state and one batch's activations and their gradients, in the run's dtype),
-    ``data_bytes`` (the training arrays), ``batch_size`` (resolved) and ``n_train``/``n_val``.
+    dict with ``layers`` ([{index, type, output_shape, params, flops, memory_bytes}]: flops
+    per sample, forward; memory_bytes the arrays the layer holds for one training batch),
+    ``total_params``, ``flops_per_epoch``, ``memory_bytes`` (an upper estimate of training
+    memory, in the run's dtype: parameters, gradients and optimizer state; every layer's
+    arrays for each batch size the run meets -- the batch, the ragged last batch, the
+    validation chunks -- with the batch itself and the loss's arrays; and the data: the
+    run's split copy plus the larger of the standardization fit's float64 temporary and
+    the shuffle buffer), ``data_bytes`` (the training arrays once, in the run's dtype),
+    ``batch_size`` (resolved) and ``n_train``/``n_val``.
 
     Raises
     ------
@@ -98,35 +98,40 @@ def dry_run(spec: Spec, input_shape: Sequence[int], n_samples: int) -> dict[str,
     """
     shape = normalize_input_shape(input_shape)
     shapes = infer_shapes(spec.model, shape)
-    itemsize = np.dtype(spec.training.dtype).itemsize
-    layers: list[dict[str, Any]] = []
-    in_shape = shape
-    activations = math.prod(shape)
-    scratch = 0
-    for i, (layer, out_shape) in enumerate(zip(spec.model.layers, shapes, strict=True)):
-        layers.append({"index": i, "type": layer.type, "output_shape": list(out_shape),
-                       "params": layer_params(layer, in_shape),
-                       "flops": layer_flops(layer, in_shape, out_shape)})
-        activations += math.prod(out_shape)
-        if isinstance(layer, Conv2DSpec):
-            kh, kw = layer.kernel_hw
-            # im2col columns (C*kh*kw, oh*ow) per sample, the conv's largest scratch
-            scratch = max(scratch, in_shape[0] * kh * kw * out_shape[1] * out_shape[2])
-        in_shape = out_shape
-    total_params = sum(layer["params"] for layer in layers)
-    forward = sum(layer["flops"] for layer in layers)
+    dtype = spec.training.dtype
+    itemsize = np.dtype(dtype).itemsize
     n_train, n_val = split_sizes(int(n_samples), spec.training.validation_split)
     batch = spec.training.batch_size
     batch_rows = n_train if batch == "full" else min(int(batch), max(n_train, 1))
+    layers: list[dict[str, Any]] = []
+    in_shape = shape
+    held_per_row = 0
+    for i, (layer, out_shape) in enumerate(zip(spec.model.layers, shapes, strict=True)):
+        layers.append({"index": i, "type": layer.type, "output_shape": list(out_shape),
+                       "params": layer.param_count(in_shape),
+                       "flops": layer.flops(in_shape, out_shape),
+                       "memory_bytes": layer.memory_bytes(in_shape, out_shape, batch_rows,
+                                                          dtype)})
+        held_per_row += layer.held_values(in_shape, out_shape)
+        in_shape = out_shape
+    total_params = sum(layer["params"] for layer in layers)
+    forward = sum(layer["flops"] for layer in layers)
     state = optimizer_state_arrays(spec.optimizer)
-    # params + grads + optimizer state; forward outputs and their gradients for one batch
-    memory = (2 + state) * total_params + batch_rows * (2 * activations + 2 * scratch)
+    # the batch's inputs, and the loss's outputs-sized arrays (link, gradient, targets)
+    held_per_row += math.prod(shape) + 3 * math.prod(shapes[-1])
+    data_bytes = int(n_samples * math.prod(shape) * itemsize)
+    # The run's split copies of the data, then either the standardization fit's float64
+    # deviations over the training rows or (later, never larger) the shuffle buffer.
+    data_held = data_bytes + n_train * math.prod(shape) * (
+        8 if spec.training.standardize else itemsize)
+    memory = ((2 + state) * total_params
+              + held_rows(batch_rows, n_train, n_val) * held_per_row) * itemsize
     return {
         "layers": layers,
         "total_params": int(total_params),
         "flops_per_epoch": int(BACKWARD_FACTOR * forward * n_train + forward * n_val),
-        "memory_bytes": int(memory * itemsize),
-        "data_bytes": int(n_samples * math.prod(shape) * itemsize),
+        "memory_bytes": int(memory + data_held),
+        "data_bytes": data_bytes,
         "batch_size": int(batch_rows),
         "n_train": n_train,
         "n_val": n_val,

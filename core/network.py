@@ -29,7 +29,7 @@ PREDICT_BATCH = EVAL_CHUNK
 
 
 def normalize_input_shape(input_shape: Sequence[int]) -> Shape:
-    """(H, W) images become (1, H, W): DESIGN §3 treats (N, H, W) data as one channel."""
+    """(H, W) images become (1, H, W): (N, H, W) data is one channel (core.spec.shapes)."""
     shape = tuple(int(d) for d in input_shape)
     return (1, *shape) if len(shape) == 2 else shape
 
@@ -41,7 +41,7 @@ class Network:
     ----------
     params, grads : dict "i.name" -> ndarray, views into ``flat_params`` / ``flat_grads``
     buffers : dict "i.running_mean" ... -> the layers' own (non-trainable) arrays
-    weight_names : the dense/conv "i.weight" names, the ones L1/L2 penalise
+    weight_names : the names L1/L2 penalise (each layer's ``penalized``: dense/conv weights)
     rng : the Generator that initialised the weights and draws dropout masks
     preprocessing : object with ``apply(X)`` run by :meth:`predict` first, or None
     """
@@ -72,8 +72,8 @@ class Network:
             f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.buffers.items()
         }
         self.weight_names = [
-            f"{i}.weight" for i, layer in enumerate(self.layers)
-            if layer.type_name in ("dense", "conv2d") and "weight" in layer.params
+            f"{i}.{name}" for i, layer in enumerate(self.layers)
+            for name in layer.penalized if name in layer.params
         ]
         trainable = [i for i, layer in enumerate(self.layers) if layer.params]
         # Backward stops at the first layer with parameters: nothing needs dL/dX.

@@ -1,4 +1,4 @@
-"""The layer registry: spec ``type`` -> Layer class (DESIGN §3)."""
+"""The layer registry: spec ``type`` -> Layer class (the spec side: core.spec.layers)."""
 
 from __future__ import annotations
 

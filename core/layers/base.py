@@ -38,6 +38,8 @@ class Layer(ABC):
     """Base class: holds params/grads/buffers dicts and per-shape scratch arrays."""
 
     type_name: ClassVar[str] = ""
+    # Parameters the L1/L2 penalty applies to (weights, not biases or norm scales).
+    penalized: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self.params: dict[str, Array] = {}
@@ -51,7 +53,7 @@ class Layer(ABC):
 
     @classmethod
     def from_spec(cls, spec: Any) -> Layer:
-        """Build an unbuilt layer from its spec (dataclass or dict with the DESIGN §3 keys)."""
+        """Build an unbuilt layer from its spec (a core.spec.layers dataclass, or a dict)."""
         return cls()
 
     def build(self, input_shape: Shape, rng: np.random.Generator, dtype: DTypeLike) -> Shape:

@@ -39,6 +39,7 @@ class Conv2D(Layer):
     """
 
     type_name = "conv2d"
+    penalized = ("weight",)
 
     def __init__(self, filters: int, kernel_size: Any = 3, stride: int = 1,
                  padding: str | int = "valid", activation: Activation | None = None,

@@ -22,6 +22,7 @@ class Dense(Layer):
     """Dense layer on (N, F) inputs, with its activation fused after the affine part."""
 
     type_name = "dense"
+    penalized = ("weight",)
 
     def __init__(self, units: int, activation: Activation | None = None,
                  weight_init: Any = None, bias_init: Any = None) -> None:

@@ -1,6 +1,11 @@
-"""Layer specs: one frozen dataclass per layer type (parsing lives in ``core.spec.model``).
+"""Layer specs: one frozen dataclass per layer type, registered in ``LAYER_SPECS``.
 
-Attribute names are the JSON keys of DESIGN §3; every class has a class-level ``type``.
+A layer spec is the whole story of its type on the spec side: ``spec_params`` declares its
+JSON fields (the parser, ``/openapi.json`` and ``docs/spec.md`` read them), and its methods
+answer the output shape, the trainable parameter count, the forward FLOPs per sample and
+the memory it holds for a batch -- the dry run and shape inference call them and switch on
+nothing. Adding a layer type is one class here plus its implementation in ``core/layers/``.
+
 Defaults follow PyTorch, so a spec without initializers trains like the same torch model:
 dense and conv2d weights default to ``torch_default`` (kaiming_uniform(a=√5)) and their
 biases to ``torch_default`` too (U(±1/√fan_in)); any other weight rule gets zero biases, as
@@ -9,33 +14,142 @@ Keras does. batch_norm starts at gamma = 1, beta = 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar
+import math
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Self
 
-from core.spec.functions import ActivationFn, InitFn, as_activation, as_init
+import numpy as np
+from numpy.typing import DTypeLike
 
-TORCH_DEFAULT = InitFn("torch_default")
-ONES = InitFn("ones")
-ZEROS = InitFn("zeros")
-LINEAR = ActivationFn()
+from core.activations import ACTIVATIONS
+from core.errors import SpecError
+from core.spec.fields import MISSING, Section, is_int, show
+from core.spec.functions import (
+    ActivationFn,
+    InitFn,
+    activation_param,
+    as_activation,
+    as_init,
+    init_param,
+)
+from core.spec.params import Param
+
+Shape = tuple[int, ...]
+
+
+def declared(params: tuple[Param, ...], name: str) -> Any:
+    """The declared default of field ``name``: a dataclass default read from its Param."""
+    return next(p.default for p in params if p.name == name)
 
 
 def _auto_bias(weight_init: InitFn) -> InitFn:
-    return TORCH_DEFAULT if weight_init.type == "torch_default" else InitFn("zeros")
+    return InitFn("torch_default") if weight_init.type == "torch_default" else InitFn("zeros")
+
+
+class LayerSpec:
+    """Base of every layer spec: parsing from the declared fields, and the dry run's answers.
+
+    Class attributes (registry metadata): ``type`` (the JSON name), ``spec_params`` (its
+    fields beside ``type``, in documentation order), ``input_ranks`` (1 for (F,) samples,
+    3 for (C, H, W)), ``flat_output`` (its output is always (F,)). Subclasses override the
+    methods below that differ from "no parameters, output shape = input shape, free".
+    """
+
+    type: ClassVar[str]
+    spec_params: ClassVar[tuple[Param, ...]] = ()
+    input_ranks: ClassVar[tuple[int, ...]] = (1, 3)
+    flat_output: ClassVar[bool] = False
+
+    @classmethod
+    def parse(cls, s: Section) -> Self:
+        """The layer at ``s`` (its ``type`` already checked); errors are recorded in ``s``."""
+        s.check_keys(("type", *(p.name for p in cls.spec_params)))
+        values = {p.name: p.read(s) for p in cls.spec_params}
+        cls.check(s, values)
+        return cls(**values)
+
+    @classmethod
+    def check(cls, s: Section, values: dict[str, Any]) -> None:
+        """Rules between this layer's own fields (record errors in ``s``)."""
+
+    @classmethod
+    def preserves_shape(cls) -> bool:
+        """True when the output always has the input's shape (dropout, norms, activation)."""
+        return not cls.flat_output and cls._output_shape is LayerSpec._output_shape
+
+    def output_shape(self, shape: Shape, path: str) -> Shape:
+        """The output shape of one sample for input ``shape``; SpecError at ``path`` if none."""
+        if len(shape) not in self.input_ranks:
+            wanted = "flat (features,)" if self.input_ranks == (1,) else "(C, H, W)"
+            hint = "; add a flatten layer before it" if self.input_ranks == (1,) else ""
+            raise SpecError(path, f"{self.type} needs {wanted} inputs but gets {shape}{hint}")
+        return self._output_shape(shape, path)
+
+    def _output_shape(self, shape: Shape, path: str) -> Shape:
+        return shape
+
+    def param_count(self, in_shape: Shape) -> int:
+        """Trainable scalars for input ``in_shape`` (running statistics are buffers)."""
+        return 0
+
+    def flops(self, in_shape: Shape, out_shape: Shape) -> int:
+        """Forward FLOPs for one sample (a multiply-add counts 2)."""
+        return 0
+
+    def held_values(self, in_shape: Shape, out_shape: Shape) -> int:
+        """Values (of the run's dtype) the layer holds per batch row at its peak in training.
+
+        Its output, what it caches for backward, its input gradient and its scratch
+        (core/layers keeps these per batch size); an upper estimate, summed over the arrays
+        even where a temporary is freed before the next is made.
+        """
+        return 0
+
+    def memory_bytes(self, in_shape: Shape, out_shape: Shape, batch: int,
+                     dtype: DTypeLike) -> int:
+        """Bytes this layer holds for one training batch of ``batch`` rows in ``dtype``."""
+        return batch * self.held_values(in_shape, out_shape) * np.dtype(dtype).itemsize
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this layer, every default filled."""
+        out: dict[str, Any] = {"type": self.type}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if isinstance(value, ActivationFn | InitFn):
+                value = value.to_json()
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+
+def _activation_flops(activation: ActivationFn, values: int) -> int:
+    return values * ACTIVATIONS[activation.type].flops_per_value
+
+
+def _activation_work(activation: ActivationFn, values: int) -> int:
+    return values * ACTIVATIONS[activation.type].work_arrays
 
 
 @dataclass(frozen=True)
-class DenseSpec:
-    """``dense``: ``y = activation(x @ W + b)``, W of shape (fan_in, units).
+class DenseSpec(LayerSpec):
+    """``dense``: ``y = activation(x @ W + b)``, W of shape (fan_in, units), on (F,) inputs."""
 
-    ``bias_init`` None means: ``torch_default`` when ``weight_init`` is, else ``zeros``.
-    """
-
-    type: ClassVar[str] = "dense"
+    type = "dense"
+    spec_params = (
+        Param("units", "integer", low=1, doc="Output features (torch's out_features).",
+              example=10),
+        activation_param("Applied to x @ W + b."),
+        init_param("weight_init", "torch_default", "How W is drawn."),
+        init_param("bias_init", None, "How b is drawn; absent: torch_default when weight_init "
+                   "is torch_default, else zeros."),
+    )
+    input_ranks = (1,)
+    flat_output = True
     units: int
-    activation: ActivationFn = LINEAR
-    weight_init: InitFn = TORCH_DEFAULT
-    bias_init: InitFn | None = None
+    activation: ActivationFn = declared(spec_params, "activation")
+    weight_init: InitFn = declared(spec_params, "weight_init")
+    bias_init: InitFn | None = declared(spec_params, "bias_init")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "activation", as_activation(self.activation))
@@ -43,23 +157,84 @@ class DenseSpec:
         bias = _auto_bias(self.weight_init) if self.bias_init is None else as_init(self.bias_init)
         object.__setattr__(self, "bias_init", bias)
 
+    def _output_shape(self, shape: Shape, path: str) -> Shape:
+        return (self.units,)
+
+    def param_count(self, in_shape: Shape) -> int:
+        return in_shape[0] * self.units + self.units
+
+    def flops(self, in_shape: Shape, out_shape: Shape) -> int:
+        # 2 per multiply-add, one bias add per output, then the activation
+        return 2 * in_shape[0] * self.units + self.units + _activation_flops(self.activation,
+                                                                             self.units)
+
+    def held_values(self, in_shape: Shape, out_shape: Shape) -> int:
+        # output, input gradient, the transposed input BLAS may copy for dW, and the
+        # activation's cache and temporaries
+        return self.units + 2 * in_shape[0] + _activation_work(self.activation, self.units)
+
+
+def _read_kernel_size(s: Section, p: Param) -> Any:
+    """A positive int or a [height, width] pair of positive ints."""
+    if not s.has(p.name) or not isinstance(s.data[p.name], list | tuple):
+        return s.integer(p.name, p.default, minimum=1)
+    value = s.data[p.name]
+    if len(value) == 2 and all(is_int(v) and v >= 1 for v in value):
+        return (int(value[0]), int(value[1]))
+    s.error(p.name, f"must be a positive integer or a [height, width] pair, got {show(value)}")
+    return None
+
+
+def _read_padding(s: Section, p: Param) -> Any:
+    if not s.has(p.name):
+        return p.default
+    raw = s.data[p.name]
+    if raw in ("valid", "same") or (is_int(raw) and raw >= 0):
+        return raw if isinstance(raw, str) else int(raw)
+    s.error(p.name, f"must be 'valid', 'same' or an integer >= 0, got {show(raw)}")
+    return p.default
+
+
+_POSITIVE = {"type": "integer", "minimum": 1}
+
 
 @dataclass(frozen=True)
-class Conv2DSpec:
-    """``conv2d`` on NCHW inputs; kernel (filters, in_channels, kh, kw) as in PyTorch.
+class Conv2DSpec(LayerSpec):
+    """``conv2d`` on (C, H, W) inputs; kernel (filters, in_channels, kh, kw) as in PyTorch.
 
     ``kernel_size`` is an int or (kh, kw); ``padding`` is "valid", "same" (stride 1 only,
     as torch) or an int of zeros on every side. ``bias_init`` None as in DenseSpec.
     """
 
-    type: ClassVar[str] = "conv2d"
+    type = "conv2d"
+    spec_params = (
+        Param("filters", "integer", low=1, doc="Output channels (torch's out_channels).",
+              example=8),
+        Param("kernel_size", "custom", doc="Kernel height and width.", example=3,
+              reader=_read_kernel_size,
+              schema={"anyOf": [_POSITIVE, {"type": "array", "items": _POSITIVE,
+                                            "minItems": 2, "maxItems": 2}],
+                      "x-allowed": "a positive integer or a [height, width] pair"}),
+        Param("stride", "integer", 1, low=1, doc="Step between windows, both directions."),
+        Param("padding", "custom", "valid", reader=_read_padding,
+              doc='Zeros around the input: "valid" (none), "same" (output size = input '
+                  "size; stride 1 only) or a number per side.",
+              schema={"anyOf": [{"enum": ["valid", "same"]},
+                                {"type": "integer", "minimum": 0}],
+                      "x-allowed": '"valid", "same" or an integer >= 0'}),
+        activation_param("Applied to the convolution plus bias."),
+        init_param("weight_init", "torch_default", "How the kernel is drawn."),
+        init_param("bias_init", None, "How the bias is drawn; absent: torch_default when "
+                   "weight_init is torch_default, else zeros."),
+    )
+    input_ranks = (3,)
     filters: int
     kernel_size: int | tuple[int, int]
-    stride: int = 1
-    padding: str | int = "valid"
-    activation: ActivationFn = LINEAR
-    weight_init: InitFn = TORCH_DEFAULT
-    bias_init: InitFn | None = None
+    stride: int = declared(spec_params, "stride")
+    padding: str | int = declared(spec_params, "padding")
+    activation: ActivationFn = declared(spec_params, "activation")
+    weight_init: InitFn = declared(spec_params, "weight_init")
+    bias_init: InitFn | None = declared(spec_params, "bias_init")
 
     def __post_init__(self) -> None:
         if isinstance(self.kernel_size, list):
@@ -69,101 +244,216 @@ class Conv2DSpec:
         bias = _auto_bias(self.weight_init) if self.bias_init is None else as_init(self.bias_init)
         object.__setattr__(self, "bias_init", bias)
 
+    @classmethod
+    def check(cls, s: Section, values: dict[str, Any]) -> None:
+        if values["padding"] == "same" and values["stride"] != 1:
+            s.error("padding", f"'same' needs stride 1 (as in torch), got stride "
+                    f"{values['stride']}; use an integer padding")
+        if values["kernel_size"] is None:
+            values["kernel_size"] = 1  # reported already; a stand-in keeps the dataclass whole
+
     @property
     def kernel_hw(self) -> tuple[int, int]:
         k = self.kernel_size
         return (k, k) if isinstance(k, int) else (int(k[0]), int(k[1]))
 
+    def pads(self) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right) zeros, as torch: "same" puts the odd one at the end."""
+        kh, kw = self.kernel_hw
+        if self.padding == "valid":
+            return (0, 0, 0, 0)
+        if self.padding == "same":
+            top, left = (kh - 1) // 2, (kw - 1) // 2
+            return (top, kh - 1 - top, left, kw - 1 - left)
+        p = int(self.padding)
+        return (p, p, p, p)
+
+    def _padded(self, shape: Shape) -> tuple[int, int]:
+        top, bottom, left, right = self.pads()
+        return shape[1] + top + bottom, shape[2] + left + right
+
+    def _output_shape(self, shape: Shape, path: str) -> Shape:
+        kh, kw = self.kernel_hw
+        hp, wp = self._padded(shape)
+        if kh > hp or kw > wp:
+            raise SpecError(f"{path}.kernel_size", f"kernel {kh}x{kw} is larger than its "
+                            f"(padded) input {hp}x{wp}")
+        return (self.filters, (hp - kh) // self.stride + 1, (wp - kw) // self.stride + 1)
+
+    def param_count(self, in_shape: Shape) -> int:
+        kh, kw = self.kernel_hw
+        return self.filters * in_shape[0] * kh * kw + self.filters
+
+    def flops(self, in_shape: Shape, out_shape: Shape) -> int:
+        kh, kw = self.kernel_hw
+        out = math.prod(out_shape)
+        return 2 * in_shape[0] * kh * kw * out + out + _activation_flops(self.activation, out)
+
+    def held_values(self, in_shape: Shape, out_shape: Shape) -> int:
+        # core.layers.conv per sample: padded planes and their gradient, im2col columns
+        # (+ a row of ones) and their gradient over "wide" rows (stride 1: the padded
+        # width), the GEMM result and its gradient, the NCHW output, the input gradient.
+        kh, kw = self.kernel_hw
+        c = in_shape[0]
+        hp, wp = self._padded(in_shape)
+        _, oh, ow = out_shape
+        row = wp if self.stride == 1 else ow
+        out = math.prod(out_shape)
+        return (2 * c * hp * wp + (2 * c * kh * kw + 1) * oh * row
+                + 2 * self.filters * oh * row + out + _activation_work(self.activation, out)
+                + math.prod(in_shape))
+
 
 @dataclass(frozen=True)
-class _Pool2DSpec:
+class _Pool2DSpec(LayerSpec):
     """Square ``pool_size`` windows; ``stride`` None means ``pool_size``."""
 
-    type: ClassVar[str]
-    pool_size: int = 2
-    stride: int | None = None
+    spec_params = (
+        Param("pool_size", "integer", 2, low=1, doc="Window height and width."),
+        Param("stride", "integer", None, low=1, doc="Step between windows; absent: "
+              "pool_size."),
+    )
+    input_ranks = (3,)
+    # output-sized arrays beyond the output that backward uses (measured, see test_dryrun)
+    work_arrays: ClassVar[int]
+    pool_size: int = declared(spec_params, "pool_size")
+    stride: int | None = declared(spec_params, "stride")
 
     def __post_init__(self) -> None:
         if self.stride is None:
             object.__setattr__(self, "stride", self.pool_size)
 
+    def _output_shape(self, shape: Shape, path: str) -> Shape:
+        c, h, w = shape
+        k, s = self.pool_size, int(self.stride or self.pool_size)
+        if k > h or k > w:
+            raise SpecError(f"{path}.pool_size", f"pool {k}x{k} is larger than its input "
+                            f"{h}x{w}")
+        return (c, (h - k) // s + 1, (w - k) // s + 1)
+
+    def flops(self, in_shape: Shape, out_shape: Shape) -> int:
+        return self.pool_size * self.pool_size * math.prod(out_shape)
+
+    def held_values(self, in_shape: Shape, out_shape: Shape) -> int:
+        return (1 + self.work_arrays) * math.prod(out_shape) + math.prod(in_shape)
+
 
 @dataclass(frozen=True)
 class MaxPool2DSpec(_Pool2DSpec):
-    """``max_pool2d``: the maximum of each window."""
+    """``max_pool2d``: the maximum of each window (torch.nn.MaxPool2d)."""
 
-    type: ClassVar[str] = "max_pool2d"
+    type = "max_pool2d"
+    work_arrays = 3  # the window-hit masks and an overlapping window's share
 
 
 @dataclass(frozen=True)
 class AvgPool2DSpec(_Pool2DSpec):
-    """``avg_pool2d``: the mean of each window."""
+    """``avg_pool2d``: the mean of each window (torch.nn.AvgPool2d)."""
 
-    type: ClassVar[str] = "avg_pool2d"
-
-
-@dataclass(frozen=True)
-class FlattenSpec:
-    """``flatten``: (C, H, W) -> (C*H*W,), in C, H, W order as torch."""
-
-    type: ClassVar[str] = "flatten"
+    type = "avg_pool2d"
+    work_arrays = 4  # the scaled gradient, and NumPy's buffers for strided in-place adds
 
 
 @dataclass(frozen=True)
-class DropoutSpec:
-    """``dropout``: inverted dropout with drop probability ``rate`` in [0, 1) (torch: 0.5)."""
+class FlattenSpec(LayerSpec):
+    """``flatten``: (C, H, W) -> (C*H*W,), in C, H, W order as torch (views, no copies)."""
 
-    type: ClassVar[str] = "dropout"
-    rate: float = 0.5
+    type = "flatten"
+    flat_output = True
+
+    def _output_shape(self, shape: Shape, path: str) -> Shape:
+        return (math.prod(shape),)
 
 
 @dataclass(frozen=True)
-class BatchNormSpec:
+class DropoutSpec(LayerSpec):
+    """``dropout``: inverted dropout, zeroing each value with probability ``rate``."""
+
+    type = "dropout"
+    spec_params = (
+        Param("rate", "number", 0.5, low=0.0, high=1.0, high_open=True,
+              doc="The probability of zeroing a value in training (torch's p)."),
+    )
+    rate: float = declared(spec_params, "rate")
+
+    def flops(self, in_shape: Shape, out_shape: Shape) -> int:
+        return math.prod(out_shape)
+
+    def held_values(self, in_shape: Shape, out_shape: Shape) -> int:
+        return 3 * math.prod(out_shape)  # the kept mask, the scaled mask, the output
+
+
+@dataclass(frozen=True)
+class BatchNormSpec(LayerSpec):
     """``batch_norm`` over features (N, F) or channels (N, C, H, W); torch's momentum/eps.
 
     ``weight_init`` / ``bias_init`` initialise gamma / beta (ones / zeros, as torch).
     """
 
-    type: ClassVar[str] = "batch_norm"
-    momentum: float = 0.1
-    eps: float = 1e-5
-    activation: ActivationFn = LINEAR
-    weight_init: InitFn = ONES
-    bias_init: InitFn = ZEROS
+    type = "batch_norm"
+    spec_params = (
+        Param("momentum", "number", 0.1, low=0.0, high=1.0,
+              doc="Weight of the batch in the running statistics (torch's momentum)."),
+        Param("eps", "number", 1e-5, low=0.0, low_open=True,
+              doc="Added to the variance before its square root."),
+        activation_param("Applied after the normalisation and gamma, beta."),
+        init_param("weight_init", "ones", "How gamma is drawn.", vector=True),
+        init_param("bias_init", "zeros", "How beta is drawn.", vector=True),
+    )
+    momentum: float = declared(spec_params, "momentum")
+    eps: float = declared(spec_params, "eps")
+    activation: ActivationFn = declared(spec_params, "activation")
+    weight_init: InitFn = declared(spec_params, "weight_init")
+    bias_init: InitFn = declared(spec_params, "bias_init")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "activation", as_activation(self.activation))
         object.__setattr__(self, "weight_init", as_init(self.weight_init))
         object.__setattr__(self, "bias_init", as_init(self.bias_init))
 
+    def param_count(self, in_shape: Shape) -> int:
+        return 2 * in_shape[0]
+
+    def flops(self, in_shape: Shape, out_shape: Shape) -> int:
+        out = math.prod(out_shape)
+        return 4 * out + _activation_flops(self.activation, out)
+
+    def held_values(self, in_shape: Shape, out_shape: Shape) -> int:
+        # normalised input (kept), its square, the output, dz * xhat, the input gradient
+        out = math.prod(out_shape)
+        return 5 * out + _activation_work(self.activation, out)
+
 
 @dataclass(frozen=True)
-class ActivationSpec:
+class ActivationSpec(LayerSpec):
     """``activation``: a standalone element-wise activation layer."""
 
-    type: ClassVar[str] = "activation"
-    activation: ActivationFn = LINEAR
+    type = "activation"
+    spec_params = (activation_param("The function applied to every value.", default=MISSING),)
+    activation: ActivationFn
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "activation", as_activation(self.activation))
 
+    def flops(self, in_shape: Shape, out_shape: Shape) -> int:
+        return _activation_flops(self.activation, math.prod(out_shape))
 
-LayerSpec = (DenseSpec | Conv2DSpec | MaxPool2DSpec | AvgPool2DSpec | FlattenSpec | DropoutSpec
-             | BatchNormSpec | ActivationSpec)
+    def held_values(self, in_shape: Shape, out_shape: Shape) -> int:
+        out = math.prod(out_shape)
+        return out + _activation_work(self.activation, out)
+
+
+LAYER_SPECS: dict[str, type[LayerSpec]] = {
+    cls.type: cls
+    for cls in (DenseSpec, Conv2DSpec, MaxPool2DSpec, AvgPool2DSpec, FlattenSpec, DropoutSpec,
+                BatchNormSpec, ActivationSpec)
+}
 
 # Layers that reshape nothing: the output has the input's shape.
-SHAPE_PRESERVING = frozenset({"dropout", "batch_norm", "activation"})
-SPATIAL = frozenset({"conv2d", "max_pool2d", "avg_pool2d"})
+SHAPE_PRESERVING = frozenset(name for name, cls in LAYER_SPECS.items()
+                             if cls.preserves_shape())
 
 
 def layer_to_dict(layer: LayerSpec) -> dict[str, Any]:
     """The JSON object of one layer, every default filled."""
-    out: dict[str, Any] = {"type": layer.type}
-    for name in layer.__dataclass_fields__:
-        value = getattr(layer, name)
-        if isinstance(value, ActivationFn | InitFn):
-            value = value.to_json()
-        elif isinstance(value, tuple):
-            value = list(value)
-        out[name] = value
-    return out
+    return layer.to_dict()
