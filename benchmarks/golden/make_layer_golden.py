@@ -1,9 +1,9 @@
 """Write tests/core/golden/layers_*.json: PyTorch's float64 answers for our layer tests.
 
 Run with torch installed (the `bench` extra):
-`.venv/bin/python benchmarks/golden/make_layer_golden.py`.
+`.venv/bin/python benchmarks/golden/make_layer_golden.py [layers_NAME.json ...]`.
 The tests read the JSON and never import torch. Every case stores its own inputs, so the
-files are the whole contract: conv / pooling / batch norm forward and gradients, every
+files are the whole contract: conv / pooling / batch norm / layer norm forward and gradients, every
 activation and loss (value and gradient), and the exact bound or std torch.nn.init uses for
 each initializer (captured from the uniform_/normal_ call torch itself makes).
 """
@@ -11,6 +11,7 @@ each initializer (captured from the uniform_/normal_ call torch itself makes).
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,33 @@ def batchnorm_cases() -> list[dict[str, Any]]:
         cases.append({"x": _l(x), "gamma": _l(gamma), "beta": _l(beta), "dy": _l(dy),
                       "train": train, "x_eval": _l(x_eval), "y_eval": _l(ye),
                       "dx_eval": _l(xe.grad)})
+    return cases
+
+
+def layernorm_cases() -> list[dict[str, Any]]:
+    """torch.nn.LayerNorm over the whole sample: (N, F) and (N, C, H, W) inputs."""
+    rng = np.random.default_rng(15)
+    cases = []
+    for shape, eps, affine in [((6, 5), 1e-5, True), ((4, 3, 3, 2), 1e-5, True),
+                               ((5, 7), 1e-3, False), ((3, 1, 4, 4), 0.5, True)]:
+        x = rng.standard_normal(shape) * 3.0 + 1.5
+        module = torch.nn.LayerNorm(shape[1:], eps=eps, elementwise_affine=affine)
+        case: dict[str, Any] = {"eps": eps, "elementwise_affine": affine, "x": _l(x)}
+        if affine:
+            gamma = rng.uniform(0.5, 1.5, shape[1:])
+            beta = rng.standard_normal(shape[1:])
+            with torch.no_grad():
+                module.weight.copy_(_t(gamma))
+                module.bias.copy_(_t(beta))
+            case.update(gamma=_l(gamma), beta=_l(beta))
+        xt = _t(x, True)
+        y = module(xt)
+        dy = rng.standard_normal(shape)
+        y.backward(_t(dy))
+        case.update(dy=_l(dy), y=_l(y), dx=_l(xt.grad))
+        if affine:
+            case.update(dgamma=_l(module.weight.grad), dbeta=_l(module.bias.grad))
+        cases.append(case)
     return cases
 
 
@@ -233,21 +261,31 @@ def init_cases() -> list[dict[str, Any]]:
     return cases
 
 
-def main() -> None:
+def main(names: list[str]) -> None:
+    """Write the named files (all when none are named).
+
+    Name only the files you add or mean to change: torch's float64 kernels may differ in
+    the last bit between machines (softmax, gelu), so regenerating everything can rewrite
+    committed goldens with nothing changed.
+    """
     OUT.mkdir(parents=True, exist_ok=True)
     payloads = {
-        "layers_conv.json": conv_cases(),
-        "layers_pool.json": pool_cases(),
-        "layers_batchnorm.json": batchnorm_cases(),
-        "layers_activations.json": activation_cases(),
-        "layers_losses.json": loss_cases(),
-        "layers_init.json": init_cases(),
+        "layers_conv.json": conv_cases,
+        "layers_pool.json": pool_cases,
+        "layers_batchnorm.json": batchnorm_cases,
+        "layers_layernorm.json": layernorm_cases,
+        "layers_activations.json": activation_cases,
+        "layers_losses.json": loss_cases,
+        "layers_init.json": init_cases,
     }
-    for name, payload in payloads.items():
-        doc = {"torch": torch.__version__, "dtype": "float64", "cases": payload}
+    unknown = sorted(set(names) - set(payloads))
+    if unknown:
+        raise SystemExit(f"unknown golden files {unknown}; expected some of {sorted(payloads)}")
+    for name in names or payloads:
+        doc = {"torch": torch.__version__, "dtype": "float64", "cases": payloads[name]()}
         (OUT / name).write_text(json.dumps(doc, allow_nan=False) + "\n")
         print(f"wrote {OUT / name}")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -9,6 +9,7 @@ from core.layers.conv import Conv2D
 from core.layers.dense import Dense
 from core.layers.dropout import Dropout
 from core.layers.flatten import Flatten
+from core.layers.layernorm import LayerNorm
 from core.layers.pooling import AvgPool2D, MaxPool2D
 
 LAYERS: dict[str, type[Layer]] = {
@@ -19,8 +20,9 @@ LAYERS: dict[str, type[Layer]] = {
     "flatten": Flatten,
     "dropout": Dropout,
     "batch_norm": BatchNorm,
+    "layer_norm": LayerNorm,
     "activation": ActivationLayer,
 }
 
 __all__ = ["LAYERS", "ActivationLayer", "AvgPool2D", "BatchNorm", "Conv2D", "Dense", "Dropout",
-           "Flatten", "Layer", "MaxPool2D"]
+           "Flatten", "Layer", "LayerNorm", "MaxPool2D"]

@@ -9,7 +9,7 @@ nothing. Adding a layer type is one class here plus its implementation in ``core
 Defaults follow PyTorch, so a spec without initializers trains like the same torch model:
 dense and conv2d weights default to ``torch_default`` (kaiming_uniform(a=√5)) and their
 biases to ``torch_default`` too (U(±1/√fan_in)); any other weight rule gets zero biases, as
-Keras does. batch_norm starts at gamma = 1, beta = 0.
+Keras does. batch_norm and layer_norm start at gamma = 1, beta = 0.
 """
 
 from __future__ import annotations
@@ -425,6 +425,38 @@ class BatchNormSpec(LayerSpec):
 
 
 @dataclass(frozen=True)
+class LayerNormSpec(LayerSpec):
+    """``layer_norm``: torch.nn.LayerNorm over all of one sample's values.
+
+    On (F,) inputs it normalises the F features of each row (normalized_shape = F); on
+    (C, H, W) inputs all C*H*W values of each sample, exactly torch.nn.LayerNorm([C, H, W])
+    (gamma and beta then have the shape (C, H, W)). Biased variance; training and eval
+    compute the same thing (no running statistics).
+    """
+
+    type = "layer_norm"
+    spec_params = (
+        Param("eps", "number", 1e-5, low=0.0, low_open=True,
+              doc="Added to the variance before its square root."),
+        Param("elementwise_affine", "boolean", True,
+              doc="Learn a gamma (ones) and beta (zeros) per normalised value."),
+    )
+    eps: float = declared(spec_params, "eps")
+    elementwise_affine: bool = declared(spec_params, "elementwise_affine")
+
+    def param_count(self, in_shape: Shape) -> int:
+        return 2 * math.prod(in_shape) if self.elementwise_affine else 0
+
+    def flops(self, in_shape: Shape, out_shape: Shape) -> int:
+        # per value: mean, centre, square and sum, scale by 1/std, gamma, beta
+        return 7 * math.prod(out_shape)
+
+    def held_values(self, in_shape: Shape, out_shape: Shape) -> int:
+        # normalised input (kept), its square, the output, dy * xhat, the input gradient
+        return 5 * math.prod(out_shape)
+
+
+@dataclass(frozen=True)
 class ActivationSpec(LayerSpec):
     """``activation``: a standalone element-wise activation layer."""
 
@@ -446,7 +478,7 @@ class ActivationSpec(LayerSpec):
 LAYER_SPECS: dict[str, type[LayerSpec]] = {
     cls.type: cls
     for cls in (DenseSpec, Conv2DSpec, MaxPool2DSpec, AvgPool2DSpec, FlattenSpec, DropoutSpec,
-                BatchNormSpec, ActivationSpec)
+                BatchNormSpec, LayerNormSpec, ActivationSpec)
 }
 
 # Layers that reshape nothing: the output has the input's shape.

@@ -164,6 +164,20 @@ def test_every_registered_layer_type_answers_for_itself(layer: dict[str, Any],
         assert first["flops"] > 0 and first["memory_bytes"] > 0
 
 
+def test_layer_norm_counts_by_hand() -> None:
+    spec = Spec.from_dict({"model": {"layers": [
+        {"type": "conv2d", "filters": 3, "kernel_size": 3}, {"type": "layer_norm"},
+        {"type": "flatten"}, {"type": "layer_norm", "elementwise_affine": False},
+        {"type": "dense", "units": 2}]},
+        "training": {"batch_size": 10, "validation_split": 0.0}})
+    report = dry_run(spec, (1, 6, 6), 10)
+    norm, plain = report["layers"][1], report["layers"][3]
+    assert norm["params"] == 2 * 3 * 4 * 4 and plain["params"] == 0  # gamma, beta (C, H, W)
+    assert norm["flops"] == plain["flops"] == 7 * 48
+    assert norm["memory_bytes"] == plain["memory_bytes"] == 10 * 5 * 48 * 4
+    assert report["total_params"] == build_network(spec.model, (1, 6, 6), 0).num_params
+
+
 def _traced_peak(run: Callable[[], Any]) -> int:
     tracemalloc.start()
     try:
@@ -193,6 +207,9 @@ LAYER_MEMORY_CASES = [
     ({"type": "dropout"}, (64,)),
     ({"type": "batch_norm", "activation": "silu"}, (64,)),
     ({"type": "batch_norm"}, (3, 10, 10)),
+    ({"type": "layer_norm"}, (64,)),
+    ({"type": "layer_norm", "elementwise_affine": False}, (64,)),
+    ({"type": "layer_norm"}, (3, 10, 10)),
 ]
 
 
@@ -218,7 +235,7 @@ def test_layer_memory_covers_what_a_training_step_allocates(
 RUNS: list[tuple[list[dict[str, Any]], tuple[int, ...], int, Any, float]] = [
     ([{"type": "dense", "units": 128, "activation": "relu"}, {"type": "dropout"},
       {"type": "dense", "units": 3}], (64,), 2000, 32, 0.1),
-    ([{"type": "dense", "units": 256, "activation": "gelu"}, {"type": "batch_norm"},
+    ([{"type": "dense", "units": 256, "activation": "gelu"}, {"type": "layer_norm"},
       {"type": "dense", "units": 3}], (16,), 1500, 500, 0.0),
     ([{"type": "dense", "units": 64, "activation": "elu"}, {"type": "batch_norm"},
       {"type": "activation", "activation": "silu"}, {"type": "dense", "units": 3}],
@@ -227,7 +244,7 @@ RUNS: list[tuple[list[dict[str, Any]], tuple[int, ...], int, Any, float]] = [
        "activation": "relu"}, {"type": "batch_norm"}, {"type": "max_pool2d"},
       {"type": "flatten"}, {"type": "dense", "units": 3}], (1, 8, 8), 1000, 64, 0.1),
     ([{"type": "conv2d", "filters": 4, "kernel_size": 3, "stride": 2, "padding": 1},
-      {"type": "batch_norm"}, {"type": "avg_pool2d"}, {"type": "flatten"},
+      {"type": "layer_norm"}, {"type": "avg_pool2d"}, {"type": "flatten"},
       {"type": "dense", "units": 3}], (2, 12, 12), 600, "full", 0.25),
     ([{"type": "conv2d", "filters": 2, "kernel_size": 1, "padding": 40}, {"type": "flatten"},
       {"type": "dense", "units": 3}], (1, 8, 8), 300, 50, 0.1),

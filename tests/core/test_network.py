@@ -144,6 +144,33 @@ def test_small_cnn_gradient_end_to_end_in_float64() -> None:
     assert rel_error(analytic, numeric_grad(value, net.flat_params)) <= 1e-7
 
 
+def test_layer_norm_network_gradient_end_to_end_in_float64() -> None:
+    spec = {"layers": [
+        {"type": "conv2d", "filters": 2, "kernel_size": 3, "activation": "tanh"},
+        {"type": "layer_norm"},
+        {"type": "flatten"},
+        {"type": "dense", "units": 4, "activation": "gelu"},
+        {"type": "layer_norm", "eps": 1e-3},
+        {"type": "dense", "units": 3},
+    ]}
+    net = build_network(spec, (1, 5, 4), seed=5, dtype="float64")
+    assert list(net.params)[2:4] == ["1.gamma", "1.beta"]
+    assert net.params["1.gamma"].shape == (2, 3, 2)
+    assert net.weight_names == ["0.weight", "3.weight", "5.weight"]
+    net.flat_params[:] += np.random.default_rng(6).normal(0.0, 0.3, net.num_params)
+    loss = make_loss("cross_entropy", np.float64)
+    x = np.random.default_rng(7).standard_normal((6, 1, 5, 4))
+    y = np.array([0, 1, 2, 1, 0, 2])
+
+    def value() -> float:
+        return loss.forward(net.forward(x, training=True), y)
+
+    value()
+    net.backward(loss.backward())
+    analytic = net.flat_grads.copy()
+    assert rel_error(analytic, numeric_grad(value, net.flat_params)) <= 1e-7
+
+
 def test_large_eval_batches_run_in_chunks_with_the_same_result() -> None:
     from core.network import EVAL_CHUNK
 
@@ -161,12 +188,14 @@ def test_every_layer_keeps_float32(loss_name: str) -> None:
         {"type": "conv2d", "filters": 2, "kernel_size": 3, "padding": 1, "activation": "gelu"},
         {"type": "batch_norm", "activation": "silu"},
         {"type": "max_pool2d", "pool_size": 2},
+        {"type": "layer_norm"},
         {"type": "conv2d", "filters": 2, "kernel_size": 2, "stride": 2, "activation": "elu"},
         {"type": "avg_pool2d", "pool_size": 1},
         {"type": "dropout", "rate": 0.5},
         {"type": "flatten"},
         {"type": "dense", "units": 5, "activation": {"type": "leaky_relu", "alpha": 0.1}},
         {"type": "batch_norm"},
+        {"type": "layer_norm", "elementwise_affine": False},
         {"type": "activation", "activation": "softplus"},
         {"type": "dense", "units": 3, "activation": "sigmoid"},
     ]}
