@@ -112,6 +112,7 @@ class LayerReport(BaseModel):
     output_shape: list[int]
     params: int
     flops: int
+    memory_bytes: int
 
 
 class DryRunReport(BaseModel):

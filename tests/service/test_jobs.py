@@ -40,7 +40,9 @@ def test_validate_reports_shapes_params_flops(client: FlaskClient, auth: dict[st
     assert [layer["params"] for layer in report["layers"]] == [4 * 8 + 8, 8 * 3 + 3]
     assert report["total_params"] == 67
     assert [layer["output_shape"] for layer in report["layers"]] == [[8], [3]]
-    assert report["flops_per_epoch"] > 0 and report["memory_bytes"] > 0
+    assert all(layer["memory_bytes"] > 0 for layer in report["layers"])
+    assert report["flops_per_epoch"] > 0
+    assert report["memory_bytes"] > sum(layer["memory_bytes"] for layer in report["layers"])
 
 
 @pytest.mark.parametrize(("change", "field"), [
