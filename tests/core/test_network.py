@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -220,3 +222,32 @@ def test_dropout_masks_follow_the_network_rng() -> None:
     net.rng = np.random.default_rng(42)
     np.testing.assert_array_equal(net.forward(x, training=True), first)
     assert net.layers[1].rng is net.rng
+
+
+def _minimal_layers() -> list[tuple[dict[str, Any], tuple[int, ...]]]:
+    from core.spec import LAYER_SPECS
+
+    cases = []
+    for name, cls in LAYER_SPECS.items():
+        layer = {"type": name, **{p.name: p.example for p in cls.spec_params if p.required}}
+        for rank in cls.input_ranks:
+            cases.append((layer, (6,) if rank == 1 else (2, 5, 4)))
+    return cases
+
+
+@pytest.mark.parametrize(("layer", "shape"), _minimal_layers(),
+                         ids=[f"{c[0]['type']}-{len(c[1])}d" for c in _minimal_layers()])
+def test_a_bare_dict_builds_what_its_parsed_spec_builds(layer: dict[str, Any],
+                                                        shape: tuple[int, ...]) -> None:
+    """The layers' own constructor defaults (torch's signatures) equal the declared ones."""
+    from core.spec import ModelSpec
+
+    layers = [layer, {"type": "flatten"}, {"type": "dense", "units": 2}]
+    parsed = ModelSpec.from_dict({"layers": layers})
+    raw, spec = (build_network(m, shape, seed=4, dtype="float64") for m in (
+        {"layers": layers}, parsed))
+    assert raw.flat_params.tobytes() == spec.flat_params.tobytes()
+    x = np.random.default_rng(5).standard_normal((3, *shape))
+    for training in (True, False):
+        raw.rng, spec.rng = np.random.default_rng(6), np.random.default_rng(6)
+        np.testing.assert_array_equal(raw.forward(x, training), spec.forward(x, training))

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from core.errors import SpecError
@@ -365,7 +366,8 @@ def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.parametrize("module", ["core.spec", "core.optimizers", "core.schedules",
-                                    "core.spec.params", "core.dryrun"])
+                                    "core.spec.params", "core.dryrun", "core.activations",
+                                    "core.initializers", "core.spec.layers", "core.layers"])
 def test_each_module_imports_alone_in_a_fresh_process(module: str) -> None:
     """The registries import core.spec.params, whose package imports the parser that reads the
     registries: whichever comes first, the import must not meet a half-built module."""
@@ -373,3 +375,68 @@ def test_each_module_imports_alone_in_a_fresh_process(module: str) -> None:
     done = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=root,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def _layer_schema(name: str) -> dict[str, Any]:
+    from core.spec import LAYER_SPECS
+    from core.spec.params import object_schema
+
+    schema = object_schema(LAYER_SPECS[name].spec_params, extra={"type": {"const": name}})
+    schema["required"] = ["type", *schema.get("required", [])]
+    return schema
+
+
+def test_layer_declarations_describe_what_the_parser_accepts() -> None:
+    """The JSON Schema built from each spec class's Params agrees with its parser."""
+    jsonschema = pytest.importorskip("jsonschema")
+    spec = Spec.from_dict(EVERYTHING)
+    for layer in spec.model.to_dict()["layers"]:
+        jsonschema.validate(layer, _layer_schema(layer["type"]))  # every default filled
+    for raw in EVERYTHING["model"]["layers"]:
+        jsonschema.validate(raw, _layer_schema(raw["type"]))  # as a user writes it
+    refused = [
+        {"type": "conv2d", "filters": 2, "kernel_size": [3, 3, 3]},
+        {"type": "conv2d", "filters": 2, "kernel_size": 3, "padding": "full"},
+        {"type": "dropout", "rate": 1.0},
+        {"type": "dense", "units": 4, "activation": {"type": "relu", "alpha": 0.1}},
+        {"type": "dense", "units": 4, "weight_init": {"type": "normal", "std": 0}},
+        {"type": "dense"},
+        {"type": "layer_norm", "eps": 0},
+        {"type": "activation"},
+    ]
+    for raw in refused:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(raw, _layer_schema(raw["type"]))
+        with pytest.raises(SpecError):
+            ModelSpec.from_dict({"layers": [raw]})
+
+
+def test_activation_and_initializer_fields_come_from_their_registries() -> None:
+    from core.activations import ACTIVATIONS
+    from core.initializers import INITIALIZERS
+    from core.spec.functions import ACTIVATION_SCHEMA, INITIALIZER_SCHEMA
+
+    jsonschema = pytest.importorskip("jsonschema")
+    assert ACTIVATIONS["leaky_relu"].spec_params[0].default == ACTIVATION_PARAMS[
+        "leaky_relu"]["alpha"] == ActivationFn("leaky_relu").alpha == 0.01
+    assert make_alpha({"type": "leaky_relu"}) == 0.01
+    assert make_alpha({"type": "elu", "alpha": 2.0}) == 2.0
+    normal = INITIALIZERS["normal"]
+    assert [(p.name, p.default) for p in normal.spec_params] == [("mean", 0.0), ("std", 1.0)]
+    draw = normal((2000,), 1, 1, np.random.default_rng(0), np.float64)  # defaults filled
+    assert abs(draw.mean()) < 0.1 and abs(draw.std() - 1.0) < 0.1
+    for ok in ("relu", {"type": "leaky_relu", "alpha": 0.2}, {"type": "gelu"}):
+        jsonschema.validate(ok, ACTIVATION_SCHEMA)
+    for bad in ("relu6", {"type": "relu", "alpha": 0.2}, {"alpha": 0.2}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, ACTIVATION_SCHEMA)
+    for ok in ("he_normal", {"type": "uniform", "a": -1, "b": 1}, {"type": "constant"}):
+        jsonschema.validate(ok, INITIALIZER_SCHEMA)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"type": "normal", "std": -1}, INITIALIZER_SCHEMA)
+
+
+def make_alpha(spec: dict[str, Any]) -> float:
+    from core.activations import make_activation
+
+    return float(make_activation(spec).alpha)  # type: ignore[attr-defined]
