@@ -51,7 +51,8 @@ class LayerSpec:
 
     Class attributes (registry metadata): ``type`` (the JSON name), ``spec_params`` (its
     fields beside ``type``, in documentation order), ``input_ranks`` (1 for (F,) samples,
-    3 for (C, H, W)), ``flat_output`` (its output is always (F,)). Subclasses override the
+    3 for (C, H, W)), ``flat_output`` (its output is always (F,)), ``key_hints`` (a better
+    message for a key users bring from Keras or PyTorch). Subclasses override the
     methods below that differ from "no parameters, output shape = input shape, free".
     """
 
@@ -59,11 +60,12 @@ class LayerSpec:
     spec_params: ClassVar[tuple[Param, ...]] = ()
     input_ranks: ClassVar[tuple[int, ...]] = (1, 3)
     flat_output: ClassVar[bool] = False
+    key_hints: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def parse(cls, s: Section) -> Self:
         """The layer at ``s`` (its ``type`` already checked); errors are recorded in ``s``."""
-        s.check_keys(("type", *(p.name for p in cls.spec_params)))
+        s.check_keys(("type", *(p.name for p in cls.spec_params)), cls.key_hints)
         values = {p.name: p.read(s) for p in cls.spec_params}
         cls.check(s, values)
         return cls(**values)
@@ -146,6 +148,7 @@ class DenseSpec(LayerSpec):
     )
     input_ranks = (1,)
     flat_output = True
+    key_hints = {"out_features": "unknown key; a dense layer's width is 'units'"}
     units: int
     activation: ActivationFn = declared(spec_params, "activation")
     weight_init: InitFn = declared(spec_params, "weight_init")
@@ -228,6 +231,7 @@ class Conv2DSpec(LayerSpec):
                    "weight_init is torch_default, else zeros."),
     )
     input_ranks = (3,)
+    key_hints = {"out_channels": "unknown key; a conv2d layer's output channels are 'filters'"}
     filters: int
     kernel_size: int | tuple[int, int]
     stride: int = declared(spec_params, "stride")
@@ -370,6 +374,7 @@ class DropoutSpec(LayerSpec):
     """``dropout``: inverted dropout, zeroing each value with probability ``rate``."""
 
     type = "dropout"
+    key_hints = {"p": "unknown key; the dropout probability is 'rate'"}
     spec_params = (
         Param("rate", "number", 0.5, low=0.0, high=1.0, high_open=True,
               doc="The probability of zeroing a value in training (torch's p)."),
@@ -435,6 +440,8 @@ class LayerNormSpec(LayerSpec):
     """
 
     type = "layer_norm"
+    key_hints = {"normalized_shape": "unknown key; layer_norm normalises over the whole sample, "
+                                     "its shape comes from the input"}
     spec_params = (
         Param("eps", "number", 1e-5, low=0.0, low_open=True,
               doc="Added to the variance before its square root."),

@@ -13,12 +13,10 @@ from core.spec.layers import LAYER_SPECS, LayerSpec, layer_to_dict
 LAYER_TYPES = frozenset(LAYER_SPECS)
 
 
+# Keys users bring from Keras or PyTorch, for any layer; a type's own are its key_hints.
 LAYER_KEY_HINTS = {
     "kernel_initializer": "unknown key; the weight initializer is 'weight_init'",
     "bias_initializer": "unknown key; the bias initializer is 'bias_init'",
-    "out_features": "unknown key; a dense layer's width is 'units'",
-    "out_channels": "unknown key; a conv2d layer's output channels are 'filters'",
-    "p": "unknown key; the dropout probability is 'rate'",
     "alpha": "unknown key; give the activation as an object, e.g. "
              "{\"type\": \"leaky_relu\", \"alpha\": 0.2}",
 }

@@ -440,3 +440,20 @@ def make_alpha(spec: dict[str, Any]) -> float:
     from core.activations import make_activation
 
     return float(make_activation(spec).alpha)  # type: ignore[attr-defined]
+
+
+def test_every_registry_entry_documents_itself_and_its_fields() -> None:
+    """docs/spec.md and /openapi.json read these: a blank one would be a hole in both."""
+    from core.activations import ACTIVATIONS
+    from core.initializers import INITIALIZERS
+    from core.spec import LAYER_SPECS
+
+    entries: list[Any] = [*LAYER_SPECS.values(), *ACTIVATIONS.values(), *INITIALIZERS.values()]
+    for entry in entries:
+        summary = (entry.__doc__ or "").strip().split("\n")[0]
+        assert summary, entry
+        for param in entry.spec_params:
+            assert param.doc, (entry, param.name)
+            if param.required:
+                assert param.example is not None, (entry, param.name)
+    assert LAYER_SPECS["layer_norm"].__doc__.startswith("``layer_norm``: torch.nn.LayerNorm")
