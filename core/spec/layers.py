@@ -4,7 +4,8 @@ A layer spec is the whole story of its type on the spec side: ``spec_params`` de
 JSON fields (the parser, ``/openapi.json`` and ``docs/spec.md`` read them), and its methods
 answer the output shape, the trainable parameter count, the forward FLOPs per sample and
 the memory it holds for a batch -- the dry run and shape inference call them and switch on
-nothing. Adding a layer type is one class here plus its implementation in ``core/layers/``.
+nothing (their base is ``core.spec.layer_base.LayerSpec``). Adding a layer type is one class
+here plus its implementation in ``core/layers/`` and its entry in ``core.layers.LAYERS``.
 
 Defaults follow PyTorch, so a spec without initializers trains like the same torch model:
 dense and conv2d weights default to ``torch_default`` (kaiming_uniform(a=√5)) and their
@@ -15,13 +16,9 @@ Keras does. batch_norm and layer_norm start at gamma = 1, beta = 0.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Self
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-import numpy as np
-from numpy.typing import DTypeLike
-
-from core.activations import ACTIVATIONS
 from core.errors import SpecError
 from core.spec.fields import MISSING, Section, is_int, show
 from core.spec.functions import (
@@ -32,105 +29,16 @@ from core.spec.functions import (
     as_init,
     init_param,
 )
+from core.spec.layer_base import LayerSpec, Shape, activation_flops, activation_work, declared
 from core.spec.params import Param
 
-Shape = tuple[int, ...]
-
-
-def declared(params: tuple[Param, ...], name: str) -> Any:
-    """The declared default of field ``name``: a dataclass default read from its Param."""
-    return next(p.default for p in params if p.name == name)
+__all__ = ["LAYER_SPECS", "SHAPE_PRESERVING", "ActivationSpec", "AvgPool2DSpec", "BatchNormSpec",
+           "Conv2DSpec", "DenseSpec", "DropoutSpec", "FlattenSpec", "LayerNormSpec", "LayerSpec",
+           "MaxPool2DSpec", "Shape", "layer_to_dict"]
 
 
 def _auto_bias(weight_init: InitFn) -> InitFn:
     return InitFn("torch_default") if weight_init.type == "torch_default" else InitFn("zeros")
-
-
-class LayerSpec:
-    """Base of every layer spec: parsing from the declared fields, and the dry run's answers.
-
-    Class attributes (registry metadata): ``type`` (the JSON name), ``spec_params`` (its
-    fields beside ``type``, in documentation order), ``input_ranks`` (1 for (F,) samples,
-    3 for (C, H, W)), ``flat_output`` (its output is always (F,)), ``key_hints`` (a better
-    message for a key users bring from Keras or PyTorch). Subclasses override the
-    methods below that differ from "no parameters, output shape = input shape, free".
-    """
-
-    type: ClassVar[str]
-    spec_params: ClassVar[tuple[Param, ...]] = ()
-    input_ranks: ClassVar[tuple[int, ...]] = (1, 3)
-    flat_output: ClassVar[bool] = False
-    key_hints: ClassVar[dict[str, str]] = {}
-
-    @classmethod
-    def parse(cls, s: Section) -> Self:
-        """The layer at ``s`` (its ``type`` already checked); errors are recorded in ``s``."""
-        s.check_keys(("type", *(p.name for p in cls.spec_params)), cls.key_hints)
-        values = {p.name: p.read(s) for p in cls.spec_params}
-        cls.check(s, values)
-        return cls(**values)
-
-    @classmethod
-    def check(cls, s: Section, values: dict[str, Any]) -> None:
-        """Rules between this layer's own fields (record errors in ``s``)."""
-
-    @classmethod
-    def preserves_shape(cls) -> bool:
-        """True when the output always has the input's shape (dropout, norms, activation)."""
-        return not cls.flat_output and cls._output_shape is LayerSpec._output_shape
-
-    def output_shape(self, shape: Shape, path: str) -> Shape:
-        """The output shape of one sample for input ``shape``; SpecError at ``path`` if none."""
-        if len(shape) not in self.input_ranks:
-            wanted = "flat (features,)" if self.input_ranks == (1,) else "(C, H, W)"
-            hint = "; add a flatten layer before it" if self.input_ranks == (1,) else ""
-            raise SpecError(path, f"{self.type} needs {wanted} inputs but gets {shape}{hint}")
-        return self._output_shape(shape, path)
-
-    def _output_shape(self, shape: Shape, path: str) -> Shape:
-        return shape
-
-    def param_count(self, in_shape: Shape) -> int:
-        """Trainable scalars for input ``in_shape`` (running statistics are buffers)."""
-        return 0
-
-    def flops(self, in_shape: Shape, out_shape: Shape) -> int:
-        """Forward FLOPs for one sample (a multiply-add counts 2)."""
-        return 0
-
-    def held_values(self, in_shape: Shape, out_shape: Shape) -> int:
-        """Values (of the run's dtype) the layer holds per batch row at its peak in training.
-
-        Its output, what it caches for backward, its input gradient and its scratch
-        (core/layers keeps these per batch size); an upper estimate, summed over the arrays
-        even where a temporary is freed before the next is made.
-        """
-        return 0
-
-    def memory_bytes(self, in_shape: Shape, out_shape: Shape, batch: int,
-                     dtype: DTypeLike) -> int:
-        """Bytes this layer holds for one training batch of ``batch`` rows in ``dtype``."""
-        return batch * self.held_values(in_shape, out_shape) * np.dtype(dtype).itemsize
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON object of this layer, every default filled."""
-        out: dict[str, Any] = {"type": self.type}
-        for f in fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            if isinstance(value, ActivationFn | InitFn):
-                value = value.to_json()
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[f.name] = value
-        return out
-
-
-def _activation_flops(activation: ActivationFn, values: int) -> int:
-    return values * ACTIVATIONS[activation.type].flops_per_value
-
-
-def _activation_work(activation: ActivationFn, values: int) -> int:
-    return values * ACTIVATIONS[activation.type].work_arrays
 
 
 @dataclass(frozen=True)
@@ -168,13 +76,13 @@ class DenseSpec(LayerSpec):
 
     def flops(self, in_shape: Shape, out_shape: Shape) -> int:
         # 2 per multiply-add, one bias add per output, then the activation
-        return 2 * in_shape[0] * self.units + self.units + _activation_flops(self.activation,
+        return 2 * in_shape[0] * self.units + self.units + activation_flops(self.activation,
                                                                              self.units)
 
     def held_values(self, in_shape: Shape, out_shape: Shape) -> int:
         # output, input gradient, the transposed input BLAS may copy for dW, and the
         # activation's cache and temporaries
-        return self.units + 2 * in_shape[0] + _activation_work(self.activation, self.units)
+        return self.units + 2 * in_shape[0] + activation_work(self.activation, self.units)
 
 
 def _read_kernel_size(s: Section, p: Param) -> Any:
@@ -291,7 +199,7 @@ class Conv2DSpec(LayerSpec):
     def flops(self, in_shape: Shape, out_shape: Shape) -> int:
         kh, kw = self.kernel_hw
         out = math.prod(out_shape)
-        return 2 * in_shape[0] * kh * kw * out + out + _activation_flops(self.activation, out)
+        return 2 * in_shape[0] * kh * kw * out + out + activation_flops(self.activation, out)
 
     def held_values(self, in_shape: Shape, out_shape: Shape) -> int:
         # core.layers.conv per sample: padded planes and their gradient, im2col columns
@@ -304,7 +212,7 @@ class Conv2DSpec(LayerSpec):
         row = wp if self.stride == 1 else ow
         out = math.prod(out_shape)
         return (2 * c * hp * wp + (2 * c * kh * kw + 1) * oh * row
-                + 2 * self.filters * oh * row + out + _activation_work(self.activation, out)
+                + 2 * self.filters * oh * row + out + activation_work(self.activation, out)
                 + math.prod(in_shape))
 
 
@@ -421,12 +329,12 @@ class BatchNormSpec(LayerSpec):
 
     def flops(self, in_shape: Shape, out_shape: Shape) -> int:
         out = math.prod(out_shape)
-        return 4 * out + _activation_flops(self.activation, out)
+        return 4 * out + activation_flops(self.activation, out)
 
     def held_values(self, in_shape: Shape, out_shape: Shape) -> int:
         # normalised input (kept), its square, the output, dz * xhat, the input gradient
         out = math.prod(out_shape)
-        return 5 * out + _activation_work(self.activation, out)
+        return 5 * out + activation_work(self.activation, out)
 
 
 @dataclass(frozen=True)
@@ -475,11 +383,11 @@ class ActivationSpec(LayerSpec):
         object.__setattr__(self, "activation", as_activation(self.activation))
 
     def flops(self, in_shape: Shape, out_shape: Shape) -> int:
-        return _activation_flops(self.activation, math.prod(out_shape))
+        return activation_flops(self.activation, math.prod(out_shape))
 
     def held_values(self, in_shape: Shape, out_shape: Shape) -> int:
         out = math.prod(out_shape)
-        return out + _activation_work(self.activation, out)
+        return out + activation_work(self.activation, out)
 
 
 LAYER_SPECS: dict[str, type[LayerSpec]] = {
