@@ -39,6 +39,18 @@ def fmt_value(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def fmt_bytes(count: Any) -> str:
+    """1536 -> "1.5 KiB"; None (an older server's report) -> ""."""
+    if not isinstance(count, int):
+        return ""
+    size, unit = float(count), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            break
+        size /= 1024
+    return f"{count} B" if unit == "B" else f"{size:.1f} {unit}"
+
+
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None or seconds != seconds or seconds < 0:
         return "-:--:--"
@@ -128,14 +140,15 @@ def datasets_table(items: Iterable[dict[str, Any]]) -> Table:
 
 
 def dry_run_table(report: dict[str, Any]) -> Table:
-    table = Table("layer", "type", "output_shape", "params", "flops")
+    table = Table("layer", "type", "output_shape", "params", "flops", "memory")
     for layer in report.get("layers", []):
         table.add_row(str(layer.get("index")), str(layer.get("type")),
                       fmt_value(layer.get("output_shape")), fmt_value(layer.get("params")),
-                      fmt_value(layer.get("flops")))
+                      fmt_value(layer.get("flops")), fmt_bytes(layer.get("memory_bytes")))
     table.add_section()
     table.add_row("total", "", "", fmt_value(report.get("total_params")),
-                  f"{report.get('flops_per_epoch')} per epoch")
+                  f"{report.get('flops_per_epoch')} per epoch",
+                  fmt_bytes(report.get("memory_bytes")))
     return table
 
 

@@ -17,6 +17,7 @@ from werkzeug.serving import make_server
 
 from config.settings import Settings
 from service.cli import main
+from service.cli.client_view import fmt_bytes
 from tests.service.test_client import blobs_csv, numpy_predict, tiny_spec
 
 
@@ -179,6 +180,8 @@ def test_validate_prints_shapes_and_parameter_counts(
     assert report["total_params"] == 37
     code, out, _ = run(capsys, "validate", spec)
     assert code == 0 and "total" in out and "37" in out
+    assert fmt_bytes(report["memory_bytes"]) in out  # the run's memory estimate
+    assert (fmt_bytes(3), fmt_bytes(1536), fmt_bytes(5 * 2**30)) == ("3 B", "1.5 KiB", "5.0 GiB")
 
 
 def test_read_inputs_accepts_npy(tmp_path: Path) -> None:
