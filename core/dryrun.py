@@ -17,21 +17,9 @@ import numpy as np
 from core.metrics import EVAL_BATCH
 from core.network import EVAL_CHUNK
 from core.spec.job import Spec
-from core.spec.optim import OptimizerSpec
 from core.spec.shapes import infer_shapes, normalize_input_shape
 
 BACKWARD_FACTOR = 3  # forward + backward ≈ 3x forward (two GEMMs back for each one forward)
-
-
-def optimizer_state_arrays(spec: OptimizerSpec) -> int:
-    """How many parameter-sized arrays the optimizer keeps (torch's state)."""
-    if spec.type in ("adam", "adamw"):
-        return 3 if spec.amsgrad else 2
-    if spec.type == "sgd":
-        return 1 if (spec.momentum or 0.0) > 0 else 0
-    if spec.type == "rmsprop":
-        return 1 + int(bool(spec.centered)) + int((spec.momentum or 0.0) > 0)
-    return 1  # adagrad's sum
 
 
 def split_sizes(n_samples: int, validation_split: float) -> tuple[int, int]:
@@ -116,7 +104,7 @@ def dry_run(spec: Spec, input_shape: Sequence[int], n_samples: int) -> dict[str,
         in_shape = out_shape
     total_params = sum(layer["params"] for layer in layers)
     forward = sum(layer["flops"] for layer in layers)
-    state = optimizer_state_arrays(spec.optimizer)
+    state = spec.optimizer.state_arrays()  # the optimizer class declares its state
     # the batch's inputs, and the loss's outputs-sized arrays (link, gradient, targets)
     held_per_row += math.prod(shape) + 3 * math.prod(shapes[-1])
     data_bytes = int(n_samples * math.prod(shape) * itemsize)

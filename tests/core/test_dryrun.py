@@ -265,3 +265,17 @@ def test_memory_estimate_covers_a_training_run(layers: list[dict[str, Any]],
     peak = _traced_peak(lambda: train(spec, X, y))
     # validation chunks are counted as if they trained too: up to 3x for a norm-heavy model
     assert peak <= estimate <= 3 * peak, (peak, estimate)
+
+
+@pytest.mark.parametrize(("optimizer", "arrays"), [
+    ({"type": "sgd"}, 0), ({"type": "sgd", "momentum": 0.9}, 1), ({"type": "adam"}, 2),
+    ({"type": "adam", "amsgrad": True}, 3), ({"type": "nadam"}, 2), ({"type": "adagrad"}, 1),
+    ({"type": "rmsprop", "centered": True, "momentum": 0.5}, 3),
+])
+def test_optimizer_state_is_what_its_class_declares(optimizer: dict[str, Any],
+                                                     arrays: int) -> None:
+    def memory(opt: dict[str, Any]) -> int:
+        return int(dry_run(Spec.from_dict({**MLP, "optimizer": opt}), (64,), 100)[
+            "memory_bytes"])
+
+    assert memory(optimizer) - memory({"type": "sgd"}) == arrays * 9610 * 4
