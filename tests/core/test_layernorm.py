@@ -143,7 +143,8 @@ def test_trains_checkpoints_and_predicts_unchanged_through_weights_npz() -> None
     assert not np.array_equal(gamma, np.ones((2, 5, 5)))  # trained
     assert "1.gamma" not in result.network.weight_names  # no L1/L2 on norm scales
     for source in (result.checkpoint(), result.weights_npz()):
-        loaded = load_checkpoint(source, input_shape=(1, 5, 5), loss="cross_entropy")
+        loaded = load_checkpoint(source, loss="cross_entropy")  # shape from __input_mean__
+        assert loaded.input_shape == (1, 5, 5)
         np.testing.assert_array_equal(loaded.predict(X), expected)
 
 
