@@ -324,6 +324,49 @@ class WeightsmithClient:
         return self._json("POST", "/v1/checkpoints", content=data, params=params,
                           headers={"Content-Type": "application/x-npz"})
 
+    # -- model registry -------------------------------------------------------------------------
+    def create_model(self, name: str, description: str | None = None) -> dict[str, Any]:
+        return self._json("POST", "/v1/models", json={"name": name, "description": description})
+
+    def list_models(self) -> list[dict[str, Any]]:
+        return list(self._pages("/v1/models", {}))
+
+    def get_model(self, name: str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/models/{name}")
+
+    def register_version(self, name: str, *, job_id: str | None = None,
+                         checkpoint: str = "best", checkpoint_id: str | None = None,
+                         ) -> dict[str, Any]:
+        """A checkpoint by id, or a job's `best` or `latest`, as the model's next version."""
+        body: dict[str, Any] = ({"checkpoint_id": checkpoint_id} if checkpoint_id is not None
+                                else {"job_id": job_id, "checkpoint": checkpoint})
+        return self._json("POST", f"/v1/models/{name}/versions", json=body)
+
+    def list_versions(self, name: str) -> list[dict[str, Any]]:
+        return list(self._pages(f"/v1/models/{name}/versions", {}))
+
+    def set_alias(self, name: str, alias: str, version: int) -> dict[str, Any]:
+        return self._json("PUT", f"/v1/models/{name}/aliases/{alias}", json={"version": version})
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._request("DELETE", f"/v1/models/{name}/aliases/{alias}")
+
+    def alias_history(self, name: str, alias: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._json(
+            "GET", f"/v1/models/{name}/aliases/{alias}/history")["items"]
+        return items
+
+    def predict_model(self, name: str, inputs: Any, *, alias: str | None = None,
+                      version: int | None = None) -> dict[str, Any]:
+        """Predict with the version `alias` points at, version `version`, or the newest."""
+        rows = inputs.tolist() if isinstance(inputs, np.ndarray) else inputs
+        body: dict[str, Any] = {"inputs": rows}
+        if alias is not None:
+            body["alias"] = alias
+        if version is not None:
+            body["version"] = version
+        return self._json("POST", f"/v1/models/{name}/predict", json=body)
+
     def predict(self, target: str, inputs: Any, checkpoint: str = "best") -> dict[str, Any]:
         """Predict with a job's checkpoint (`best`, `latest` or an id) or a checkpoint id."""
         rows = inputs.tolist() if isinstance(inputs, np.ndarray) else inputs

@@ -105,9 +105,14 @@ def policy_rows(s: Session, job_id: str) -> list[sa.Row[Any]]:
 
 
 def delete_many(s: Session, checkpoint_ids: list[str]) -> None:
-    """Delete these checkpoints (ids from `policy_rows`; none loaded in the session)."""
+    """Delete these checkpoints (ids from `policy_rows`; none loaded in the session), except
+    those a model version serves: registered weights outlive the job's retention policy."""
+    from store.models import ModelVersion
+
     if checkpoint_ids:
-        s.execute(sa.delete(CHECKPOINTS).where(CHECKPOINTS.c.id.in_(checkpoint_ids)))
+        held = sa.select(ModelVersion.checkpoint_id)
+        s.execute(sa.delete(CHECKPOINTS).where(CHECKPOINTS.c.id.in_(checkpoint_ids),
+                                               CHECKPOINTS.c.id.not_in(held)))
 
 
 def save(

@@ -309,3 +309,62 @@ class Reproduction(Base):
     epochs_compared: Mapped[int | None]
     checkpoints_compared: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RegisteredModel(Base):
+    """A named model of a tenant: numbered, immutable versions, and aliases that move."""
+
+    __tablename__ = "registered_models"
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[str] = _id("model")
+    tenant_id: Mapped[str] = _tenant_fk()
+    name: Mapped[str] = mapped_column(sa.String(200))
+    description: Mapped[str | None] = mapped_column(sa.String(2000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelVersion(Base):
+    """Version ``version`` (1, 2, ...) of a model: one checkpoint, recorded with its provenance.
+
+    The checkpoint cannot be deleted while a version holds it (ON DELETE RESTRICT): pruning
+    skips it, and deleting its job or dataset is refused before the database has to.
+    """
+
+    __tablename__ = "model_versions"
+
+    model_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    checkpoint_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("checkpoints.id", ondelete="RESTRICT"), index=True)
+    checkpoint_sha256: Mapped[str] = mapped_column(sa.String(64))
+    job_id: Mapped[str | None] = mapped_column(ID, index=True)
+    dataset_id: Mapped[str | None] = mapped_column(ID, index=True)
+    dataset_sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelAlias(Base):
+    """One span of an alias on a version: from ``set_at`` until ``moved_at`` (None: now).
+
+    Moving an alias closes its open span and opens another, so the rows are its history; a
+    partial unique index keeps one open span per (model, alias).
+    """
+
+    __tablename__ = "model_aliases"
+    __table_args__ = (
+        sa.Index("ix_model_aliases_current", "model_id", "alias", unique=True,
+                 postgresql_where=sa.text("moved_at IS NULL"),
+                 sqlite_where=sa.text("moved_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    model_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("registered_models.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(sa.String(64))
+    version: Mapped[int]
+    set_at: Mapped[datetime]
+    moved_at: Mapped[datetime | None]

@@ -14,6 +14,7 @@ def register_blueprints(app: OpenAPI) -> None:
         health,
         jobs,
         metrics,
+        models,
         predict,
         reproducibility,
         webhooks,
@@ -23,5 +24,5 @@ def register_blueprints(app: OpenAPI) -> None:
     init_body_guard(app)
 
     for module in (health, metrics, datasets, compare, jobs, events, checkpoints, predict,
-                   reproducibility, webhooks):
+                   models, reproducibility, webhooks):
         app.register_api(module.bp)

@@ -19,6 +19,10 @@ JSON_ENDPOINTS = frozenset(
         "predict.predict_job",
         "predict.predict_checkpoint",
         "webhooks.create_webhook",
+        "models.create_model",
+        "models.create_version",
+        "models.set_alias",
+        "models.predict_model",
     }
 )
 

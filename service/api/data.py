@@ -72,3 +72,19 @@ def resolve(session: Session, tenant_id: str, ref: object, field: str = "dataset
         return Dataset(X=X, y=y, kind=row.kind, classes=row.classes, feature_names=None)
 
     return _uploaded.get_or_load(ref, load)
+
+
+def dataset_sha256(session: Session, job: Any) -> str | None:
+    """The digest of the data a job trained on: the uploaded file's sha256, or for a builtin
+    that of its arrays (core.reproducibility.arrays_sha256); None once it was deleted."""
+    from core.reproducibility import arrays_sha256
+    from store import datasets as store_datasets
+
+    if job.dataset_id is not None:
+        row = store_datasets.get(session, job.tenant_id, job.dataset_id)
+        return None if row is None else str(row.sha256)
+    reference = str(job.spec.get("dataset"))
+    if reference.startswith(BUILTIN_PREFIX):
+        data = builtin(reference.removeprefix(BUILTIN_PREFIX))
+        return arrays_sha256({"X": data.X, "y": data.y})
+    return None

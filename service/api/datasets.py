@@ -212,6 +212,12 @@ def delete_dataset(path: DatasetPath) -> tuple[str, int]:
             # Deleting it would fail those jobs when a worker goes to load the data.
             raise ApiError(409, f"dataset {path.dataset_id} is used by {busy} queued or running"
                            " job(s); cancel them or wait", kind="conflict")
+        from store import registry
+
+        held = registry.versions_holding(session, dataset_id=path.dataset_id)
+        if held:  # a registered version records which data made it
+            raise ApiError(409, f"dataset {path.dataset_id} trained the model version(s) "
+                           f"{', '.join(held)}", kind="conflict")
         if not store_datasets.delete(session, current_tenant(), path.dataset_id):
             raise not_found("dataset", path.dataset_id)
     return "", 204

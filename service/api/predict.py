@@ -129,7 +129,27 @@ def _targets() -> TargetCache:
     return cache
 
 
-def run_prediction(target: Target, inputs: list[Any]) -> Response:
+def labels_for_checkpoint(session: Any, checkpoint_id: str, job_id: str | None
+                          ) -> list[Any] | None:
+    """The class labels a checkpoint's predictions speak, cached: a checkpoint's job and
+    dataset never change (a registered model resolves its version on every request, but
+    need not load its dataset on every request to learn them)."""
+    key = (current_tenant(), "labels", checkpoint_id)
+    hit = _targets().get(key)
+    if hit is not None:
+        return hit.labels
+    labels = None
+    if job_id is not None:
+        from store import jobs as store_jobs
+
+        job = store_jobs.get_job(session, current_tenant(), job_id)
+        labels = _labels_of(session, job) if job is not None else None
+    _targets().put(key, Target(checkpoint_id, labels))
+    return labels
+
+
+def run_prediction(target: Target, inputs: list[Any],
+                   model: dict[str, Any] | None = None) -> Response:
     network = network_for(target.checkpoint_id)
     X = checked_inputs(inputs, tuple(network.input_shape))
     with np.errstate(all="ignore"):
@@ -137,9 +157,11 @@ def run_prediction(target: Target, inputs: list[Any]) -> Response:
     classes = _classes(network, outputs, target.labels)
     # json.dumps straight into the Response: jsonify's provider (sorted keys, a `default`
     # hook for types this payload never holds) was a third of predict's JSON time.
-    body = json.dumps({"checkpoint_id": target.checkpoint_id,
-                       "outputs": _finite_lists(outputs), "classes": classes},
-                      separators=(",", ":"))
+    answer = {"checkpoint_id": target.checkpoint_id,
+              "outputs": _finite_lists(outputs), "classes": classes}
+    if model is not None:
+        answer["model"] = model
+    body = json.dumps(answer, separators=(",", ":"))
     return Response(body, mimetype="application/json")
 
 

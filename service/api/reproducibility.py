@@ -13,7 +13,7 @@ from typing import Any
 from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 
-from core.reproducibility import arrays_sha256, spec_sha256, weights_sha256
+from core.reproducibility import spec_sha256, weights_sha256
 from service.api import data
 from service.api.jobs import QUEUED_EVENT, checked_spec, job_json
 from service.app import read_session, services, transaction
@@ -24,7 +24,6 @@ from service.schemas.common import responses
 from service.schemas.jobs import JobOut, JobPath
 from service.schemas.reproducibility import Manifest
 from store import checkpoints as store_checkpoints
-from store import datasets as store_datasets
 from store import jobs as store_jobs
 from store import leases, reproductions
 
@@ -43,16 +42,12 @@ def _job(session: Any, job_id: str) -> Any:
     return job
 
 
-def _dataset_sha256(session: Any, job: Any) -> str:
-    reference = str(job.spec.get("dataset"))
-    if job.dataset_id is not None:
-        row = store_datasets.get(session, job.tenant_id, job.dataset_id)
-        if row is not None:
-            return str(row.sha256)
-    if reference.startswith(data.BUILTIN_PREFIX):
-        builtin = data.builtin(reference.removeprefix(data.BUILTIN_PREFIX))
-        return arrays_sha256({"X": builtin.X, "y": builtin.y})
-    raise ApiError(409, f"the job's dataset {reference!r} was deleted", kind="conflict")
+def _dataset_digest(session: Any, job: Any) -> str:
+    digest = data.dataset_sha256(session, job)
+    if digest is None:
+        raise ApiError(409, f"the job's dataset {job.spec.get('dataset')!r} was deleted",
+                       kind="conflict")
+    return digest
 
 
 def _checkpoint(session: Any, row: Any) -> dict[str, Any] | None:
@@ -75,7 +70,7 @@ def job_manifest(path: JobPath) -> Response:
             "job_id": job.id,
             "spec_sha256": spec_sha256(job.spec),
             "dataset": {"reference": job.spec.get("dataset"),
-                        "sha256": _dataset_sha256(session, job)},
+                        "sha256": _dataset_digest(session, job)},
             "seed": training.get("seed"),
             "dtype": training.get("dtype"),
             "environment": leases.last_environment(session, job.id),

@@ -189,6 +189,66 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
     return OK
 
 
+def cmd_models_create(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        model = client.create_model(args.name, args.description)
+    _print_json(model) if args.json else view.console().print(f"created model {model['name']}")
+    return OK
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        models = client.list_models()
+    _print_json(models) if args.json else view.console().print(view.models_table(models))
+    return OK
+
+
+def cmd_models_show(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        model = client.get_model(args.name)
+        versions = client.list_versions(args.name)
+    if args.json:
+        _print_json({**model, "versions": versions})
+    else:
+        view.console().print(view.versions_table(model, versions))
+    return OK
+
+
+def cmd_models_register(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        if args.source.startswith("ckpt_"):
+            version = client.register_version(args.name, checkpoint_id=args.source)
+        else:
+            version = client.register_version(args.name, job_id=args.source,
+                                              checkpoint=args.checkpoint)
+    if args.json:
+        _print_json(version)
+    else:
+        view.console().print(f"{version['model']} v{version['version']} = "
+                             f"{version['checkpoint_id']}")
+    return OK
+
+
+def cmd_models_alias(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        if args.version is None:
+            client.delete_alias(args.name, args.alias)
+            model = client.get_model(args.name)
+        else:
+            model = client.set_alias(args.name, args.alias, args.version)
+    _print_json(model) if args.json else view.console().print(
+        f"{model['name']} aliases: {model['aliases']}")
+    return OK
+
+
+def cmd_models_predict(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        result = client.predict_model(args.name, read_inputs(args.input), alias=args.alias,
+                                      version=args.version)
+    _print_json(result) if args.json else view.console().print(view.predictions_table(result))
+    return OK
+
+
 def cmd_download(args: argparse.Namespace) -> int:
     with _client(args) as client:
         data = client.download_weights(args.checkpoint, args.output)
@@ -325,6 +385,27 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("job")
     p.add_argument("--epochs", type=int, help="train this many more epochs")
     p.add_argument("--watch", action="store_true", help="follow the job with a progress bar")
+    models = commands.add_parser("models", help="the model registry: versions and aliases")
+    sub = models.add_subparsers(dest="models_command", required=True, metavar="COMMAND")
+    p = add("create", cmd_models_create, "create a named model", sub)
+    p.add_argument("name")
+    p.add_argument("--description")
+    add("list", cmd_models_list, "list your models", sub)
+    add("show", cmd_models_show, "a model's versions and aliases", sub).add_argument("name")
+    p = add("register", cmd_models_register, "register a checkpoint as the next version", sub)
+    p.add_argument("name")
+    p.add_argument("source", metavar="JOB|CKPT", help="a job (its --checkpoint) or a checkpoint")
+    p.add_argument("--checkpoint", choices=["best", "latest"], default="best",
+                   help="for a job: which of its checkpoints (default %(default)s)")
+    p = add("alias", cmd_models_alias, "point ALIAS at VERSION (no VERSION: remove it)", sub)
+    p.add_argument("name")
+    p.add_argument("alias")
+    p.add_argument("version", type=int, nargs="?")
+    p = add("predict", cmd_models_predict, "predict rows of INPUT with a model", sub)
+    p.add_argument("name")
+    p.add_argument("input", metavar="INPUT")
+    p.add_argument("--alias", help="the version this alias points at")
+    p.add_argument("--version", type=int, help="this version (default: the newest)")
     datasets = commands.add_parser("datasets", help="upload and list data sets")
     sub = datasets.add_subparsers(dest="datasets_command", required=True, metavar="COMMAND")
     p = add("upload", cmd_datasets_upload, "upload a CSV, NPZ or JSON data set", sub)

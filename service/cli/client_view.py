@@ -118,6 +118,26 @@ def comparison_tables(comparison: dict[str, Any]) -> list[Table]:
     return [specs, metrics]
 
 
+def models_table(models: Iterable[dict[str, Any]]) -> Table:
+    table = Table("name", "latest version", "aliases", "description", "created_at")
+    for m in models:
+        aliases = ", ".join(f"{a}=v{v}" for a, v in m["aliases"].items())
+        table.add_row(m["name"], str(m["latest_version"] or ""), aliases,
+                      m.get("description") or "", m["created_at"] or "")
+    return table
+
+
+def versions_table(model: dict[str, Any], versions: list[dict[str, Any]]) -> Table:
+    table = Table("version", "aliases", "checkpoint", "job", "metrics", "created_at",
+                  title=model["name"])
+    for v in versions:
+        values = v.get("metrics") or {}
+        metrics = ", ".join(f"{k}={fmt_value(values[k])}" for k in LEARNING if k in values)
+        table.add_row(f"v{v['version']}", ", ".join(v["aliases"]), v["checkpoint_id"],
+                      v.get("job_id") or "", metrics, v["created_at"] or "")
+    return table
+
+
 def checkpoints_table(items: list[dict[str, Any]]) -> Table:
     table = Table("id", "epoch", "kind", "metrics", "size_bytes", "sha256")
     for c in items:

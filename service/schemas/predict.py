@@ -20,6 +20,8 @@ class PredictBody(BaseModel):
 
 
 class PredictOut(BaseModel):
-    checkpoint_id: str
+    checkpoint_id: str = Field(..., description="the checkpoint that answered")
+    model: dict[str, Any] | None = Field(
+        None, description='POST /v1/models/{name}/predict: {"name", "version"} that answered')
     outputs: list[Any]
     classes: list[Any] | None = None

@@ -225,3 +225,32 @@ def test_compare_and_metrics_csv(
     assert run(capsys, "metrics", ids[1], "--csv", str(csv_file))[0] == 0
     assert csv_file.read_text().count("\n") == 1 + len(json.loads(
         run(capsys, "metrics", ids[1], "--json")[1]))
+
+
+def test_models_register_alias_predict(
+    env: str, inline_worker: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "blobs.csv"
+    data.write_bytes(blobs_csv())
+    code, out, err = run(capsys, "submit", write_spec(tmp_path, tiny_spec("blobs.csv")),
+                         "--json")
+    assert code == 0, err
+    job = json.loads(out)["id"]
+    assert run(capsys, "watch", job, "--json")[0] == 0
+    assert run(capsys, "models", "create", "blobs")[0] == 0
+    code, out, _ = run(capsys, "models", "register", "blobs", job, "--json")
+    assert code == 0 and json.loads(out)["version"] == 1
+    code, out, _ = run(capsys, "models", "alias", "blobs", "champion", "1", "--json")
+    assert code == 0 and json.loads(out)["aliases"] == {"champion": 1}
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps({"inputs": [[0.0, 0.0]]}))
+    code, out, _ = run(capsys, "models", "predict", "blobs", str(rows), "--alias", "champion",
+                       "--json")
+    assert code == 0 and json.loads(out)["model"] == {"name": "blobs", "version": 1}
+    code, out, _ = run(capsys, "models", "show", "blobs")
+    assert code == 0 and "champion" in out and "v1" in out
+    code, out, _ = run(capsys, "models", "list")
+    assert code == 0 and "champion=v1" in out
+    assert run(capsys, "models", "alias", "blobs", "champion")[0] == 0
+    code, _, err = run(capsys, "models", "show", "nope")
+    assert code == 3 and "not found" in err

@@ -20,7 +20,8 @@ from store.models import Base
 
 TABLES = {"tenants", "api_keys", "datasets", "jobs", "metrics", "checkpoints",
           "checkpoint_parts", "job_events", "job_leases", "webhooks", "webhook_deliveries",
-          "webhook_attempts", "reproductions"}
+          "webhook_attempts", "reproductions", "registered_models", "model_versions",
+          "model_aliases"}
 
 
 def schema_diff(url: str) -> list[object]:
