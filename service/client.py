@@ -226,6 +226,24 @@ class WeightsmithClient:
         body = {"epochs": epochs} if epochs is not None else {}
         return self._json("POST", f"/v1/jobs/{job_id}/resume", json=body)
 
+    def fork(self, job_id: str, *, checkpoint_id: str | None = None, epoch: int | None = None,
+             overrides: dict[str, Any] | None = None, optimizer_state: str = "keep",
+             ) -> dict[str, Any]:
+        """A new job from one of the job's checkpoints (its latest by default)."""
+        body: dict[str, Any] = {"overrides": overrides or {}, "optimizer_state": optimizer_state}
+        if checkpoint_id is not None:
+            body["checkpoint_id"] = checkpoint_id
+        if epoch is not None:
+            body["epoch"] = epoch
+        return self._json("POST", f"/v1/jobs/{job_id}/fork", json=body)
+
+    def reproduce(self, job_id: str) -> dict[str, Any]:
+        """Run a succeeded job again from its spec, data and seed; both then show the verdict."""
+        return self._json("POST", f"/v1/jobs/{job_id}/reproduce")
+
+    def manifest(self, job_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/jobs/{job_id}/manifest")
+
     def metrics(self, job_id: str, after_epoch: int = 0) -> list[dict[str, Any]]:
         """The whole per-epoch history after `after_epoch` (the cursor is the next after_epoch)."""
         items: list[dict[str, Any]] = []

@@ -106,11 +106,12 @@ def policy_rows(s: Session, job_id: str) -> list[sa.Row[Any]]:
 
 def delete_many(s: Session, checkpoint_ids: list[str]) -> None:
     """Delete these checkpoints (ids from `policy_rows`; none loaded in the session), except
-    those a model version serves: registered weights outlive the job's retention policy."""
-    from store.models import ModelVersion
+    those a model version serves or a fork starts from: they outlive the job's retention
+    policy."""
+    from store.models import Fork, ModelVersion
 
     if checkpoint_ids:
-        held = sa.select(ModelVersion.checkpoint_id)
+        held = sa.union(sa.select(ModelVersion.checkpoint_id), sa.select(Fork.checkpoint_id))
         s.execute(sa.delete(CHECKPOINTS).where(CHECKPOINTS.c.id.in_(checkpoint_ids),
                                                CHECKPOINTS.c.id.not_in(held)))
 

@@ -368,3 +368,20 @@ class ModelAlias(Base):
     version: Mapped[int]
     set_at: Mapped[datetime]
     moved_at: Mapped[datetime | None]
+
+
+class Fork(Base):
+    """A job started from another job's checkpoint: with its optimizer state ("keep", a
+    resume under another spec) or from its weights alone ("reset")."""
+
+    __tablename__ = "forks"
+
+    job_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    parent_job_id: Mapped[str] = mapped_column(ID, index=True)
+    # The child reads these bytes when it starts, so pruning keeps them (no FK: the parent's
+    # deletion must not be blocked by a child that has long since run).
+    checkpoint_id: Mapped[str] = mapped_column(ID, index=True)
+    epoch: Mapped[int]
+    optimizer_state: Mapped[str] = mapped_column(sa.String(8))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -18,12 +18,12 @@ def isoformat(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def job_json(job: Any, reproduction: dict[str, Any] | None = None) -> dict[str, Any]:
+def job_json(job: Any, links: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The job resource, from an ORM Job or from a job's row as a mapping (a submission
     builds no ORM object: instrumenting one cost more than the rest of this function).
 
-    ``reproduction`` is the job's link to a reproduction (store.reproductions.for_job), which
-    lives in a table of its own: the caller that may have one looks it up."""
+    ``links`` are the job's ``parent`` and ``reproduction`` (store.lineage), which live in
+    tables of their own: a caller whose job may have them looks them up."""
     field = job.__getitem__ if isinstance(job, Mapping) else job.__getattribute__
     return {
         "id": field("id"),
@@ -42,5 +42,6 @@ def job_json(job: Any, reproduction: dict[str, Any] | None = None) -> dict[str, 
         "created_at": isoformat(field("created_at")),
         "started_at": isoformat(field("started_at")),
         "finished_at": isoformat(field("finished_at")),
-        "reproduction": reproduction,
+        "parent": (links or {}).get("parent"),
+        "reproduction": (links or {}).get("reproduction"),
     }

@@ -187,8 +187,12 @@ class JobRunner:
         with self.sessions() as s:
             spec, X, y = self.data_fn(s, claimed, self.settings)
             resume = store_ops.latest_checkpoint_blob(s, self.job_id)
+            init_params = None
+            if resume is None:  # a first run: a fork starts from its parent's checkpoint
+                resume, init_params = store_ops.fork_start(s, self.job_id)
             # A resumed run carries its own weights; the warm start only seeds the first run.
-            init_params = None if resume is not None else store_ops.init_params(s, claimed)
+            if resume is None and init_params is None:
+                init_params = store_ops.init_params(s, claimed)
         return Inputs(spec, X, y, resume, init_params)
 
     def _conclude(self, result: Any) -> str:

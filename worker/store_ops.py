@@ -16,7 +16,16 @@ from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from core.errors import CheckpointError, DatasetError, SpecError
-from store import checkpoints, datasets, events, jobs, leases, metrics, reproductions
+from store import (
+    checkpoints,
+    datasets,
+    events,
+    jobs,
+    leases,
+    lineage,
+    metrics,
+    reproductions,
+)
 from store.errors import NotFound
 from store.models import Job
 from worker import environment, webhooks
@@ -126,6 +135,24 @@ def init_params(s: Session, claimed: Claimed) -> dict[str, Any] | None:
     if blob is None:
         raise CheckpointError(f"init_checkpoint {checkpoint_id!r} does not exist")
     return dict(load_checkpoint(bytes(blob)).params)
+
+
+def fork_start(s: Session, job_id: str) -> tuple[bytes | None, dict[str, Any] | None]:
+    """How a fork's first run starts: (the parent checkpoint to resume, None) with its
+    optimizer state kept, (None, its weights and buffers) with it reset; (None, None) for a
+    job that is not a fork."""
+    from core.checkpoint import load_checkpoint
+
+    fork = lineage.fork_of(s, job_id)
+    if fork is None:
+        return None, None
+    blob = checkpoints.get_blob(s, fork.checkpoint_id)
+    if blob is None:
+        raise CheckpointError(f"the parent checkpoint {fork.checkpoint_id!r} is gone")
+    if fork.optimizer_state == "keep":
+        return bytes(blob), None
+    network = load_checkpoint(bytes(blob))
+    return None, {**network.params, **network.buffers}
 
 
 def record_epochs(s: Session, job_id: str, entries: list[tuple[int, int, dict[str, float]]],

@@ -27,7 +27,7 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from store import reproductions
+from store import lineage
 from store import webhooks as store_webhooks
 from store.columns import utcnow
 from store.resources import job_json
@@ -96,7 +96,7 @@ def job_event_type(status: str, stop_reason: str | None) -> str | None:
 def enqueue_job_event(s: Session, job: Any, event_type: str) -> list[str]:
     """Outbox rows for ``event_type`` about ``job`` (an ORM Job), in the caller's transaction."""
     return store_webhooks.enqueue(s, job.tenant_id, event_type,
-                                  job_json(job, reproductions.for_job(s, job.id)))
+                                  job_json(job, lineage.links(s, job.id)))
 
 
 def retry_delay_s(settings: Settings, attempt: int) -> float | None:

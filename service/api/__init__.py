@@ -11,6 +11,7 @@ def register_blueprints(app: OpenAPI) -> None:
         compare,
         datasets,
         events,
+        forks,
         health,
         jobs,
         metrics,
@@ -24,5 +25,5 @@ def register_blueprints(app: OpenAPI) -> None:
     init_body_guard(app)
 
     for module in (health, metrics, datasets, compare, jobs, events, checkpoints, predict,
-                   models, reproducibility, webhooks):
+                   forks, models, reproducibility, webhooks):
         app.register_api(module.bp)

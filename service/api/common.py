@@ -23,6 +23,7 @@ JSON_ENDPOINTS = frozenset(
         "models.create_version",
         "models.set_alias",
         "models.predict_model",
+        "forks.fork_job",
     }
 )
 

@@ -194,13 +194,13 @@ def _replay(job: Any, body_hash: str) -> tuple[Response, int, dict[str, str]]:
 def list_jobs(query: JobListQuery) -> Response:
     """Your jobs, newest first, optionally by status; cursor pages."""
     from store import jobs as store_jobs
-    from store import reproductions
+    from store import lineage
 
     with read_session() as session:
         rows, next_cursor = store_jobs.list_jobs(
             session, current_tenant(), status=query.status, limit=query.limit, cursor=query.cursor
         )
-        links = reproductions.for_jobs(session, [j.id for j in rows])
+        links = lineage.links_of_page(session, [j.id for j in rows])
         items = [job_json(j, links.get(j.id)) for j in rows]
     return jsonify(items=items, next_cursor=next_cursor)
 
@@ -209,10 +209,10 @@ def list_jobs(query: JobListQuery) -> Response:
 def get_job(path: JobPath) -> Response:
     """Status, progress, latest and best metrics, stop and failure reasons, timestamps."""
     with read_session() as session:
-        from store import reproductions
+        from store import lineage
 
         job = _find_job(session, path.job_id)
-        return jsonify(job_json(job, reproductions.for_job(session, job.id)))
+        return jsonify(job_json(job, lineage.links(session, job.id)))
 
 
 @bp.post("/jobs/<job_id>/cancel", responses=responses({202: JobOut, 200: JobOut}, 404, 409))

@@ -25,7 +25,7 @@ from service.schemas.jobs import JobOut, JobPath
 from service.schemas.reproducibility import Manifest
 from store import checkpoints as store_checkpoints
 from store import jobs as store_jobs
-from store import leases, reproductions
+from store import leases, lineage, reproductions
 
 bp = APIBlueprint(
     "reproducibility", __name__, url_prefix="/v1",
@@ -98,6 +98,6 @@ def reproduce_job(path: JobPath) -> tuple[Response, int, dict[str, str]]:
         if outcome.job is None:
             raise quota_exceeded(outcome.active, limits)
         reproductions.create(session, outcome.job["id"], original.id)
-        out = job_json(outcome.job, reproductions.for_job(session, outcome.job["id"]))
+        out = job_json(outcome.job, lineage.links(session, outcome.job["id"]))
     services().dispatcher.train_job(out["id"])
     return jsonify(out), 202, {"Location": f"/v1/jobs/{out['id']}"}

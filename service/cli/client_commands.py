@@ -284,6 +284,42 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return OK
 
 
+def cmd_fork(args: argparse.Namespace) -> int:
+    overrides = {}
+    if args.overrides is not None:
+        overrides = _read_json(args.overrides) if Path(args.overrides).is_file() \
+            else json.loads(args.overrides)
+    with _client(args) as client:
+        job = client.fork(args.job, checkpoint_id=args.checkpoint, epoch=args.epoch,
+                          overrides=overrides,
+                          optimizer_state="reset" if args.reset else "keep")
+        if args.watch:
+            return _watch(client, job["id"], args.json)
+    _print_json(job) if args.json else view.console().print(
+        f"forked {job['id']} from {args.job} at epoch {job['parent']['epoch']}")
+    return OK
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.reproduce(args.job)
+        if args.watch:
+            code = _watch(client, job["id"], args.json)
+            verdict = client.get_job(job["id"])["reproduction"]
+            _print_json(verdict) if args.json else view.console().print(
+                f"identical: {verdict['identical']}; first divergent epoch: "
+                f"{verdict['first_divergent_epoch']}")
+            return code
+    _print_json(job) if args.json else view.console().print(f"{job['id']}: {job['status']}")
+    return OK
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _print_json(client.manifest(args.job))
+    return OK
+
+
 def cmd_datasets_upload(args: argparse.Namespace) -> int:
     if not Path(args.file).is_file():
         raise UsageError(f"no such file: {args.file}")
@@ -406,6 +442,21 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("input", metavar="INPUT")
     p.add_argument("--alias", help="the version this alias points at")
     p.add_argument("--version", type=int, help="this version (default: the newest)")
+    p = add("fork", cmd_fork, "a new job from one of JOB's checkpoints (its latest by default)")
+    p.add_argument("job")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--epoch", type=int, help="its checkpoint at this epoch")
+    where.add_argument("--checkpoint", help="this checkpoint id")
+    p.add_argument("--overrides", help="JSON (or a JSON file) merged into the parent's spec")
+    p.add_argument("--reset", action="store_true",
+                   help="weights only: a fresh optimizer from epoch 1 (default: keep its "
+                        "optimizer state and go on as a resume would)")
+    p.add_argument("--watch", action="store_true", help="follow the job with a progress bar")
+    p = add("reproduce", cmd_reproduce, "run a succeeded job again; say if it is bit-identical")
+    p.add_argument("job")
+    p.add_argument("--watch", action="store_true", help="follow it, then print the verdict")
+    add("manifest", cmd_manifest, "a job's manifest: what it depended on, by sha256").add_argument(
+        "job")
     datasets = commands.add_parser("datasets", help="upload and list data sets")
     sub = datasets.add_subparsers(dest="datasets_command", required=True, metavar="COMMAND")
     p = add("upload", cmd_datasets_upload, "upload a CSV, NPZ or JSON data set", sub)

@@ -79,6 +79,9 @@ class JobOut(BaseModel):
     created_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    parent: dict[str, Any] | None = Field(
+        None, description='a fork\'s origin: {"job_id", "checkpoint_id", "epoch", '
+        '"optimizer_state"}')
     reproduction: dict[str, Any] | None = Field(
         None, description='{"of" or "by": job id, "identical", '
         '"first_divergent_epoch", "epochs_compared", "checkpoints_compared"} (null verdict '

@@ -254,3 +254,23 @@ def test_models_register_alias_predict(
     assert run(capsys, "models", "alias", "blobs", "champion")[0] == 0
     code, _, err = run(capsys, "models", "show", "nope")
     assert code == 3 and "not found" in err
+
+
+def test_fork_reproduce_and_manifest(
+    env: str, inline_worker: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "blobs.csv"
+    data.write_bytes(blobs_csv())
+    code, out, err = run(capsys, "submit", write_spec(tmp_path, tiny_spec("blobs.csv")),
+                         "--json")
+    assert code == 0, err
+    job = json.loads(out)["id"]
+    assert run(capsys, "watch", job, "--json")[0] == 0
+    code, out, err = run(capsys, "fork", job, "--reset", "--overrides",
+                         '{"training": {"epochs": 2}}', "--watch")
+    assert code == 0, err
+    code, out, _ = run(capsys, "reproduce", job, "--watch", "--json")
+    verdict = json.loads(out[out.rindex("\n{") + 1:])  # after the event lines
+    assert code == 0 and verdict["identical"] is True
+    code, out, _ = run(capsys, "manifest", job)
+    assert code == 0 and len(json.loads(out)["spec_sha256"]) == 64
