@@ -115,3 +115,14 @@ def storable_idempotency_key(key: str) -> str:
 
 def not_found(what: str, ident: str) -> ApiError:
     return ApiError(404, f"{what} {ident!r} not found", kind="not-found")
+
+
+def find_job(session: Any, job_id: str) -> Any:
+    """The current tenant's job, or a 404 (another tenant's job is not found either)."""
+    from service.auth import current_tenant
+    from store import jobs as store_jobs
+
+    job = store_jobs.get(session, current_tenant(), job_id)
+    if job is None:
+        raise not_found("job", job_id)
+    return job

@@ -14,9 +14,8 @@ from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 
 from core.compare import metric_summary, spec_differences
-from service.api.common import not_found
+from service.api.common import find_job
 from service.app import read_session, services
-from service.auth import current_tenant
 from service.errors import validation_error
 from service.schemas.common import responses
 from service.schemas.compare import CompareQuery, Comparison
@@ -39,15 +38,6 @@ def _history(session: Any, job_id: str) -> list[dict[str, Any]]:
     return store_metrics.history(session, job_id, limit=limit)
 
 
-def _tenant_job(session: Any, job_id: str) -> Any:
-    from store import jobs as store_jobs
-
-    job = store_jobs.get(session, current_tenant(), job_id)
-    if job is None:
-        raise not_found("job", job_id)
-    return job
-
-
 @bp.get("/jobs:compare", responses=responses({200: Comparison}, 404))
 def compare_jobs(query: CompareQuery) -> Response:
     """The spec paths whose values differ, and each job's best and last value per metric."""
@@ -59,7 +49,7 @@ def compare_jobs(query: CompareQuery) -> Response:
     metrics: dict[str, dict[str, Any]] = {}
     with read_session() as session:
         for job_id in ids:
-            job = _tenant_job(session, job_id)
+            job = find_job(session, job_id)
             jobs.append({"id": job.id, "name": job.name, "status": job.status,
                          "epochs_done": int(job.epoch_done or 0)})
             specs[job.id] = job.spec
@@ -72,7 +62,7 @@ def compare_jobs(query: CompareQuery) -> Response:
 def job_metrics_csv(path: JobPath) -> Response:
     """Every epoch's metrics as CSV (empty cells where a metric has no value)."""
     with read_session() as session:
-        _tenant_job(session, path.job_id)
+        find_job(session, path.job_id)
         rows = _history(session, path.job_id)
     names = sorted({name for row in rows for name in row} - {"epoch"})
     out = io.StringIO()

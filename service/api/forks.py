@@ -14,6 +14,7 @@ from typing import Any
 from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 
+from service.api.common import find_job
 from service.api.jobs import QUEUED_EVENT, checked_spec
 from service.app import services, transaction
 from service.auth import current_tenant
@@ -87,11 +88,7 @@ def fork_job(path: JobPath, body: ForkBody) -> tuple[Response, int, dict[str, st
     tenant = current_tenant()
     limits = services().settings.limits
     with transaction() as session:
-        parent = store_jobs.get(session, tenant, path.job_id)
-        if parent is None:
-            from service.api.common import not_found
-
-            raise not_found("job", path.job_id)
+        parent = find_job(session, path.job_id)
         checkpoint = _checkpoint(session, parent.id, body)
         if "model" in body.overrides:
             raise validation_error("overrides.model", "a fork keeps its parent's architecture "

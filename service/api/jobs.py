@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from service.api import data
 from service.api.common import (
     check_idempotency_key,
-    not_found,
+    find_job,
     storable_idempotency_key,
 )
 from service.app import read_session, services, transaction
@@ -103,15 +103,6 @@ def checked_spec(
         )
     report = {**report, "input_shape": list(input_shape), "n_samples": int(dataset.X.shape[0])}
     return spec, dataset, report
-
-
-def _find_job(session: Any, job_id: str) -> Any:
-    from store import jobs as store_jobs
-
-    job = store_jobs.get_job(session, current_tenant(), job_id)
-    if job is None:
-        raise not_found("job", job_id)
-    return job
 
 
 @bp.post("/jobs:validate", responses=responses({200: DryRunReport}, 415))
@@ -211,7 +202,7 @@ def get_job(path: JobPath) -> Response:
     with read_session() as session:
         from store import lineage
 
-        job = _find_job(session, path.job_id)
+        job = find_job(session, path.job_id)
         return jsonify(job_json(job, lineage.links(session, job.id)))
 
 
@@ -222,7 +213,7 @@ def cancel_job(path: JobPath) -> tuple[Response, int]:
     from store import jobs as store_jobs
 
     with transaction() as session:
-        job = _find_job(session, path.job_id)
+        job = find_job(session, path.job_id)
         if job.status in TERMINAL:
             raise ApiError(409, f"job {job.id} already finished ({job.status})", kind="conflict")
         was_queued = job.status == "queued"
@@ -259,7 +250,7 @@ def resume_job(path: JobPath) -> tuple[Response, int, dict[str, str]]:
     limits = services().settings.limits
     tenant = current_tenant()
     with transaction() as session:
-        job = _find_job(session, path.job_id)
+        job = find_job(session, path.job_id)
         if job.status not in RESUMABLE:
             raise ApiError(409, f"only cancelled or failed jobs resume; job {job.id} is "
                            f"{job.status}", kind="conflict")
@@ -281,7 +272,7 @@ def job_metrics(path: JobPath, query: MetricsQuery) -> Response:
     from store import metrics as store_metrics
 
     with read_session() as session:
-        _find_job(session, path.job_id)
+        find_job(session, path.job_id)
         items = store_metrics.history(
             session, path.job_id, after_epoch=query.after_epoch, limit=query.limit
         )
@@ -296,7 +287,7 @@ def job_checkpoints(path: JobPath) -> Response:
     from store import checkpoints as store_checkpoints
 
     with read_session() as session:
-        _find_job(session, path.job_id)
+        find_job(session, path.job_id)
         rows = store_checkpoints.list_for_job(session, path.job_id)
         items = [checkpoint_json(c) for c in rows]
     return jsonify(items=items, next_cursor=None)

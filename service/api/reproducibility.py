@@ -15,6 +15,7 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from core.reproducibility import spec_sha256, weights_sha256
 from service.api import data
+from service.api.common import find_job
 from service.api.jobs import QUEUED_EVENT, checked_spec, job_json
 from service.app import read_session, services, transaction
 from service.auth import current_tenant
@@ -31,15 +32,6 @@ bp = APIBlueprint(
     "reproducibility", __name__, url_prefix="/v1",
     abp_tags=[Tag(name="jobs")], abp_security=[{"bearer": []}],
 )
-
-
-def _job(session: Any, job_id: str) -> Any:
-    from service.api.common import not_found
-
-    job = store_jobs.get(session, current_tenant(), job_id)
-    if job is None:
-        raise not_found("job", job_id)
-    return job
 
 
 def _dataset_digest(session: Any, job: Any) -> str:
@@ -62,7 +54,7 @@ def _checkpoint(session: Any, row: Any) -> dict[str, Any] | None:
 def job_manifest(path: JobPath) -> Response:
     """What the run depended on and what it produced, each by its sha256."""
     with read_session() as session:
-        job = _job(session, path.job_id)
+        job = find_job(session, path.job_id)
         training = job.spec.get("training") or {}
         final = next((c for c in reversed(store_checkpoints.list_for_job(session, job.id))
                       if c.kind == "final"), None)
@@ -87,7 +79,7 @@ def reproduce_job(path: JobPath) -> tuple[Response, int, dict[str, str]]:
     tenant = current_tenant()
     limits = services().settings.limits
     with transaction() as session:
-        original = _job(session, path.job_id)
+        original = find_job(session, path.job_id)
         if original.status != "succeeded":
             raise ApiError(409, f"job {original.id} is {original.status}; only a succeeded "
                            "job can be reproduced", kind="conflict")

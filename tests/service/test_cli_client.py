@@ -227,16 +227,21 @@ def test_compare_and_metrics_csv(
         run(capsys, "metrics", ids[1], "--json")[1]))
 
 
-def test_models_register_alias_predict(
-    env: str, inline_worker: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    data = tmp_path / "blobs.csv"
-    data.write_bytes(blobs_csv())
+def finished_job(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """The id of a tiny job submitted through the CLI (its data file uploaded) and watched."""
+    (tmp_path / "blobs.csv").write_bytes(blobs_csv())
     code, out, err = run(capsys, "submit", write_spec(tmp_path, tiny_spec("blobs.csv")),
                          "--json")
     assert code == 0, err
-    job = json.loads(out)["id"]
+    job: str = json.loads(out)["id"]
     assert run(capsys, "watch", job, "--json")[0] == 0
+    return job
+
+
+def test_models_register_alias_predict(
+    env: str, inline_worker: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = finished_job(tmp_path, capsys)
     assert run(capsys, "models", "create", "blobs")[0] == 0
     code, out, _ = run(capsys, "models", "register", "blobs", job, "--json")
     assert code == 0 and json.loads(out)["version"] == 1
@@ -259,13 +264,7 @@ def test_models_register_alias_predict(
 def test_fork_reproduce_and_manifest(
     env: str, inline_worker: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = tmp_path / "blobs.csv"
-    data.write_bytes(blobs_csv())
-    code, out, err = run(capsys, "submit", write_spec(tmp_path, tiny_spec("blobs.csv")),
-                         "--json")
-    assert code == 0, err
-    job = json.loads(out)["id"]
-    assert run(capsys, "watch", job, "--json")[0] == 0
+    job = finished_job(tmp_path, capsys)
     code, out, err = run(capsys, "fork", job, "--reset", "--overrides",
                          '{"training": {"epochs": 2}}', "--watch")
     assert code == 0, err
