@@ -1,4 +1,5 @@
-"""The browser dashboard: a job list at `/` and a job page at `/jobs/<id>`.
+"""The browser dashboard: jobs at `/` and `/jobs/<id>`, runs side by side at `/compare`,
+models at `/models` and `/models/<name>`.
 
 The pages are static shells; the browser fetches everything from the public `/v1` API with the
 key the user typed once (kept in localStorage, or passed as `#key=...`), so the dashboard needs
@@ -33,3 +34,21 @@ def index() -> str:
 def job(job_id: str) -> str:
     """One job: live curves, checkpoints, weight heatmaps and histograms."""
     return render_template("dashboard/job.html", job_id=job_id)
+
+
+@bp.get("/compare")
+def compare() -> str:
+    """Jobs side by side (`?ids=a,b,c`): overlaid curves, the spec paths that differ."""
+    return render_template("dashboard/compare.html")
+
+
+@bp.get("/models")
+def models() -> str:
+    """The registered models with their aliases."""
+    return render_template("dashboard/models.html")
+
+
+@bp.get("/models/<name>")
+def model(name: str) -> str:
+    """One model: versions with their metrics, aliases and their history, downloads."""
+    return render_template("dashboard/model.html", model_name=name)

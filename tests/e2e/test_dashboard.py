@@ -116,3 +116,68 @@ def test_job_page_follows_a_running_job_through_the_event_stream(
     points = re.search(r'class="curve train-loss" data-points="(\d+)"', dom)
     assert points and int(points.group(1)) >= 1 + int(streamed.group(1)) - 1
     assert 'id="job-status">running<' in dom
+
+
+def test_compare_page_overlays_the_jobs_and_lists_what_differs(
+    served: Served, finished_job: dict[str, Any], tmp_path: Path
+) -> None:
+    from tests.e2e.conftest import TINY_DIGITS, wait_finished
+
+    other_spec = {**TINY_DIGITS, "optimizer": {"type": "adam", "learning_rate": 0.003}}
+    with served.client() as client:
+        other = wait_finished(client, client.submit(other_spec)["id"])
+    ids = f"{finished_job['id']},{other['id']}"
+    dom = headless(f"{served.url}/compare?ids={ids}#key={served.api_key}",
+                   tmp_path / "profile", "--dump-dom")
+    assert 'data-ready="1"' in dom, dom[-3000:]
+    epochs = finished_job["progress"]["epochs"]
+    for run in ("run-0", "run-1"):
+        assert re.search(rf'class="curve {run}" data-points="{epochs}"', dom), run
+    assert 'data-path="optimizer.learning_rate"' in dom
+    assert dom.count('class="diff-row"') == 1  # nothing else differs
+    assert dom.count('class="metric-row"') >= 4  # loss, accuracy, val_loss, val_accuracy, ...
+
+    index = headless(f"{served.url}/#key={served.api_key}", tmp_path / "profile-index",
+                     "--dump-dom")
+    assert index.count('class="pick"') >= 2 and 'id="compare"' in index
+
+
+def test_model_pages_show_versions_aliases_and_their_history(
+    served: Served, finished_job: dict[str, Any], tmp_path: Path
+) -> None:
+    with served.client() as client:
+        client.create_model("digits", "the tiny MLP")
+        client.register_version("digits", job_id=finished_job["id"])
+        client.register_version("digits", job_id=finished_job["id"], checkpoint="latest")
+        client.set_alias("digits", "champion", 1)
+        client.set_alias("digits", "champion", 2)
+    listing = headless(f"{served.url}/models#key={served.api_key}", tmp_path / "profile",
+                       "--dump-dom")
+    assert 'data-model="digits"' in listing and "champion → v2" in listing
+
+    dom = headless(f"{served.url}/models/digits#key={served.api_key}",
+                   tmp_path / "profile-model", "--dump-dom")
+    assert 'data-ready="1"' in dom, dom[-3000:]
+    assert 'data-version="1"' in dom and 'data-version="2"' in dom
+    history = re.search(r'data-alias="champion">(.*?)</table>', dom, re.S)
+    assert history and history.group(1).count("<tr>") == 3  # the header and two spans
+    assert ">now<" in history.group(1)
+    assert dom.count(">model.onnx<") == 2 and dom.count(">weights.npz<") == 2
+
+
+def test_a_fork_shows_its_parent_and_every_checkpoint_can_be_forked(
+    served: Served, finished_job: dict[str, Any], tmp_path: Path
+) -> None:
+    from tests.e2e.conftest import wait_finished
+
+    with served.client() as client:
+        child = client.fork(finished_job["id"], optimizer_state="reset",
+                            overrides={"training": {"epochs": 1}})
+        wait_finished(client, child["id"])
+        checkpoints = client.checkpoints(finished_job["id"])
+    parent_page = headless(f"{served.url}/jobs/{finished_job['id']}#key={served.api_key}",
+                           tmp_path / "profile", "--dump-dom")
+    assert parent_page.count('class="fork"') == len(checkpoints)
+    dom = headless(f"{served.url}/jobs/{child['id']}#key={served.api_key}",
+                   tmp_path / "profile-child", "--dump-dom")
+    assert "forked from" in dom and f'href="/jobs/{finished_job["id"]}"' in dom

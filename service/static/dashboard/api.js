@@ -60,6 +60,15 @@ export async function getJSON(path) {
   return response.json();
 }
 
+export async function postJSON(path, body) {
+  const response = await fetch(path, {
+    method: "POST", body: JSON.stringify(body),
+    headers: authHeaders({ Accept: "application/json", "Content-Type": "application/json" }),
+  });
+  if (!response.ok) throw await problem(response);
+  return response.json();
+}
+
 export async function getBlob(path) {
   const response = await fetch(path, { headers: authHeaders() });
   if (!response.ok) throw await problem(response);

@@ -2,13 +2,24 @@
 import { el, fmt, getJSON, requireKey, showError } from "./api.js";
 
 const REFRESH_MS = 3000;
+const selected = new Set(); // job ids ticked for comparison; kept across refreshes
+
+function updateCompare() {
+  const button = document.getElementById("compare");
+  button.disabled = selected.size < 2;
+  button.onclick = () => { location.href = `/compare?ids=${[...selected].map(encodeURIComponent).join(",")}`; };
+}
 
 function row(job) {
   const latest = job.latest || {};
   const progress = job.progress || {};
   const link = el("a", { href: `/jobs/${encodeURIComponent(job.id)}`, text: job.id });
   const pct = progress.epochs ? Math.round((100 * progress.epoch) / progress.epochs) : 0;
+  const pick = el("input", { type: "checkbox", class: "pick", value: job.id, "aria-label": `select ${job.id}` });
+  if (selected.has(job.id)) pick.checked = true;
+  pick.onchange = () => { pick.checked ? selected.add(job.id) : selected.delete(job.id); updateCompare(); };
   return el("tr", { "data-job-id": job.id },
+    el("td", {}, pick),
     el("td", {}, link),
     el("td", { text: job.name || "" }),
     el("td", {}, el("span", { class: `status status-${job.status}`, text: job.status })),

@@ -1,6 +1,6 @@
 // One job: live loss/accuracy curves, the kept checkpoints, and per-layer weight heatmaps and
 // histograms of a chosen checkpoint (the best one first).
-import { el, fmt, getBlob, getJSON, requireKey, showError, streamEvents } from "./api.js";
+import { el, fmt, getBlob, getJSON, postJSON, requireKey, showError, streamEvents } from "./api.js";
 import { asMatrix, heatmap, histogram, lineChart } from "./charts.js";
 
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
@@ -41,8 +41,40 @@ function drawSummary() {
   summary.replaceChildren(
     el("span", { class: `status status-${job.status}`, id: "job-status", text: job.status }),
     ` ${job.id} · epoch ${p.epoch || 0}/${p.epochs || "?"}${why ? ` · ${why}` : ""}`,
-    best.epoch ? ` · best epoch ${best.epoch}: ${shownMetrics(best)}` : "");
+    best.epoch ? ` · best epoch ${best.epoch}: ${shownMetrics(best)}` : "",
+    ...lineage());
   document.getElementById("job-progress-bar").style.width = `${p.epochs ? (100 * (p.epoch || 0)) / p.epochs : 0}%`;
+}
+
+// Where the job comes from (a fork's parent) and whether a reproduction matched it.
+function lineage() {
+  const parts = [];
+  const jobLink = (id) => el("a", { href: `/jobs/${encodeURIComponent(id)}`, class: "lineage", text: id });
+  if (job.parent) {
+    parts.push(" · forked from ", jobLink(job.parent.job_id),
+      ` at epoch ${job.parent.epoch} (${job.parent.optimizer_state})`);
+  }
+  const r = job.reproduction;
+  if (r) {
+    const verdict = r.identical === null ? "pending" : r.identical ? "identical"
+      : `differs from epoch ${r.first_divergent_epoch}`;
+    parts.push(r.of ? " · reproduces " : " · reproduced by ", jobLink(r.of || r.by), ` (${verdict})`);
+  }
+  return parts;
+}
+
+// A child job from this checkpoint: "keep" trains on to the epoch asked for, as a resume would.
+async function fork(checkpoint) {
+  const epochs = Number(prompt(`Train on from epoch ${checkpoint.epoch} (keeping the optimizer's state) to epoch:`,
+    String(Math.max((job.progress || {}).epochs || 0, checkpoint.epoch) + 10)));
+  if (!Number.isInteger(epochs) || epochs <= checkpoint.epoch) return;
+  try {
+    const child = await postJSON(`/v1/jobs/${jobId}/fork`, {
+      checkpoint_id: checkpoint.id, optimizer_state: "keep", overrides: { training: { epochs } } });
+    location.href = `/jobs/${encodeURIComponent(child.id)}`;
+  } catch (error) {
+    showError(error.message);
+  }
 }
 
 async function loadMetrics() {
@@ -75,11 +107,13 @@ async function loadCheckpoints() {
     link.onclick = (event) => { event.preventDefault(); download(c, link); };
     const show = el("button", { type: "button", class: "show-weights", text: "weights" });
     show.onclick = () => showWeights(c);
+    const forkButton = el("button", { type: "button", class: "fork", text: "fork" });
+    forkButton.onclick = () => fork(c);
     const metrics = shownMetrics(c.metrics);
     return el("tr", { "data-checkpoint-id": c.id },
       el("td", { text: c.id }), el("td", { text: String(c.epoch) }), el("td", { text: c.kind }),
       el("td", { text: metrics }), el("td", { text: `${(c.size_bytes / 1024).toFixed(1)} KiB` }),
-      el("td", {}, link, " ", show));
+      el("td", {}, link, " ", show, " ", forkButton));
   });
   document.querySelector("#checkpoints tbody").replaceChildren(...rows);
   const first = page.items.find((c) => c.kind === "best") || page.items[page.items.length - 1];
