@@ -28,6 +28,19 @@ def test_openapi_31_lists_every_operation(client: FlaskClient) -> None:
         ("GET", "/v1/checkpoints/{checkpoint_id}/layers/{name}"), ("POST", "/v1/checkpoints"),
         ("POST", "/v1/jobs/{job_id}/predict"), ("POST", "/v1/checkpoints/{checkpoint_id}/predict"),
         ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
+        ("GET", "/v1/jobs:compare"), ("GET", "/v1/jobs/{job_id}/metrics.csv"),
+        ("GET", "/v1/jobs/{job_id}/manifest"), ("POST", "/v1/jobs/{job_id}/reproduce"),
+        ("POST", "/v1/jobs/{job_id}/fork"),
+        ("POST", "/v1/webhooks"), ("GET", "/v1/webhooks"), ("GET", "/v1/webhooks/{webhook_id}"),
+        ("DELETE", "/v1/webhooks/{webhook_id}"), ("POST", "/v1/webhooks/{webhook_id}/ping"),
+        ("GET", "/v1/webhooks/{webhook_id}/deliveries"),
+        ("POST", "/v1/models"), ("GET", "/v1/models"), ("GET", "/v1/models/{name}"),
+        ("POST", "/v1/models/{name}/versions"), ("GET", "/v1/models/{name}/versions"),
+        ("GET", "/v1/models/{name}/versions/{version}"),
+        ("PUT", "/v1/models/{name}/aliases/{alias}"),
+        ("DELETE", "/v1/models/{name}/aliases/{alias}"),
+        ("GET", "/v1/models/{name}/aliases/{alias}/history"),
+        ("POST", "/v1/models/{name}/predict"),
     }
     assert operations == expected
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
