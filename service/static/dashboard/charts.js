@@ -21,7 +21,15 @@ function extent(values) {
 function tick(value) {
   if (!Number.isFinite(value)) return "";
   const a = Math.abs(value);
-  return a !== 0 && (a < 0.01 || a >= 1e4) ? value.toExponential(1) : value.toPrecision(3);
+  if (a !== 0 && (a < 0.01 || a >= 1e4)) return value.toExponential(1);
+  return String(Number(value.toPrecision(3))); // 0.30000000000000004 -> "0.3"
+}
+
+// The round step (1, 2 or 5 times a power of ten) nearest above `raw`.
+function niceStep(raw) {
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const m = raw / power;
+  return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * power;
 }
 
 // series: [{name, cls, points: [[x, y], ...]}]; draws every finite point, one <path> each.
@@ -38,13 +46,17 @@ export function lineChart(container, series, { width = 520, height = 260, xLabel
   let [y0, y1] = extent(all.map((p) => p[1]));
   if (x0 === x1) { x0 -= 1; x1 += 1; }
   if (y0 === y1) { y0 -= 0.5; y1 += 0.5; }
+  const step = niceStep((y1 - y0) / 4);
+  y0 = Math.floor(y0 / step) * step; // the axis spans whole steps: ticks are round numbers
+  y1 = Math.ceil(y1 / step) * step;
   const w = width - pad.left - pad.right;
   const h = height - pad.top - pad.bottom;
   const sx = (x) => pad.left + ((x - x0) / (x1 - x0)) * w;
   const sy = (y) => pad.top + (1 - (y - y0) / (y1 - y0)) * h;
   const axes = svg("g", { class: "axes" });
-  for (let i = 0; i <= 4; i++) {
-    const yv = y0 + ((y1 - y0) * i) / 4;
+  const ticks = Math.round((y1 - y0) / step);
+  for (let i = 0; i <= ticks; i++) {
+    const yv = y0 + step * i;
     axes.append(svg("line", { x1: pad.left, x2: width - pad.right, y1: sy(yv), y2: sy(yv), class: "grid-line" }));
     axes.append(svg("text", { x: pad.left - 6, y: sy(yv) + 4, "text-anchor": "end" }, tick(yv)));
   }

@@ -26,7 +26,8 @@ function curves(jobs, histories, key) {
 
 function header(table, first, jobs) {
   table.querySelector("thead").replaceChildren(el("tr", {}, el("th", { text: first }),
-    ...jobs.map((j) => el("th", {}, el("a", { href: `/jobs/${encodeURIComponent(j.id)}`, text: j.name || j.id })))));
+    ...jobs.map((j) => el("th", {}, el("a", { href: `/jobs/${encodeURIComponent(j.id)}`,
+      text: j.name ? `${j.name} (${j.id.slice(-6)})` : j.id })))));
 }
 
 async function main() {
