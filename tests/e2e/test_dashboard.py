@@ -181,3 +181,36 @@ def test_a_fork_shows_its_parent_and_every_checkpoint_can_be_forked(
     dom = headless(f"{served.url}/jobs/{child['id']}#key={served.api_key}",
                    tmp_path / "profile-child", "--dump-dom")
     assert "forked from" in dom and f'href="/jobs/{finished_job["id"]}"' in dom
+
+
+def test_job_page_marks_the_best_epoch_and_fits_its_panels_to_the_model(
+    served: Served, finished_job: dict[str, Any], tmp_path: Path
+) -> None:
+    from tests.e2e.conftest import wait_finished
+
+    dom = headless(f"{served.url}/jobs/{finished_job['id']}#key={served.api_key}",
+                   tmp_path / "profile", "--dump-dom")
+    assert 'class="mark best"' in dom and ">best<" in dom
+    epochs = finished_job["progress"]["epochs"]
+    assert re.search(rf'class="curve lr" data-points="{epochs}"', dom)
+    assert dom.count('class="dot"') >= 5 * epochs  # loss x2, accuracy x2, lr: hover values
+    assert "&quot;optimizer&quot;" in dom or '"optimizer"' in dom  # the spec is on the page
+    assert '<figure id="accuracy-figure" class="card">' in dom  # shown: a classifier
+
+    cnn = {"name": "tiny-cnn", "dataset": "builtin:digits_images",
+           "model": {"layers": [{"type": "conv2d", "filters": 3, "kernel_size": 3},
+                                {"type": "flatten"}, {"type": "dense", "units": 10}]},
+           "training": {"epochs": 1, "batch_size": 128}}
+    regression = {"name": "tiny-regression", "dataset": "builtin:xor", "loss": {"type": "mse"},
+                  "model": {"layers": [{"type": "dense", "units": 4, "activation": "tanh"},
+                                       {"type": "dense", "units": 1}]},
+                  "training": {"epochs": 2, "batch_size": "full", "validation_split": 0}}
+    with served.client() as client:
+        done = [wait_finished(client, client.submit(spec)["id"]) for spec in (cnn, regression)]
+    conv_page = headless(f"{served.url}/jobs/{done[0]['id']}#key={served.api_key}",
+                         tmp_path / "profile-cnn", "--dump-dom")
+    assert conv_page.count('class="kernel"') == 3 * 1  # 3 filters x 1 input channel
+    assert conv_page.count('class="heat-cell"') >= 3 * 9
+    regression_page = headless(f"{served.url}/jobs/{done[1]['id']}#key={served.api_key}",
+                               tmp_path / "profile-regression", "--dump-dom")
+    assert '<figure id="accuracy-figure" class="card" hidden="">' in regression_page

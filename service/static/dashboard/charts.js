@@ -33,9 +33,13 @@ function niceStep(raw) {
 }
 
 // series: [{name, cls, points: [[x, y], ...]}]; draws every finite point, one <path> each.
-export function lineChart(container, series, { width = 520, height = 260, xLabel = "epoch" } = {}) {
+// Options: logY (a log10 axis; non-positive values are left out), marks ([{x, label}]: dashed
+// vertical lines, e.g. the best epoch). Every point carries a <title>: its value on hover.
+export function lineChart(container, series, { width = 520, height = 260, xLabel = "epoch", logY = false, marks = [] } = {}) {
   const pad = { left: 52, right: 12, top: 28, bottom: 34 }; // the legend sits above the plot
-  const all = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  const fy = logY ? Math.log10 : (y) => y; // plotted y
+  const usable = ([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!logY || y > 0);
+  const all = series.flatMap((s) => s.points).filter(usable).map(([x, y]) => [x, fy(y)]);
   const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "line-chart", role: "img" });
   container.replaceChildren(root);
   if (!all.length) {
@@ -58,7 +62,12 @@ export function lineChart(container, series, { width = 520, height = 260, xLabel
   for (let i = 0; i <= ticks; i++) {
     const yv = y0 + step * i;
     axes.append(svg("line", { x1: pad.left, x2: width - pad.right, y1: sy(yv), y2: sy(yv), class: "grid-line" }));
-    axes.append(svg("text", { x: pad.left - 6, y: sy(yv) + 4, "text-anchor": "end" }, tick(yv)));
+    axes.append(svg("text", { x: pad.left - 6, y: sy(yv) + 4, "text-anchor": "end" }, tick(logY ? 10 ** yv : yv)));
+  }
+  for (const mark of marks) {
+    if (!Number.isFinite(mark.x) || mark.x < x0 || mark.x > x1) continue;
+    axes.append(svg("line", { x1: sx(mark.x), x2: sx(mark.x), y1: pad.top, y2: pad.top + h, class: `mark ${mark.cls || ""}` }));
+    axes.append(svg("text", { x: sx(mark.x) + 3, y: pad.top + 10, class: "mark-label" }, mark.label));
   }
   for (const xv of [x0, Math.round((x0 + x1) / 2), x1]) {
     axes.append(svg("text", { x: sx(xv), y: height - 16, "text-anchor": "middle" }, String(Math.round(xv))));
@@ -67,10 +76,17 @@ export function lineChart(container, series, { width = 520, height = 260, xLabel
   root.append(axes);
   const legend = svg("g", { class: "legend" });
   series.forEach((s, i) => {
-    const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+    const pts = s.points.filter(usable);
     if (!pts.length) return;
-    const d = pts.map(([x, y], j) => `${j ? "L" : "M"}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
+    const d = pts.map(([x, y], j) => `${j ? "L" : "M"}${sx(x).toFixed(1)},${sy(fy(y)).toFixed(1)}`).join(" ");
     root.append(svg("path", { d, class: `curve ${s.cls}`, "data-points": pts.length, fill: "none" }));
+    const dots = svg("g", { class: `dots ${s.cls}` });
+    for (const [x, y] of pts) {
+      const dot = svg("circle", { cx: sx(x).toFixed(1), cy: sy(fy(y)).toFixed(1), r: 3, class: "dot" });
+      dot.append(svg("title", {}, `${s.name} · ${xLabel} ${x}: ${Number(y.toPrecision(5))}`));
+      dots.append(dot);
+    }
+    root.append(dots);
     const lx = pad.left + i * 140;
     legend.append(svg("line", { x1: lx, x2: lx + 20, y1: 10, y2: 10, class: `curve ${s.cls}` }));
     legend.append(svg("text", { x: lx + 25, y: 14 }, s.name));
@@ -110,6 +126,34 @@ function diverging(value, scale) {
   const t = scale > 0 ? Math.max(-1, Math.min(1, value / scale)) : 0;
   const fade = Math.round(255 * (1 - Math.abs(t)));
   return t >= 0 ? `rgb(255,${fade},${fade})` : `rgb(${fade},${fade},255)`;
+}
+
+// Conv kernels (out, in, kh, kw) as a grid: one row per filter, one kh x kw tile per input
+// channel, so each filter's spatial pattern is visible. Too many tiles: the block-mean heatmap.
+export function kernelGrid(container, values, shape, { cell = 6, gap = 2, maxTiles = 512 } = {}) {
+  const [out, inp, kh, kw] = shape;
+  if (out * inp > maxTiles) return heatmap(container, asMatrix(values, shape));
+  const flat = values.flat(Infinity);
+  const [lo, hi] = extent(flat);
+  const scale = Math.max(Math.abs(lo), Math.abs(hi));
+  const tw = kw * cell + gap;
+  const th = kh * cell + gap;
+  const root = svg("svg", { viewBox: `0 0 ${inp * tw} ${out * th}`, class: "kernels", width: inp * tw, height: out * th });
+  for (let o = 0; o < out; o++) {
+    for (let c = 0; c < inp; c++) {
+      const tile = svg("g", { class: "kernel", transform: `translate(${c * tw},${o * th})` });
+      tile.append(svg("title", {}, `filter ${o}, input channel ${c}`));
+      for (let i = 0; i < kh; i++) {
+        for (let j = 0; j < kw; j++) {
+          const v = flat[((o * inp + c) * kh + i) * kw + j];
+          tile.append(svg("rect", { x: j * cell, y: i * cell, width: cell, height: cell, class: "heat-cell", fill: diverging(v, scale) }));
+        }
+      }
+      root.append(tile);
+    }
+  }
+  container.append(root);
+  return root;
 }
 
 export function heatmap(container, matrix, { size = 240 } = {}) {

@@ -1,7 +1,7 @@
 // One job: live loss/accuracy curves, the kept checkpoints, and per-layer weight heatmaps and
 // histograms of a chosen checkpoint (the best one first).
 import { el, fmt, getBlob, getJSON, postJSON, requireKey, showError, streamEvents } from "./api.js";
-import { asMatrix, heatmap, histogram, lineChart } from "./charts.js";
+import { asMatrix, heatmap, histogram, kernelGrid, lineChart } from "./charts.js";
 
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 const jobId = document.getElementById("main").dataset.jobId;
@@ -22,9 +22,22 @@ function drawCharts() {
   const sorted = new Map(epochs.map((e) => [e, history.get(e)]));
   history.clear();
   for (const [e, m] of sorted) history.set(e, m);
-  lineChart(document.getElementById("loss-chart"), series("loss"));
-  lineChart(document.getElementById("accuracy-chart"), series("accuracy"));
+  const marks = [];
+  const best = (job && job.best) || {};
+  if (best.epoch) marks.push({ x: best.epoch, label: "best", cls: "best" });
+  if (job && job.stop_reason === "early_stopping") {
+    marks.push({ x: (job.progress || {}).epoch, label: "early stop", cls: "stop" });
+  }
+  const logY = document.getElementById("log-loss").checked;
+  lineChart(document.getElementById("loss-chart"), series("loss"), { marks, logY });
+  // A regression has no accuracy: no empty panel for it.
+  const accuracy = series("accuracy");
+  document.getElementById("accuracy-figure").hidden = !accuracy.some((s) => s.points.length);
+  lineChart(document.getElementById("accuracy-chart"), accuracy, { marks });
+  const lr = [...history.values()].filter((m) => typeof m.lr === "number").map((m) => [m.epoch, m.lr]);
+  lineChart(document.getElementById("lr-chart"), [{ name: "learning rate", cls: "lr", points: lr }]);
 }
+document.getElementById("log-loss").onchange = () => drawCharts();
 
 // The learning metrics; lr and seconds are in the metrics endpoint for whoever wants them.
 function shownMetrics(values) {
@@ -132,11 +145,13 @@ async function showWeights(checkpoint) {
     const layer = await getJSON(`/v1/checkpoints/${checkpoint.id}/layers/${encodeURIComponent(stats.name)}`);
     const matrix = asMatrix(layer.values, layer.shape);
     const figure = el("figure", { class: "layer", "data-layer": stats.name });
+    const conv = layer.shape.length === 4;
     figure.append(el("figcaption", {
       text: `${stats.name} [${layer.shape.join("×")}] mean ${fmt(stats.mean)} std ${fmt(stats.std)} ` +
             `min ${fmt(stats.min)} max ${fmt(stats.max)} ‖W‖F ${fmt(stats.frobenius)}`,
     }));
-    heatmap(figure, matrix);
+    if (conv) kernelGrid(figure, layer.values, layer.shape);
+    else heatmap(figure, matrix);
     histogram(figure, matrix.flat);
     box.append(figure);
   }
@@ -145,6 +160,7 @@ async function showWeights(checkpoint) {
 async function refreshJob() {
   job = await getJSON(`/v1/jobs/${jobId}`);
   drawSummary();
+  document.getElementById("job-spec").textContent = JSON.stringify(job.spec, null, 2);
   return job;
 }
 
