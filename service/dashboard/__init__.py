@@ -1,5 +1,5 @@
 """The browser dashboard: jobs at `/` and `/jobs/<id>`, runs side by side at `/compare`,
-models at `/models` and `/models/<name>`.
+models at `/models` and `/models/<name>`, webhook deliveries at `/webhooks`.
 
 The pages are static shells; the browser fetches everything from the public `/v1` API with the
 key the user typed once (kept in localStorage, or passed as `#key=...`), so the dashboard needs
@@ -52,3 +52,9 @@ def models() -> str:
 def model(name: str) -> str:
     """One model: versions with their metrics, aliases and their history, downloads."""
     return render_template("dashboard/model.html", model_name=name)
+
+
+@bp.get("/webhooks")
+def webhooks() -> str:
+    """The tenant's webhooks and every delivery attempt, newest first."""
+    return render_template("dashboard/webhooks.html")

@@ -214,3 +214,25 @@ def test_job_page_marks_the_best_epoch_and_fits_its_panels_to_the_model(
     regression_page = headless(f"{served.url}/jobs/{done[1]['id']}#key={served.api_key}",
                                tmp_path / "profile-regression", "--dump-dom")
     assert '<figure id="accuracy-figure" class="card" hidden="">' in regression_page
+
+
+def test_webhooks_page_lists_each_delivery_attempt(
+    served: Served, finished_job: dict[str, Any], tmp_path: Path
+) -> None:
+    import time
+
+
+    with served.client() as client:
+        hook = client._json("POST", "/v1/webhooks", json={
+            "url": "http://127.0.0.1:9/nothing-listens-here", "events": ["job.failed"]})
+        client._json("POST", f"/v1/webhooks/{hook['id']}/ping")
+        deadline = time.monotonic() + 60
+        while not client._json("GET", f"/v1/webhooks/{hook['id']}/deliveries")["items"]:
+            assert time.monotonic() < deadline, "the worker never tried the delivery"
+            time.sleep(0.5)
+    dom = headless(f"{served.url}/webhooks#key={served.api_key}", tmp_path / "profile",
+                   "--dump-dom")
+    assert 'data-ready="1"' in dom, dom[-3000:]
+    assert f'data-webhook="{hook["id"]}"' in dom
+    assert 'class="delivery delivery-pending"' in dom  # refused: retried later
+    assert "ConnectError" in dom
