@@ -117,26 +117,39 @@ def alias_history(s: Session, model_id: str, alias: str) -> list[dict[str, Any]]
     return [{"version": int(v), "from": start, "to": end} for v, start, end in rows]
 
 
-def resolve(s: Session, tenant_id: str, name: str, *, alias: str | None = None,
-            version: int | None = None) -> ModelVersion | None:
-    """The version a predict request means, in one query: by alias, by number, or the newest.
+def _resolve_statement(by: str) -> sa.Select[Any]:
+    versions = sa.select(ModelVersion.checkpoint_id, ModelVersion.version, ModelVersion.job_id)
+    query = (versions.join(RegisteredModel, RegisteredModel.id == ModelVersion.model_id)
+             .where(RegisteredModel.tenant_id == sa.bindparam("tenant"),
+                    RegisteredModel.name == sa.bindparam("name")))
+    if by == "alias":
+        return query.join(ModelAlias, sa.and_(
+            ModelAlias.model_id == ModelVersion.model_id,
+            ModelAlias.version == ModelVersion.version,
+            ModelAlias.alias == sa.bindparam("alias"), ModelAlias.moved_at.is_(None)))
+    if by == "version":
+        return query.where(ModelVersion.version == sa.bindparam("version"))
+    return query.order_by(ModelVersion.version.desc()).limit(1)
+
+
+# Built once: predict resolves one on every request, and building a statement costs more
+# Python than running it.
+RESOLVE = {by: _resolve_statement(by) for by in ("alias", "version", "newest")}
+
+
+def resolve(conn: sa.Connection, tenant_id: str, name: str, *, alias: str | None = None,
+            version: int | None = None) -> sa.Row[Any] | None:
+    """The version a predict request means, ``(checkpoint_id, version, job_id)``: by alias, by
+    number, or the newest, in one prebuilt statement on a bare connection (predict's hot path:
+    no ORM session, no objects).
 
     Read on every request (never cached), so a moved alias serves its new version from the
     next request in every API process.
     """
-    query = (sa.select(ModelVersion)
-             .join(RegisteredModel, RegisteredModel.id == ModelVersion.model_id)
-             .where(RegisteredModel.tenant_id == tenant_id, RegisteredModel.name == name))
-    if alias is not None:
-        query = query.join(ModelAlias, sa.and_(
-            ModelAlias.model_id == ModelVersion.model_id,
-            ModelAlias.version == ModelVersion.version,
-            ModelAlias.alias == alias, ModelAlias.moved_at.is_(None)))
-    elif version is not None:
-        query = query.where(ModelVersion.version == version)
-    else:
-        query = query.order_by(ModelVersion.version.desc()).limit(1)
-    return s.scalar(query)
+    by = "alias" if alias is not None else "version" if version is not None else "newest"
+    params = {"tenant": tenant_id, "name": name, "alias": alias, "version": version}
+    return conn.execute(RESOLVE[by], {k: v for k, v in params.items()
+                                      if k in ("tenant", "name") or k == by}).first()
 
 
 def held_checkpoints(s: Session, checkpoint_ids: list[str]) -> set[str]:

@@ -1,7 +1,10 @@
 """Predict through `weightsmith api` against a bare Flask JSON echo, alternately, with wrk.
 
 Usage: ``.venv/bin/python benchmarks/service/bench_predict.py [--rounds 3] [--quick]
-[--seconds 10] [--connections 16]``
+[--seconds 10] [--connections 16] [--alias]``
+
+``--alias`` adds issue 16's comparison: the same model registered as a version with an alias,
+predicted by alias (resolved per request) beside predict by checkpoint id.
 
 Issue 4, "Performance": predict with a 64-64-10 model (64 inputs, a hidden layer of 64, 10
 outputs; trained on the digits for two epochs, so the stored input standardisation is
@@ -65,6 +68,28 @@ def digits_weights() -> bytes:
     return bytes(train(spec, data.X, data.y).weights_npz())
 
 
+def register_alias(base: str, key: str, checkpoint_url: str, body: str) -> tuple[str, str]:
+    """The imported checkpoint as version 1 of a model with alias `champion`: (the model's
+    predict URL, its body), answering exactly what the checkpoint's predict answers."""
+    import httpx
+
+    auth = {"Authorization": f"Bearer {key}"}
+    checkpoint = checkpoint_url.split("/")[-2]
+    httpx.post(f"{base}/v1/models", json={"name": "bench"}, headers=auth).raise_for_status()
+    httpx.post(f"{base}/v1/models/bench/versions", json={"checkpoint_id": checkpoint},
+               headers=auth).raise_for_status()
+    httpx.put(f"{base}/v1/models/bench/aliases/champion", json={"version": 1},
+              headers=auth).raise_for_status()
+    url = f"{base}/v1/models/bench/predict"
+    alias_body = json.dumps({**json.loads(body), "alias": "champion"})
+    by_alias = httpx.post(url, content=alias_body, headers={**auth, "Content-Type":
+                                                            "application/json"}).json()
+    by_id = httpx.post(checkpoint_url, content=body, headers={**auth, "Content-Type":
+                                                              "application/json"}).json()
+    assert by_alias["outputs"] == by_id["outputs"], (by_alias, by_id)
+    return url, alias_body
+
+
 def prepare(base: str, key: str) -> tuple[str, str]:
     """Import the model; return (predict URL, request body), checked once by hand."""
     import httpx
@@ -83,20 +108,20 @@ def prepare(base: str, key: str) -> tuple[str, str]:
     return url, body
 
 
-Server = tuple[str, Any]  # (URL, harness.CpuMeter)
+Server = tuple[str, Any, str]  # (URL, harness.CpuMeter, request body)
 
 
-def measure(args: argparse.Namespace, servers: dict[str, Server], body: str,
+def measure(args: argparse.Namespace, servers: dict[str, Server],
             headers: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
     """Rounds of wrk runs, alternating the servers: one connection, then many."""
     runs: dict[str, list[dict[str, Any]]] = {}
     seconds = 3.0 if args.quick else args.seconds
-    for url, _ in servers.values():  # warm up (pools, caches, the model)
+    for url, _, body in servers.values():  # warm up (pools, caches, the model)
         wrk.run(url, body, headers, connections=args.connections, threads=1, seconds=2)
     for r in range(args.rounds):
         print(f"round {r + 1}/{args.rounds}  (load {harness.load()})", flush=True)
         for clients in (1, args.connections):
-            for name, (url, meter) in servers.items():
+            for name, (url, meter, body) in servers.items():
                 row = wrk.run_metered(meter, url, body, headers, connections=clients,
                                       threads=1, seconds=seconds)
                 runs.setdefault(f"{name}.c{clients}", []).append(row)
@@ -157,6 +182,9 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10.0, help="length of each wrk run")
     p.add_argument("--connections", type=int, default=16,
                    help="concurrent connections of the throughput runs")
+    p.add_argument("--alias", action="store_true",
+                   help="also predict through a model alias (POST /v1/models/{name}/predict) "
+                        "on the same API process, to compare with predict by checkpoint id")
     p.add_argument("--diagnose", action="store_true",
                    help="also run the API with its rate limit counted in process memory "
                         "(the embedded mode's limiter) to price the Redis round trip")
@@ -193,15 +221,19 @@ def main() -> None:
             headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
             servers: dict[str, Server] = {
                 "api": (api_url, harness.CpuMeter({"api": procs["api"].pid,
-                                                   "redis": broker.pid}, db)),
+                                                   "redis": broker.pid}, db), body),
                 "echo": (f"http://127.0.0.1:{ports['echo']}/echo",
-                         harness.CpuMeter({"echo": procs["echo"].pid})),
+                         harness.CpuMeter({"echo": procs["echo"].pid}), body),
             }
+            if args.alias:
+                alias_url, alias_body = register_alias(base, key, api_url, body)
+                servers["api-alias"] = (alias_url, harness.CpuMeter(
+                    {"api": procs["api"].pid, "redis": broker.pid}, db), alias_body)
             if args.diagnose:
                 servers["api-memrl"] = (
                     api_url.replace(base, f"http://127.0.0.1:{ports['api-memrl']}"),
-                    harness.CpuMeter({"api": procs["api-memrl"].pid}, db))
-            runs = measure(args, servers, body, headers)
+                    harness.CpuMeter({"api": procs["api-memrl"].pid}, db), body)
+            runs = measure(args, servers, headers)
     s = summarise(runs, args.connections)
     report(args, s)
     harness.write_results("bench_predict", {

@@ -39,6 +39,7 @@ from store import checkpoints as store_checkpoints
 from store import jobs as store_jobs
 from store import registry
 from store import webhooks as store_webhooks
+from store.db import single_statements
 from store.models import ModelVersion, RegisteredModel
 from store.resources import isoformat
 
@@ -198,12 +199,23 @@ def predict_model(path: ModelPath, body: ModelPredictBody) -> Response:
     The alias is resolved on every request (one indexed query), so a move is served from the
     next request on, in every API process.
     """
-    with read_session() as session:
-        version = registry.resolve(session, current_tenant(), path.name,
-                                   alias=body.alias, version=body.version)
-        if version is None:
-            what = (body.alias and f"@{body.alias}") or (body.version and f" v{body.version}")
-            raise not_found("model version", f"{path.name}{what or ''}")
-        labels = labels_for_checkpoint(session, version.checkpoint_id, version.job_id)
-    return run_prediction(Target(version.checkpoint_id, labels), body.inputs,
-                          model={"name": path.name, "version": version.version})
+    with _reads().connect() as conn:
+        row = registry.resolve(conn, current_tenant(), path.name, alias=body.alias,
+                                   version=body.version)
+    if row is None:
+        what = (body.alias and f"@{body.alias}") or (body.version and f" v{body.version}")
+        raise not_found("model version", f"{path.name}{what or ''}")
+    checkpoint_id, number, job_id = row
+    with read_session() as session:  # a cache hit after the first request for a checkpoint
+        labels = labels_for_checkpoint(session, checkpoint_id, job_id)
+    return run_prediction(Target(checkpoint_id, labels), body.inputs,
+                          model={"name": path.name, "version": number})
+
+
+def _reads() -> Any:
+    """The engine for one-statement reads (autocommit on PostgreSQL: no BEGIN/ROLLBACK)."""
+    extras = services().extras
+    engine = extras.get("single_statements")
+    if engine is None:
+        engine = extras.setdefault("single_statements", single_statements(services().engine))
+    return engine
