@@ -16,6 +16,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from core.activations import softmax, stable_sigmoid
 from core.errors import SpecError
+from core.spec.training import CLASS_WEIGHTS, DELTA, LABEL_SMOOTHING
 
 Array = NDArray[Any]
 
@@ -69,8 +70,8 @@ class CrossEntropy(Loss):
 
     def __init__(self, spec: Any = None, dtype: DTypeLike = np.float32) -> None:
         super().__init__(spec, dtype)
-        self.label_smoothing = float(_field(spec, "label_smoothing", 0.0))
-        weights = _field(spec, "class_weights", None)
+        self.label_smoothing = float(_field(spec, LABEL_SMOOTHING.name, LABEL_SMOOTHING.default))
+        weights = _field(spec, CLASS_WEIGHTS.name, CLASS_WEIGHTS.default)
         self.class_weights = None if weights is None else np.asarray(weights, dtype=self.dtype)
 
     def forward(self, outputs: Array, targets: Array) -> float:
@@ -177,7 +178,7 @@ class Huber(Loss):
 
     def __init__(self, spec: Any = None, dtype: DTypeLike = np.float32) -> None:
         super().__init__(spec, dtype)
-        self.delta = float(_field(spec, "delta", 1.0))
+        self.delta = float(_field(spec, DELTA.name, DELTA.default))
 
     def forward(self, outputs: Array, targets: Array) -> float:
         self._diff = outputs - self._like(outputs, targets)

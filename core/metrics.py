@@ -17,7 +17,6 @@ from core.network import Network
 
 Array = NDArray[Any]
 EVAL_BATCH = 1024
-CLASSIFICATION_LOSSES = ("cross_entropy", "binary_cross_entropy")
 
 
 def correct_count(outputs: Array, targets: Array, loss_name: str) -> tuple[int, int]:

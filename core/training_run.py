@@ -24,13 +24,13 @@ from core.datasets import Dataset, validate_for_spec
 from core.early_stopping import BestTracker, EarlyStopping, monitored_value
 from core.errors import CheckpointError, DatasetError
 from core.losses import make_loss
-from core.metrics import CLASSIFICATION_LOSSES
 from core.network import build_network
 from core.optimizers import make_optimizer
 from core.preprocessing import Preprocessing
 from core.regularization import add_penalty_grads
 from core.schedules import make_schedule
 from core.spec import Spec
+from core.spec.training import CLASSIFICATION_LOSSES
 
 Array = NDArray[Any]
 

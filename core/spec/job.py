@@ -1,4 +1,8 @@
-"""The whole job spec (DESIGN §3): ``Spec.from_dict`` / ``to_dict`` and the cross-field rules."""
+"""The whole job spec: ``Spec.from_dict`` / ``to_dict`` and the cross-field rules.
+
+The top level declares its keys once in :data:`JOB_PARAMS` (the sections point at their own
+schemas, built by ``core.spec.schema``); ``docs/spec.md`` is generated from them.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +12,54 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import SpecError
-from core.spec.fields import Section, show
+from core.spec.fields import MISSING, Section, show
 from core.spec.layers import SHAPE_PRESERVING
 from core.spec.model import ModelSpec, parse_model
 from core.spec.optim import OPTIMIZER_ALIASES, OptimizerSpec, parse_optimizer
+from core.spec.params import Param
 from core.spec.training import (
     CLASSIFICATION_LOSSES,
     CheckpointPolicy,
     LossSpec,
     RegularizationSpec,
     TrainingSpec,
+    default_monitor,
     parse_checkpoints,
     parse_loss,
     parse_regularization,
     parse_training,
 )
 
-TOP_KEYS = ("name", "dataset", "init_checkpoint", "model", "loss", "optimizer",
-            "regularization", "training", "checkpoints")
 BUILTIN_PREFIX = "builtin:"
+
+
+def _section(name: str, ref: str, doc: str, default: object = None) -> Param:
+    """A nested object: parsed by its own parser, described by the schema ``$defs/ref``."""
+    return Param(name, "custom", default, schema={"$ref": f"#/$defs/{ref}"}, doc=doc)
+
+
+NAME = Param("name", "string", None, example="digits-mlp",
+             doc="A label for the job, shown in listings.")
+DATASET = Param(
+    "dataset", "string", None, example="builtin:digits",
+    doc=f"An uploaded dataset's id (POST /v1/datasets), or {BUILTIN_PREFIX}<name> for a "
+        "dataset that ships with Weightsmith (GET /v1/datasets lists them). Required to "
+        "submit a job.")
+INIT_CHECKPOINT = Param(
+    "init_checkpoint", "string", None, example="ckpt_01M8DHMEH6YQ12TB2SA0YE74HP",
+    doc="A checkpoint id whose weights start the training (warm start); its model must "
+        "match.")
+MODEL = _section("model", "Model", "The network: a list of layers applied in order.", MISSING)
+LOSS = _section("loss", "Loss", "The loss to minimise; default cross_entropy.")
+OPTIMIZER = _section("optimizer", "Optimizer", "The optimizer (torch.optim semantics); "
+                     "default adam.")
+REGULARIZATION = _section("regularization", "Regularization", "L1 / L2 penalties on the "
+                          "weights; none by default.")
+TRAINING = _section("training", "Training", "Epochs, batches, validation split, schedule, "
+                    "early stopping.")
+CHECKPOINTS = _section("checkpoints", "Checkpoints", "Which checkpoints are written and kept.")
+JOB_PARAMS: tuple[Param, ...] = (NAME, DATASET, INIT_CHECKPOINT, MODEL, LOSS, OPTIMIZER,
+                                 REGULARIZATION, TRAINING, CHECKPOINTS)
 
 
 def raise_collected(errors: list[SpecError]) -> None:
@@ -39,15 +72,15 @@ def raise_collected(errors: list[SpecError]) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class Spec:
-    """A validated job spec; attribute names are the JSON keys of DESIGN §3.
+    """A validated job spec; attribute names are the JSON keys (:data:`JOB_PARAMS`).
 
     ``dataset`` is an uploaded dataset id or ``builtin:<name>``; it may be None when the
     caller passes arrays itself (``core.train``).
     """
 
-    name: str | None = None
-    dataset: str | None = None
-    init_checkpoint: str | None = None
+    name: str | None = NAME.default
+    dataset: str | None = DATASET.default
+    init_checkpoint: str | None = INIT_CHECKPOINT.default
     model: ModelSpec
     loss: LossSpec = field(default_factory=LossSpec)
     optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
@@ -83,10 +116,10 @@ def parse_spec(data: Any, errors: list[SpecError]) -> Spec | None:
     s = Section.of(data, "", errors)
     if s is None:
         return None
-    s.check_keys(TOP_KEYS)
-    name = s.string("name", None, max_length=200)
+    s.check_keys(p.name for p in JOB_PARAMS)
+    name = NAME.read(s)
     dataset = _dataset(s)
-    init_checkpoint = s.string("init_checkpoint", None, max_length=200)
+    init_checkpoint = INIT_CHECKPOINT.read(s)
     model = parse_model(s.data.get("model"), "model", errors) if "model" in s.data else None
     if model is None and "model" not in s.data:
         s.error("model", "is required")
@@ -96,9 +129,8 @@ def parse_spec(data: Any, errors: list[SpecError]) -> Spec | None:
                                           errors)
     training = parse_training(s.data.get("training"), "training", errors)
     training = _apply_alias(alias, training, s.data.get("training"), errors)
-    default_monitor = "val_loss" if training.validation_split > 0 else "loss"
     checkpoints = parse_checkpoints(s.data.get("checkpoints"), "checkpoints", errors,
-                                    default_monitor)
+                                    default_monitor(training.validation_split))
     if model is None:
         return None
     spec = Spec(name=name, dataset=dataset, init_checkpoint=init_checkpoint, model=model,
@@ -109,7 +141,7 @@ def parse_spec(data: Any, errors: list[SpecError]) -> Spec | None:
 
 
 def _dataset(s: Section) -> str | None:
-    ref: str | None = s.string("dataset", None, max_length=200)
+    ref: str | None = DATASET.read(s)
     if ref is not None and ref.startswith(BUILTIN_PREFIX):
         from core.datasets.builtin import BUILTINS
 
