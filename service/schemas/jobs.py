@@ -1,7 +1,8 @@
-"""Job submission, the job resource, its metrics history and the dry-run report (DESIGN §3-4).
+"""Job submission, the job resource, its metrics history and the dry-run report (docs/api.md).
 
-The spec body is deliberately open here: `core.spec` is the one place that knows the rules
-(CONVENTIONS 3), and its errors come back as 422 with the exact field path.
+The spec body is validated by `core.spec` alone (its errors come back as 422 with the exact
+field path); the OpenAPI document describes it with `core.spec.schema`'s JSON Schema, which
+is generated from the same declarations the parser reads.
 """
 
 from __future__ import annotations
@@ -9,31 +10,45 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import DEFAULT_REF_TEMPLATE
 
+from core.spec.schema import job_spec_schema
 from service.schemas.common import ID_PATTERN, MAX_INT32
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
+# examples/digits_mlp.json (tests/service/test_openapi_spec.py keeps them equal): "Try it out"
+# in /docs submits it as is.
+JOB_SPEC_EXAMPLE: dict[str, Any] = {
+    "name": "digits-mlp",
+    "dataset": "builtin:digits",
+    "model": {
+        "layers": [
+            {"type": "dense", "units": 128, "activation": "relu", "weight_init": "he_normal"},
+            {"type": "dropout", "rate": 0.2},
+            {"type": "dense", "units": 10},
+        ]
+    },
+    "loss": {"type": "cross_entropy"},
+    "optimizer": {"type": "adam", "learning_rate": 0.001},
+    "training": {"epochs": 20, "batch_size": 32, "seed": 0, "validation_split": 0.1,
+                 "standardize": True},
+    "checkpoints": {"every_epochs": 1, "keep_last": 3, "keep_best": 1, "monitor": "val_loss"},
+}
+
+
 class JobSpecBody(BaseModel):
-    """A job spec as in DESIGN §3; validated by core.spec (unknown keys are errors there)."""
+    """A job spec (docs/spec.md). Parsed as an open object; core.spec checks it."""
 
-    model_config = ConfigDict(
-        extra="allow",
-        json_schema_extra={
-            "example": {
-                "name": "digits-mlp",
-                "dataset": "builtin:digits",
-                "model": {"layers": [{"type": "dense", "units": 32, "activation": "relu"},
-                                     {"type": "dense", "units": 10}]},
-                "training": {"epochs": 5},
-            }
-        },
-    )
+    model_config = ConfigDict(extra="allow")
 
-    name: Any = None
-    dataset: Any = None
-    model: Any = None
+    @classmethod
+    def model_json_schema(cls, by_alias: bool = True,  # type: ignore[override]
+                          ref_template: str = DEFAULT_REF_TEMPLATE,
+                          *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The generated job spec schema (flask-openapi3 moves its ``$defs`` to components)."""
+        return {**job_spec_schema(ref_template), "example": JOB_SPEC_EXAMPLE}
 
 
 # The header as documented. It is checked by service.api.common.check_idempotency_key (a

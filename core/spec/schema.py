@@ -1,0 +1,161 @@
+"""The JSON Schema (2020-12) of a job spec, generated from the Params that the parser reads.
+
+Every section declares its fields once (``core.spec.training``, ``core.spec.job``) and every
+registry (layers, activations, initializers, losses, optimizers, schedules) is a dict
+``type -> class`` whose classes list their fields in ``spec_params``. This module turns both
+into one schema: a registry becomes a ``oneOf`` of closed objects, one per type, each fixing
+``type`` with ``const``, so a validator picks exactly one branch and Swagger UI lists every
+type with its fields, defaults and bounds.
+
+The schema describes ``core.spec``'s checks; it does not replace them. Rules across fields
+(a warmup shorter than the epochs, a monitor that needs a validation split, a final softmax
+before cross_entropy) are only in the parser, which names the field at fault.
+
+Definitions are referenced as ``#/$defs/<Name>``; :func:`job_spec_schema` takes a
+``ref_template`` so ``/openapi.json`` can keep them under ``#/components/schemas``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from core.spec.job import BUILTIN_PREFIX, CHECKPOINTS, JOB_PARAMS, REGULARIZATION, TRAINING
+from core.spec.params import Param, object_schema
+from core.spec.training import (
+    CHECKPOINT_PARAMS,
+    DEFAULT_LOSS,
+    EARLY_STOPPING,
+    EARLY_STOPPING_PARAMS,
+    LOSS_SPECS,
+    REGULARIZATION_PARAMS,
+    TRAINING_PARAMS,
+)
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+LOCAL_REF = "#/$defs/"
+ROOT = "JobSpec"
+
+
+def summary(cls: type) -> str:
+    """The first line of a registry class's docstring: its one-line summary."""
+    return (cls.__doc__ or "").strip().split("\n")[0].strip()
+
+
+def entry_schema(name: str, cls: type, *, type_required: bool = True) -> dict[str, Any]:
+    """One registry entry as a closed object: ``type`` fixed to ``name``, then its params."""
+    params: tuple[Param, ...] = getattr(cls, "spec_params")  # noqa: B009 - the protocol
+    body = object_schema(params)
+    kind: dict[str, Any] = {"const": name}
+    if not type_required:
+        kind["default"] = name
+    out: dict[str, Any] = {
+        "type": "object", "title": name, "description": summary(cls),
+        "properties": {"type": kind, **body["properties"]},
+        "additionalProperties": False,
+    }
+    required = (["type"] if type_required else []) + body.get("required", [])
+    if required:
+        out["required"] = required
+    return out
+
+
+def registry_defs(prefix: str, registry: Mapping[str, type], *,
+                  default_type: str | None = None) -> dict[str, dict[str, Any]]:
+    """``{"<prefix>.<type>": entry schema}`` for each type; only the default may omit type."""
+    return {f"{prefix}.{name}": entry_schema(name, cls, type_required=name != default_type)
+            for name, cls in registry.items()}
+
+
+def one_of(names: Iterable[str], description: str) -> dict[str, Any]:
+    """A union of definitions by name, each a closed object with its own ``type``."""
+    return {"description": description,
+            "oneOf": [{"$ref": LOCAL_REF + name} for name in names]}
+
+
+def _sections() -> dict[str, dict[str, Any]]:
+    """The sections that are not registries: a closed object of their params each,
+    described by the doc of the field that holds it."""
+    table: tuple[tuple[Param, tuple[Param, ...]], ...] = (
+        (TRAINING, TRAINING_PARAMS), (EARLY_STOPPING, EARLY_STOPPING_PARAMS),
+        (REGULARIZATION, REGULARIZATION_PARAMS), (CHECKPOINTS, CHECKPOINT_PARAMS))
+    return {definition(holder): object_schema(params, title=definition(holder),
+                                              description=holder.doc)
+            for holder, params in table}
+
+
+def definition(holder: Param) -> str:
+    """The definition a section's field points at (``{"$ref": "#/$defs/Training"}``)."""
+    ref = str((holder.schema or {}).get("$ref", ""))
+    assert ref.startswith(LOCAL_REF), f"{holder.name} does not point at a definition"
+    return ref[len(LOCAL_REF):]
+
+
+def _losses() -> dict[str, dict[str, Any]]:
+    defs = registry_defs("Loss", LOSS_SPECS, default_type=DEFAULT_LOSS)
+    defs["Loss"] = one_of(defs, f"The loss, by type (default {DEFAULT_LOSS}).")
+    return defs
+
+
+def _model() -> dict[str, dict[str, Any]]:
+    return {"Model": {
+        "type": "object", "title": "Model", "description": "The layers, applied in order.",
+        "properties": {"layers": {"type": "array", "minItems": 1,
+                                  "items": {"$ref": LOCAL_REF + "Layer"}}},
+        "required": ["layers"], "additionalProperties": False}}
+
+
+def _pending(name: str, description: str) -> dict[str, dict[str, Any]]:
+    # A registry whose classes do not declare spec_params yet (issue 14 ports them one by
+    # one): described as an object with a type, its fields checked by core.spec alone.
+    return {name: {"type": "object", "title": name, "description": description,
+                   "properties": {"type": {"type": "string"}}}}
+
+
+def definitions() -> dict[str, dict[str, Any]]:
+    """Every named definition of the job spec schema."""
+    return {**_sections(), **_losses(), **_model(),
+            **_pending("Layer", "A layer, by type."),
+            **_pending("Optimizer", "The optimizer, by type (default adam)."),
+            **_pending("LrSchedule", "A learning-rate schedule, by type.")}
+
+
+def job_spec_schema(ref_template: str = LOCAL_REF + "{model}") -> dict[str, Any]:
+    """The job spec as a JSON Schema 2020-12 document, its definitions under ``$defs``.
+
+    ``ref_template`` places the references (``{model}`` is the definition's name), as
+    pydantic's ``model_json_schema`` does; the definitions stay under ``$defs`` for the
+    caller to move.
+    """
+    top = object_schema(JOB_PARAMS, title=ROOT, description=(
+        "A training job: the model, its loss and optimizer, how to train and which "
+        f"checkpoints to keep. `dataset` is an uploaded dataset id or {BUILTIN_PREFIX}<name>."))
+    top["$defs"] = definitions()
+    out: dict[str, Any] = retarget(top, ref_template)
+    return out
+
+
+def standalone_schema() -> dict[str, Any]:
+    """:func:`job_spec_schema` with its ``$schema`` dialect, for a file or a validator."""
+    return {"$schema": DIALECT, **job_spec_schema()}
+
+
+def retarget(node: Any, ref_template: str) -> Any:
+    """A copy of ``node`` with each local ``$ref`` rewritten by ``ref_template``."""
+    if isinstance(node, Mapping):
+        out = {}
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str) and value.startswith(LOCAL_REF):
+                out[key] = ref_template.format(model=value[len(LOCAL_REF):])
+            elif str(key).startswith("x-"):
+                continue  # words for docs/spec.md (Param.allowed), not schema
+            else:
+                out[key] = retarget(value, ref_template)
+        return out
+    if isinstance(node, list):
+        return [retarget(item, ref_template) for item in node]
+    return node
+
+
+__all__ = ["DIALECT", "ROOT", "definition", "definitions", "entry_schema", "job_spec_schema",
+           "one_of", "registry_defs", "retarget", "standalone_schema", "summary"]

@@ -1,0 +1,157 @@
+"""The generated JSON Schema of a job spec agrees with core.spec's parser.
+
+Every example validates against it and parses; a spec the parser refuses for a rule the
+schema can express (an unknown type, an out-of-range number, an unknown key) is refused by
+the schema too; the defaults it shows are the ones the parser fills in.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from core.errors import SpecError
+from core.spec import Spec
+from core.spec.params import Param, defaults
+from core.spec.schema import definitions, job_spec_schema, standalone_schema
+from core.spec.training import (
+    CHECKPOINT_PARAMS,
+    EARLY_STOPPING_PARAMS,
+    LOSS_SPECS,
+    REGULARIZATION_PARAMS,
+    TRAINING_PARAMS,
+    CheckpointPolicy,
+    EarlyStoppingSpec,
+    LossSpec,
+    RegularizationSpec,
+    TrainingSpec,
+)
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.json"))
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Draft202012Validator:
+    schema = standalone_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def errors_of(validator: jsonschema.Draft202012Validator, spec: Any) -> list[str]:
+    return [e.message for e in validator.iter_errors(spec)]
+
+
+def test_there_are_examples() -> None:
+    assert len(EXAMPLES) >= 4
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_every_example_validates_and_parses(path: Path,
+                                            validator: jsonschema.Draft202012Validator) -> None:
+    spec = json.loads(path.read_text())
+    assert errors_of(validator, spec) == []
+    Spec.from_dict(spec)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_the_filled_spec_validates(path: Path,
+                                   validator: jsonschema.Draft202012Validator) -> None:
+    # to_dict writes every field of every section: each must be one the schema knows.
+    filled = Spec.from_dict(json.loads(path.read_text())).to_dict()
+    assert errors_of(validator, filled) == []
+
+
+def base() -> dict[str, Any]:
+    return json.loads((Path(__file__).parents[2] / "examples" / "digits_mlp.json").read_text())
+
+
+# (id, patch of digits_mlp.json applied section by section); the parser refuses each too.
+BAD: list[tuple[str, dict[str, Any]]] = [
+    ("unknown loss type", {"loss": {"type": "nll"}}),
+    ("label smoothing 1", {"loss": {"label_smoothing": 1.0}}),
+    ("delta on cross_entropy", {"loss": {"type": "cross_entropy", "delta": 1.0}}),
+    ("huber delta 0", {"loss": {"type": "huber", "delta": 0}}),
+    ("negative class weight", {"loss": {"class_weights": [1.0, -1.0]}}),
+    ("epochs 0", {"training": {"epochs": 0}}),
+    ("float epochs", {"training": {"epochs": 2.5}}),
+    ("batch size word", {"training": {"batch_size": "all"}}),
+    ("validation split 1", {"training": {"validation_split": 1}}),
+    ("dtype float16", {"training": {"dtype": "float16"}}),
+    ("boolean seed", {"training": {"seed": True}}),
+    ("training typo", {"training": {"epoch": 3}}),
+    ("early stopping mode", {"training": {"early_stopping": {"mode": "up"}}}),
+    ("negative patience", {"training": {"early_stopping": {"patience": -1}}}),
+    ("clip norm 0", {"training": {"clip_grad_norm": 0}}),
+    ("negative l2", {"regularization": {"l2": -0.1}}),
+    ("regularization typo", {"regularization": {"l3": 0.1}}),
+    ("keep_last 0", {"checkpoints": {"keep_last": 0}}),
+    ("unknown monitor", {"checkpoints": {"monitor": "f1"}}),
+    ("unknown top-level key", {"epochs": 3}),
+    ("empty name", {"name": ""}),
+    ("empty layers", {"model": {"layers": []}}),
+]
+
+
+@pytest.mark.parametrize(("patch",), [(p,) for _, p in BAD], ids=[i for i, _ in BAD])
+def test_a_bad_spec_fails_both(patch: dict[str, Any],
+                               validator: jsonschema.Draft202012Validator) -> None:
+    spec = base()
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(spec.get(key), dict) and key != "model":
+            spec[key] = {**spec[key], **value}
+        else:
+            spec[key] = copy.deepcopy(value)
+    assert errors_of(validator, spec) != []
+    with pytest.raises(SpecError):
+        Spec.from_dict(spec)
+
+
+def test_a_missing_model_fails() -> None:
+    spec = base()
+    del spec["model"]
+    assert not jsonschema.Draft202012Validator(standalone_schema()).is_valid(spec)
+
+
+SECTIONS: list[tuple[str, tuple[Param, ...], dict[str, Any]]] = [
+    ("Training", TRAINING_PARAMS, TrainingSpec().to_dict()),
+    ("EarlyStopping", EARLY_STOPPING_PARAMS, EarlyStoppingSpec().to_dict()),
+    ("Regularization", REGULARIZATION_PARAMS, RegularizationSpec().to_dict()),
+    ("Checkpoints", CHECKPOINT_PARAMS, CheckpointPolicy().to_dict()),
+]
+
+
+@pytest.mark.parametrize(("name", "params", "parsed"), SECTIONS, ids=[s[0] for s in SECTIONS])
+def test_section_defaults_are_the_parsers(name: str, params: tuple[Param, ...],
+                                          parsed: dict[str, Any]) -> None:
+    schema = definitions()[name]
+    assert list(schema["properties"]) == list(parsed)
+    shown = {key: prop["default"] for key, prop in schema["properties"].items()}
+    assert shown == defaults(params) == parsed
+
+
+@pytest.mark.parametrize("loss", sorted(LOSS_SPECS))
+def test_loss_defaults_are_the_parsers(loss: str) -> None:
+    schema = definitions()[f"Loss.{loss}"]
+    parsed = Spec.from_dict({"model": {"layers": [{"type": "dense", "units": 2}]},
+                             "loss": {"type": loss}}).loss.to_dict()
+    shown = {key: prop.get("default") for key, prop in schema["properties"].items()}
+    assert shown == {**parsed, "type": None if loss != LossSpec().type else loss}
+    assert schema["description"], f"{loss} has no one-line summary"
+
+
+def test_only_the_default_loss_may_omit_its_type() -> None:
+    required = {name: "type" in definitions()[f"Loss.{name}"].get("required", [])
+                for name in LOSS_SPECS}
+    assert required == {name: name != LossSpec().type for name in LOSS_SPECS}
+
+
+def test_references_follow_the_template() -> None:
+    text = json.dumps(job_spec_schema("#/components/schemas/{model}"))
+    assert "#/$defs/" not in text
+    assert '"#/components/schemas/Training"' in text
+    assert "x-allowed" not in text  # words for the docs, not schema keywords
