@@ -33,9 +33,11 @@ from core.spec.training import (
 BUILTIN_PREFIX = "builtin:"
 
 
-def _section(name: str, ref: str, doc: str, default: object = None) -> Param:
+def _section(name: str, ref: str, doc: str, example: object,
+             default: object = None) -> Param:
     """A nested object: parsed by its own parser, described by the schema ``$defs/ref``."""
-    return Param(name, "custom", default, schema={"$ref": f"#/$defs/{ref}"}, doc=doc)
+    return Param(name, "custom", default, schema={"$ref": f"#/$defs/{ref}"}, doc=doc,
+                 example=example)
 
 
 NAME = Param("name", "string", None, example="digits-mlp",
@@ -49,15 +51,19 @@ INIT_CHECKPOINT = Param(
     "init_checkpoint", "string", None, example="ckpt_01M8DHMEH6YQ12TB2SA0YE74HP",
     doc="A checkpoint id whose weights start the training (warm start); its model must "
         "match.")
-MODEL = _section("model", "Model", "The network: a list of layers applied in order.", MISSING)
-LOSS = _section("loss", "Loss", "The loss to minimise; default cross_entropy.")
+MODEL = _section("model", "Model", "The network: a list of layers applied in order.",
+                 {"layers": [{"type": "dense", "units": 64, "activation": "relu"},
+                             {"type": "dense", "units": 10}]}, MISSING)
+LOSS = _section("loss", "Loss", "The loss to minimise; default cross_entropy.",
+                {"type": "cross_entropy"})
 OPTIMIZER = _section("optimizer", "Optimizer", "The optimizer (torch.optim semantics); "
-                     "default adam.")
+                     "default adam.", {"type": "adam", "learning_rate": 0.001})
 REGULARIZATION = _section("regularization", "Regularization", "L1 / L2 penalties on the "
-                          "weights; none by default.")
+                          "weights; none by default.", {"l2": 0.0001})
 TRAINING = _section("training", "Training", "Epochs, batches, validation split, schedule, "
-                    "early stopping.")
-CHECKPOINTS = _section("checkpoints", "Checkpoints", "Which checkpoints are written and kept.")
+                    "early stopping.", {"epochs": 20, "batch_size": 32})
+CHECKPOINTS = _section("checkpoints", "Checkpoints", "Which checkpoints are written and kept.",
+                       {"every_epochs": 1, "keep_last": 3})
 JOB_PARAMS: tuple[Param, ...] = (NAME, DATASET, INIT_CHECKPOINT, MODEL, LOSS, OPTIMIZER,
                                  REGULARIZATION, TRAINING, CHECKPOINTS)
 

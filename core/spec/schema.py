@@ -18,6 +18,7 @@ Definitions are referenced as ``#/$defs/<Name>``; :func:`job_spec_schema` takes 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from core.spec.job import BUILTIN_PREFIX, CHECKPOINTS, JOB_PARAMS, REGULARIZATION, TRAINING
@@ -35,6 +36,26 @@ from core.spec.training import (
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 LOCAL_REF = "#/$defs/"
 ROOT = "JobSpec"
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A ``type -> class`` registry as the schema and the reference show it.
+
+    ``title`` names the union's definition (its entries are ``"<title>.<type>"``), ``path``
+    where a spec holds one; only ``default_type`` may be written without ``type``.
+    """
+
+    title: str
+    path: str
+    entries: Mapping[str, type]
+    default_type: str | None = None
+
+
+# The registries that declare spec_params, in the order docs/spec.md shows them.
+REGISTRIES: tuple[Registry, ...] = (
+    Registry("Loss", "loss", LOSS_SPECS, DEFAULT_LOSS),
+)
 
 
 def summary(cls: type) -> str:
@@ -91,10 +112,16 @@ def definition(holder: Param) -> str:
     return ref[len(LOCAL_REF):]
 
 
-def _losses() -> dict[str, dict[str, Any]]:
-    defs = registry_defs("Loss", LOSS_SPECS, default_type=DEFAULT_LOSS)
-    defs["Loss"] = one_of(defs, f"The loss, by type (default {DEFAULT_LOSS}).")
-    return defs
+def _registries() -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for registry in REGISTRIES:
+        defs = registry_defs(registry.title, registry.entries,
+                             default_type=registry.default_type)
+        default = "" if registry.default_type is None else \
+            f" (default {registry.default_type})"
+        out.update(defs)
+        out[registry.title] = one_of(defs, f"`{registry.path}` by type{default}.")
+    return out
 
 
 def _model() -> dict[str, dict[str, Any]]:
@@ -114,7 +141,7 @@ def _pending(name: str, description: str) -> dict[str, dict[str, Any]]:
 
 def definitions() -> dict[str, dict[str, Any]]:
     """Every named definition of the job spec schema."""
-    return {**_sections(), **_losses(), **_model(),
+    return {**_sections(), **_registries(), **_model(),
             **_pending("Layer", "A layer, by type."),
             **_pending("Optimizer", "The optimizer, by type (default adam)."),
             **_pending("LrSchedule", "A learning-rate schedule, by type.")}
@@ -157,5 +184,6 @@ def retarget(node: Any, ref_template: str) -> Any:
     return node
 
 
-__all__ = ["DIALECT", "ROOT", "definition", "definitions", "entry_schema", "job_spec_schema",
-           "one_of", "registry_defs", "retarget", "standalone_schema", "summary"]
+__all__ = ["DIALECT", "REGISTRIES", "ROOT", "Registry", "definition", "definitions",
+           "entry_schema", "job_spec_schema", "one_of", "registry_defs", "retarget",
+           "standalone_schema", "summary"]
