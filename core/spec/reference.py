@@ -177,10 +177,16 @@ def registry(reg: Registry, text: str) -> list[str]:
     out += [f"`type` is one of {names}"
             + ("" if reg.default_type is None else f" (default `{reg.default_type}`)") + ".", ""]
     for name, cls in reg.entries.items():
-        params: tuple[Param, ...] = getattr(cls, "spec_params")  # noqa: B009 - the protocol
+        params = reg.params(name)
         out += [f"### {reg.path}: {name}", "", summary(cls), ""]
         out += [*table(params), ""] if params else ["No fields besides `type`.", ""]
         out += [object_example(params, type=name), ""]
+        aliases = reg.alias_groups().get(name, [])
+        if aliases:
+            out += [f"Classic names accepted as `type`, each meaning {name} with some fields "
+                    "fixed:", ""]
+            out += [f"- `{alias}`: {reg.aliases[alias][1]}" for alias in aliases]
+            out.append("")
     return out
 
 

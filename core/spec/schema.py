@@ -17,8 +17,8 @@ Definitions are referenced as ``#/$defs/<Name>``; :func:`job_spec_schema` takes 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.spec.job import BUILTIN_PREFIX, CHECKPOINTS, JOB_PARAMS, REGULARIZATION, TRAINING
@@ -38,18 +38,41 @@ LOCAL_REF = "#/$defs/"
 ROOT = "JobSpec"
 
 
+def spec_params_of(entries: Mapping[str, type]) -> Callable[[str], tuple[Param, ...]]:
+    """The protocol's default: a type's fields are its class's ``spec_params``."""
+    def fields(name: str) -> tuple[Param, ...]:
+        params: tuple[Param, ...] = getattr(entries[name], "spec_params")  # noqa: B009
+        return params
+    return fields
+
+
 @dataclass(frozen=True)
 class Registry:
     """A ``type -> class`` registry as the schema and the reference show it.
 
     ``title`` names the union's definition (its entries are ``"<title>.<type>"``), ``path``
     where a spec holds one; only ``default_type`` may be written without ``type``.
+    ``fields`` gives a type's JSON fields besides ``type`` (default: the class's
+    ``spec_params``); ``aliases`` maps other accepted names to (the type they mean, what
+    they mean in words).
     """
 
     title: str
     path: str
     entries: Mapping[str, type]
     default_type: str | None = None
+    fields: Callable[[str], tuple[Param, ...]] | None = None
+    aliases: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    def params(self, name: str) -> tuple[Param, ...]:
+        return (self.fields or spec_params_of(self.entries))(name)
+
+    def alias_groups(self) -> dict[str, list[str]]:
+        """``{type: [its aliases]}`` for the types that have some."""
+        groups: dict[str, list[str]] = {}
+        for alias, (target, _) in self.aliases.items():
+            groups.setdefault(target, []).append(alias)
+        return groups
 
 
 # The registries that declare spec_params, in the order docs/spec.md shows them.
@@ -63,15 +86,12 @@ def summary(cls: type) -> str:
     return (cls.__doc__ or "").strip().split("\n")[0].strip()
 
 
-def entry_schema(name: str, cls: type, *, type_required: bool = True) -> dict[str, Any]:
-    """One registry entry as a closed object: ``type`` fixed to ``name``, then its params."""
-    params: tuple[Param, ...] = getattr(cls, "spec_params")  # noqa: B009 - the protocol
+def entry_schema(kind: dict[str, Any], params: tuple[Param, ...], *, title: str,
+                 description: str, type_required: bool = True) -> dict[str, Any]:
+    """One registry entry as a closed object: ``type`` (``kind``), then its params."""
     body = object_schema(params)
-    kind: dict[str, Any] = {"const": name}
-    if not type_required:
-        kind["default"] = name
     out: dict[str, Any] = {
-        "type": "object", "title": name, "description": summary(cls),
+        "type": "object", "title": title, "description": description,
         "properties": {"type": kind, **body["properties"]},
         "additionalProperties": False,
     }
@@ -81,11 +101,21 @@ def entry_schema(name: str, cls: type, *, type_required: bool = True) -> dict[st
     return out
 
 
-def registry_defs(prefix: str, registry: Mapping[str, type], *,
-                  default_type: str | None = None) -> dict[str, dict[str, Any]]:
-    """``{"<prefix>.<type>": entry schema}`` for each type; only the default may omit type."""
-    return {f"{prefix}.{name}": entry_schema(name, cls, type_required=name != default_type)
-            for name, cls in registry.items()}
+def registry_defs(registry: Registry) -> dict[str, dict[str, Any]]:
+    """``{"<title>.<type>": entry schema}`` for each type, and one per group of aliases."""
+    defs: dict[str, dict[str, Any]] = {}
+    for name, cls in registry.entries.items():
+        default = name == registry.default_type
+        kind: dict[str, Any] = {"const": name, **({"default": name} if default else {})}
+        defs[f"{registry.title}.{name}"] = entry_schema(
+            kind, registry.params(name), title=name, description=summary(cls),
+            type_required=not default)
+    for target, names in registry.alias_groups().items():
+        meanings = "; ".join(f"{n}: {registry.aliases[n][1]}" for n in names)
+        defs[f"{registry.title}.{target}_aliases"] = entry_schema(
+            {"enum": names}, registry.params(target), title=f"{target} aliases",
+            description=f"Classic names for {target} with its fields ({meanings}).")
+    return defs
 
 
 def one_of(names: Iterable[str], description: str) -> dict[str, Any]:
@@ -115,8 +145,7 @@ def definition(holder: Param) -> str:
 def _registries() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for registry in REGISTRIES:
-        defs = registry_defs(registry.title, registry.entries,
-                             default_type=registry.default_type)
+        defs = registry_defs(registry)
         default = "" if registry.default_type is None else \
             f" (default {registry.default_type})"
         out.update(defs)
@@ -186,4 +215,4 @@ def retarget(node: Any, ref_template: str) -> Any:
 
 __all__ = ["DIALECT", "REGISTRIES", "ROOT", "Registry", "definition", "definitions",
            "entry_schema", "job_spec_schema", "one_of", "registry_defs", "retarget",
-           "standalone_schema", "summary"]
+           "spec_params_of", "standalone_schema", "summary"]

@@ -33,8 +33,7 @@ def test_every_link_inside_the_page_has_its_heading() -> None:
 
 
 def registry_params() -> list[Param]:
-    return [p for reg in REGISTRIES for cls in reg.entries.values()
-            for p in getattr(cls, "spec_params")]  # noqa: B009
+    return [p for reg in REGISTRIES for name in reg.entries for p in reg.params(name)]
 
 
 ALL = [*JOB_PARAMS, *TRAINING_PARAMS, *EARLY_STOPPING_PARAMS, *REGULARIZATION_PARAMS,
