@@ -1,4 +1,5 @@
-"""Checkpoint metadata, per-layer weight statistics and the import form (DESIGN §4-5)."""
+"""Checkpoint metadata, per-layer weight statistics and the import form (docs/api.md,
+docs/checkpoint-format.md)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from core.spec.training import LOSS_TYPES
 from service.schemas.common import ID_PATTERN
 
-# core.spec.LOSS_TYPES, spelled out so the OpenAPI enum is static (tests/service checks they agree)
-LossType = Literal["cross_entropy", "binary_cross_entropy", "mse", "mae", "huber"]
+# The loss registry's names (a tuple subscript is Literal's list of values).
+LossType = Literal[LOSS_TYPES]  # type: ignore[valid-type]
 
 
 class CheckpointPath(BaseModel):
@@ -85,9 +87,9 @@ def _form_field(name: str) -> dict[str, Any]:
 
 
 IMPORT_BODY: dict[str, Any] = {
-    "description": "A weights.npz of DESIGN §5 (`__spec__` inside, or the model spec as the "
-    "`spec` form field / query parameter; the optional `loss` likewise); read with "
-    "allow_pickle=False, size-bounded.",
+    "description": "A weights.npz (docs/checkpoint-format.md: `__spec__` inside, or the model "
+    "spec as the `spec` form field / query parameter; the optional `loss` likewise); read "
+    "with allow_pickle=False, size-bounded.",
     "required": True,
     "content": {
         "multipart/form-data": {
