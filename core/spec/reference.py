@@ -183,9 +183,10 @@ def registry(reg: Registry, text: str) -> list[str]:
         out += [object_example(params, type=name), ""]
         aliases = reg.alias_groups().get(name, [])
         if aliases:
-            out += [f"Classic names accepted as `type`, each meaning {name} with some fields "
-                    "fixed:", ""]
-            out += [f"- `{alias}`: {reg.aliases[alias][1]}" for alias in aliases]
+            out += [f"Classic names accepted as `type`: each means {name} with the values in "
+                    "parentheses as defaults (an explicit other batch size is an error):", ""]
+            out += [f"- {', '.join(f'`{a}`' for a in group)}: {words}"
+                    for words, group in reg.alias_meanings(aliases).items()]
             out.append("")
     return out
 
@@ -193,6 +194,13 @@ def registry(reg: Registry, text: str) -> list[str]:
 REGISTRY_TEXT = {
     "loss": "The loss the optimizer minimises (mean over the batch, torch's "
             "`reduction=\"mean\"`). `loss` may be left out: cross_entropy with its defaults.",
+    "optimizer": "The update rule, with `torch.optim`'s semantics and defaults (checked "
+                 "against PyTorch step by step). `optimizer` may be left out: adam with its "
+                 "defaults. torch's `lr` is `learning_rate`, its `betas` are `beta1` and "
+                 "`beta2`.",
+    "training.lr_schedule": "Sets the learning rate once per epoch, as torch's schedulers "
+                            "do; `warmup_epochs` ramps it up linearly first (torch's "
+                            "LinearLR, then the schedule starts at the full rate).",
 }
 
 

@@ -17,11 +17,15 @@ Definitions are referenced as ``#/$defs/<Name>``; :func:`job_spec_schema` takes 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.optimizers import OPTIMIZERS
+from core.schedules import SCHEDULES
 from core.spec.job import BUILTIN_PREFIX, CHECKPOINTS, JOB_PARAMS, REGULARIZATION, TRAINING
+from core.spec.optim import DEFAULT_OPTIMIZER, OPTIMIZER_ALIASES, Alias, schedule_params
 from core.spec.params import Param, object_schema
 from core.spec.training import (
     CHECKPOINT_PARAMS,
@@ -67,6 +71,13 @@ class Registry:
     def params(self, name: str) -> tuple[Param, ...]:
         return (self.fields or spec_params_of(self.entries))(name)
 
+    def alias_meanings(self, names: Iterable[str]) -> dict[str, list[str]]:
+        """``{meaning: [the aliases that mean it]}`` of ``names``."""
+        out: dict[str, list[str]] = {}
+        for name in names:
+            out.setdefault(self.aliases[name][1], []).append(name)
+        return out
+
     def alias_groups(self) -> dict[str, list[str]]:
         """``{type: [its aliases]}`` for the types that have some."""
         groups: dict[str, list[str]] = {}
@@ -75,9 +86,21 @@ class Registry:
         return groups
 
 
+def alias_words(alias: Alias) -> str:
+    """What a classic optimizer name means: ``momentum 0.9, batch_size 1`` and so on."""
+    fixed = [f"{key} {json.dumps(value)}" for key, value in alias.sgd_defaults]
+    if alias.batch_size is not None:
+        fixed.append(f"training.batch_size {json.dumps(alias.batch_size)}")
+    return alias.meaning + (f" ({', '.join(fixed)})" if fixed else "")
+
+
 # The registries that declare spec_params, in the order docs/spec.md shows them.
 REGISTRIES: tuple[Registry, ...] = (
     Registry("Loss", "loss", LOSS_SPECS, DEFAULT_LOSS),
+    Registry("Optimizer", "optimizer", OPTIMIZERS, DEFAULT_OPTIMIZER,
+             aliases={name: ("sgd", alias_words(alias))
+                      for name, alias in OPTIMIZER_ALIASES.items()}),
+    Registry("LrSchedule", "training.lr_schedule", SCHEDULES, fields=schedule_params),
 )
 
 
@@ -111,7 +134,8 @@ def registry_defs(registry: Registry) -> dict[str, dict[str, Any]]:
             kind, registry.params(name), title=name, description=summary(cls),
             type_required=not default)
     for target, names in registry.alias_groups().items():
-        meanings = "; ".join(f"{n}: {registry.aliases[n][1]}" for n in names)
+        meanings = "; ".join(f"{', '.join(group)}: {words}"
+                             for words, group in registry.alias_meanings(names).items())
         defs[f"{registry.title}.{target}_aliases"] = entry_schema(
             {"enum": names}, registry.params(target), title=f"{target} aliases",
             description=f"Classic names for {target} with its fields ({meanings}).")
@@ -171,9 +195,7 @@ def _pending(name: str, description: str) -> dict[str, dict[str, Any]]:
 def definitions() -> dict[str, dict[str, Any]]:
     """Every named definition of the job spec schema."""
     return {**_sections(), **_registries(), **_model(),
-            **_pending("Layer", "A layer, by type."),
-            **_pending("Optimizer", "The optimizer, by type (default adam)."),
-            **_pending("LrSchedule", "A learning-rate schedule, by type.")}
+            **_pending("Layer", "A layer, by type.")}
 
 
 def job_spec_schema(ref_template: str = LOCAL_REF + "{model}") -> dict[str, Any]:

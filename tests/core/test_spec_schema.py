@@ -14,20 +14,26 @@ from typing import Any
 
 import jsonschema
 import pytest
+from jsonschema import Draft202012Validator
 
 from core.errors import SpecError
 from core.spec import Spec
 from core.spec.params import Param, defaults
-from core.spec.schema import definitions, job_spec_schema, standalone_schema
+from core.spec.reference import example
+from core.spec.schema import (
+    REGISTRIES,
+    Registry,
+    definitions,
+    job_spec_schema,
+    standalone_schema,
+)
 from core.spec.training import (
     CHECKPOINT_PARAMS,
     EARLY_STOPPING_PARAMS,
-    LOSS_SPECS,
     REGULARIZATION_PARAMS,
     TRAINING_PARAMS,
     CheckpointPolicy,
     EarlyStoppingSpec,
-    LossSpec,
     RegularizationSpec,
     TrainingSpec,
 )
@@ -94,7 +100,26 @@ BAD: list[tuple[str, dict[str, Any]]] = [
     ("unknown top-level key", {"epochs": 3}),
     ("empty name", {"name": ""}),
     ("empty layers", {"model": {"layers": []}}),
+    ("unknown optimizer type", {"optimizer": {"type": "adamx"}}),
+    ("negative learning rate", {"optimizer": {"type": "adam", "learning_rate": -0.1}}),
+    ("beta1 of 1", {"optimizer": {"type": "adam", "beta1": 1.0}}),
+    ("momentum on adam", {"optimizer": {"type": "adam", "momentum": 0.9}}),
+    ("lr as torch spells it", {"optimizer": {"type": "sgd", "lr": 0.1}}),
+    ("unknown schedule", {"training": {"lr_schedule": {"type": "cyclic"}}}),
+    ("schedule without type", {"training": {"lr_schedule": {"gamma": 0.5}}}),
+    ("step without step_size", {"training": {"lr_schedule": {"type": "step"}}}),
+    ("plateau factor 1", {"training": {"lr_schedule": {"type": "reduce_on_plateau",
+                                                       "factor": 1.0}}}),
 ]
+
+
+@pytest.mark.parametrize("alias", ["gd", "momentum", "nesterov", "minibatch_gd"])
+def test_a_classic_optimizer_name_validates(alias: str,
+                                            validator: jsonschema.Draft202012Validator) -> None:
+    spec = {**base(), "optimizer": {"type": alias, "learning_rate": 0.1}}
+    spec["training"] = {k: v for k, v in spec["training"].items() if k != "batch_size"}
+    assert errors_of(validator, spec) == []
+    Spec.from_dict(spec)
 
 
 @pytest.mark.parametrize(("patch",), [(p,) for _, p in BAD], ids=[i for i, _ in BAD])
@@ -134,20 +159,45 @@ def test_section_defaults_are_the_parsers(name: str, params: tuple[Param, ...],
     assert shown == defaults(params) == parsed
 
 
-@pytest.mark.parametrize("loss", sorted(LOSS_SPECS))
-def test_loss_defaults_are_the_parsers(loss: str) -> None:
-    schema = definitions()[f"Loss.{loss}"]
-    parsed = Spec.from_dict({"model": {"layers": [{"type": "dense", "units": 2}]},
-                             "loss": {"type": loss}}).loss.to_dict()
+ENTRIES = [(reg, name) for reg in REGISTRIES for name in reg.entries]
+
+
+def place(spec: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """``spec`` with ``value`` at the dotted ``path`` (``training.lr_schedule``)."""
+    *parents, last = path.split(".")
+    node = spec
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return spec
+
+
+def read(spec: dict[str, Any], path: str) -> Any:
+    for key in path.split("."):
+        spec = spec[key]
+    return spec
+
+
+@pytest.mark.parametrize(("reg", "name"), ENTRIES, ids=[f"{r.path}:{n}" for r, n in ENTRIES])
+def test_registry_defaults_are_the_parsers(reg: Registry, name: str) -> None:
+    schema = definitions()[f"{reg.title}.{name}"]
+    params = reg.params(name)
+    required = {p.name: example(p) for p in params if p.required}
+    spec = place(base(), reg.path, {"type": name, **required})
+    parsed = read(Spec.from_dict(spec).to_dict(), reg.path)
     shown = {key: prop.get("default") for key, prop in schema["properties"].items()}
-    assert shown == {**parsed, "type": None if loss != LossSpec().type else loss}
-    assert schema["description"], f"{loss} has no one-line summary"
+    assert shown == {**parsed, **dict.fromkeys(required), "type": shown["type"]}
+    assert shown["type"] == (name if name == reg.default_type else None)
+    assert schema["description"], f"{reg.path} {name} has no one-line summary"
+    assert errors_of(Draft202012Validator(standalone_schema()), spec) == []
 
 
-def test_only_the_default_loss_may_omit_its_type() -> None:
-    required = {name: "type" in definitions()[f"Loss.{name}"].get("required", [])
-                for name in LOSS_SPECS}
-    assert required == {name: name != LossSpec().type for name in LOSS_SPECS}
+@pytest.mark.parametrize("reg", REGISTRIES, ids=[r.path for r in REGISTRIES])
+def test_only_the_default_type_may_omit_type(reg: Registry) -> None:
+    defs = definitions()
+    required = {name: "type" in defs[f"{reg.title}.{name}"].get("required", [])
+                for name in reg.entries}
+    assert required == {name: name != reg.default_type for name in reg.entries}
 
 
 def test_references_follow_the_template() -> None:

@@ -71,11 +71,20 @@ def test_the_example_dry_runs(client: FlaskClient, auth: dict[str, str]) -> None
     assert response.get_json()["total_params"] == 64 * 128 + 128 + 128 * 10 + 10
 
 
+REFUSED = [
+    ({"loss": {"type": "nll"}}, "loss.type", "unknown loss 'nll'"),
+    ({"optimizer": {"type": "adamx"}}, "optimizer.type", "unknown optimizer 'adamx'"),
+    ({"training": {"epochs": 0}}, "training.epochs", "must be a positive integer, got 0"),
+]
+
+
+@pytest.mark.parametrize(("patch", "field", "message"), REFUSED, ids=[r[1] for r in REFUSED])
 def test_the_api_still_answers_core_specs_422(client: FlaskClient, auth: dict[str, str],
-                                              doc: dict[str, Any]) -> None:
-    bad = {**JOB_SPEC_EXAMPLE, "loss": {"type": "nll"}}
+                                              doc: dict[str, Any], patch: dict[str, Any],
+                                              field: str, message: str) -> None:
+    bad = {**JOB_SPEC_EXAMPLE, **patch}
     assert not served_validator(doc).is_valid(bad)
     response = client.post("/v1/jobs:validate", json=bad, headers=auth)
     problem = assert_problem(response, 422)
-    assert [e["field"] for e in problem["errors"]] == ["loss.type"]
-    assert "unknown loss 'nll'" in problem["errors"][0]["message"]
+    assert [e["field"] for e in problem["errors"]] == [field]
+    assert message in problem["errors"][0]["message"]
