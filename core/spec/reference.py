@@ -9,6 +9,7 @@ is written by this module alone.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -243,6 +244,9 @@ def render() -> str:
                      "always kept; a cancelled or stopped job keeps one where it stopped.",
                      CHECKPOINT_PARAMS)
     lines += [RULES]
+    titles = re.findall(r"^## (.+)$", "\n".join(lines), flags=re.MULTILINE)
+    contents = "Contents: " + " · ".join(f"[{title}]({anchor(title)})" for title in titles)
+    lines.insert(1, contents + "\n")
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
