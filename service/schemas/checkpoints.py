@@ -27,7 +27,8 @@ class CheckpointImportQuery(BaseModel):
     """The import's options, as query parameters or as multipart form fields."""
 
     spec: str | None = Field(
-        None, description="the model spec as JSON, when the .npz has no `__spec__`"
+        None, description="the model spec as JSON, `{\"layers\": [...]}` as a job spec's `model` "
+        "(docs/spec.md), when the .npz has no `__spec__`"
     )
     loss: LossType | None = Field(
         None,
