@@ -17,7 +17,7 @@ from typing import Any
 from core.spec.fields import MISSING
 from core.spec.job import INIT_CHECKPOINT, JOB_PARAMS
 from core.spec.params import Param
-from core.spec.schema import REGISTRIES, Registry, definition, definitions, summary
+from core.spec.schema import REGISTRIES, Registry, definition, summary
 from core.spec.training import (
     CHECKPOINT_PARAMS,
     EARLY_STOPPING,
@@ -166,12 +166,6 @@ def section(title: str, text: str, params: tuple[Param, ...],
             object_example(params, skip=skip), ""]
 
 
-def pending(title: str, definition_name: str) -> list[str]:
-    # A registry not yet declaring spec_params: its fields are checked by core.spec, and
-    # documented here once its classes declare them.
-    return [f"## {title}", "", str(definitions()[definition_name]["description"]), ""]
-
-
 def registry(reg: Registry, text: str) -> list[str]:
     out = [f"## {reg.path}", "", text, ""]
     names = ", ".join(f"[`{n}`]({anchor(f'{reg.path}: {n}')})" for n in reg.entries)
@@ -193,6 +187,16 @@ def registry(reg: Registry, text: str) -> list[str]:
 
 
 REGISTRY_TEXT = {
+    "model.layers": "Each element of `model.layers` is an object with a `type`; its fields "
+                    "follow. Fields that hold an [activation](#activations) or an "
+                    "[initializer](#initializers) take a name (`\"relu\"`) or an object "
+                    "with its `type` and parameters.",
+    "activations": "An activation (a layer's `activation`) is a name, `\"relu\"`, or an "
+                   "object with its parameters, `{\"type\": \"leaky_relu\", \"alpha\": "
+                   "0.2}`.",
+    "initializers": "An initializer (a layer's `weight_init` / `bias_init`) is a name, "
+                    "`\"he_normal\"`, or an object with its parameters, "
+                    "`{\"type\": \"normal\", \"std\": 0.01}`. Defaults are torch's.",
     "loss": "The loss the optimizer minimises (mean over the batch, torch's "
             "`reduction=\"mean\"`). `loss` may be left out: cross_entropy with its defaults.",
     "optimizer": "The update rule, with `torch.optim`'s semantics and defaults (checked "
@@ -227,18 +231,15 @@ def render() -> str:
                      "validate; submitting a job also needs `dataset`.", JOB_PARAMS,
                      skip=(INIT_CHECKPOINT,))
     lines += [MODEL_TEXT]
-    for path, definition_name in (("model.layers", "Layer"), ("loss", "Loss"),
-                                  ("optimizer", "Optimizer")):
-        lines += (registry(registries[path], REGISTRY_TEXT.get(path, ""))
-                  if path in registries else pending(path, definition_name))
+    for path in ("model.layers", "activations", "initializers", "loss", "optimizer"):
+        lines += registry(registries[path], REGISTRY_TEXT.get(path, ""))
     lines += section("regularization", "Penalties added to the loss while training (the "
                      "reported `loss` is the data loss alone).", REGULARIZATION_PARAMS)
     lines += section("training", "How the optimizer walks through the data.", TRAINING_PARAMS)
     lines += section("training.early_stopping", EARLY_STOPPING.doc + " Give `{}` for every "
                      "default.", EARLY_STOPPING_PARAMS)
     path = "training.lr_schedule"
-    lines += (registry(registries[path], REGISTRY_TEXT.get(path, ""))
-              if path in registries else pending(path, "LrSchedule"))
+    lines += registry(registries[path], REGISTRY_TEXT.get(path, ""))
     lines += section("checkpoints", "A checkpoint holds the weights and the whole training "
                      "state ([checkpoint-format.md](checkpoint-format.md)). The final one is "
                      "always kept; a cancelled or stopped job keeps one where it stopped.",

@@ -22,9 +22,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.activations import ACTIVATIONS
+from core.initializers import INITIALIZERS
 from core.optimizers import OPTIMIZERS
 from core.schedules import SCHEDULES
 from core.spec.job import BUILTIN_PREFIX, CHECKPOINTS, JOB_PARAMS, REGULARIZATION, TRAINING
+from core.spec.layers import LAYER_SPECS
 from core.spec.optim import DEFAULT_OPTIMIZER, OPTIMIZER_ALIASES, Alias, schedule_params
 from core.spec.params import Param, object_schema
 from core.spec.training import (
@@ -63,10 +66,13 @@ class Registry:
 
     title: str
     path: str
-    entries: Mapping[str, type]
+    entries: Mapping[str, Any]
     default_type: str | None = None
     fields: Callable[[str], tuple[Param, ...]] | None = None
     aliases: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # False: the fields that hold one carry its schema inline (activations, initializers:
+    # a name or an object), so it has no definitions of its own; the reference lists it.
+    in_schema: bool = True
 
     def params(self, name: str) -> tuple[Param, ...]:
         return (self.fields or spec_params_of(self.entries))(name)
@@ -96,6 +102,9 @@ def alias_words(alias: Alias) -> str:
 
 # The registries that declare spec_params, in the order docs/spec.md shows them.
 REGISTRIES: tuple[Registry, ...] = (
+    Registry("Layer", "model.layers", LAYER_SPECS),
+    Registry("Activation", "activations", ACTIVATIONS, in_schema=False),
+    Registry("Initializer", "initializers", INITIALIZERS, in_schema=False),
     Registry("Loss", "loss", LOSS_SPECS, DEFAULT_LOSS),
     Registry("Optimizer", "optimizer", OPTIMIZERS, DEFAULT_OPTIMIZER,
              aliases={name: ("sgd", alias_words(alias))
@@ -168,7 +177,7 @@ def definition(holder: Param) -> str:
 
 def _registries() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    for registry in REGISTRIES:
+    for registry in (r for r in REGISTRIES if r.in_schema):
         defs = registry_defs(registry)
         default = "" if registry.default_type is None else \
             f" (default {registry.default_type})"
@@ -185,17 +194,9 @@ def _model() -> dict[str, dict[str, Any]]:
         "required": ["layers"], "additionalProperties": False}}
 
 
-def _pending(name: str, description: str) -> dict[str, dict[str, Any]]:
-    # A registry whose classes do not declare spec_params yet (issue 14 ports them one by
-    # one): described as an object with a type, its fields checked by core.spec alone.
-    return {name: {"type": "object", "title": name, "description": description,
-                   "properties": {"type": {"type": "string"}}}}
-
-
 def definitions() -> dict[str, dict[str, Any]]:
     """Every named definition of the job spec schema."""
-    return {**_sections(), **_registries(), **_model(),
-            **_pending("Layer", "A layer, by type.")}
+    return {**_sections(), **_registries(), **_model()}
 
 
 def job_spec_schema(ref_template: str = LOCAL_REF + "{model}") -> dict[str, Any]:

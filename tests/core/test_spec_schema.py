@@ -100,6 +100,20 @@ BAD: list[tuple[str, dict[str, Any]]] = [
     ("unknown top-level key", {"epochs": 3}),
     ("empty name", {"name": ""}),
     ("empty layers", {"model": {"layers": []}}),
+    ("unknown layer type", {"model": {"layers": [{"type": "lstm", "units": 4}]}}),
+    ("layer without type", {"model": {"layers": [{"units": 4}]}}),
+    ("negative units", {"model": {"layers": [{"type": "dense", "units": -3}]}}),
+    ("dropout rate 1", {"model": {"layers": [{"type": "dropout", "rate": 1.0},
+                                             {"type": "dense", "units": 10}]}}),
+    ("keras key on a layer", {"model": {"layers": [{"type": "dense", "units": 10,
+                                                    "kernel_initializer": "he_normal"}]}}),
+    ("unknown activation", {"model": {"layers": [{"type": "dense", "units": 10,
+                                                  "activation": "relu6"}]}}),
+    ("activation param of another function",
+     {"model": {"layers": [{"type": "dense", "units": 10,
+                            "activation": {"type": "relu", "alpha": 0.1}}]}}),
+    ("normal init std 0", {"model": {"layers": [{"type": "dense", "units": 10,
+                                                 "weight_init": {"type": "normal", "std": 0}}]}}),
     ("unknown optimizer type", {"optimizer": {"type": "adamx"}}),
     ("negative learning rate", {"optimizer": {"type": "adam", "learning_rate": -0.1}}),
     ("beta1 of 1", {"optimizer": {"type": "adam", "beta1": 1.0}}),
@@ -159,11 +173,17 @@ def test_section_defaults_are_the_parsers(name: str, params: tuple[Param, ...],
     assert shown == defaults(params) == parsed
 
 
-ENTRIES = [(reg, name) for reg in REGISTRIES for name in reg.entries]
+SCHEMA_REGISTRIES = [reg for reg in REGISTRIES if reg.in_schema]
+ENTRIES = [(reg, name) for reg in SCHEMA_REGISTRIES for name in reg.entries]
+LAYERS = "model.layers"
 
 
 def place(spec: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """``spec`` with ``value`` at the dotted ``path`` (``training.lr_schedule``)."""
+    """``spec`` with ``value`` at the dotted ``path`` (``training.lr_schedule``); a layer
+    goes first, before the output layer."""
+    if path == LAYERS:
+        spec["model"] = {"layers": [value, {"type": "dense", "units": 10}]}
+        return spec
     *parents, last = path.split(".")
     node = spec
     for key in parents:
@@ -173,6 +193,8 @@ def place(spec: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 
 
 def read(spec: dict[str, Any], path: str) -> Any:
+    if path == LAYERS:
+        return spec["model"]["layers"][0]
     for key in path.split("."):
         spec = spec[key]
     return spec
@@ -186,18 +208,38 @@ def test_registry_defaults_are_the_parsers(reg: Registry, name: str) -> None:
     spec = place(base(), reg.path, {"type": name, **required})
     parsed = read(Spec.from_dict(spec).to_dict(), reg.path)
     shown = {key: prop.get("default") for key, prop in schema["properties"].items()}
-    assert shown == {**parsed, **dict.fromkeys(required), "type": shown["type"]}
+    # A null default is decided by other fields (a pool's stride is its pool_size, a bias
+    # follows its weight rule), as each field's doc says; the rest are the parser's.
+    derived = {"type"} | {key for key, value in shown.items()
+                          if value is None and key not in required}
+    assert set(shown) == set(parsed)
+    assert {k: v for k, v in shown.items() if k not in derived} == \
+        {**{k: v for k, v in parsed.items() if k not in derived},
+         **dict.fromkeys(required)}
     assert shown["type"] == (name if name == reg.default_type else None)
     assert schema["description"], f"{reg.path} {name} has no one-line summary"
     assert errors_of(Draft202012Validator(standalone_schema()), spec) == []
 
 
-@pytest.mark.parametrize("reg", REGISTRIES, ids=[r.path for r in REGISTRIES])
+@pytest.mark.parametrize("reg", SCHEMA_REGISTRIES, ids=[r.path for r in SCHEMA_REGISTRIES])
 def test_only_the_default_type_may_omit_type(reg: Registry) -> None:
     defs = definitions()
     required = {name: "type" in defs[f"{reg.title}.{name}"].get("required", [])
                 for name in reg.entries}
     assert required == {name: name != reg.default_type for name in reg.entries}
+
+
+INLINE = [(reg, name) for reg in REGISTRIES if not reg.in_schema for name in reg.entries]
+
+
+@pytest.mark.parametrize(("reg", "name"), INLINE, ids=[f"{r.path}:{n}" for r, n in INLINE])
+def test_every_activation_and_initializer_validates_by_name_and_as_object(
+        reg: Registry, name: str, validator: jsonschema.Draft202012Validator) -> None:
+    key = "activation" if reg.title == "Activation" else "weight_init"
+    for value in (name, {"type": name}):
+        spec = place(base(), LAYERS, {"type": "dense", "units": 16, key: value})
+        assert errors_of(validator, spec) == []
+        Spec.from_dict(spec)
 
 
 def test_references_follow_the_template() -> None:
