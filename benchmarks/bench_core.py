@@ -2,7 +2,7 @@
 
 Usage: ``.venv/bin/python benchmarks/bench_core.py [--rounds 3] [--quick] [--only a,b,c]``
 
-Cases (issue 2, "Performance"), each timed as the peers in ``../shared/peers/`` time
+Cases (issue 2, "Performance"), each timed as the peers in ``benchmarks/peers/`` time
 themselves: one warm-up epoch, then one timed epoch.
 
 - a: MLP 784-256-128-10, batch 128, Adam, float32, 60,000 random rows, against
@@ -18,8 +18,9 @@ scripts); the table reports medians over rounds and the ratios of the medians. R
 to ``benchmarks/results/bench_core-<UTC time>.json``.
 
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are set on this machine for old OpenBLAS builds and pin
-a slower kernel (/work/.library/env/README.md): the script re-executes itself once without
-them (so its peers run without them too) and prints the kernel OpenBLAS then reports.
+a slower kernel (the development machine's environment sets them): the script re-executes
+itself once without them (so its peers run without them too) and prints the kernel OpenBLAS
+then reports.
 ``--threads N`` pins every library of every process to N threads (a machine shared with
 other jobs makes multi-threaded BLAS timings erratic; one thread each is the steady view).
 """
@@ -41,7 +42,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-PEERS = Path(os.environ.get("WEIGHTSMITH_PEERS", ROOT.parent / "shared" / "peers"))
+PEERS = Path(os.environ.get("WEIGHTSMITH_PEERS", ROOT / "benchmarks" / "peers"))
 RESULTS = ROOT / "benchmarks" / "results"
 PINNED = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")

@@ -1,8 +1,8 @@
 """Settings read from the environment in one place.
 
 Both the worker and the service need the same database, broker and limits, and neither may
-import the other (DESIGN §1), so the settings live in this small stdlib-only package. Nothing
-here reads the environment at import time: call ``Settings.from_env()``.
+import the other (docs/architecture.md), so the settings live in this small stdlib-only
+package. Nothing here reads the environment at import time: call ``Settings.from_env()``.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ DEFAULT_COMMIT_INTERVAL_S = 2.0
 
 @dataclass(frozen=True)
 class Limits:
-    """DESIGN §8: every limit a request is checked against before anything is stored."""
+    """Every limit a request is checked against before anything is stored (README's
+    configuration table)."""
 
     max_upload_bytes: int = 64 * MiB
     max_dataset_rows: int = 1_000_000

@@ -1,8 +1,8 @@
 """Checkpoints as ``.npz`` bytes: the public ``weights.npz`` and the internal training state.
 
 Both are written with ``np.savez`` from numeric and unicode arrays only and are read with
-``allow_pickle=False``: no pickle, ever (DESIGN §5). The internal checkpoint holds exactly the
-``weights.npz`` arrays (so a user can open it the same way) plus:
+``allow_pickle=False``: no pickle, ever (docs/checkpoint-format.md). The internal checkpoint
+holds exactly the ``weights.npz`` arrays (so a user can open it the same way) plus:
 
 - ``__state__``: a 0-d unicode JSON string with everything else a resume needs (format
   version, full job spec, completed epochs, early-stopping and scheduler state, the

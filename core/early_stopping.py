@@ -90,7 +90,7 @@ class EarlyStopping(BestTracker):
 
     @classmethod
     def from_spec(cls, spec: Any) -> EarlyStopping:
-        """From an early-stopping spec (dataclass or dict with DESIGN §3's keys)."""
+        """From an early-stopping spec (dataclass or dict with the keys of docs/spec.md)."""
         def get(name: str, default: Any) -> Any:
             value = spec.get(name) if isinstance(spec, Mapping) else getattr(spec, name, None)
             return default if value is None else value

@@ -3,7 +3,7 @@
 Statistics are per feature of one sample, i.e. over the flattened input: an image input
 (C, H, W) gets a mean and std per pixel and channel, the same way scikit-learn's
 StandardScaler treats a flattened image. That keeps ``(x - mean) / std`` a plain broadcast a
-user can apply with NumPy alone from ``weights.npz`` (DESIGN §5).
+user can apply with NumPy alone from ``weights.npz`` (docs/checkpoint-format.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""L1 and L2 weight penalties, DESIGN §3: weight matrices only, never biases."""
+"""L1 and L2 weight penalties (docs/spec.md): weight matrices only, never biases."""
 
 from __future__ import annotations
 

@@ -107,7 +107,7 @@ def train(spec: Any, X: Array, y: Array, *, init_params: Mapping[str, Array] | N
 
     Parameters
     ----------
-    spec : Spec or its dict form (DESIGN §3)
+    spec : Spec or its dict form (docs/spec.md)
     X : ndarray (N, ...) inputs; cast once to ``spec.training.dtype``
     y : ndarray (N,) integer class labels, or (N,) / (N, k) regression or BCE targets
     init_params : name -> array replacing the initial weights (warm start)

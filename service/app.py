@@ -1,4 +1,4 @@
-"""The Flask application factory (DESIGN §4).
+"""The Flask application factory (docs/api.md).
 
 `create_app(settings)` wires the pieces: settings (read from the environment only when none are
 passed, never at import), the database engine, the broker dispatcher, problem+json errors,

@@ -1,4 +1,4 @@
-"""Bearer API keys -> tenant. Keys are stored only as SHA-256 hashes (DESIGN §4, issue 5).
+"""Bearer API keys -> tenant. Keys are stored only as SHA-256 hashes (docs/api.md, issue 5).
 
 A key is looked up by its hash (an indexed equality, so the secret itself is never compared in
 the database), then compared again with `hmac.compare_digest` (store.keys.tenant_for_key).

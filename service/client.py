@@ -1,4 +1,4 @@
-"""The Python client of the Weightsmith HTTP API (DESIGN §4), used by the CLI and the tests.
+"""The Python client of the Weightsmith HTTP API (docs/api.md), used by the CLI and the tests.
 
     client = WeightsmithClient("http://127.0.0.1:8000", api_key)
     job = client.submit(spec)
@@ -320,7 +320,7 @@ class WeightsmithClient:
         return self._json("GET", f"/v1/checkpoints/{checkpoint_id}")
 
     def download_weights(self, checkpoint_id: str, path: str | Path | None = None) -> bytes:
-        """The `weights.npz` bytes (DESIGN §5); also written to `path` when given."""
+        """The `weights.npz` bytes (docs/checkpoint-format.md); also written to `path`."""
         data = self._request("GET", f"/v1/checkpoints/{checkpoint_id}/weights.npz").content
         if path is not None:
             Path(path).write_bytes(data)

@@ -1,7 +1,7 @@
 """Hand a committed job to the broker, by task name, through the worker's Celery app.
 
-The database row is the truth (DESIGN §1): if the broker is down the job simply stays
-`queued` and the periodic `reconcile` task re-sends it, so a failed send never fails the POST.
+The database row is the truth (docs/reliability.md): if the broker is down the job simply
+stays `queued` and the periodic `reconcile` task re-sends it, so a failed send never fails the POST.
 """
 
 from __future__ import annotations

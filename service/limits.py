@@ -1,4 +1,4 @@
-"""Per-key rate limits and per-tenant quotas (DESIGN §8).
+"""Per-key rate limits and per-tenant quotas (README: Configuration).
 
 Rate limits count per API key (its hash, never the key) and endpoint, in fixed windows that
 open at a key's first request, in Redis when the broker is Redis, so every gunicorn worker

@@ -4,7 +4,7 @@ Each child (API, worker, beat) runs in a process group of its own, so a Ctrl-C i
 reaches only the supervisor, which then stops the children in order with SIGTERM, waits for
 them, and escalates to SIGKILL after a grace period: a worker's warm shutdown would otherwise
 wait for a long training job. The job loses nothing it checkpointed: its lease goes stale and
-`reconcile` resumes it at the next start (DESIGN §7).
+`reconcile` resumes it at the next start (docs/reliability.md).
 
 If any child exits on its own the supervisor stops the others and exits non-zero, so a broken
 worker never hides behind a healthy-looking API.

@@ -1,4 +1,4 @@
-"""DESIGN §1: imports only point the allowed way.
+"""Imports only point the allowed way (docs/architecture.md).
 
 Walks every module's AST (so lazy imports inside functions count too) and checks each imported
 top-level name against what its package may import. Third-party names not listed here fail the

@@ -2,12 +2,12 @@
 
 ``make_celery(settings)`` is what the service and the tests call. ``celery -A worker.celery_app``
 needs a module-level ``app``; it is built lazily on first access (PEP 562 ``__getattr__``), so
-importing this module reads no environment and opens no connection (DESIGN §2: settings are
-read in a function, never at import time).
+importing this module reads no environment and opens no connection (settings are read in a
+function, never at import time).
 
-Reliability settings follow DESIGN §7: late acks, reject on worker loss, prefetch 1, a Redis
-visibility timeout longer than the longest allowed job, soft and hard time limits, JSON only.
-No result backend: progress lives in the database rows, not in Celery results.
+Reliability settings follow docs/reliability.md: late acks, reject on worker loss, prefetch 1,
+a Redis visibility timeout longer than the longest allowed job, soft and hard time limits,
+JSON only. No result backend: progress lives in the database rows, not in Celery results.
 """
 
 from __future__ import annotations

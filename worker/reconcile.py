@@ -1,4 +1,4 @@
-"""Re-dispatch jobs whose broker message was lost (DESIGN §7).
+"""Re-dispatch jobs whose broker message was lost (docs/reliability.md).
 
 The filesystem transport forgets an unacked message when its worker is killed, and Redis holds
 one back for the whole visibility timeout; the database knows better. Every

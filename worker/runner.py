@@ -1,4 +1,4 @@
-"""The bridge from the core's training callbacks to the store (DESIGN §7).
+"""The bridge from the core's training callbacks to the store (docs/reliability.md).
 
 One :class:`JobRunner` runs one delivery of ``train_job(job_id)``:
 

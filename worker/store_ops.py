@@ -1,8 +1,8 @@
 """The worker's reads and writes, on top of store/'s query functions.
 
 Every function takes the session first and never commits: the runner decides where each
-transaction starts and ends (CONVENTIONS 8), so an epoch's metrics, progress, event and
-checkpoints land together or not at all.
+transaction starts and ends (the caller owns the session), so an epoch's metrics, progress,
+event and checkpoints land together or not at all.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The Celery tasks: ``train_job(job_id)``, ``reconcile()`` and ``deliver_webhook(delivery_id)``.
 
-Tasks take ids and reload everything from the database (CONVENTIONS 5); their return values
+Tasks take ids and reload everything from the database; their return values
 are ignored (no result backend): progress lives in the job's rows.
 
-Failures, by kind (DESIGN §7):
+Failures, by kind (docs/reliability.md):
 
 - a bad spec, dataset or init checkpoint (SpecError, DatasetError, CheckpointError) fails the
   job at once: retrying cannot help;

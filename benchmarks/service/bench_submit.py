@@ -3,7 +3,7 @@
 Usage: ``.venv/bin/python benchmarks/service/bench_submit.py [--rounds 3] [--quick]
 [--seconds 10] [--connections 16] [--tenants 256]``
 
-Issue 4, "Performance": at least **500 accepted jobs/s**. wrk POSTs the job spec of DESIGN §3
+Issue 4, "Performance": at least **500 accepted jobs/s**. wrk POSTs a job spec (docs/spec.md)
 (the digits MLP) to ``/v1/jobs`` over ``--connections`` connections, every request with a fresh
 ``Idempotency-Key`` and the API key of the next of ``--tenants`` tenants, so each one is a
 new job: validated by core.spec, dry-run, inserted with its "queued" event, committed, and

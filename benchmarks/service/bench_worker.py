@@ -7,9 +7,9 @@ Issue 3, "Performance": training through the worker, storing metrics and a check
 epoch (policy ``every_epochs: 1``, keep_last 3, keep_best 1), keeps **>= 0.95x** the bare
 core's epoch throughput. Cases:
 
-- digits: the digits MLP of DESIGN §3 (64-128-10 with dropout, Adam, batch 32, validation
-  split 0.1, standardised inputs), 1,000 epochs of the 1,797 builtin rows (a few seconds, so that
-  the worker's once-a-second commits reach a steady state);
+- digits: the MLP of examples/digits_mlp.json (64-128-10 with dropout, Adam, batch 32,
+  validation split 0.1, standardised inputs), 1,000 epochs of the 1,797 builtin rows (a few
+  seconds, so that the worker's once-a-second commits reach a steady state);
 - mlp784: 784-256-128-10, batch 128, Adam, float32, 60,000 random rows (an uploaded dataset
   of 188 MB), 8 epochs.
 

@@ -52,7 +52,8 @@ class Dataset:
 
 @dataclass(frozen=True)
 class DatasetLimits:
-    """Refuse datasets beyond these sizes (DESIGN §8); ``max_bytes`` bounds decompression."""
+    """Refuse datasets beyond these sizes (README: Configuration); ``max_bytes`` bounds
+    decompression."""
 
     max_rows: int = 1_000_000
     max_features: int = 100_000

@@ -122,7 +122,7 @@ def get_checkpoint(path: CheckpointPath) -> Response:
 
 @bp.get(
     "/checkpoints/<checkpoint_id>/weights.npz",
-    responses=responses({200: {"description": "weights.npz (DESIGN §5)",
+    responses=responses({200: {"description": "weights.npz (docs/checkpoint-format.md)",
                                "content": {NPZ: {"schema": {"type": "string",
                                                             "format": "binary"}}}}}, 404),
 )
@@ -216,7 +216,7 @@ def _with_spec(data: bytes, spec_text: str) -> bytes:
     openapi_extensions={"requestBody": IMPORT_BODY},
 )
 def import_checkpoint(query: CheckpointImportQuery) -> tuple[Response, int, dict[str, str]]:
-    """Import weights (.npz of DESIGN §5) to warm-start jobs or to predict.
+    """Import weights (a weights.npz, docs/checkpoint-format.md) to warm-start jobs or to predict.
 
     `loss` (optional) names the loss the weights were trained with, so predict applies its
     link (softmax/sigmoid) and returns classes; without it predict returns raw outputs.

@@ -1,6 +1,6 @@
 """`/v1/datasets`: upload (CSV, NPZ, JSON; raw body or multipart), list, read, delete.
 
-Everything is parsed and checked against the limits before a byte is stored (DESIGN §7):
+Everything is parsed and checked against the limits before a byte is stored (docs/reliability.md):
 Werkzeug refuses bodies over `max_upload_bytes` (413), `core.datasets` checks rows, features,
 NaN/inf and never unpickles (422), and the tenant's storage quota is checked last (413).
 """

@@ -1,7 +1,7 @@
 """`/v1/jobs`: dry run, submit (idempotent), list, read, cancel, resume, metrics, checkpoints.
 
 A job is created in one transaction and sent to the broker only after it commits
-(CONVENTIONS 5); a broker that is down leaves it `queued` for `reconcile` to re-send.
+(the task takes the job's id); a broker that is down leaves it `queued` for `reconcile` to re-send.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def _spec_body() -> dict[str, Any]:
 def checked_spec(
     session: Any, tenant: str, body: dict[str, Any]
 ) -> tuple[Any, Any, dict[str, Any]]:
-    """Parse the spec (core.spec), resolve its dataset and check DESIGN §8 limits.
+    """Parse the spec (core.spec), resolve its dataset and check the limits (README: Configuration).
 
     Returns (spec, dataset, dry-run report); any violation is a 422 naming the field.
     """

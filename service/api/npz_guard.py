@@ -1,4 +1,4 @@
-"""Refuse hostile `.npz` uploads before NumPy decompresses anything (DESIGN §7).
+"""Refuse hostile `.npz` uploads before NumPy decompresses anything (docs/reliability.md).
 
 An `.npz` is a zip of `.npy` files. Reading the central directory costs nothing and tells the
 declared uncompressed sizes, so a zip bomb (a few KiB that inflate to GiB), a member that is not

@@ -55,7 +55,7 @@ def checked_inputs(inputs: list[Any], input_shape: tuple[int, ...]) -> np.ndarra
     shape = tuple(input_shape)
     accepted = {shape}
     if len(shape) == 3 and shape[0] == 1:
-        accepted.add(shape[1:])  # (N, H, W) is read as (N, 1, H, W) (DESIGN §3)
+        accepted.add(shape[1:])  # (N, H, W) is read as (N, 1, H, W) (docs/spec.md)
     if tuple(X.shape[1:]) not in accepted:
         raise validation_error(
             "inputs", f"each row must have shape {list(shape)}, got {list(X.shape[1:])}"

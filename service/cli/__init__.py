@@ -1,4 +1,4 @@
-"""The `weightsmith` command line (DESIGN §6).
+"""The `weightsmith` command line (README: the tour).
 
 Each module registers its own sub-commands, so the server commands (serve, api, worker, beat,
 db, keys) and the client commands (submit, watch, jobs, ...) grow independently.

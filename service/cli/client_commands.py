@@ -1,4 +1,4 @@
-"""Client sub-commands of `weightsmith` (DESIGN §6), over HTTP with WEIGHTSMITH_URL and
+"""Client sub-commands of `weightsmith` (README: the tour), over HTTP with WEIGHTSMITH_URL and
 WEIGHTSMITH_API_KEY (or --url / --api-key).
 
 Exit codes, for scripts: 0 ok; 1 the watched job ended failed, cancelled or diverged;

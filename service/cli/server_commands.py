@@ -1,4 +1,4 @@
-"""Server-side sub-commands of `weightsmith` (DESIGN §6): serve, api, worker, beat, db, keys.
+"""Server-side sub-commands of `weightsmith` (README): serve, api, worker, beat, db, keys.
 
 `api`, `worker` and `beat` replace themselves (exec) with gunicorn or Celery, so signals from
 Docker or a process manager reach the real server directly. `serve` runs all three as children

@@ -1,1 +1,1 @@
-"""pydantic v2 request and response models, one module per resource (DESIGN §4 shapes)."""
+"""pydantic v2 request and response models, one module per resource (docs/api.md, Shapes)."""

@@ -1,4 +1,4 @@
-"""Dataset upload parameters and the dataset resource (DESIGN §4)."""
+"""Dataset upload parameters and the dataset resource (docs/api.md)."""
 
 from __future__ import annotations
 

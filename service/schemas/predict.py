@@ -1,4 +1,4 @@
-"""Predict request and response (DESIGN §4)."""
+"""Predict request and response (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -60,7 +60,8 @@ def test_weights_npz_holds_exactly_the_design_arrays() -> None:
     assert [layer["type"] for layer in json.loads(str(spec))["layers"]] == [
         "dense", "batch_norm", "dropout", "dense"]
     np.testing.assert_array_equal(arrays["__input_mean__"], result.network.preprocessing.mean)
-    # NumPy-only inference as DESIGN §5 promises (dense, batch norm in eval mode, dense)
+    # NumPy-only inference as docs/checkpoint-format.md promises (dense, batch norm in eval
+    # mode, dense)
     x = (X[:4] - arrays["__input_mean__"]) / arrays["__input_std__"]
     h = np.maximum(x @ arrays["0.weight"] + arrays["0.bias"], 0.0)
     h = (h - arrays["1.running_mean"]) / np.sqrt(arrays["1.running_var"] + 1e-5)

@@ -29,7 +29,7 @@ from core.spec import (
     infer_shapes,
 )
 
-DESIGN_EXAMPLE: dict[str, Any] = {
+SPEC_EXAMPLE: dict[str, Any] = {
     "name": "digits-mlp",
     "dataset": "builtin:digits",
     "init_checkpoint": None,
@@ -88,14 +88,14 @@ def minimal(**extra: Any) -> dict[str, Any]:
 
 
 def test_design_example_parses_and_round_trips_exactly() -> None:
-    spec = Spec.from_dict(DESIGN_EXAMPLE)
+    spec = Spec.from_dict(SPEC_EXAMPLE)
     out = spec.to_dict()
     assert Spec.from_dict(out) == spec
     assert json.loads(json.dumps(out)) == out
-    # Every key of DESIGN §3's example is there with its value (plus the filled defaults).
+    # Every key of the example is there with its value (plus the filled defaults).
     for section in ("optimizer", "regularization", "training", "checkpoints"):
-        assert out[section] == DESIGN_EXAMPLE[section]
-    assert out["model"]["layers"][0] == DESIGN_EXAMPLE["model"]["layers"][0]
+        assert out[section] == SPEC_EXAMPLE[section]
+    assert out["model"]["layers"][0] == SPEC_EXAMPLE["model"]["layers"][0]
     assert out["model"]["layers"][2] == {"type": "dense", "units": 10, "activation": "linear",
                                          "weight_init": "torch_default",
                                          "bias_init": "torch_default"}
@@ -105,9 +105,9 @@ def test_design_example_parses_and_round_trips_exactly() -> None:
 
 def test_minimal_spec_gets_design_defaults() -> None:
     spec = Spec.from_dict(minimal())
-    assert spec.to_dict()["training"] == DESIGN_EXAMPLE["training"]
-    assert spec.to_dict()["optimizer"] == DESIGN_EXAMPLE["optimizer"]
-    assert spec.to_dict()["checkpoints"] == DESIGN_EXAMPLE["checkpoints"]
+    assert spec.to_dict()["training"] == SPEC_EXAMPLE["training"]
+    assert spec.to_dict()["optimizer"] == SPEC_EXAMPLE["optimizer"]
+    assert spec.to_dict()["checkpoints"] == SPEC_EXAMPLE["checkpoints"]
     assert spec.name is None and spec.dataset is None and spec.init_checkpoint is None
     assert spec.task == "classification"
 
@@ -338,7 +338,7 @@ def test_random_mutations_give_spec_errors_or_round_tripping_specs() -> None:
                          1e300, float("nan"), {"type": "normal"}, "same", 10**30]
     outcomes = {"valid": 0, "refused": 0}
     for _ in range(1500):
-        spec = copy.deepcopy(rng.choice([EVERYTHING, DESIGN_EXAMPLE]))
+        spec = copy.deepcopy(rng.choice([EVERYTHING, SPEC_EXAMPLE]))
         for _ in range(rng.randint(1, 3)):
             path = rng.choice([p for p in _paths(spec) if p])
             parent = spec

@@ -1,4 +1,4 @@
-"""Fault 1: a worker SIGKILLed in the middle of a job (DESIGN §7).
+"""Fault 1: a worker SIGKILLed in the middle of a job (docs/reliability.md).
 
 Two ways to die mid-epoch:
 

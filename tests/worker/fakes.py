@@ -1,6 +1,6 @@
 """A stand-in for core.train in the runner's unit tests (the process tests use the real core).
 
-It keeps core.train's contract (DESIGN §5, docs/architecture.md): ``should_stop`` polled before
+It keeps core.train's contract (docs/architecture.md): ``should_stop`` polled before
 every batch, ``on_epoch`` after every epoch with a report whose ``checkpoint()`` is enough to
 resume exactly, and a result with ``stop_reason``, ``history``, ``state.epoch`` and
 ``checkpoint()``. Its checkpoint is the text ``"fake:<epoch>:<batch>"``, so a test can read

@@ -1,4 +1,4 @@
-"""make_celery: the reliability settings of DESIGN §7, per broker, and a lazy module-level app."""
+"""make_celery: the reliability settings (docs/reliability.md), per broker, and a lazy app."""
 
 from __future__ import annotations
 

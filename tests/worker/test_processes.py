@@ -1,5 +1,6 @@
-"""DESIGN §7 with real processes: `celery -A worker.celery_app worker` (and beat) as
-subprocesses, the real NumPy core, on both backend sets (see conftest.backend).
+"""The reliability rules (docs/reliability.md) with real processes:
+`celery -A worker.celery_app worker` (and beat) as subprocesses, the real NumPy core, on both
+backend sets (see conftest.backend).
 
 Jobs are tiny: the xor problem, a few epochs. "Slow" jobs use batch_size 1 on a few thousand
 rows so that there is time to stop a worker or cancel mid-epoch.

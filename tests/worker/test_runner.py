@@ -235,7 +235,7 @@ def xor_data(_s: Any, claimed: store_ops.Claimed, _settings: Any) -> tuple[Any, 
 def test_real_core_cancel_then_resume_equals_an_uninterrupted_run(
     sqlite_backend: Backend,
 ) -> None:
-    """Through the bridge and the store, a resume continues bit for bit (DESIGN §5, §7)."""
+    """Through the bridge and the store, a resume continues bit for bit (docs/reliability.md)."""
     import numpy as np
 
     from core.checkpoint import load_checkpoint
