@@ -55,5 +55,7 @@ def _fuzz_one(operation: Any, headers: dict[str, str], examples: int,
 
 def test_every_operation_conforms(app: OpenAPI, seeded: dict[str, str]) -> None:
     counts = run_schemathesis(app, seeded, examples=30)
-    assert len(counts) == 22
+    doc = app.test_client().get("/openapi.json").get_json()
+    documented = [(method, path) for path, item in doc["paths"].items() for method in item]
+    assert len(counts) == len(documented) > 40  # every documented operation was fuzzed
     assert all(n >= 1 for n in counts.values()), counts
