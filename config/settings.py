@@ -63,6 +63,15 @@ class Limits:
     max_predict_rows: int = 10_000
     max_stored_bytes: int = 4096 * MiB
     rate_limit: str = "50 per second"
+    # Requests that fail authentication, per client address (each costs a key lookup).
+    auth_failure_limit: str = "20 per minute"
+    # A request body must arrive whole within this (the ASGI front answers 408 after it).
+    body_timeout_s: int = 60
+    # A job spec (or an imported checkpoint's __spec__) is refused past these before it is
+    # parsed: validating a 34 MB spec of 10^6 layers took 11 s of CPU.
+    max_spec_bytes: int = 1 * MiB
+    # JSON nesting of request bodies and of specs: predict's inputs nest 4 deep at most.
+    max_json_depth: int = 64
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Limits:
@@ -82,6 +91,10 @@ class Limits:
             max_predict_rows=_int(env, "WEIGHTSMITH_MAX_PREDICT_ROWS", d.max_predict_rows),
             max_stored_bytes=_int(env, "WEIGHTSMITH_MAX_STORED_BYTES", d.max_stored_bytes),
             rate_limit=env.get("WEIGHTSMITH_RATE_LIMIT") or d.rate_limit,
+            auth_failure_limit=env.get("WEIGHTSMITH_AUTH_FAILURE_LIMIT") or d.auth_failure_limit,
+            body_timeout_s=_int(env, "WEIGHTSMITH_BODY_TIMEOUT_S", d.body_timeout_s),
+            max_spec_bytes=_int(env, "WEIGHTSMITH_MAX_SPEC_BYTES", d.max_spec_bytes),
+            max_json_depth=_int(env, "WEIGHTSMITH_MAX_JSON_DEPTH", d.max_json_depth),
         )
 
 
@@ -105,6 +118,9 @@ class Settings:
     # here): its database pool keeps one connection per thread, so that none is closed on
     # return and reopened by the next request (a new PostgreSQL backend each time).
     api_threads: int = 8
+    # Connections one API process holds open (gunicorn's --worker-connections): idle, slow or
+    # streaming connections wait on the event loop, so this bounds memory, not threads.
+    api_connections: int = 1000
     reconcile_interval_s: int = 30
     queued_grace_s: int = 60
     # BLAS threads per worker process; None: os.cpu_count() // worker concurrency (at least 1).
@@ -145,6 +161,7 @@ class Settings:
             ),
             max_attempts=_int(env, "WEIGHTSMITH_MAX_ATTEMPTS", d.max_attempts),
             api_threads=_int(env, "WEIGHTSMITH_API_THREADS", d.api_threads),
+            api_connections=_int(env, "WEIGHTSMITH_API_CONNECTIONS", d.api_connections),
             reconcile_interval_s=_int(
                 env, "WEIGHTSMITH_RECONCILE_INTERVAL_S", d.reconcile_interval_s
             ),

@@ -57,7 +57,7 @@ def read_session() -> Iterator[Session]:
 
 def create_app(settings: Settings | None = None, *, testing: bool = False) -> OpenAPI:
     """Build the WSGI application for `settings` (default: `Settings.from_env()`)."""
-    from service import auth, dashboard, limits
+    from service import auth, bodies, dashboard, limits
     from service.api import register_blueprints
     from service.api.metrics import init_metrics
     from service.dispatch import Dispatcher
@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Op
         SSE_HEARTBEAT_SECONDS=15.0,
         SSE_POLL_SECONDS=0.5,
         # A request body nested deeper than this is refused before any model sees it.
-        MAX_JSON_DEPTH=64,
+        MAX_JSON_DEPTH=settings.limits.max_json_depth,
     )
     # No ping before each checkout (a round trip per request, ~0.25 ms of a submission's
     # CPU): after the database restarts, the first request to meet a dead connection gets a
@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Op
         model_cache=ModelCache(capacity=32),
     )
     errors.init_app(app)
+    bodies.init_app(app)  # a refused body is answered before authentication
     auth.init_app(app)
     limits.init_app(app, settings)
     init_metrics(app)

@@ -113,3 +113,13 @@ def after(s: Session, job_id: str, seq: int = 0, limit: int = 100) -> list[JobEv
             .limit(max(1, int(limit)))
         )
     )
+
+
+def heads(s: Session, job_ids: Iterable[str]) -> dict[str, tuple[int, str]]:
+    """`{job id: (its last event's seq, its status)}` for those of `job_ids` that exist: what
+    a process following many event streams asks once per poll, in one statement."""
+    ids = list(job_ids)
+    if not ids:
+        return {}
+    rows = s.execute(sa.select(Job.id, Job.event_seq, Job.status).where(Job.id.in_(ids)))
+    return {str(r.id): (int(r.event_seq), str(r.status)) for r in rows}

@@ -29,7 +29,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         {
             "config", "core", "store", "worker", "flask", "flask_openapi3",
             "pydantic", "werkzeug", "prometheus_client", "httpx", "rich", "gunicorn", "kombu",
-            "celery", "sqlalchemy", "numpy", "redis", "jinja2", "markupsafe",
+            "celery", "sqlalchemy", "numpy", "redis", "jinja2", "markupsafe", "a2wsgi",
         }
     ),
 }

@@ -59,15 +59,17 @@ def test_each_service_runs_a_real_weightsmith_command(
     assert args.handler is handler
 
 
-def test_api_listens_on_all_interfaces_with_gthread(compose: dict[str, Any]) -> None:
+def test_api_listens_on_all_interfaces_with_the_asgi_worker(compose: dict[str, Any]) -> None:
     args = build_parser().parse_args(compose["services"]["api"]["command"][1:])
     assert (args.host, args.port) == ("0.0.0.0", 8000)
-    argv = sc.api_argv(args.host, args.port, args.workers, sc.api_threads(args))
-    assert "--worker-class=gthread" in argv
-    # A worker holds at most its threads and half as many again (sc.worker_connections).
-    assert f"--threads={sc.api_threads(args)}" in argv and "--worker-connections=12" in argv
-    assert sc.worker_connections(1) == 2  # gunicorn keeps no idle connection at threads + 0
-    assert argv[-1] == "service.wsgi:app"
+    argv = sc.api_argv(args.host, args.port, args.workers, sc.api_threads(args),
+                       connections=1000)
+    assert "--worker-class=asgi" in argv
+    # The views' threads reach the app through the environment (service/asgi.py); slow and
+    # streaming connections wait on the event loop, bounded by --worker-connections.
+    assert f"--env=WEIGHTSMITH_API_THREADS={sc.api_threads(args)}" in argv
+    assert "--worker-connections=1000" in argv
+    assert argv[-1] == "service.asgi:app"
     assert compose["services"]["api"]["ports"] == ["8000:8000"]
 
 
@@ -85,10 +87,12 @@ def test_api_sizes_its_database_pool_by_its_threads(
     monkeypatch.delenv("WEIGHTSMITH_API_THREADS", raising=False)
     args = build_parser().parse_args(compose["services"]["api"]["command"][1:])
     assert args.handler(args) == 0
-    assert "--threads=8" in execs[-1] and os.environ["WEIGHTSMITH_API_THREADS"] == "8"
+    assert "--env=WEIGHTSMITH_API_THREADS=8" in execs[-1]
+    assert os.environ["WEIGHTSMITH_API_THREADS"] == "8"
     args = build_parser().parse_args(["api", "--threads", "12"])
     args.handler(args)
-    assert "--threads=12" in execs[-1] and os.environ["WEIGHTSMITH_API_THREADS"] == "12"
+    assert "--env=WEIGHTSMITH_API_THREADS=12" in execs[-1]
+    assert os.environ["WEIGHTSMITH_API_THREADS"] == "12"
 
     app = create_app(Settings.from_env(), testing=True)
     engine = app.extensions["weightsmith"].engine

@@ -9,7 +9,8 @@ predicted by alias (resolved per request) beside predict by checkpoint id.
 Issue 4, "Performance": predict with a 64-64-10 model (64 inputs, a hidden layer of 64, 10
 outputs; trained on the digits for two epochs, so the stored input standardisation is
 applied), one row per request, through `weightsmith api` exactly as it ships (the CLI execs
-gunicorn, gthread, its default workers and threads) on PostgreSQL + Redis, must reach
+gunicorn's asyncio worker and service/front.py, its default workers and threads) on
+PostgreSQL + Redis, must reach
 **>= 0.5x** the requests/s of ``echo_app.py`` under the same gunicorn command line, measured
 in the same run; and one client's **p99 latency <= 2 ms**.
 
@@ -52,8 +53,8 @@ def echo_argv(port: int) -> list[str]:
 
     workers, threads = api_defaults()
     argv = api_argv("127.0.0.1", port, workers, threads)
-    assert argv[-1] == "service.wsgi:app", argv
-    return [*argv[:-1], "echo_app:app"]
+    assert argv[-1] == "service.asgi:app", argv
+    return [*argv[:-1], "echo_app:asgi"]
 
 
 def digits_weights() -> bytes:
@@ -190,7 +191,7 @@ def main() -> None:
                         "(the embedded mode's limiter) to price the Redis round trip")
     args = harness.parse(p)
     workers, threads = api_defaults()
-    print(f"gunicorn gthread, {workers} workers x {threads} threads (weightsmith api's "
+    print(f"gunicorn asgi worker, {workers} workers x {threads} threads (weightsmith api's "
           f"defaults); load {harness.load()}", flush=True)
     with harness.scratch_postgres() as db, harness.private_redis() as broker, \
             tempfile.TemporaryDirectory(prefix="ws-bench-predict-") as tmp:

@@ -87,7 +87,7 @@ def main() -> None:
     workers = args.api_workers or workers
     threads = args.api_threads or threads
     body = json.dumps(SPEC)
-    print(f"gunicorn gthread, {workers} workers x {threads} threads; {args.connections} "
+    print(f"gunicorn asgi worker, {workers} workers x {threads} threads; {args.connections} "
           f"connections, {args.tenants} tenants; load {harness.load()}", flush=True)
     runs: dict[str, list[dict[str, Any]]] = {}
     with harness.scratch_postgres() as db, harness.private_redis() as broker, \

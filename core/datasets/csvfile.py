@@ -10,6 +10,7 @@ import csv
 import io
 import math
 import warnings
+from array import array
 from typing import Any
 
 import numpy as np
@@ -28,38 +29,43 @@ def parse_csv(data: bytes, target: str | None, limits: DatasetLimits) -> Dataset
     fast = _parse_numeric_csv(text, target, limits)
     if fast is not None:
         return fast
-    # The careful path: slower, but it names the row and column of every problem.
+    # The careful path: slower, but it names the row and column of every problem. It reads
+    # row by row: the limits stop it at the first row past them, and the features go straight
+    # into a float buffer, so memory follows what was read (not a list of strings per cell).
     # newline="": the csv module itself sees every \r; strict: malformed quoting is an error
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows = (row for row in reader if row and any(cell.strip() for cell in row))
     try:
-        lines = [(n, row) for n, row in enumerate(reader, start=1)
-                 if row and any(cell.strip() for cell in row)]
+        first = next(rows, None)
+        if first is None:
+            raise DatasetError("the CSV file is empty", "file")
+        header = [cell.strip() for cell in first]
+        _check_header(header)
+        width = len(header)
+        if width < 2:
+            raise DatasetError("the CSV needs at least one feature column and a target "
+                               "column", "file")
+        check_size(0, width - 1, limits)
+        t = width - 1 if target is None else _target_index(header, target)
+        features = [i for i in range(width) if i != t]
+        names = [header[i] for i in features]
+        values: array[float] = array("d")
+        labels: list[str] = []
+        for index, row in enumerate(rows, start=1):
+            if index > limits.max_rows:
+                raise _too_many_rows(limits)
+            if len(row) != width:
+                raise DatasetError(f"row {index} (line {reader.line_num}) has {len(row)} "
+                                   f"columns, expected {width} like the header", "file")
+            values.extend(_row_numbers(row, features, names, index))
+            labels.append(row[t])
     except csv.Error as exc:
         raise DatasetError(f"line {reader.line_num}: not valid CSV: {exc}", "file") from None
-    if not lines:
-        raise DatasetError("the CSV file is empty", "file")
-    header = [cell.strip() for cell in lines[0][1]]
-    _check_header(header)
-    width = len(header)
-    if width < 2:
-        raise DatasetError("the CSV needs at least one feature column and a target column",
-                           "file")
-    rows = lines[1:]
-    check_size(len(rows), width - 1, limits)
-    if not rows:
+    if not labels:
         raise DatasetError("the CSV has a header but no data rows", "file")
-    for index, (line, row) in enumerate(rows, start=1):
-        if len(row) != width:
-            raise DatasetError(f"row {index} (line {line}) has {len(row)} columns, expected "
-                               f"{width} like the header", "file")
-    t = width - 1 if target is None else _target_index(header, target)
-    features = [i for i in range(width) if i != t]
-    cells = np.array([row for _, row in rows], dtype=object)
-    X = _numeric_columns(cells[:, features], [header[i] for i in features], features)
-    labels = cells[:, t]
-    y, classes = _target_values(labels, header[t], t)
-    return finish(X, y, limits=limits, classes=classes,
-                  feature_names=[header[i] for i in features])
+    X = np.frombuffer(values, dtype=np.float64).reshape(len(labels), len(features)).copy()
+    y, classes = _target_values(np.array(labels, dtype=object), header[t], t)
+    return finish(X, y, limits=limits, classes=classes, feature_names=names)
 
 
 def _parse_numeric_csv(text: str, target: str | None, limits: DatasetLimits) -> Dataset | None:
@@ -72,22 +78,33 @@ def _parse_numeric_csv(text: str, target: str | None, limits: DatasetLimits) -> 
     if len(header) < 2 or not rest.strip():
         return None
     _check_header(header)
+    check_size(0, len(header) - 1, limits)
+    # NumPy allocates max_rows x columns up front (5,000 columns x the row limit was 37 GiB):
+    # the lines in the text bound the rows, so it allocates by what was sent.
+    max_rows = min(limits.max_rows + 1, rest.count("\n") + 1)
     try:
         with warnings.catch_warnings():
             # NumPy notes that blank lines do not count towards max_rows: that is what we want.
             warnings.simplefilter("ignore", UserWarning)
             table = np.loadtxt(io.StringIO(rest), delimiter=",", dtype=np.float64, ndmin=2,
-                               comments=None, quotechar='"', max_rows=limits.max_rows + 1)
+                               comments=None, quotechar='"', max_rows=max_rows)
     except ValueError:
         return None
-    if table.shape[1] != len(header) or table.shape[0] > limits.max_rows \
-            or not bool(np.isfinite(table).all()):
+    if table.shape[0] > limits.max_rows:
+        raise _too_many_rows(limits)
+    if table.shape[1] != len(header) or not bool(np.isfinite(table).all()):
         return None
     t = len(header) - 1 if target is None else _target_index(header, target)
     features = [i for i in range(len(header)) if i != t]
     check_size(table.shape[0], len(features), limits)
     return finish(table[:, features], table[:, t], limits=limits,
                   feature_names=[header[i] for i in features])
+
+
+def _too_many_rows(limits: DatasetLimits) -> DatasetError:
+    # Reading stops at the first row past the limit: how many more there are is not known.
+    return DatasetError(f"more than {limits.max_rows} rows: over the limit of "
+                        f"{limits.max_rows}", "file")
 
 
 def _check_header(header: list[str]) -> None:
@@ -118,25 +135,23 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _numeric_columns(cells: Array, names: list[str], columns: list[int]) -> Array:
-    """(N, F) strings -> float64; the first non-numeric or non-finite cell is named."""
-    try:
-        values = cells.astype(np.float64)
-    except ValueError:
-        values = None
-    if values is not None and bool(np.isfinite(values).all()):
-        return values
-    for r in range(cells.shape[0]):
-        for j in range(cells.shape[1]):
-            cell = str(cells[r, j]).strip()
-            where = f"row {r + 1}, column {columns[j] + 1} ({names[j]!r})"
-            if not cell:
-                raise DatasetError(f"{where}: empty cell; every feature needs a number", "file")
-            if not _is_number(cell):
-                raise DatasetError(f"{where}: {cell[:40]!r} is not a number", "file")
-            if not math.isfinite(float(cell)):
-                raise DatasetError(f"{where}: NaN or inf values are not allowed", "file")
-    raise DatasetError("the CSV has cells that are not numbers", "file")
+def _row_numbers(row: list[str], features: list[int], names: list[str],
+                 index: int) -> list[float]:
+    """One data row's feature cells as floats; the first bad cell is named."""
+    out = []
+    for j, column in enumerate(features):
+        cell = row[column].strip()
+        where = f"row {index}, column {column + 1} ({names[j]!r})"
+        if not cell:
+            raise DatasetError(f"{where}: empty cell; every feature needs a number", "file")
+        try:
+            value = float(cell)
+        except ValueError:
+            raise DatasetError(f"{where}: {cell[:40]!r} is not a number", "file") from None
+        if not math.isfinite(value):
+            raise DatasetError(f"{where}: NaN or inf values are not allowed", "file")
+        out.append(value)
+    return out
 
 
 def _target_values(labels: Array, name: str, column: int) -> tuple[Array, list[Any] | None]:

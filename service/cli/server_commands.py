@@ -38,29 +38,23 @@ def beat_argv(settings: Settings, loglevel: str = "INFO") -> list[str]:
                        f"--schedule={settings.data_dir / 'celerybeat-schedule'}")
 
 
-def worker_connections(threads: int) -> int:
-    """How many connections one API worker holds at most: its threads and half as many again.
+def api_argv(host: str, port: int, workers: int, threads: int,
+             connections: int | None = None) -> list[str]:
+    """gunicorn's asyncio worker serving service.asgi:app (docs/reliability.md, "Streaming").
 
-    The workers share one listening socket and the kernel hands new connections to whichever
-    accepts first, usually the same one: 16 keep-alive clients were seen split 15/1 and 14/2
-    across two workers. A fifth of bench_submit's rounds ran at 416-451 jobs/s instead of
-    636-824, with the CPU per job and the latency of one worker serving alone (460-471 jobs/s
-    with --workers 1): one process, one GIL, for every request. gunicorn's default of 1,000
-    connections never stops a worker accepting. At this cap
-    a worker with every thread busy leaves new connections to the other workers, and it keeps
-    at most the extra half idle between requests (gunicorn closes the rest after their
-    response; the client reconnects, to whichever worker has room).
+    The event loop reads every request and follows every event stream; the Flask views run on
+    `threads` threads (service/front.py), which a slow or streaming client therefore never
+    holds. `connections` (WEIGHTSMITH_API_CONNECTIONS) bounds the open connections a
+    process keeps, idle ones included.
     """
-    return threads + max(1, threads // 2)
-
-
-def api_argv(host: str, port: int, workers: int, threads: int) -> list[str]:
+    if connections is None:
+        connections = Settings.from_env().api_connections
     return [
-        sys.executable, "-m", "gunicorn", "--worker-class=gthread", f"--workers={workers}",
-        f"--threads={threads}", f"--worker-connections={worker_connections(threads)}",
+        sys.executable, "-m", "gunicorn", "--worker-class=asgi", f"--workers={workers}",
+        f"--env=WEIGHTSMITH_API_THREADS={threads}", f"--worker-connections={connections}",
         f"--bind={host}:{port}", "--access-logfile=-",
         # The control socket defaults to one path in $HOME: two APIs on a host would clash.
-        "--graceful-timeout=10", "--no-control-socket", "service.wsgi:app",
+        "--graceful-timeout=10", "--no-control-socket", "service.asgi:app",
     ]
 
 
@@ -127,7 +121,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                WEIGHTSMITH_BROKER_URL=settings.broker_url)
     supervisor = Supervisor([
         ChildSpec("api", api_argv(args.host, args.port, workers=1,
-                                  threads=settings.api_threads)),
+                                  threads=settings.api_threads,
+                                  connections=settings.api_connections)),
         ChildSpec("worker", worker_argv(concurrency=1)),
         ChildSpec("beat", beat_argv(settings)),
     ], env=env)
@@ -182,7 +177,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(handler=cmd_serve)
 
-    api = commands.add_parser("api", help="run the HTTP API (gunicorn, gthread)")
+    api = commands.add_parser("api", help="run the HTTP API (gunicorn's asyncio worker)")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
     api.add_argument("--workers", type=int, default=2)

@@ -76,7 +76,8 @@ BAD_DATASETS: list[tuple[str, str, bytes, str]] = [
     ("csv unclosed quote", "csv", b'a,y\n"1,0\n', "line 2: not valid CSV"),
     ("csv header only", "csv", b"a,b,y\n", "no data rows"),
     ("csv single column", "csv", b"y\n1\n", "at least one feature column"),
-    ("csv too many rows", "csv", b"a,y\n1,0\n2,0\n3,1\n4,1\n", "4 rows exceed the limit of 3"),
+    ("csv too many rows", "csv", b"a,y\n1,0\n2,0\n3,1\n4,1\n",
+     "more than 3 rows: over the limit of 3"),
     ("csv too many features", "csv", b"a,b,c,d,y\n1,2,3,4,0\n",
      "4 features exceed the limit of 3"),
     ("npz not a zip", "npz", b"\x93NUMPY not a zip", "not a readable .npz file"),
@@ -328,3 +329,34 @@ def test_random_corruptions_only_ever_raise_dataset_errors() -> None:
             except DatasetError:
                 outcomes["refused"] += 1
         assert outcomes["refused"] > 0 and sum(outcomes.values()) == 300, (fmt, outcomes)
+
+
+def test_a_wide_csv_allocates_by_its_rows_not_by_the_row_limit() -> None:
+    """5,000 columns and 3 rows under the default limits: NumPy used to preallocate the row
+    limit times the columns (37 GiB) and the API answered 500 (issue 19)."""
+    header = ",".join(f"f{i}" for i in range(4999)) + ",y"
+    rows = [",".join(str((r + i) % 7) for i in range(4999)) + f",{r % 2}" for r in range(3)]
+    data = (header + "\n" + "\n".join(rows) + "\n").encode()
+    ds = parse_dataset(data, "csv", limits=DatasetLimits())
+    assert ds.X.shape == (3, 4999)
+    assert ds.X[2, 10] == (2 + 10) % 7 and ds.y.tolist() == [0, 1, 0]
+
+
+def test_the_careful_csv_path_stops_at_the_first_row_past_the_limit() -> None:
+    """String labels take the row-by-row reader: it refuses the 4th row of 3 allowed before
+    reading on (the rest of this file is not even CSV)."""
+    data = b"a,y\n1,cat\n2,dog\n3,cat\n4,dog\n" + b'"unclosed\n' * 1000
+    with pytest.raises(DatasetError, match="more than 3 rows: over the limit of 3"):
+        parse_dataset(data, "csv", limits=SMALL)
+
+
+def test_too_many_columns_are_refused_before_any_row_is_read() -> None:
+    data = b"a,b,c,d,y\n" + b"not,numbers,at,all,x\n" * 10
+    with pytest.raises(DatasetError, match="4 features exceed the limit of 3"):
+        parse_dataset(data, "csv", limits=SMALL)
+
+
+def test_careful_path_features_and_string_labels_are_read_row_by_row() -> None:
+    ds = parse_dataset(b"a,b,label\n1,2.5,cat\n-3,4,dog\n5,6e1,cat\n", "csv", limits=SMALL)
+    assert ds.X.tolist() == [[1.0, 2.5], [-3.0, 4.0], [5.0, 60.0]]
+    assert ds.classes == ["cat", "dog"] and ds.y.tolist() == [0, 1, 0]

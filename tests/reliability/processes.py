@@ -115,3 +115,71 @@ class ApiProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=20)
         self.proc = None
+
+
+class ServedApi:
+    """`weightsmith serve` or `weightsmith api` (its default workers) on SQLite in `data_dir`.
+
+    `api` runs without a worker, so a submitted job stays queued; `serve` runs its own worker
+    and beat. `key` is a key of the tenant "local" (serve's first-start key, or one made with
+    `weightsmith keys create` for api).
+    """
+
+    def __init__(self, mode: str, data_dir: Path, **env: str) -> None:
+        self.mode = mode
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = dict(os.environ, WEIGHTSMITH_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT))
+        for name in ("WEIGHTSMITH_DATABASE_URL", "WEIGHTSMITH_BROKER_URL"):
+            self.env.pop(name, None)
+        self.env.update(env)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.key = ""
+
+    def _cli(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "service.cli", *args]
+
+    def start(self, timeout: float = 90.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.mode == "api":
+            subprocess.run(self._cli("db", "upgrade"), env=self.env, cwd=ROOT, check=True,
+                           capture_output=True)
+            out = subprocess.run(self._cli("keys", "create", "--tenant", "local"),
+                                 env=self.env, cwd=ROOT, check=True, capture_output=True,
+                                 text=True)
+            self.key = out.stdout.strip().splitlines()[-1]
+        log = open(self.data_dir / f"{self.mode}.log", "wb")  # noqa: SIM115 (child owns it)
+        self.proc = subprocess.Popen(self._cli(self.mode, "--port", str(self.port)),
+                                     cwd=ROOT, env=self.env, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"weightsmith {self.mode} exited: {self.log()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"weightsmith {self.mode} did not answer: {self.log()}")
+            time.sleep(0.2)
+        if self.mode == "serve":
+            self.key = (self.data_dir / "api_key").read_text().strip()
+
+    def log(self) -> str:
+        path = self.data_dir / f"{self.mode}.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=20)
+        self.proc = None

@@ -1,0 +1,184 @@
+"""The body of `GET /v1/jobs/{id}/events`: a job's events as Server-Sent Events.
+
+`EventStream` is iterable both ways. Behind the ASGI front (service/front.py, both server
+modes) it is iterated asynchronously: between events a stream waits on the process's
+`EventHub`, which asks the database once per poll interval for the heads of every job being
+followed (`store.events.heads`, one statement for all of them) and wakes only the streams
+whose job moved. So a stream holds no request thread while it waits, and 200 idle streams
+cost one query per interval rather than 200 (issue 19). A plain WSGI server (the Flask test
+client) iterates it synchronously, polling on its own thread as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+BATCH = 500
+HEADS_PER_QUERY = 500  # job ids per IN (...) list
+
+
+@dataclass(frozen=True)
+class StreamTiming:
+    """How long a stream lasts, how often it sends a heartbeat, how often it polls."""
+
+    max_seconds: float
+    heartbeat_seconds: float
+    poll_seconds: float
+
+
+def format_event(seq: int, kind: str, data: Any) -> str:
+    return f"id: {seq}\nevent: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+class EventStream:
+    """The events of `job_id` after sequence `after`, until the job ends or time runs out."""
+
+    def __init__(self, sessions: sessionmaker[Session], job_id: str, after: int,
+                 timing: StreamTiming) -> None:
+        self.sessions = sessions
+        self.job_id = job_id
+        self.after = after
+        self.timing = timing
+
+    def _poll(self, after: int) -> tuple[list[tuple[int, str, Any]], str | None]:
+        """Events after `after`, and the job's status read in the same session."""
+        from store import events as store_events
+
+        with self.sessions() as session:
+            rows = store_events.after(session, self.job_id, after, limit=BATCH)
+            head = store_events.heads(session, [self.job_id]).get(self.job_id)
+        return [(int(r.seq), str(r.type), r.data) for r in rows], (head[1] if head else None)
+
+    def _retry(self) -> bytes:
+        return f"retry: {int(self.timing.poll_seconds * 1000) + 1000}\n\n".encode()
+
+    def __iter__(self) -> Iterator[bytes]:
+        timing, after = self.timing, self.after
+        started = last_sent = time.monotonic()
+        yield self._retry()
+        while True:
+            events, status = self._poll(after)
+            for seq, kind, data in events:
+                yield format_event(seq, kind, data).encode()
+                after = seq
+                last_sent = time.monotonic()
+            if len(events) == BATCH:
+                continue
+            if status is None or status in TERMINAL:
+                return
+            now = time.monotonic()
+            if now - started >= timing.max_seconds:
+                return
+            if now - last_sent >= timing.heartbeat_seconds:
+                yield b": heartbeat\n\n"
+                last_sent = now
+            time.sleep(timing.poll_seconds)
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._follow()
+
+    async def _follow(self) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        timing, after = self.timing, self.after
+        hub = EventHub.of(loop, self.sessions, timing.poll_seconds)
+        started = last_sent = loop.time()
+        yield self._retry()
+        while True:
+            # A short query on the loop's default executor, not on a request thread.
+            events, status = await loop.run_in_executor(None, self._poll, after)
+            for seq, kind, data in events:
+                yield format_event(seq, kind, data).encode()
+                after = seq
+                last_sent = loop.time()
+            if len(events) == BATCH:
+                continue
+            if status is None or status in TERMINAL:
+                return
+            now = loop.time()
+            if now - started >= timing.max_seconds:
+                return
+            if now - last_sent >= timing.heartbeat_seconds:
+                yield b": heartbeat\n\n"
+                last_sent = now
+            await hub.wait(self.job_id, after, timeout=min(
+                timing.heartbeat_seconds - (now - last_sent),
+                timing.max_seconds - (now - started)))
+
+
+class EventHub:
+    """One poller per event loop and database for every stream waiting on it."""
+
+    _hubs: ClassVar[dict[tuple[int, int], EventHub]] = {}
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sessions: sessionmaker[Session],
+                 poll_seconds: float) -> None:
+        self.loop = loop
+        self.sessions = sessions
+        self.poll_seconds = poll_seconds
+        self.waiters: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop, sessions: sessionmaker[Session],
+           poll_seconds: float) -> EventHub:
+        key = (id(loop), id(sessions))
+        hub = cls._hubs.get(key)
+        if hub is None or hub.loop is not loop:
+            hub = cls._hubs[key] = cls(loop, sessions, poll_seconds)
+        return hub
+
+    async def wait(self, job_id: str, after: int, timeout: float) -> None:
+        """Return once the job has an event after `after` (or is gone), or after `timeout`."""
+        entry = (after, self.loop.create_future())
+        self.waiters.setdefault(job_id, []).append(entry)
+        if self.task is None:
+            self.task = self.loop.create_task(self._run())
+        try:
+            await asyncio.wait_for(entry[1], max(0.0, timeout))
+        except TimeoutError:
+            pass
+        finally:
+            waiting = self.waiters.get(job_id, [])
+            if entry in waiting:
+                waiting.remove(entry)
+            if not waiting:
+                self.waiters.pop(job_id, None)
+
+    def _heads(self, job_ids: list[str]) -> dict[str, tuple[int, str]]:
+        from store import events as store_events
+
+        found: dict[str, tuple[int, str]] = {}
+        with self.sessions() as session:
+            for i in range(0, len(job_ids), HEADS_PER_QUERY):
+                found.update(store_events.heads(session, job_ids[i:i + HEADS_PER_QUERY]))
+        return found
+
+    async def _run(self) -> None:
+        try:
+            while self.waiters:
+                await asyncio.sleep(self.poll_seconds)
+                job_ids = list(self.waiters)
+                if not job_ids:
+                    break
+                try:
+                    heads = await self.loop.run_in_executor(None, self._heads, job_ids)
+                except Exception as exc:  # the database is away: streams time out, retry later
+                    log.warning("event streams: polling job heads failed: %s", exc)
+                    continue
+                for job_id in job_ids:
+                    head = heads.get(job_id)
+                    for after, future in self.waiters.get(job_id, []):
+                        if (head is None or head[0] > after) and not future.done():
+                            future.set_result(None)
+        finally:
+            self.task = None

@@ -1,0 +1,206 @@
+"""The ASGI front of the API: the network on an event loop, the Flask views on threads.
+
+Under a threaded server a request holds one of the API's few threads from its first byte to
+its last: 8 clients trickling their headers, sending an endless chunked body, or following
+an event stream left `/healthz` and predict waiting (issue 19). Here gunicorn's asyncio
+worker reads every request, and this front hands the Flask application only a request whose
+body has fully arrived, on one of `threads` threads, and sends the answer from the loop:
+
+- the body is read on the loop and counted by the bytes that arrive, chunked or not; past
+  `max_body_bytes` the application is asked for its 413 at once (nothing is parsed, nothing
+  stored), and a body still incomplete after `body_timeout_s` gets a 408. The application
+  sees a `Content-Length` body that is already in memory (`wsgi.input_terminated`).
+- a response body with `__aiter__` (an event stream, service/event_stream.py) is iterated on
+  the loop: a stream waits without a thread; any other body is collected on the thread, up
+  to `BUFFERED_BYTES`, then handed over chunk by chunk.
+
+The refusals (413, 408) are rendered by the Flask application itself, so every problem
+document comes from service/errors.py: the front sets `REFUSAL_KEY` in the environ and
+service/bodies.py raises the error before any view runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from a2wsgi.wsgi import build_environ
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+WsgiApp = Callable[..., Iterable[bytes]]
+
+REFUSAL_KEY = "weightsmith.refused"
+# A JSON answer, a page of metrics, a small checkpoint: sent in one message after one hop.
+BUFFERED_BYTES = 1024 * 1024
+_END = object()
+
+
+class BodyRefused(Exception):
+    """The request body cannot be accepted: `status` 413 (too large) or 408 (too slow)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+@dataclass
+class Answer:
+    """What a thread brings back from the application: status, headers, the body so far."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    chunks: list[bytes] = field(default_factory=list)
+    rest: Iterator[bytes] | None = None  # more to fetch on a thread
+    stream: Any = None  # an async iterable, served on the loop
+    closer: Callable[[], None] | None = None
+
+
+async def read_body(receive: Receive, scope: Scope, limit: int, timeout_s: float) -> bytes:
+    """The whole request body, counted by the bytes received; BodyRefused past the limits."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise BodyRefused(413, f"the request body of {int(value)} bytes is over the "
+                              f"limit of {limit} bytes")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        try:
+            message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            raise BodyRefused(408, f"the request body did not arrive within {timeout_s:g} s "
+                              f"({size} bytes came)") from None
+        if message["type"] == "http.disconnect":
+            raise ConnectionResetError("the client went away while sending its body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyRefused(413, f"the request body is over the limit of {limit} bytes")
+        if chunk:
+            parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+class AsgiFront:
+    """An ASGI application serving the WSGI application `wsgi` as described above."""
+
+    def __init__(self, wsgi: WsgiApp, *, threads: int, max_body_bytes: int,
+                 body_timeout_s: float) -> None:
+        self.wsgi = wsgi
+        self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
+        self.executor = ThreadPoolExecutor(threads, thread_name_prefix="api")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":  # websockets: not part of this API
+            await send({"type": "websocket.close", "code": 1000})
+            return
+        refusal: BodyRefused | None = None
+        try:
+            body = await read_body(receive, scope, self.max_body_bytes, self.body_timeout_s)
+        except BodyRefused as exc:
+            body, refusal = b"", exc
+        except ConnectionResetError:
+            return
+        environ = _environ(scope, body, refusal)
+        loop = asyncio.get_running_loop()
+        answer = await loop.run_in_executor(self.executor, self._call, environ)
+        try:
+            await self._send(answer, send, loop, closing=refusal is not None)
+        except OSError:  # the client went away (gunicorn's ClientDisconnected)
+            pass
+        finally:
+            if answer.closer is not None:
+                answer.closer()
+
+    def _call(self, environ: dict[str, Any]) -> Answer:
+        """Run the application on a thread until its body is in hand, or at least started."""
+        started: list[tuple[str, list[tuple[str, str]]]] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]],
+                           exc_info: Any = None) -> Callable[[bytes], None]:
+            started[:] = [(status, headers)]
+            return _no_write
+
+        iterable = self.wsgi(environ, start_response)
+        status, headers = started[0] if started else ("500 INTERNAL SERVER ERROR", [])
+        answer = Answer(int(status.split(" ", 1)[0]),
+                        [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers])
+        closer = getattr(iterable, "close", None)
+        if hasattr(iterable, "__aiter__"):
+            answer.stream, answer.closer = iterable, closer
+            return answer
+        iterator, size = iter(iterable), 0
+        for chunk in iterator:
+            answer.chunks.append(chunk)
+            size += len(chunk)
+            if size >= BUFFERED_BYTES:
+                answer.rest, answer.closer = iterator, closer
+                return answer
+        if closer is not None:
+            closer()
+        return answer
+
+    async def _send(self, answer: Answer, send: Send, loop: asyncio.AbstractEventLoop,
+                    *, closing: bool) -> None:
+        headers = answer.headers + ([(b"connection", b"close")] if closing else [])
+        await send({"type": "http.response.start", "status": answer.status,
+                    "headers": headers})
+        if answer.stream is None and answer.rest is None:
+            await send({"type": "http.response.body", "body": b"".join(answer.chunks)})
+            return
+        for chunk in answer.chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if answer.stream is not None:
+            stream = answer.stream.__aiter__()
+            try:
+                async for data in stream:
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+            finally:
+                if hasattr(stream, "aclose"):
+                    await stream.aclose()  # the client left: stop following now
+        else:
+            while (chunk := await loop.run_in_executor(
+                    self.executor, next, answer.rest, _END)) is not _END:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def _environ(scope: Scope, body: bytes, refusal: BodyRefused | None) -> dict[str, Any]:
+    environ: dict[str, Any] = build_environ(scope, io.BytesIO(body))  # type: ignore[arg-type]
+    # The body is in memory now: the application reads exactly these bytes.
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ["wsgi.input_terminated"] = True
+    environ["wsgi.errors"] = sys.stderr
+    if refusal is not None:
+        environ[REFUSAL_KEY] = (refusal.status, refusal.detail)
+    return environ
+
+
+def _no_write(_data: bytes) -> None:
+    raise RuntimeError("the WSGI write() callable is not supported; return an iterable")
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
