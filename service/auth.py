@@ -3,23 +3,34 @@
 A key is looked up by its hash (an indexed equality, so the secret itself is never compared in
 the database), then compared again with `hmac.compare_digest` (store.keys.tenant_for_key).
 Resolved keys are cached for a few seconds: predict's latency budget has no room for a database
-round trip per request, and a revoked key stops working within `CACHE_SECONDS`.
+round trip per request, and a key revoked elsewhere stops working within `CACHE_SECONDS` (at
+once in the process that revoked it).
+
+The header is parsed strictly (RFC 9110 credentials: one scheme, case-insensitive, one space,
+a token68), so spacing or case variants of one key are refused rather than counted as other
+keys. Requests whose authentication fails are counted per client address
+(`WEIGHTSMITH_AUTH_FAILURE_LIMIT`): each costs a key lookup, so once an address has used up
+its budget its unknown keys get 429 without one (issue 19).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 
 from flask import Flask, g, request
 
 from service.errors import ApiError
+from service.limits import RateLimiter, parse_rate_limits, storage_uri
 
 CACHE_SECONDS = 10.0
 MAX_KEY_LENGTH = 256
 PROTECTED_PREFIX = "/v1/"
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="weightsmith"'}
+# RFC 9110 section 11.4 / RFC 6750: `Bearer` (any case), exactly one space, a token68.
+_CREDENTIALS = re.compile(r"([Bb][Ee][Aa][Rr][Ee][Rr]) ([A-Za-z0-9._~+/-]+=*)")
 
 
 def hash_key(key: str) -> str:
@@ -28,14 +39,10 @@ def hash_key(key: str) -> str:
 
 def bearer_token() -> str | None:
     """The token of `Authorization: Bearer <token>`, or None when absent or malformed."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > MAX_KEY_LENGTH:
+    match = _CREDENTIALS.fullmatch(request.headers.get("Authorization", ""))
+    if match is None or len(match[2]) > MAX_KEY_LENGTH:
         return None
-    if not token.isascii() or not token.isprintable():
-        return None
-    return token
+    return match[2]
 
 
 class KeyCache:
@@ -59,6 +66,10 @@ class KeyCache:
                 self._items.clear()
             self._items[digest] = (tenant_id, time.monotonic() + CACHE_SECONDS)
 
+    def discard(self, digest: str) -> None:
+        with self._lock:
+            self._items.pop(digest, None)
+
 
 def _lookup_tenant(token: str) -> str | None:
     from service.app import read_session
@@ -74,9 +85,30 @@ def current_tenant() -> str:
     return tenant
 
 
+def current_key_digest() -> str:
+    """The sha256 of the request's key: what the rate limit counts by (service/limits.py)."""
+    digest: str = g.key_digest
+    return digest
+
+
 def init_app(app: Flask) -> None:
+    from service.app import EXTENSION_KEY
+
+    settings = app.extensions[EXTENSION_KEY].settings
     cache = KeyCache()
+    failures = RateLimiter(
+        parse_rate_limits(settings.limits.auth_failure_limit, "WEIGHTSMITH_AUTH_FAILURE_LIMIT"),
+        storage_uri(settings), prefix="weightsmith:authfail")
     app.extensions["weightsmith_keys"] = cache
+    app.extensions["weightsmith_auth_failures"] = failures
+
+    def refuse(detail: str) -> ApiError:
+        """Count a failed authentication of this address; 401, or 429 past its budget."""
+        address = request.remote_addr or "unknown"
+        allowed, retry, text = failures.hit(address) if failures.enabled else (True, 0, "")
+        if not allowed:
+            return _too_many_failures(retry, text)
+        return ApiError(401, detail, kind="unauthorized", headers=_CHALLENGE)
 
     @app.before_request
     def _authenticate() -> None:
@@ -84,14 +116,24 @@ def init_app(app: Flask) -> None:
             return
         token = bearer_token()
         if token is None:
-            raise ApiError(401, "missing or malformed 'Authorization: Bearer <key>' header",
-                           kind="unauthorized", headers=_CHALLENGE)
+            raise refuse("missing or malformed 'Authorization: Bearer <key>' header (one "
+                         "space between the scheme and the key)")
         digest = hash_key(token)
         tenant = cache.get(digest)
         if tenant is None:
+            retry = failures.refused(request.remote_addr or "unknown")
+            if retry is not None and failures.enabled:
+                # This address used up its failures: no lookup for a key we do not know.
+                raise _too_many_failures(retry, failures.text)
             tenant = _lookup_tenant(token)
             if tenant is None:
-                raise ApiError(401, "invalid or revoked API key", kind="unauthorized",
-                               headers=_CHALLENGE)
+                raise refuse("invalid or revoked API key")
             cache.put(digest, tenant)
         g.tenant_id = tenant
+        g.key_digest = digest
+
+
+def _too_many_failures(retry: int, text: str) -> ApiError:
+    return ApiError(429, f"too many failed authentications from this address ({text}); "
+                    f"retry in {retry} s", kind="rate-limited",
+                    headers={"Retry-After": str(retry)})

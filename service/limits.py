@@ -25,7 +25,6 @@ Quotas (chosen statuses, documented in docs/architecture.md):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import threading
@@ -33,7 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, g, request
 from sqlalchemy.orm import Session
 
 from config.settings import Limits, Settings
@@ -67,7 +66,7 @@ class RateLimit:
     text: str
 
 
-def parse_rate_limits(value: str) -> list[RateLimit]:
+def parse_rate_limits(value: str, setting: str = "WEIGHTSMITH_RATE_LIMIT") -> list[RateLimit]:
     """ "50 per second; 1000/hour" -> limits; a malformed part is a ValueError naming it."""
     out = []
     for part in re.split(r"[;,]", value):
@@ -75,7 +74,7 @@ def parse_rate_limits(value: str) -> list[RateLimit]:
             continue
         match = _LIMIT.match(part.lower())
         if match is None:
-            raise ValueError(f"WEIGHTSMITH_RATE_LIMIT: cannot read {part.strip()!r}; "
+            raise ValueError(f"{setting}: cannot read {part.strip()!r}; "
                              "expected e.g. '50 per second' or '1000/hour'")
         amount, multiple, unit = int(match[1]), int(match[2] or 1), match[3]
         out.append(RateLimit(amount, multiple * UNITS[unit], part.strip()))
@@ -83,9 +82,11 @@ def parse_rate_limits(value: str) -> list[RateLimit]:
 
 
 def rate_limit_key() -> str:
-    header = request.headers.get("Authorization", "")
-    if header:
-        return "key:" + hashlib.sha256(header.encode("utf-8", "replace")).hexdigest()[:32]
+    """The resolved key (its hash, set by service/auth.py): one budget per key, however the
+    header was spelled; the client address for the rest."""
+    digest = g.get("key_digest")
+    if digest:
+        return "key:" + digest[:32]
     return "ip:" + (request.remote_addr or "unknown")
 
 
@@ -106,8 +107,10 @@ class Allowance:
 class RateLimiter:
     """Fixed-window counters: `hit(name)` -> (allowed, retry_after_s, the limit's text)."""
 
-    def __init__(self, limits: list[RateLimit], uri: str) -> None:
+    def __init__(self, limits: list[RateLimit], uri: str, *, prefix: str = KEY_PREFIX) -> None:
         self.limits = limits
+        self.prefix = prefix
+        self.text = "; ".join(limit.text for limit in limits)
         self.enabled = True
         self._allowances: dict[str, Allowance] = {}
         self._memory: dict[str, tuple[int, float]] = {}
@@ -122,11 +125,24 @@ class RateLimiter:
 
     def hit(self, name: str) -> tuple[bool, int, str]:
         for limit in self.limits:
-            key = f"{KEY_PREFIX}:{limit.seconds}:{limit.amount}:{name}"
-            retry = self._take(key, limit)
+            retry = self._take(self._key(limit, name), limit)
             if retry is not None:
                 return False, max(1, retry), limit.text
         return True, 0, ""
+
+    def refused(self, name: str) -> int | None:
+        """Seconds until `name` may be counted again, if this process knows a window of it
+        is used up; None otherwise. Counts nothing."""
+        now = time.monotonic()
+        with self._lock:
+            for limit in self.limits:
+                allowance = self._allowances.get(self._key(limit, name))
+                if allowance is not None and allowance.until > now and allowance.left < 0:
+                    return max(1, int(allowance.until - now + 0.999))
+        return None
+
+    def _key(self, limit: RateLimit, name: str) -> str:
+        return f"{self.prefix}:{limit.seconds}:{limit.amount}:{name}"
 
     def _take(self, key: str, limit: RateLimit) -> int | None:
         """Spend one hit of `key`'s window: None when allowed, else the seconds to wait."""

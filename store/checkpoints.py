@@ -150,11 +150,14 @@ def import_checkpoint(
 
 
 def get(s: Session, checkpoint_id: str, *, tenant_id: str | None = None) -> Checkpoint | None:
-    """The checkpoint; with `tenant_id`, only if it is that tenant's (else None)."""
-    row = s.get(Checkpoint, checkpoint_id)
-    if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
-        return None
-    return row
+    """The checkpoint; with `tenant_id`, only if it is that tenant's (else None).
+
+    The tenant is part of the query, so another tenant's id costs what a missing one does.
+    """
+    if tenant_id is None:
+        return s.get(Checkpoint, checkpoint_id)
+    return s.scalars(sa.select(Checkpoint).where(
+        Checkpoint.id == checkpoint_id, Checkpoint.tenant_id == tenant_id)).one_or_none()
 
 
 def get_checkpoint(s: Session, tenant_id: str, checkpoint_id: str) -> Checkpoint | None:

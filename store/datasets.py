@@ -42,8 +42,10 @@ def create(
 
 
 def get(s: Session, tenant_id: str, dataset_id: str) -> Dataset | None:
-    row = s.get(Dataset, dataset_id)
-    return row if row is not None and row.tenant_id == tenant_id else None
+    """The tenant's dataset or None; the tenant is in the query (see jobs.get)."""
+    return s.scalars(
+        sa.select(Dataset).where(Dataset.id == dataset_id, Dataset.tenant_id == tenant_id)
+    ).one_or_none()
 
 
 def get_blob(s: Session, tenant_id: str, dataset_id: str) -> bytes | None:

@@ -124,9 +124,14 @@ def create_job(
 
 
 def get(s: Session, tenant_id: str, job_id: str) -> Job | None:
-    """The tenant's job, or None (missing and another tenant's look the same)."""
-    job = s.get(Job, job_id)
-    return job if job is not None and job.tenant_id == tenant_id else None
+    """The tenant's job, or None (missing and another tenant's look the same).
+
+    The tenant is part of the query: another tenant's row is never loaded, so it costs what a
+    missing id costs (comparing after the load made it measurably slower, issue 19).
+    """
+    return s.scalars(
+        sa.select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id)
+    ).one_or_none()
 
 
 def list_page(

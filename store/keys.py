@@ -52,6 +52,13 @@ def list_for_tenant(s: Session, tenant_id: str) -> list[ApiKey]:
     )
 
 
+def get(s: Session, tenant_id: str, key_id: str) -> ApiKey | None:
+    """One of the tenant's keys (revoked or not), or None; the tenant is in the query."""
+    return s.scalars(
+        sa.select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id)
+    ).one_or_none()
+
+
 def revoke(s: Session, tenant_id: str, key_id: str) -> bool:
     """Revoke one of the tenant's keys; False if it is not theirs or already revoked."""
     result = s.execute(

@@ -14,6 +14,7 @@ def register_blueprints(app: OpenAPI) -> None:
         forks,
         health,
         jobs,
+        keys,
         metrics,
         models,
         predict,
@@ -25,5 +26,5 @@ def register_blueprints(app: OpenAPI) -> None:
     init_body_guard(app)
 
     for module in (health, metrics, datasets, compare, jobs, events, checkpoints, predict,
-                   forks, models, reproducibility, webhooks):
+                   forks, models, reproducibility, webhooks, keys):
         app.register_api(module.bp)

@@ -9,11 +9,16 @@ creating an API key for the local tenant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from config.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 LOCAL_TENANT = "local"
 KEY_FILE = "api_key"
@@ -163,6 +168,49 @@ def cmd_db_upgrade(_args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    from store.db import make_engine, make_session_factory
+
+    engine = make_engine(settings.database_url)
+    try:
+        yield make_session_factory(engine)
+    finally:
+        engine.dispose()
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    """The tenant's keys: id, prefix, created, revoked (never the key: only its hash is kept)."""
+    from store import keys, tenants
+
+    with _sessions(_settings()) as sessions, sessions() as s:
+        tenant = tenants.get_by_name(s, args.tenant)
+        if tenant is None:
+            print(f"no tenant {args.tenant!r}", file=sys.stderr)
+            return 3
+        for row in keys.list_for_tenant(s, tenant.id):
+            revoked = row.revoked_at.isoformat() if row.revoked_at else "-"
+            print(f"{row.id}  {row.prefix}...  created {row.created_at.isoformat()}  "
+                  f"revoked {revoked}")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    """Revoke one of the tenant's keys; every API process refuses it within seconds."""
+    from store import keys, tenants
+
+    with _sessions(_settings()) as sessions, sessions.begin() as s:
+        tenant = tenants.get_by_name(s, args.tenant)
+        row = None if tenant is None else keys.get(s, tenant.id, args.key_id)
+        if tenant is None or row is None:
+            print(f"no key {args.key_id!r} of tenant {args.tenant!r}", file=sys.stderr)
+            return 3
+        prefix = row.prefix
+        keys.revoke(s, tenant.id, args.key_id)
+    print(f"revoked {args.key_id} ({prefix}...) of tenant {args.tenant!r}")
+    return 0
+
+
 def cmd_keys_create(args: argparse.Namespace) -> int:
     key = create_key(_settings(), args.tenant)
     print(f"created an API key for tenant {args.tenant!r}; it is shown only now:")
@@ -204,3 +252,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     create = key_commands.add_parser("create", help="create a key; printed on the last line")
     create.add_argument("--tenant", required=True)
     create.set_defaults(handler=cmd_keys_create)
+    listing = key_commands.add_parser("list", help="a tenant's keys (prefix only)")
+    listing.add_argument("--tenant", required=True)
+    listing.set_defaults(handler=cmd_keys_list)
+    revoke = key_commands.add_parser("revoke", help="revoke a key by its id (see list)")
+    revoke.add_argument("--tenant", required=True)
+    revoke.add_argument("key_id")
+    revoke.set_defaults(handler=cmd_keys_revoke)

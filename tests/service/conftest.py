@@ -31,6 +31,8 @@ TEST_LIMITS = Limits(
     max_predict_rows=100,
     max_stored_bytes=8 * MiB,
     rate_limit="10000 per second",
+    # Tests send many bad keys on purpose; tests/service/test_auth.py sets its own budget.
+    auth_failure_limit="10000 per second",
 )
 
 

@@ -41,6 +41,7 @@ def test_openapi_31_lists_every_operation(client: FlaskClient) -> None:
         ("DELETE", "/v1/models/{name}/aliases/{alias}"),
         ("GET", "/v1/models/{name}/aliases/{alias}/history"),
         ("POST", "/v1/models/{name}/predict"),
+        ("GET", "/v1/keys"), ("DELETE", "/v1/keys/{key_id}"),
     }
     assert operations == expected
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"

@@ -165,3 +165,37 @@ def test_db_upgrade_and_keys_create(tmp_path: Path) -> None:
             assert keys.tenant_for_key(s, key + "x") is None
     finally:
         engine.dispose()
+
+
+def test_keys_list_and_revoke(tmp_path: Path) -> None:
+    """`keys list` shows a tenant's keys by prefix; `keys revoke` makes one unusable."""
+    from store import keys
+    from store.db import make_engine, make_session_factory
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEIGHTSMITH_")}
+    env["WEIGHTSMITH_DATA_DIR"] = str(tmp_path / "data")
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(cli(*args), env=env, capture_output=True, text=True, timeout=60,
+                              check=check)
+
+    run("db", "upgrade")
+    first = run("keys", "create", "--tenant", "acme").stdout.strip().splitlines()[-1]
+    second = run("keys", "create", "--tenant", "acme").stdout.strip().splitlines()[-1]
+    lines = run("keys", "list", "--tenant", "acme").stdout.strip().splitlines()
+    assert len(lines) == 2 and all("revoked -" in line for line in lines)
+    assert [line.split()[1] for line in lines] == [first[:8] + "...", second[:8] + "..."]
+    assert first not in "".join(lines)
+    key_id = lines[1].split()[0]
+    assert run("keys", "revoke", "--tenant", "globex", key_id, check=False).returncode == 3
+    assert "revoked" in run("keys", "revoke", "--tenant", "acme", key_id).stdout
+    lines = run("keys", "list", "--tenant", "acme").stdout.strip().splitlines()
+    assert "revoked -" in lines[0] and "revoked -" not in lines[1]
+    engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'weightsmith.db'}")
+    try:
+        with make_session_factory(engine)() as s:
+            assert keys.tenant_for_key(s, first) is not None
+            assert keys.tenant_for_key(s, second) is None
+    finally:
+        engine.dispose()
+    assert run("keys", "list", "--tenant", "nobody", check=False).returncode == 3
