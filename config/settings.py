@@ -69,7 +69,7 @@ class Limits:
     body_timeout_s: int = 60
     # A job spec (or an imported checkpoint's __spec__) is refused past these before it is
     # parsed: validating a 34 MB spec of 10^6 layers took 11 s of CPU.
-    max_spec_bytes: int = 1 * MiB
+    max_spec_bytes: int = 256 * 1024
     # JSON nesting of request bodies and of specs: predict's inputs nest 4 deep at most.
     max_json_depth: int = 64
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,8 @@ from numpy.typing import NDArray
 
 from core.errors import CheckpointError
 from core.network import Network, build_network
-from core.preprocessing import Preprocessing
+from core.preprocessing import MEAN_KEY, STD_KEY, Preprocessing
+from core.spec.training import DTYPES as RUN_DTYPES
 
 Array = NDArray[Any]
 FORMAT_VERSION = 3
@@ -182,7 +184,8 @@ def _read_npz(source: bytes | str | os.PathLike[str],
         stream: Any = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
         with np.load(stream, allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files if not name.startswith(skip)}
-    except (ValueError, OSError, EOFError) as exc:
+    # BadZipFile: a member whose CRC-32 does not match its bytes (zipfile checks it at the end).
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise CheckpointError(f"not a readable checkpoint .npz: {exc}") from exc
 
 
@@ -194,6 +197,8 @@ def _json_of(arrays: Mapping[str, Array], key: str) -> Any:
         return json.loads(str(array[()]))
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{key} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise CheckpointError(f"{key} nests too deeply to be a model spec") from None
 
 
 def _history_of(arrays: Mapping[str, Array]) -> Any:
@@ -278,6 +283,7 @@ def load_checkpoint(source: bytes | str | os.PathLike[str], *,
         loss = loss or meta["loss"]
         dtype = str(meta["dtype"])
     else:
+        _check_dtypes({**values, **{k: arrays[k] for k in (MEAN_KEY, STD_KEY) if k in arrays}})
         first = next(iter(values.values()), None)
         dtype = str(first.dtype) if first is not None else "float32"
     preprocessing = Preprocessing.from_arrays(arrays)
@@ -288,6 +294,31 @@ def load_checkpoint(source: bytes | str | os.PathLike[str], *,
         network.loss_link = "identity"
     network.preprocessing = preprocessing
     return network
+
+
+def _check_dtypes(values: Mapping[str, Array]) -> None:
+    """A weights.npz names its run dtype by its arrays: float32 or float64, nothing else."""
+    for name, value in values.items():
+        if value.dtype.name not in RUN_DTYPES:
+            raise CheckpointError(f"{name}: dtype {value.dtype.name} is not supported; "
+                                  f"weights must be one of {list(RUN_DTYPES)}")
+
+
+def check_importable(network: Network) -> None:
+    """Refuse weights an import must not store: NaN or infinite values, a std of 0.
+
+    A trained checkpoint never holds these (training stops on divergence; `Preprocessing.fit`
+    replaces a zero std by 1); an imported one would predict NaN, or divide by zero.
+    """
+    arrays = {**network.params, **network.buffers}
+    if network.preprocessing is not None:
+        arrays[MEAN_KEY] = network.preprocessing.mean
+        arrays[STD_KEY] = network.preprocessing.std
+    for name, value in arrays.items():
+        if not bool(np.isfinite(value).all()):
+            raise CheckpointError(f"{name}: NaN or infinite values cannot be imported")
+    if network.preprocessing is not None and not bool((network.preprocessing.std > 0).all()):
+        raise CheckpointError(f"{STD_KEY}: every std must be positive (it divides the inputs)")
 
 
 def _build_checked(model_spec: Any, input_shape: tuple[int, ...], dtype: str, loss: str,

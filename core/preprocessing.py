@@ -14,6 +14,8 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 Array = NDArray[Any]
+MEAN_KEY = "__input_mean__"  # the names of the statistics in weights.npz
+STD_KEY = "__input_std__"
 
 
 class Preprocessing:
@@ -78,11 +80,11 @@ class Preprocessing:
 
     def to_arrays(self) -> dict[str, Array]:
         """The two ``weights.npz`` entries."""
-        return {"__input_mean__": self.mean, "__input_std__": self.std}
+        return {MEAN_KEY: self.mean, STD_KEY: self.std}
 
     @classmethod
     def from_arrays(cls, arrays: Any) -> Preprocessing | None:
         """Read ``__input_mean__``/``__input_std__`` back from an npz mapping, if present."""
-        if "__input_mean__" not in arrays or "__input_std__" not in arrays:
+        if MEAN_KEY not in arrays or STD_KEY not in arrays:
             return None
-        return cls(np.asarray(arrays["__input_mean__"]), np.asarray(arrays["__input_std__"]))
+        return cls(np.asarray(arrays[MEAN_KEY]), np.asarray(arrays[STD_KEY]))

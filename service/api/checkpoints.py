@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from service.schemas.checkpoints import (
     LayerPath,
 )
 from service.schemas.common import responses
+from service.spec_limits import check_spec_text
 from store.resources import isoformat
 
 bp = APIBlueprint(
@@ -191,6 +193,19 @@ def _read_import(query: CheckpointImportQuery) -> tuple[bytes, str | None, str |
     return request.get_data(cache=True), query.spec, query.loss
 
 
+def embedded_spec(data: bytes) -> bytes:
+    """The raw text of a weights.npz's `__spec__` (b"" if absent or not text): only that
+    member is inflated, within check_npz's bounds."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            if "__spec__" not in npz.files:
+                return b""
+            value = npz["__spec__"]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise validation_error("file", f"not a readable .npz: {exc}") from None
+    return str(value[()]).encode("utf-8") if value.ndim == 0 and value.dtype.kind == "U" else b""
+
+
 def _with_spec(data: bytes, spec_text: str) -> bytes:
     """Add (or replace) `__spec__` in a weights.npz, after core checked the model spec."""
     from core.spec import ModelSpec
@@ -202,8 +217,11 @@ def _with_spec(data: bytes, spec_text: str) -> bytes:
     if not isinstance(spec, dict):
         raise validation_error("spec", "must be a JSON object (the model spec)")
     model = ModelSpec.from_dict(spec)
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files if k != "__spec__"}
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files if k != "__spec__"}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise validation_error("file", f"not a readable .npz: {exc}") from None
     arrays["__spec__"] = np.array(json.dumps(model.to_dict()))
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -223,7 +241,7 @@ def import_checkpoint(query: CheckpointImportQuery) -> tuple[Response, int, dict
     """
     import hashlib
 
-    from core.checkpoint import load_checkpoint, model_spec_dict
+    from core.checkpoint import check_importable, load_checkpoint, model_spec_dict
     from store import checkpoints as store_checkpoints
 
     data, spec_text, loss = _read_import(query)
@@ -232,9 +250,13 @@ def import_checkpoint(query: CheckpointImportQuery) -> tuple[Response, int, dict
     limits = services().settings.limits
     check_npz(data, limits.max_upload_bytes * DECOMPRESSION_FACTOR)
     if spec_text:
+        check_spec_text(spec_text, limits, "spec")
         data = _with_spec(data, spec_text)
-    # CheckpointError -> 422: names, shapes, spec must agree
+    else:
+        check_spec_text(embedded_spec(data), limits, "file")
+    # CheckpointError -> 422: names, shapes, dtypes, spec must agree; finite weights, std > 0
     network = load_checkpoint(data, loss=loss)
+    check_importable(network)
     n_params = sum(int(np.asarray(a).size) for a in network.params.values())
     if n_params > limits.max_model_params:
         raise validation_error("file", f"{n_params} parameters exceed {limits.max_model_params}")

@@ -8,7 +8,9 @@ from typing import Any
 
 from flask import Flask, current_app, request
 
+from service.app import services
 from service.errors import ApiError
+from service.spec_limits import SPEC_ENDPOINTS, check_spec_size
 
 # Endpoints that take a JSON body only: another Content-Type is a 415, not a vague 422.
 JSON_ENDPOINTS = frozenset(
@@ -86,6 +88,8 @@ def init_body_guard(app: Flask) -> None:
                            f"{req.mimetype or 'none'!r}", kind="unsupported-media-type")
         if json_body:
             raw = req.get_data(cache=True)  # over MAX_CONTENT_LENGTH: 413 from Werkzeug
+            if req.endpoint in SPEC_ENDPOINTS:  # bounded before it is parsed
+                check_spec_size(raw, services().settings.limits, "spec")
             value = parse_json_body(raw) if raw.strip() else None
             # flask-openapi3 and the views read request.get_json(): hand them the checked value.
             req._cached_json = (value, value)

@@ -9,6 +9,7 @@ reads with `allow_pickle=False` as a second line of defence.
 from __future__ import annotations
 
 import io
+import math
 import zipfile
 from typing import IO
 
@@ -45,17 +46,24 @@ def check_npz(data: bytes, max_uncompressed: int) -> None:
             if not member.filename.endswith(".npy") or "/" in member.filename:
                 raise _refuse(f"member {member.filename[:80]!r} is not a top-level .npy array")
             with archive.open(member) as stream:
-                _check_header(stream, member.filename)
+                _check_header(stream, member.filename, member.file_size)
 
 
-def _check_header(stream: IO[bytes], name: str) -> None:
+def _check_header(stream: IO[bytes], name: str, member_size: int) -> None:
     try:
         version = np.lib.format.read_magic(stream)
         if version == (1, 0):
-            _, _, dtype = np.lib.format.read_array_header_1_0(stream)
+            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
         else:
-            _, _, dtype = np.lib.format.read_array_header_2_0(stream)
-    except (ValueError, OSError, EOFError) as exc:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+    # zipfile.BadZipFile: a corrupt member (its CRC is checked only when read to the end).
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise _refuse(f"{name}: not a .npy array ({exc})") from None
     if dtype.hasobject:
         raise _refuse(f"{name}: object arrays need pickle, which is never allowed")
+    # NumPy allocates what the header declares before reading: a header may not declare more
+    # than the member holds (a 1 KB member declaring 2.9 TiB answered 500).
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > member_size:
+        raise _refuse(f"{name}: the header declares {declared} bytes of data, the member "
+                      f"holds {member_size}")
