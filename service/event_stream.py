@@ -93,14 +93,15 @@ class EventStream:
         hub = EventHub.of(loop, self.sessions, timing.poll_seconds)
         started = last_sent = loop.time()
         yield self._retry()
+        # A short query on the loop's default executor, not on a request thread.
+        events, status = await loop.run_in_executor(None, self._poll, after)
         while True:
-            # A short query on the loop's default executor, not on a request thread.
-            events, status = await loop.run_in_executor(None, self._poll, after)
             for seq, kind, data in events:
                 yield format_event(seq, kind, data).encode()
                 after = seq
                 last_sent = loop.time()
-            if len(events) == BATCH:
+            if len(events) == BATCH:  # a backlog: read on, at our own position
+                events, status = await loop.run_in_executor(None, self._poll, after)
                 continue
             if status is None or status in TERMINAL:
                 return
@@ -110,13 +111,30 @@ class EventStream:
             if now - last_sent >= timing.heartbeat_seconds:
                 yield b": heartbeat\n\n"
                 last_sent = now
-            await hub.wait(self.job_id, after, timeout=min(
+            update = await hub.wait(self.job_id, after, timeout=min(
                 timing.heartbeat_seconds - (now - last_sent),
                 timing.max_seconds - (now - started)))
+            if update is POLL:
+                events, status = await loop.run_in_executor(None, self._poll, after)
+            elif update is not None:
+                events, status = update  # type: ignore[misc]
+            else:
+                events = []  # nothing happened: a heartbeat, or the end of the stream
+
+
+Update = tuple[list[tuple[int, str, Any]], str | None]
+News = dict[str, tuple[int, list[tuple[int, str, Any]]]]
+POLL: Any = object()  # what EventHub.wait returns when a stream must read for itself
 
 
 class EventHub:
-    """One poller per event loop and database for every stream waiting on it."""
+    """One poller per event loop and database for every stream waiting on it.
+
+    Each poll reads the heads of every followed job in one statement; for a job that moved
+    it reads the new events once, from the earliest position any of its streams waits at,
+    and hands each stream the events past its own position with the job's status. 200
+    streams of one job cost one query per commit of that job, not 200.
+    """
 
     _hubs: ClassVar[dict[tuple[int, int], EventHub]] = {}
 
@@ -125,7 +143,7 @@ class EventHub:
         self.loop = loop
         self.sessions = sessions
         self.poll_seconds = poll_seconds
-        self.waiters: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}
+        self.waiters: dict[str, list[tuple[int, asyncio.Future[Any]]]] = {}
         self.task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -137,16 +155,17 @@ class EventHub:
             hub = cls._hubs[key] = cls(loop, sessions, poll_seconds)
         return hub
 
-    async def wait(self, job_id: str, after: int, timeout: float) -> None:
-        """Return once the job has an event after `after` (or is gone), or after `timeout`."""
-        entry = (after, self.loop.create_future())
+    async def wait(self, job_id: str, after: int, timeout: float) -> Update | Any | None:
+        """Once the job has events after `after`, ends, or is gone: (its events after
+        `after`, its status), or POLL when they did not fit one read; None after `timeout`."""
+        entry: tuple[int, asyncio.Future[Any]] = (after, self.loop.create_future())
         self.waiters.setdefault(job_id, []).append(entry)
         if self.task is None:
             self.task = self.loop.create_task(self._run())
         try:
-            await asyncio.wait_for(entry[1], max(0.0, timeout))
+            return await asyncio.wait_for(entry[1], max(0.0, timeout))
         except TimeoutError:
-            pass
+            return None
         finally:
             waiting = self.waiters.get(job_id, [])
             if entry in waiting:
@@ -154,31 +173,59 @@ class EventHub:
             if not waiting:
                 self.waiters.pop(job_id, None)
 
-    def _heads(self, job_ids: list[str]) -> dict[str, tuple[int, str]]:
+    def _read(self, positions: dict[str, int]) -> tuple[dict[str, tuple[int, str]], News]:
+        """The heads of the jobs, and for each that moved past its earliest waiting
+        position, the events after that position (from, events); one session."""
         from store import events as store_events
 
-        found: dict[str, tuple[int, str]] = {}
+        job_ids = list(positions)
+        heads: dict[str, tuple[int, str]] = {}
+        news: News = {}
         with self.sessions() as session:
             for i in range(0, len(job_ids), HEADS_PER_QUERY):
-                found.update(store_events.heads(session, job_ids[i:i + HEADS_PER_QUERY]))
-        return found
+                heads.update(store_events.heads(session, job_ids[i:i + HEADS_PER_QUERY]))
+            for job_id, (seq, _status) in heads.items():
+                if seq > positions[job_id]:
+                    rows = store_events.after(session, job_id, positions[job_id], limit=BATCH)
+                    news[job_id] = (positions[job_id],
+                                    [(int(r.seq), str(r.type), r.data) for r in rows])
+        return heads, news
 
     async def _run(self) -> None:
         try:
             while self.waiters:
                 await asyncio.sleep(self.poll_seconds)
-                job_ids = list(self.waiters)
-                if not job_ids:
+                # Positions are taken here, on the loop: the executor's thread never reads
+                # the waiters, which only the loop changes.
+                positions = {job_id: min(after for after, _ in waiting)
+                             for job_id, waiting in self.waiters.items() if waiting}
+                if not positions:
                     break
                 try:
-                    heads = await self.loop.run_in_executor(None, self._heads, job_ids)
+                    heads, news = await self.loop.run_in_executor(None, self._read, positions)
                 except Exception as exc:  # the database is away: streams time out, retry later
                     log.warning("event streams: polling job heads failed: %s", exc)
                     continue
-                for job_id in job_ids:
-                    head = heads.get(job_id)
-                    for after, future in self.waiters.get(job_id, []):
-                        if (head is None or head[0] > after) and not future.done():
-                            future.set_result(None)
+                for job_id in positions:
+                    self._wake(job_id, heads.get(job_id), news.get(job_id))
         finally:
             self.task = None
+
+    def _wake(self, job_id: str, head: tuple[int, str] | None,
+              fetched: tuple[int, list[tuple[int, str, Any]]] | None) -> None:
+        for after, future in list(self.waiters.get(job_id, [])):
+            if future.done():
+                continue
+            if head is None:  # the job is gone: the stream ends
+                future.set_result(([], None))
+            elif head[0] <= after:
+                if head[1] in TERMINAL:  # ended with nothing new for this stream
+                    future.set_result(([], head[1]))
+            elif fetched is None or fetched[0] > after:
+                future.set_result(POLL)  # it began waiting after the positions were taken
+            else:
+                events = fetched[1]
+                mine = [e for e in events if e[0] > after]
+                # A full batch may stop short of the head: the stream reads on by itself.
+                complete = len(events) < BATCH or bool(mine and mine[-1][0] >= head[0])
+                future.set_result((mine, head[1]) if complete else POLL)

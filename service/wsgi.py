@@ -1,4 +1,7 @@
-"""The WSGI entry point for gunicorn: ``gunicorn service.wsgi:app``.
+"""The WSGI application, built once per process: ``service.wsgi:app``.
+
+Both server modes serve it through the ASGI front (service/asgi.py, service/front.py); any
+WSGI server can still serve it directly, without the front's protection from slow clients.
 
 ``app`` is created on first access (PEP 562) so that importing this module reads no settings;
 gunicorn's ``getattr(module, "app")`` builds it from ``Settings.from_env()`` in the worker.

@@ -1,0 +1,79 @@
+"""EventStream followed asynchronously, as the ASGI front does (service/event_stream.py).
+
+Streams at different positions of one job each receive exactly the events after their
+position, in order, and end with the job; while they wait, the hub reads the job's head once
+per poll for all of them and its new events once per change, not once per stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import sqlalchemy as sa
+
+from service.event_stream import EventStream, StreamTiming
+from store import events as store_events
+from store import jobs as store_jobs
+from store import tenants
+
+STREAMS = 6
+
+
+def parse(chunks: list[bytes]) -> list[int]:
+    """The ids of the events in an SSE body."""
+    text = b"".join(chunks).decode()
+    return [int(line[4:]) for line in text.splitlines() if line.startswith("id: ")]
+
+
+def test_streams_share_the_hubs_reads_and_each_gets_its_own_events(
+        session_factory: Any) -> None:
+    with session_factory.begin() as s:
+        tenant = tenants.get_or_create(s, "acme").id
+        job = store_jobs.create_job(s, tenant, {"name": "x"}, None)
+        job_id = job.id
+        for epoch in range(1, 5):
+            store_events.append(s, job_id, "epoch", {"epoch": epoch})
+    timing = StreamTiming(max_seconds=30.0, heartbeat_seconds=10.0, poll_seconds=0.05)
+    starts = [0, 1, 2, 3, 4, 4]
+    statements: list[str] = []
+    engine = session_factory.kw["bind"]
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if threading.current_thread().name.startswith("asyncio"):
+            statements.append(statement)
+
+    def commit(items: list[tuple[str, dict[str, Any]]], status: str | None = None) -> None:
+        with session_factory.begin() as s:
+            store_events.append_many(s, job_id, items)
+            if status is not None:
+                s.execute(sa.text("UPDATE jobs SET status = :s WHERE id = :i"),
+                          {"s": status, "i": job_id})
+
+    async def follow(after: int) -> list[bytes]:
+        return [chunk async for chunk in EventStream(session_factory, job_id, after, timing)]
+
+    async def main() -> list[list[bytes]]:
+        loop = asyncio.get_running_loop()
+        tasks = [asyncio.create_task(follow(after)) for after in starts]
+        await asyncio.sleep(0.3)  # every stream sent its backlog and waits on the hub
+        sa.event.listen(engine, "before_cursor_execute", record)
+        for epoch in range(5, 8):  # three commits of the worker, one event each
+            await loop.run_in_executor(None, commit, [("epoch", {"epoch": epoch})])
+            await asyncio.sleep(0.3)
+        sa.event.remove(engine, "before_cursor_execute", record)
+        await loop.run_in_executor(None, commit, [("status", {"status": "succeeded"})],
+                                   "succeeded")
+        return await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+
+    bodies = asyncio.run(main())
+    for after, body in zip(starts, bodies, strict=True):
+        assert parse(body) == list(range(after + 1, 9)), (after, body)
+        assert body[0].startswith(b"retry: ")
+    selects = [s for s in statements if s.lstrip().startswith("SELECT")]
+    reads = [s for s in selects if "FROM job_events" in s]
+    heads = [s for s in selects if "FROM jobs" in s]
+    # One read of the new events per commit for all six streams, not one per stream.
+    assert len(reads) == 3, statements
+    assert 3 <= len(heads) <= 0.9 / 0.05 + 3, heads  # one per poll, whatever the streams
