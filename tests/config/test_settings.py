@@ -37,6 +37,11 @@ def test_every_variable_overrides_its_setting() -> None:
         "WEIGHTSMITH_MAX_EPOCHS": "50",
         "WEIGHTSMITH_MAX_PREDICT_ROWS": "17",
         "WEIGHTSMITH_RATE_LIMIT": "5 per minute",
+        "WEIGHTSMITH_AUTH_FAILURE_LIMIT": "3 per hour",
+        "WEIGHTSMITH_BODY_TIMEOUT_S": "9",
+        "WEIGHTSMITH_MAX_SPEC_BYTES": "4096",
+        "WEIGHTSMITH_MAX_JSON_DEPTH": "16",
+        "WEIGHTSMITH_API_CONNECTIONS": "300",
     }
     s = Settings.from_env(env)
     assert (s.database_url, s.broker_url) == (env["WEIGHTSMITH_DATABASE_URL"],
@@ -48,6 +53,10 @@ def test_every_variable_overrides_its_setting() -> None:
     assert (s.reconcile_interval_s, s.queued_grace_s, s.blas_threads) == (11, 13, 4)
     assert (s.limits.max_epochs, s.limits.max_predict_rows) == (50, 17)
     assert s.limits.rate_limit == "5 per minute"
+    assert s.limits.auth_failure_limit == "3 per hour"
+    assert (s.limits.body_timeout_s, s.limits.max_spec_bytes, s.limits.max_json_depth) == (
+        9, 4096, 16)
+    assert s.api_connections == 300
 
 
 @pytest.mark.parametrize(
