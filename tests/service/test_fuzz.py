@@ -20,5 +20,5 @@ def test_fuzz_every_operation(app: OpenAPI, seeded: dict[str, str]) -> None:
     counts = run_schemathesis(app, seeded, examples=EXAMPLES_PER_OPERATION)
     total = sum(counts.values())
     print(f"\nschemathesis: {total} cases over {len(counts)} operations: {counts}")
-    assert len(counts) == 24
+    assert len(counts) == 45
     assert total >= 5_000
