@@ -53,9 +53,13 @@ def _fuzz_one(operation: Any, headers: dict[str, str], examples: int,
     return check
 
 
+def documented_operations(app: OpenAPI) -> int:
+    """How many operations /openapi.json lists: each must have been fuzzed."""
+    doc = app.test_client().get("/openapi.json").get_json()
+    return sum(len(item) for item in doc["paths"].values())
+
+
 def test_every_operation_conforms(app: OpenAPI, seeded: dict[str, str]) -> None:
     counts = run_schemathesis(app, seeded, examples=30)
-    doc = app.test_client().get("/openapi.json").get_json()
-    documented = [(method, path) for path, item in doc["paths"].items() for method in item]
-    assert len(counts) == len(documented) > 40  # every documented operation was fuzzed
+    assert len(counts) == documented_operations(app) > 40
     assert all(n >= 1 for n in counts.values()), counts
