@@ -93,6 +93,15 @@ class TrainResult:
         """The final internal checkpoint (resumable)."""
         return dump_checkpoint(self.state)
 
+    @property
+    def weights_metrics(self) -> dict[str, float]:
+        """The metrics of the epoch whose weights ``network`` (and ``checkpoint()``'s public
+        arrays) hold: the restored best epoch's when early stopping put them back, else the
+        last completed epoch's; ``{}`` before the first epoch ends. A final checkpoint records
+        these, so its metrics always describe its weights."""
+        epoch = self.restored_epoch or len(self.history)
+        return dict(self.history[epoch - 1]) if epoch else {}
+
     def weights_npz(self) -> bytes:
         """The public ``weights.npz`` of ``network``."""
         return export_weights_npz(self.network)

@@ -214,7 +214,7 @@ class JobRunner:
                 final = None
                 if reason != "diverged":
                     final = (int(result.state.epoch), result.checkpoint(),
-                             dict(result.history[-1]) if result.history else {})
+                             result.weights_metrics)
                 self.buffer.flush(s, final)
                 if not store_ops.finish(s, self.job_id, self.worker_id, status, reason,
                                         failure):

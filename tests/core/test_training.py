@@ -213,6 +213,8 @@ def test_restore_best_applies_at_epochs_done_and_at_cancel(cancel: bool) -> None
     best = int(np.argmin(val)) + 1
     assert best < len(val)  # the set-up must overfit, else the test proves nothing
     assert result.restored_epoch == best
+    # what a final checkpoint records: the restored epoch's metrics, not the last epoch's
+    assert result.weights_metrics == result.history[best - 1] != result.history[-1]
     for name, value in result.network.params.items():
         np.testing.assert_array_equal(value, weights[best][name])
     # the resumable state keeps the weights the run actually stopped with

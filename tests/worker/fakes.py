@@ -1,9 +1,9 @@
 """A stand-in for core.train in the runner's unit tests (the process tests use the real core).
 
-It keeps core.train's contract (docs/architecture.md): ``should_stop`` polled before
-every batch, ``on_epoch`` after every epoch with a report whose ``checkpoint()`` is enough to
-resume exactly, and a result with ``stop_reason``, ``history``, ``state.epoch`` and
-``checkpoint()``. Its checkpoint is the text ``"fake:<epoch>:<batch>"``, so a test can read
+It keeps core.train's contract (docs/architecture.md): ``should_stop`` polled before every
+batch, ``on_epoch`` after every epoch with a report whose ``checkpoint()`` is enough to resume
+exactly, and a result with ``stop_reason``, ``history``, ``state.epoch``, ``weights_metrics``
+and ``checkpoint()``. Its checkpoint is the text ``"fake:<epoch>:<batch>"``, so a test can read
 where a run stopped and where a resume started.
 """
 
@@ -48,6 +48,10 @@ class FakeResult:
 
     def checkpoint(self) -> bytes:
         return self.blob
+
+    @property
+    def weights_metrics(self) -> dict[str, float]:
+        return dict(self.history[-1]) if self.history else {}  # never restores a best epoch
 
 
 def decode(blob: bytes) -> tuple[int, int]:

@@ -423,3 +423,39 @@ def test_the_soft_time_limit_reports_what_finish_did(
     else:
         assert outcome == "lease_lost"
         assert (job.status, job.lease_owner, job.stop_reason) == ("running", "thief", None)
+
+
+def test_a_restored_run_s_final_checkpoint_carries_the_restored_epoch_s_metrics(
+    sqlite_backend: Backend,
+) -> None:
+    """restore_best puts the best epoch's weights in the final checkpoint: its metrics too."""
+    import numpy as np
+
+    from core.checkpoint import load_checkpoint
+    from store import checkpoints, metrics
+
+    b = sqlite_backend
+    spec = {**xor_spec(epochs=8, batch_size=4,
+                       early_stopping={"monitor": "val_loss", "patience": 100,
+                                       "restore_best": True}),
+            "dataset": "ds_in_memory", "optimizer": {"type": "sgd", "learning_rate": 2.0}}
+    spec["checkpoints"] = {"every_epochs": 1, "keep_last": 8, "keep_best": 1,
+                           "monitor": "val_loss"}
+    job_id = create_job(b, spec)
+    r = JobRunner(b.sessions, b.settings, job_id, "w1", data_fn=xor_data, clock=Ticks())
+    assert r.run() == "succeeded"
+    with b.sessions() as s:
+        history = {m["epoch"]: m for m in metrics.history(s, job_id)}
+        rows = checkpoints.list_for_job(s, job_id)
+        final = next(c for c in rows if c.kind == "final")
+        periodic = {c.epoch: c for c in rows if c.kind == "periodic"}
+        blobs = {c.id: checkpoints.get_blob(s, c.id) for c in rows}
+    best = min(history, key=lambda e: history[e]["val_loss"])
+    assert best < 8  # the set-up must move past its best epoch, else the test proves nothing
+    assert final.epoch == 8  # where the run stopped: a resume continues from there
+    assert final.metrics["val_loss"] == history[best]["val_loss"] != history[8]["val_loss"]
+    assert final.metrics["loss"] == history[best]["loss"]
+    restored = load_checkpoint(blobs[final.id]).params
+    of_best = load_checkpoint(blobs[periodic[best].id]).params
+    for name in of_best:
+        np.testing.assert_array_equal(restored[name], of_best[name])
