@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# `make run PORT=8080` (or HOST=0.0.0.0) serves elsewhere: weightsmith serve's --port/--host.
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
 
 .PHONY: run test lint typecheck fuzz load bench clean
 
@@ -16,7 +19,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/weightsmith serve
+	$(BIN)/weightsmith serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

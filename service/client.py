@@ -128,14 +128,21 @@ def parse_sse(lines: Iterator[str]) -> Iterator[Event | int]:
             yield int(value)
 
 
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def server_url(url: str | None = None) -> str:
+    """The server a client talks to: `url`, else $WEIGHTSMITH_URL, else the local default."""
+    return (url or os.environ.get("WEIGHTSMITH_URL") or DEFAULT_URL).rstrip("/")
+
+
 class WeightsmithClient:
     """A thin, typed wrapper of every endpoint; `url` and `api_key` default to the environment
     (`WEIGHTSMITH_URL`, `WEIGHTSMITH_API_KEY`). `transport` lets tests talk to a WSGI app."""
 
     def __init__(self, url: str | None = None, api_key: str | None = None,
                  timeout: float = 30.0, *, transport: httpx.BaseTransport | None = None) -> None:
-        self.url = (url or os.environ.get("WEIGHTSMITH_URL") or "http://127.0.0.1:8000")
-        self.url = self.url.rstrip("/")
+        self.url = server_url(url)
         self.api_key = api_key if api_key is not None else os.environ.get("WEIGHTSMITH_API_KEY")
         headers = {"Accept": "application/json", "User-Agent": "weightsmith-client/1"}
         if self.api_key:

@@ -51,9 +51,25 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
     return {"visibility_timeout": settings.limits.max_runtime_s + margin}
 
 
+def broker_url(settings: Settings) -> str:
+    """The broker URL with a host: the embedded ``filesystem://`` gets ``localhost``.
+
+    kombu's virtual transports (the filesystem one among them) fill in ``localhost`` for a
+    URL without a host, warning "No hostname was supplied" each time a connection's details
+    are read (``kombu.connection.Connection._info``): at every worker start, and again in
+    its logs as it connects. The folder transport ignores the host, so naming one changes
+    nothing but the warning.
+    """
+    url = settings.broker_url
+    rest = url[len("filesystem://"):]
+    if settings.is_embedded_broker and rest.split("/", 1)[0] == "":
+        return "filesystem://localhost/" + rest.lstrip("/")
+    return url
+
+
 def make_celery(settings: Settings) -> Celery:
     """A Celery app for ``settings``; tasks come from ``worker.tasks`` (by name)."""
-    app = Celery("weightsmith", broker=settings.broker_url, include=["worker.tasks"])
+    app = Celery("weightsmith", broker=broker_url(settings), include=["worker.tasks"])
     max_runtime = settings.limits.max_runtime_s
     app.conf.update(
         broker_transport_options=broker_transport_options(settings),

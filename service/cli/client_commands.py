@@ -20,9 +20,10 @@ from typing import Any
 
 import httpx
 import numpy as np
+from rich.markup import escape
 
 from service.cli import client_view as view
-from service.client import WeightsmithAPIError, WeightsmithClient
+from service.client import DEFAULT_URL, WeightsmithAPIError, WeightsmithClient, server_url
 
 OK, JOB_NOT_OK, USAGE, API_ERROR = 0, 1, 2, 3
 
@@ -85,10 +86,10 @@ def _watch(client: WeightsmithClient, job_id: str, as_json: bool) -> int:
             print(json.dumps({"id": event.id, "event": event.event, "data": event.data}),
                   flush=True)
     else:
-        view.watch_progress(job, events, view.console())
+        view.watch_progress(job, events, view.console(), lambda: client.get_job(job_id))
     job = client.get_job(job_id)
     if not as_json:
-        reason = job.get("stop_reason") or job.get("failure_reason") or ""
+        reason = view.ending(job)
         best = job.get("best") or {}
         summary = ", ".join(f"{k}={view.fmt_value(best[k])}" for k in ("epoch", *view.LEARNING)
                             if k in best)
@@ -344,6 +345,14 @@ def cmd_datasets_list(args: argparse.Namespace) -> int:
     return OK
 
 
+def tried_url(exc: httpx.HTTPError, url: str | None) -> str:
+    """The URL a failed request went to, else the server the client was pointed at."""
+    try:
+        return str(exc.request.url)
+    except RuntimeError:  # an error raised before any request was made
+        return server_url(url)
+
+
 def guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Turn the client's exceptions into the documented exit codes and readable messages."""
 
@@ -366,8 +375,9 @@ def guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
                           markup=False)
             return API_ERROR
         except httpx.HTTPError as exc:
-            err.print(f"[red]error:[/red] cannot reach {args.url or 'the server'}: {exc}",
-                      highlight=False)
+            reason = escape(f"cannot reach {tried_url(exc, args.url)}: {exc} (the server is "
+                            f"--url, else $WEIGHTSMITH_URL, else {DEFAULT_URL})")
+            err.print(f"[red]error:[/red] {reason}", highlight=False)
             return API_ERROR
 
     return run
@@ -376,8 +386,8 @@ def guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the client sub-commands; each sets `handler` to a function(args) -> exit code."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", help="API base URL (default $WEIGHTSMITH_URL or "
-                                      "http://127.0.0.1:8000)")
+    common.add_argument("--url", help=f"API base URL (default $WEIGHTSMITH_URL, else "
+                                      f"{DEFAULT_URL})")
     common.add_argument("--api-key", help="API key (default $WEIGHTSMITH_API_KEY)")
     common.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     common.add_argument("--json", action="store_true", help="print JSON for scripts")

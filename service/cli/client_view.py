@@ -1,20 +1,28 @@
 """How the client commands look on a terminal: rich tables and the live training progress bar.
 
 Kept apart from `client_commands` (argument parsing and HTTP) so either reads in one screen.
-Times shown are the server's: elapsed counts from the job's `started_at`, and the time left
-is the mean epoch duration so far (the `seconds` metric) times the epochs still to run, which
-stays right when a watch starts in the middle of a job or replays its past events.
+Times shown are the server's: elapsed counts from the job's `started_at` (to `finished_at`
+once it ended), and the time left is the mean epoch duration so far (the `seconds` metric)
+times the epochs still to run, which stays right when a watch starts in the middle of a job
+or replays its past events.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -68,18 +76,29 @@ def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, ""))
 
 
+def ending(job: dict[str, Any]) -> str:
+    """Why the job stopped, and what went wrong, side by side: a diverged job has both, and
+    the failure (e.g. which epoch and batch blew up) is the part a user acts on."""
+    return "; ".join(str(job[k]) for k in ("stop_reason", "failure_reason") if job.get(k))
+
+
+def is_complete(job: dict[str, Any]) -> bool:
+    """A job that succeeded ran all the epochs it was going to: early stopping and the
+    runtime budget end a run successfully before its `epochs`, and it reads as complete."""
+    return job.get("status") == "succeeded"
+
+
 def jobs_table(jobs: Iterable[dict[str, Any]]) -> Table:
     table = Table("id", "name", "status", "epoch", "loss", "val_loss", "val_accuracy",
-                  "stop_reason", "created_at")
+                  "stop_reason", "failure_reason", "created_at")
     for job in jobs:
         latest = job.get("latest") or {}
         progress = job.get("progress") or {}
         table.add_row(job["id"], job.get("name") or "", status_text(job["status"]),
                       f"{progress.get('epoch', 0)}/{progress.get('epochs', '?')}",
                       fmt_value(latest.get("loss")), fmt_value(latest.get("val_loss")),
-                      fmt_value(latest.get("val_accuracy")),
-                      job.get("stop_reason") or job.get("failure_reason") or "",
-                      job.get("created_at") or "")
+                      fmt_value(latest.get("val_accuracy")), job.get("stop_reason") or "",
+                      job.get("failure_reason") or "", job.get("created_at") or "")
     return table
 
 
@@ -187,11 +206,12 @@ def predictions_table(result: dict[str, Any]) -> Table:
 
 
 class ClockColumn(ProgressColumn):
-    """Elapsed since the job started, and the time left from the mean epoch duration."""
+    """Elapsed since the job started (to its end once it ended), and the time left from the
+    mean epoch duration."""
 
     def render(self, task: Task) -> Text:
-        started = task.fields.get("started")
-        elapsed = None if started is None else time.time() - started
+        started, finished = task.fields.get("started"), task.fields.get("finished")
+        elapsed = None if started is None else (finished or time.time()) - started
         done, total = task.completed, task.total or 0
         per_epoch = task.fields.get("per_epoch")
         left = None if per_epoch is None else per_epoch * max(total - done, 0)
@@ -206,11 +226,22 @@ def metrics_fields(values: dict[str, Any]) -> dict[str, Any]:
             for name in ("loss", "val_loss", "val_accuracy")}
 
 
-def watch_progress(job: dict[str, Any], events: Iterator[Event], out: Console) -> dict[str, Any]:
-    """Show a live bar fed by `events`; returns the final status event's data (or {})."""
+def clock_fields(job: dict[str, Any]) -> dict[str, Any]:
+    """The server's start and end of the job, for ClockColumn (None until they happen)."""
+    return {"started": parse_time(job.get("started_at")),
+            "finished": parse_time(job.get("finished_at"))}
+
+
+def watch_progress(job: dict[str, Any], events: Iterator[Event], out: Console,
+                   reread: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Show a live bar fed by `events`; returns the final status event's data (or {}).
+
+    `reread` fetches the job again at each status event, for its `started_at` and
+    `finished_at`: elapsed time counts on the server's clock, from when the job started.
+    """
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(bar_width=16),
-        TextColumn("epoch {task.completed:.0f}/{task.total:.0f}"),
+        TaskProgressColumn(), TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
         TextColumn("loss {task.fields[loss]} val_loss {task.fields[val_loss]} "
                    "val_acc {task.fields[val_accuracy]}"),
         ClockColumn(), console=out, refresh_per_second=4,
@@ -220,23 +251,27 @@ def watch_progress(job: dict[str, Any], events: Iterator[Event], out: Console) -
     final: dict[str, Any] = {}
     with progress:
         label = job.get("name") or job["id"]
-        task = progress.add_task(f"{label} {job['status']}", total=pg.get("epochs") or 1,
-                                 completed=0, started=parse_time(job.get("started_at")),
-                                 per_epoch=None, **metrics_fields({}))
+        epochs = pg.get("epochs") or 1
+        task = progress.add_task(f"{label} {job['status']}", total=epochs, completed=0,
+                                 epoch=0, epochs=epochs, per_epoch=None,
+                                 **clock_fields(job), **metrics_fields({}))
         for event in events:
             data = event.data if isinstance(event.data, dict) else {}
             if event.event == "epoch":
                 if isinstance(data.get("seconds"), (int, float)):
                     seconds.append(float(data["seconds"]))
-                progress.update(task, completed=data.get("epoch", 0),
-                                total=data.get("epochs") or progress.tasks[0].total,
+                epochs = data.get("epochs") or epochs
+                progress.update(task, completed=data.get("epoch", 0), total=epochs,
+                                epoch=data.get("epoch", 0), epochs=epochs,
                                 per_epoch=sum(seconds) / len(seconds) if seconds else None,
                                 **metrics_fields(data))
             elif event.event == "status":
                 status = str(data.get("status", ""))
                 fields: dict[str, Any] = {"description": f"{label} {status}"}
-                if status == "running" and progress.tasks[0].fields.get("started") is None:
-                    fields["started"] = time.time()
+                if reread is not None:
+                    fields.update(clock_fields(reread()))
+                if is_complete({"status": status}):
+                    fields["completed"] = progress.tasks[0].total  # early stopping included
                 progress.update(task, **fields)
                 final = data
     return final

@@ -221,25 +221,34 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this module's sub-commands; each sets `handler` to a function(args) -> exit code."""
     serve = commands.add_parser("serve", help="run API, worker and beat together (embedded)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address the API listens on (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8000,
+                       help="port the API listens on (default: %(default)s)")
     serve.set_defaults(handler=cmd_serve)
 
     api = commands.add_parser("api", help="run the HTTP API (gunicorn's asyncio worker)")
-    api.add_argument("--host", default="127.0.0.1")
-    api.add_argument("--port", type=int, default=8000)
-    api.add_argument("--workers", type=int, default=2)
+    api.add_argument("--host", default="127.0.0.1",
+                     help="address to listen on (default: %(default)s)")
+    api.add_argument("--port", type=int, default=8000,
+                     help="port to listen on (default: %(default)s)")
+    api.add_argument("--workers", type=int, default=2,
+                     help="gunicorn worker processes (default: %(default)s)")
     api.add_argument("--threads", type=int, default=None,
-                     help="threads per worker (default: WEIGHTSMITH_API_THREADS, else 8)")
+                     help="threads per worker (default: WEIGHTSMITH_API_THREADS, else "
+                          f"{Settings.api_threads})")
     api.set_defaults(handler=cmd_api)
 
     worker = commands.add_parser("worker", help="run one Celery worker")
-    worker.add_argument("--concurrency", type=int, default=1)
-    worker.add_argument("--loglevel", default="INFO")
+    worker.add_argument("--concurrency", type=int, default=1,
+                        help="jobs trained at once, one process each (default: %(default)s)")
+    worker.add_argument("--loglevel", default="INFO",
+                        help="Celery's log level (default: %(default)s)")
     worker.set_defaults(handler=cmd_worker)
 
     beat = commands.add_parser("beat", help="run Celery beat (periodic reconcile)")
-    beat.add_argument("--loglevel", default="INFO")
+    beat.add_argument("--loglevel", default="INFO",
+                      help="Celery's log level (default: %(default)s)")
     beat.set_defaults(handler=cmd_beat)
 
     db = commands.add_parser("db", help="database maintenance")

@@ -273,3 +273,59 @@ def test_fork_reproduce_and_manifest(
     assert code == 0 and verdict["identical"] is True
     code, out, _ = run(capsys, "manifest", job)
     assert code == 0 and len(json.loads(out)["spec_sha256"]) == 64
+
+
+def test_a_cli_error_that_cannot_reach_the_server_names_the_url_it_tried(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.worker.test_serve import free_port
+
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("WEIGHTSMITH_URL", closed)  # not --url: the environment's URL is named
+    code, _, err = run(capsys, "jobs")
+    assert code == 3 and f"cannot reach {closed}/v1/jobs" in err
+    code, _, err = run(capsys, "metrics", "job_x", "--url", closed + "/")
+    assert code == 3 and f"cannot reach {closed}/v1/jobs/job_x/metrics" in err
+
+
+def test_failure_reason_shows_beside_stop_reason_in_watch_and_jobs(
+    env: str, inline_worker: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wild = tiny_spec("builtin:noisy_xor", epochs=5)
+    wild["model"]["layers"][0]["activation"] = "relu"  # unbounded: the loss overflows
+    wild["optimizer"] = {"type": "sgd", "learning_rate": 1e30}
+    code, out, err = run(capsys, "submit", write_spec(tmp_path, wild), "--watch")
+    assert code == 1, out + err
+    job_id = inline_worker[0]
+    code, out, _ = run(capsys, "jobs", "--json")
+    job = json.loads(out)[0]
+    assert (job["status"], job["stop_reason"]) == ("failed", "diverged")
+    assert "lower the learning rate" in job["failure_reason"]  # what the user acts on
+    summary = f"{job_id} failed diverged; {job['failure_reason']}"
+    code, out, _ = run(capsys, "watch", job_id)
+    assert code == 1 and summary in " ".join(out.split())
+    code, out, _ = run(capsys, "jobs")
+    assert code == 0 and "diverged" in out and "lower the learning rate" in out
+
+
+def test_watch_counts_from_started_at_and_an_early_stopped_job_reads_complete(
+    env: str, inline_worker: list[str], session_factory: Any, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from datetime import timedelta
+
+    from store.models import Job
+
+    spec = tiny_spec("builtin:noisy_xor", epochs=10)
+    spec["optimizer"] = {"type": "sgd", "learning_rate": 1e-30}  # steps vanish: no progress
+    spec["training"]["early_stopping"] = {"monitor": "val_loss", "patience": 1}
+    code, out, err = run(capsys, "submit", write_spec(tmp_path, spec), "--watch")
+    assert code == 0, out + err
+    job_id = inline_worker[0]
+    assert "early_stopping" in out and "epoch 2/10" in out and "100%" in out
+    # Elapsed is the server's finished_at - started_at, however long ago that was.
+    with session_factory.begin() as s:
+        job = s.get(Job, job_id)
+        job.started_at = job.finished_at - timedelta(hours=1, minutes=2, seconds=3)
+    code, out, _ = run(capsys, "watch", job_id)
+    assert code == 0 and "1:02:03 elapsed" in out and "100%" in out

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from config.settings import Limits, Settings
 from worker.celery_app import RECONCILE_TASK, TRAIN_TASK, make_celery, settings_of
@@ -20,7 +23,7 @@ def test_embedded_broker_uses_folders_in_the_data_dir(tmp_path: Path) -> None:
     assert options["data_folder_in"] == options["data_folder_out"] == str(tmp_path / "broker/queue")
     for key in ("data_folder_in", "processed_folder", "control_folder"):
         assert Path(options[key]).is_dir()
-    assert conf.broker_url == "filesystem://"
+    assert conf.broker_url == "filesystem://localhost/"  # see test_the_embedded_broker_...
     assert options["polling_interval"] == 0.1
     assert (conf.task_acks_late, conf.task_reject_on_worker_lost) == (True, True)
     assert conf.worker_prefetch_multiplier == 1
@@ -30,6 +33,21 @@ def test_embedded_broker_uses_folders_in_the_data_dir(tmp_path: Path) -> None:
     assert conf.broker_connection_retry_on_startup is True
     assert conf.beat_schedule[RECONCILE_TASK] == {"task": RECONCILE_TASK, "schedule": 7.0}
     assert settings_of(app) is settings
+
+
+def test_the_embedded_broker_connects_without_kombu_s_no_hostname_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """kombu warns "No hostname was supplied" whenever a host-less URL's details are read, as
+    the worker does when it starts and connects; a worker log must not open with a warning."""
+    app = make_celery(Settings(data_dir=tmp_path, broker_url="filesystem://"))
+    with caplog.at_level(logging.WARNING, logger="kombu"), app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1)
+        assert conn.as_uri().startswith("filesystem://")
+        assert conn.hostname == "localhost"
+    assert [r.getMessage() for r in caplog.records] == []
+    redis = make_celery(Settings(data_dir=tmp_path, broker_url="redis://db.example:6380/2"))
+    assert redis.conf.broker_url == "redis://db.example:6380/2"  # other brokers as given
 
 
 def test_redis_gets_a_visibility_timeout_longer_than_any_job(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import stat
@@ -120,6 +121,8 @@ def test_serve_runs_everything_and_stops_cleanly(tmp_path: Path, serves: list[Se
         assert time.monotonic() < deadline, serve.output()
         time.sleep(0.3)
     assert (job["status"], job["progress"]["epoch"]) == ("succeeded", 3), job
+    # kombu warns of a broker URL without a host at every worker start (worker.celery_app)
+    assert "No hostname was supplied" not in serve.output()
 
     kids = children_of(serve.proc.pid)
     serve.proc.send_signal(signal.SIGTERM)
@@ -199,3 +202,32 @@ def test_keys_list_and_revoke(tmp_path: Path) -> None:
     finally:
         engine.dispose()
     assert run("keys", "list", "--tenant", "nobody", check=False).returncode == 3
+
+
+def test_every_server_option_says_its_default_in_its_help() -> None:
+    import argparse
+
+    from service.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions
+                    if isinstance(a, argparse._SubParsersAction))
+    for name in ("serve", "api", "worker", "beat"):
+        options = [a for a in commands.choices[name]._actions if a.option_strings
+                   and not isinstance(a, argparse._HelpAction)]
+        assert options, name
+        for action in options:
+            text = commands.choices[name].format_help()
+            assert action.help and "default" in action.help, (name, action.option_strings)
+            if action.default is not None:
+                assert f"(default: {action.default})" in " ".join(text.split()), (
+                    name, action.option_strings)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_run_serves_on_the_port_and_host_given() -> None:
+    dry = subprocess.run(["make", "-n", "run", "PORT=8123", "HOST=0.0.0.0"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    assert "weightsmith serve --host 0.0.0.0 --port 8123" in dry
+    plain = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout
+    assert "weightsmith serve --host 127.0.0.1 --port 8000" in plain

@@ -130,6 +130,20 @@ function parseBlock(block) {
   return event;
 }
 
+// Why a job stopped and what went wrong, side by side: a diverged job has both, and the
+// failure (which epoch and batch blew up) is the part a user acts on.
+export function ending(job) {
+  return [job.stop_reason, job.failure_reason].filter(Boolean).join("; ");
+}
+
+// Percent done: a job that succeeded ran every epoch it was going to (early stopping and the
+// runtime budget end a run successfully before its `epochs`), so it reads as complete.
+export function percentDone(job) {
+  const p = job.progress || {};
+  if (job.status === "succeeded") return 100;
+  return p.epochs ? (100 * (p.epoch || 0)) / p.epochs : 0;
+}
+
 export function fmt(value) {
   if (value === null || value === undefined) return "";
   if (typeof value === "number") return Number.isInteger(value) ? String(value) : value.toPrecision(4);

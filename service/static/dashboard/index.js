@@ -1,5 +1,5 @@
 // The job list: refreshed every few seconds while the page is open.
-import { el, fmt, getJSON, requireKey, showError } from "./api.js";
+import { el, ending, fmt, getJSON, percentDone, requireKey, showError } from "./api.js";
 
 const REFRESH_MS = 3000;
 const selected = new Set(); // job ids ticked for comparison; kept across refreshes
@@ -14,7 +14,7 @@ function row(job) {
   const latest = job.latest || {};
   const progress = job.progress || {};
   const link = el("a", { href: `/jobs/${encodeURIComponent(job.id)}`, text: job.id });
-  const pct = progress.epochs ? Math.round((100 * progress.epoch) / progress.epochs) : 0;
+  const pct = Math.round(percentDone(job));
   const pick = el("input", { type: "checkbox", class: "pick", value: job.id, "aria-label": `select ${job.id}` });
   if (selected.has(job.id)) pick.checked = true;
   pick.onchange = () => { pick.checked ? selected.add(job.id) : selected.delete(job.id); updateCompare(); };
@@ -27,6 +27,7 @@ function row(job) {
     el("td", { text: fmt(latest.loss) }),
     el("td", { text: fmt(latest.val_loss) }),
     el("td", { text: fmt(latest.val_accuracy) }),
+    el("td", { class: "ending", text: ending(job) }),
     el("td", { text: (job.created_at || "").replace("T", " ").slice(0, 19) }));
 }
 

@@ -1,6 +1,6 @@
 // One job: live loss/accuracy curves, the kept checkpoints, and per-layer weight heatmaps and
 // histograms of a chosen checkpoint (the best one first).
-import { el, fmt, getBlob, getJSON, postJSON, requireKey, showError, streamEvents } from "./api.js";
+import { el, ending, fmt, getBlob, getJSON, percentDone, postJSON, requireKey, showError, streamEvents } from "./api.js";
 import { asMatrix, heatmap, histogram, kernelGrid, lineChart } from "./charts.js";
 
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
@@ -48,7 +48,7 @@ function shownMetrics(values) {
 function drawSummary() {
   const p = job.progress || {};
   const best = job.best || {};
-  const why = job.stop_reason || job.failure_reason || "";
+  const why = ending(job);
   document.getElementById("job-title").textContent = `${job.name || job.id}`;
   const summary = document.getElementById("job-summary");
   summary.replaceChildren(
@@ -56,7 +56,7 @@ function drawSummary() {
     ` ${job.id} · epoch ${p.epoch || 0}/${p.epochs || "?"}${why ? ` · ${why}` : ""}`,
     best.epoch ? ` · best epoch ${best.epoch}: ${shownMetrics(best)}` : "",
     ...lineage());
-  document.getElementById("job-progress-bar").style.width = `${p.epochs ? (100 * (p.epoch || 0)) / p.epochs : 0}%`;
+  document.getElementById("job-progress-bar").style.width = `${percentDone(job)}%`;
 }
 
 // Where the job comes from (a fork's parent) and whether a reproduction matched it.
