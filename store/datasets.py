@@ -48,6 +48,21 @@ def get(s: Session, tenant_id: str, dataset_id: str) -> Dataset | None:
     ).one_or_none()
 
 
+def newest_named(s: Session, tenant_id: str, name: str) -> Dataset | None:
+    """The tenant's newest dataset called `name` (names need not be unique: an upload under
+    a name already taken makes the name mean the new data), or None."""
+    query = (sa.select(Dataset).where(Dataset.tenant_id == tenant_id, Dataset.name == name)
+             .order_by(Dataset.created_at.desc(), Dataset.id.desc()).limit(1))
+    return s.scalars(query).first()
+
+
+def with_sha256(s: Session, tenant_id: str, sha256: str) -> list[Dataset]:
+    """The tenant's datasets uploaded as bytes with this sha256, oldest first."""
+    query = (sa.select(Dataset).where(Dataset.tenant_id == tenant_id, Dataset.sha256 == sha256)
+             .order_by(Dataset.created_at, Dataset.id))
+    return list(s.scalars(query))
+
+
 def get_blob(s: Session, tenant_id: str, dataset_id: str) -> bytes | None:
     """The npz bytes of the tenant's dataset, or None (missing, another tenant's, or builtin).
 

@@ -73,7 +73,13 @@ class ApiKey(Base):
 
 class Dataset(Base):
     __tablename__ = "datasets"
-    __table_args__ = (sa.Index("ix_datasets_tenant_created", "tenant_id", "created_at", "id"),)
+    __table_args__ = (
+        sa.Index("ix_datasets_tenant_created", "tenant_id", "created_at", "id"),
+        # A spec names a dataset by id or by name (the newest with it), and an upload of
+        # bytes the tenant already stored returns that dataset (revision 0008).
+        sa.Index("ix_datasets_tenant_name", "tenant_id", "name", "created_at"),
+        sa.Index("ix_datasets_tenant_sha256", "tenant_id", "sha256"),
+    )
 
     id: Mapped[str] = _id("dataset")
     tenant_id: Mapped[str] = _tenant_fk()
@@ -84,7 +90,7 @@ class Dataset(Base):
     y_shape: Mapped[list[int]] = mapped_column(JSONType)
     kind: Mapped[str] = mapped_column(sa.String(32))
     classes: Mapped[list[Any] | None] = mapped_column(JSONType)
-    sha256: Mapped[str] = mapped_column(sa.String(64))
+    sha256: Mapped[str] = mapped_column(sa.String(64))  # of the uploaded bytes
     size_bytes: Mapped[int] = mapped_column(sa.BigInteger)
     blob: Mapped[bytes | None] = deferred(mapped_column(sa.LargeBinary))  # npz of X, y
     builtin: Mapped[bool] = mapped_column(default=False)

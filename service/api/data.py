@@ -1,4 +1,4 @@
-"""Resolve a job's `dataset` reference ("builtin:<name>" or an uploaded id) to arrays.
+"""Resolve a job's `dataset` reference ("builtin:<name>", an uploaded id or name) to arrays.
 
 Datasets never change once stored, so parsed arrays are kept in a small LRU keyed by id: job
 submission checks labels against the spec without re-reading the blob every time.
@@ -44,12 +44,54 @@ def npz_to_arrays(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
         return npz["X"], npz["y"]
 
 
+def stored_copy(session: Session, tenant_id: str, sha256: str, fmt: str, dataset: Any) -> Any:
+    """The tenant's dataset that an upload repeats, or None: the same bytes (by sha256) read
+    the same way. The arrays are compared too, because the same CSV bytes with another
+    `target` column are another dataset."""
+    from store import datasets as store_datasets
+
+    for row in store_datasets.with_sha256(session, tenant_id, sha256):
+        if row.format != fmt or row.classes != dataset.classes:
+            continue
+        blob = store_datasets.get_blob(session, tenant_id, row.id)
+        if blob is None:
+            continue
+        X, y = npz_to_arrays(blob)
+        if all(a.dtype == b.dtype and np.array_equal(a, b)
+               for a, b in ((X, dataset.X), (y, dataset.y))):
+            return row
+    return None
+
+
+def uploaded_row(session: Session, tenant_id: str, ref: str) -> Any:
+    """The tenant's uploaded dataset `ref` names, or None: an id first, else a name.
+
+    Names need not be unique; the newest dataset with the name wins, so a name works like a
+    tag: uploading corrected data under it points it at the new upload, while every job
+    already submitted keeps the id it resolved to (its `dataset_id`). Refusing a shared name
+    as ambiguous instead would make it unusable until the older upload is deleted, which is
+    refused while a job uses it. An id wins over a name that happens to spell it.
+    """
+    from store import datasets as store_datasets
+
+    row = store_datasets.get(session, tenant_id, ref)
+    return row if row is not None else store_datasets.newest_named(session, tenant_id, ref)
+
+
 def resolve(session: Session, tenant_id: str, ref: object, field: str = "dataset") -> Any:
     """A core Dataset for `ref`, or a 422 naming `field` (another tenant's id is 'not found')."""
+    return lookup(session, tenant_id, ref, field)[1]
+
+
+def lookup(session: Session, tenant_id: str, ref: object,
+           field: str = "dataset") -> tuple[str | None, Any]:
+    """(the uploaded dataset's id, or None for a builtin; its core Dataset) for `ref`:
+    "builtin:<name>", an uploaded dataset's id, or its name. A 422 naming `field` if none."""
     from core.datasets import Dataset
 
     if not isinstance(ref, str) or not ref:
-        raise validation_error(field, "must be an uploaded dataset id or 'builtin:<name>'")
+        raise validation_error(field, "must be 'builtin:<name>', or an uploaded dataset's id "
+                               "or name")
     if ref.startswith(BUILTIN_PREFIX):
         name = ref[len(BUILTIN_PREFIX):]
         if name not in builtin_names():
@@ -57,21 +99,22 @@ def resolve(session: Session, tenant_id: str, ref: object, field: str = "dataset
                 field, f"unknown builtin dataset {name!r}; expected one of "
                 f"{[BUILTIN_PREFIX + n for n in builtin_names()]}"
             )
-        return builtin(name)
+        return None, builtin(name)
     from store import datasets as store_datasets
 
-    row = store_datasets.get(session, tenant_id, ref)
+    row = uploaded_row(session, tenant_id, ref)
     if row is None:
-        raise validation_error(field, f"dataset {ref!r} not found")
+        raise validation_error(field, f"no dataset with id or name {ref!r}")
+    ident = row.id
 
     def load() -> Any:
-        blob = store_datasets.get_blob(session, tenant_id, ref)
+        blob = store_datasets.get_blob(session, tenant_id, ident)
         if blob is None:
-            raise validation_error(field, f"dataset {ref!r} has no stored data")
+            raise validation_error(field, f"dataset {ident!r} has no stored data")
         X, y = npz_to_arrays(blob)
         return Dataset(X=X, y=y, kind=row.kind, classes=row.classes, feature_names=None)
 
-    return _uploaded.get_or_load(ref, load)
+    return ident, _uploaded.get_or_load(ident, load)
 
 
 def dataset_sha256(session: Session, job: Any) -> str | None:

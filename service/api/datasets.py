@@ -115,11 +115,12 @@ def _read_upload(query: DatasetUploadQuery) -> tuple[bytes, str, str | None, str
 
 @bp.post(
     "/datasets",
-    responses=responses({201: DatasetOut}, 413, 415),
+    responses=responses({201: DatasetOut, 200: DatasetOut}, 413, 415),
     openapi_extensions={"requestBody": UPLOAD_BODY},
 )
 def upload_dataset(query: DatasetUploadQuery) -> tuple[Response, int, dict[str, str]]:
-    """Upload a dataset (CSV, NPZ or JSON)."""
+    """Upload a dataset (CSV, NPZ or JSON); 201, or 200 with the dataset you already
+    uploaded with the same bytes (and `target`): nothing more is stored or counted."""
     from core.datasets import DatasetLimits, parse_dataset
 
     raw, fmt, name, target = _read_upload(query)
@@ -143,18 +144,24 @@ def upload_dataset(query: DatasetUploadQuery) -> tuple[Response, int, dict[str, 
         if type(exc).__module__.startswith("core"):
             raise
         raise validation_error("file", f"cannot parse the {fmt} upload: {exc}") from None
+    sha256 = hashlib.sha256(raw).hexdigest()
+    # Compressed before the transaction, which holds SQLite's write lock while it is open.
     blob = data.dataset_to_npz(dataset.X, dataset.y)
     tenant = current_tenant()
     from store import datasets as store_datasets
 
     with transaction() as session:
+        copy_of = data.stored_copy(session, tenant, sha256, fmt, dataset)
+        if copy_of is not None:
+            body = dataset_json(copy_of)
+            return jsonify(body), 200, {"Location": f"/v1/datasets/{body['id']}"}
         check_storage(session, tenant, len(blob), limits)
         row = store_datasets.create(
             session, tenant,
             name=name or f"dataset.{fmt}", format=fmt, n_rows=int(dataset.X.shape[0]),
             x_shape=[int(n) for n in dataset.X.shape], y_shape=[int(n) for n in dataset.y.shape],
             kind=dataset.kind, classes=dataset.classes,
-            sha256=hashlib.sha256(raw).hexdigest(), size_bytes=len(blob), blob=blob,
+            sha256=sha256, size_bytes=len(blob), blob=blob,
         )
         body = dataset_json(row)
     return jsonify(body), 201, {"Location": f"/v1/datasets/{body['id']}"}

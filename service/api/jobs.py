@@ -69,10 +69,13 @@ def _spec_body() -> dict[str, Any]:
 def checked_spec(
     session: Any, tenant: str, body: dict[str, Any]
 ) -> tuple[Any, Any, dict[str, Any]]:
-    """Parse the spec (core.spec), resolve its dataset and check the limits (README: Configuration).
+    """Parse the spec (core.spec), resolve its dataset, check the labels against the output
+    units (core.datasets.validate_for_spec) and the service's limits (README: Configuration): every check a
+    submission runs, so the dry run (`/v1/jobs:validate`) passes exactly what submit would.
 
     Returns (spec, dataset, dry-run report); any violation is a 422 naming the field.
     """
+    from core.datasets import validate_for_spec
     from core.dryrun import dry_run
     from core.spec import Spec
 
@@ -85,7 +88,7 @@ def checked_spec(
     runtime = spec.training.max_runtime_s
     if runtime is not None and runtime > limits.max_runtime_s:
         raise validation_error("training.max_runtime_s", f"must be at most {limits.max_runtime_s}")
-    dataset = data.resolve(session, tenant, spec.dataset)
+    dataset_id, dataset = data.lookup(session, tenant, spec.dataset)
     if spec.init_checkpoint is not None:
         from store import checkpoints as store_checkpoints
 
@@ -101,7 +104,9 @@ def checked_spec(
             "model.layers", f"{report['total_params']} parameters exceed the limit of "
             f"{limits.max_model_params}"
         )
-    report = {**report, "input_shape": list(input_shape), "n_samples": int(dataset.X.shape[0])}
+    validate_for_spec(dataset, spec)
+    report = {**report, "input_shape": list(input_shape), "n_samples": int(dataset.X.shape[0]),
+              "dataset_id": dataset_id}
     return spec, dataset, report
 
 
@@ -138,7 +143,6 @@ def submit_job(body: JobSpecBody) -> tuple[Response, int, dict[str, str]]:
 def _submit(
     raw: dict[str, Any], key: str | None, body_hash: str
 ) -> tuple[Response, int, dict[str, str]]:
-    from core.datasets import validate_for_spec
     from store import jobs as store_jobs
 
     tenant = current_tenant()
@@ -149,8 +153,7 @@ def _submit(
     # a full quota's 429, and an earlier job with the same key wins over both.
     with read_session() as session:
         try:
-            spec, dataset, _ = checked_spec(session, tenant, raw)
-            validate_for_spec(dataset, spec)
+            spec, _, report = checked_spec(session, tenant, raw)
         except Exception:
             # The key's first request may have passed when this body no longer does (its
             # dataset deleted since, a limit lowered): answering it is still a replay.
@@ -158,9 +161,8 @@ def _submit(
             if existing is None:
                 raise
             return _replay(store_jobs.get(session, tenant, existing), body_hash)
-    dataset_id = None if spec.dataset.startswith(data.BUILTIN_PREFIX) else spec.dataset
     outcome = store_jobs.submit(
-        services().engine, tenant, spec.to_dict(), dataset_id, key, body_hash,
+        services().engine, tenant, spec.to_dict(), report["dataset_id"], key, body_hash,
         cap=limits.max_concurrent_jobs, first_event=("status", QUEUED_EVENT),
     )
     if outcome.existing_id is not None:  # _replay answers 409 for another body

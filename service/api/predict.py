@@ -247,7 +247,8 @@ def _labels_of(session: Any, job: Any) -> list[Any] | None:
     """The class labels of the job's dataset, so predictions speak the user's labels."""
     from service.api import data
 
-    ref = job.spec.get("dataset") if isinstance(job.spec, dict) else None
+    # The id the job resolved its dataset to: a name may point at a newer upload since.
+    ref = job.dataset_id or (job.spec.get("dataset") if isinstance(job.spec, dict) else None)
     if not isinstance(ref, str):
         return None
     try:

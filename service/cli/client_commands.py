@@ -111,19 +111,32 @@ def local_dataset(spec_path: str, spec: dict[str, Any]) -> str | None:
 
 
 # -- the commands ------------------------------------------------------------------------------
-def cmd_submit(args: argparse.Namespace) -> int:
-    spec = _read_json(args.spec)
+def _read_spec(path: str) -> dict[str, Any]:
+    spec = _read_json(path)
     if not isinstance(spec, dict):
-        raise UsageError(f"{args.spec}: a job spec is a JSON object")
+        raise UsageError(f"{path}: a job spec is a JSON object")
+    return spec
+
+
+def with_local_dataset(client: WeightsmithClient, args: argparse.Namespace,
+                       spec: dict[str, Any]) -> dict[str, Any]:
+    """`spec` training on `--dataset FILE` or on a dataset file beside the spec, uploaded
+    first (the same bytes again return the dataset already stored: nothing is stored twice)."""
     upload = args.dataset or local_dataset(args.spec, spec)
+    if not upload:
+        return spec
+    if not Path(upload).is_file():
+        raise UsageError(f"no such file: {upload}")
+    dataset = client.upload_dataset(upload, target=args.target)
+    if not args.json:
+        view.console().print(f"uploaded {upload} as {dataset['id']}")
+    return {**spec, "dataset": dataset["id"]}
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    spec = _read_spec(args.spec)
     with _client(args) as client:
-        if upload:
-            if not Path(upload).is_file():
-                raise UsageError(f"no such file: {upload}")
-            dataset = client.upload_dataset(upload, target=args.target)
-            spec["dataset"] = dataset["id"]
-            if not args.json:
-                view.console().print(f"uploaded {upload} as {dataset['id']}")
+        spec = with_local_dataset(client, args, spec)
         job = client.submit(spec, idempotency_key=args.idempotency_key)
         if args.json and not args.watch:
             _print_json(job)
@@ -133,11 +146,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    spec = _read_json(args.spec)
-    if not isinstance(spec, dict):
-        raise UsageError(f"{args.spec}: a job spec is a JSON object")
+    spec = _read_spec(args.spec)
     with _client(args) as client:
-        report = client.validate(spec)
+        report = client.validate(with_local_dataset(client, args, spec))
     _print_json(report) if args.json else view.console().print(view.dry_run_table(report))
     return OK
 
@@ -399,15 +410,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         parser.set_defaults(handler=guarded(handler))
         return parser
 
+    def add_spec_and_dataset(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("spec", help="the job spec: a JSON file, or - for stdin")
+        parser.add_argument("--dataset", help="upload this CSV/NPZ/JSON file and train on it "
+                            "(a spec's dataset naming a file beside the spec is uploaded too)")
+        parser.add_argument("--target", help="CSV target column of the uploaded file "
+                                             "(default: the last)")
+
     p = add("submit", cmd_submit, "submit a job spec (JSON file, or - for stdin)")
-    p.add_argument("spec")
-    p.add_argument("--dataset", help="upload this CSV/NPZ/JSON file and train on it (a spec's "
-                                     "dataset naming a file beside the spec is uploaded too)")
-    p.add_argument("--target", help="CSV target column of --dataset (default the last)")
+    add_spec_and_dataset(p)
     p.add_argument("--idempotency-key", help="submitting again with it returns the same job")
     p.add_argument("--watch", action="store_true", help="follow the job with a progress bar")
-    add("validate", cmd_validate, "dry-run a job spec: shapes, parameters, FLOPs").add_argument(
-        "spec")
+    add_spec_and_dataset(add(
+        "validate", cmd_validate,
+        "dry-run a job spec with every check submit runs: shapes, parameters, FLOPs"))
     add("watch", cmd_watch, "follow a job live until it ends").add_argument("job")
     p = add("jobs", cmd_jobs, "list your jobs, newest first")
     p.add_argument("--status", choices=sorted(view.STATUS_STYLE))

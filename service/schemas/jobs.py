@@ -141,3 +141,7 @@ class DryRunReport(BaseModel):
     memory_bytes: int
     input_shape: list[int]
     n_samples: int
+    dataset_id: str | None = Field(
+        None, description="the uploaded dataset the spec's `dataset` (an id or a name: the "
+        "newest with it) resolved to; a submitted job keeps it as its `dataset_id`; null "
+        "for a builtin")

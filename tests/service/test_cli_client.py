@@ -329,3 +329,28 @@ def test_watch_counts_from_started_at_and_an_early_stopped_job_reads_complete(
         job.started_at = job.finished_at - timedelta(hours=1, minutes=2, seconds=3)
     code, out, _ = run(capsys, "watch", job_id)
     assert code == 0 and "1:02:03 elapsed" in out and "100%" in out
+
+
+def test_validate_runs_submit_s_checks_on_a_dataset_file_beside_the_spec(
+    env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "blobs.csv").write_bytes(blobs_csv())
+    spec = write_spec(tmp_path, tiny_spec("blobs.csv"))  # a file beside the spec
+    code, out, err = run(capsys, "validate", spec, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["n_samples"] == 80 and report["dataset_id"].startswith("ds_")
+    # --dataset: the same bytes again are the same dataset (nothing stored twice).
+    other = write_spec(tmp_path, tiny_spec("builtin:xor"))
+    code, out, _ = run(capsys, "validate", other, "--dataset", str(tmp_path / "blobs.csv"),
+                       "--json")
+    assert code == 0 and json.loads(out)["dataset_id"] == report["dataset_id"]
+    # Labels against the output units, as submit checks them: 2 units, labels 0, 1 and 2.
+    from tests.service.helpers import blobs, csv_bytes
+
+    (tmp_path / "three.csv").write_bytes(csv_bytes(*blobs(30, 2, 3)))
+    code, out, err = run(capsys, "validate", write_spec(tmp_path, tiny_spec("three.csv")))
+    assert code == 3 and "422" in err
+    assert "dataset: y row 3: label 2 is outside 0..1" in " ".join(err.split())
+    code, out, _ = run(capsys, "datasets", "list", "--json")
+    assert len(json.loads(out)) == 2  # blobs.csv once, three.csv

@@ -58,7 +58,7 @@ def test_upload_npz_json_and_multipart(client: FlaskClient, auth: dict[str, str]
 
 
 def test_list_pages_with_a_cursor_newest_first(client: FlaskClient, auth: dict[str, str]) -> None:
-    ids = [upload_csv(client, auth, n=10, name=f"d{i}")["id"] for i in range(5)]
+    ids = [upload_csv(client, auth, n=10, name=f"d{i}", seed=i)["id"] for i in range(5)]
     first = client.get("/v1/datasets?limit=2", headers=auth).get_json()
     assert [d["id"] for d in first["items"]] == ids[::-1][:2]
     second = client.get(f"/v1/datasets?limit=2&cursor={first['next_cursor']}",
@@ -178,3 +178,57 @@ def test_storage_quota_is_413_and_stores_nothing(settings: Any, migrated: None,
     body = assert_problem(response, 413)
     assert body["type"].endswith("storage-quota-exceeded")
     assert len(listed(client, auth)) == 1
+
+
+def stored_bytes(session_factory: Any, auth: dict[str, str]) -> int:
+    from store import keys, usage
+
+    with session_factory() as s:
+        tenant = keys.tenant_for_key(s, auth["Authorization"].split()[1])
+        assert tenant is not None
+        return usage.stored_bytes(s, tenant)
+
+
+def test_uploading_the_same_bytes_again_returns_the_stored_dataset(
+    client: FlaskClient, auth: dict[str, str], other_auth: dict[str, str],
+    session_factory: Any,
+) -> None:
+    X, y = blobs(40, 3, 2)
+    raw = csv_bytes(X, y)
+    post = lambda query, headers: client.post(  # noqa: E731
+        f"/v1/datasets{query}", data=raw, headers={**headers, "Content-Type": "text/csv"})
+    first = post("?name=train&target=label", auth)
+    assert first.status_code == 201, first.data
+    stored = stored_bytes(session_factory, auth)
+    again = post("?name=other-name", auth)  # the last column is the target by default
+    assert again.status_code == 200, again.data
+    assert again.get_json() == first.get_json()  # same id; its name stays "train"
+    assert again.headers["Location"] == f"/v1/datasets/{first.get_json()['id']}"
+    assert stored_bytes(session_factory, auth) == stored  # nothing more stored or billed
+    assert [d["id"] for d in listed(client, auth)] == [first.get_json()["id"]]
+    # The same bytes read another way are another dataset: here f0 is the target.
+    regression = post("?target=f0", auth)
+    assert regression.status_code == 201 and regression.get_json()["x_shape"] == [40, 3]
+    assert regression.get_json()["sha256"] == first.get_json()["sha256"]
+    # Another tenant's identical upload is its own.
+    theirs = post("", other_auth)
+    assert theirs.status_code == 201 and theirs.get_json()["id"] != first.get_json()["id"]
+
+
+def test_a_repeated_upload_is_answered_even_at_a_full_storage_quota(
+    settings: Any, migrated: None, api_key: str
+) -> None:
+    from config.settings import Limits
+    from service.app import create_app
+
+    small = settings.with_overrides(limits=Limits(**{**settings.limits.__dict__,
+                                                     "max_stored_bytes": 1500}))
+    client = create_app(small, testing=True).test_client()
+    auth = {"Authorization": f"Bearer {api_key}", "Content-Type": "text/csv"}
+    X, y = blobs(20, 4, 2)
+    first = client.post("/v1/datasets", data=csv_bytes(X, y), headers=auth)
+    assert first.status_code == 201, first.data
+    X2, y2 = blobs(20, 4, 2, seed=1)
+    assert_problem(client.post("/v1/datasets", data=csv_bytes(X2, y2), headers=auth), 413)
+    again = client.post("/v1/datasets", data=csv_bytes(X, y), headers=auth)
+    assert again.status_code == 200 and again.get_json()["id"] == first.get_json()["id"]

@@ -66,9 +66,38 @@ def test_validate_and_submit_refuse_bad_specs(client: FlaskClient, auth: dict[st
 
 def test_labels_out_of_range_for_the_output_layer(client: FlaskClient, auth: dict[str, str],
                                                   dataset: str) -> None:
-    body = assert_problem(submit(client, auth, mlp_spec(dataset, outputs=2)), 422)
-    assert body["errors"]
+    # The dry run runs every check submit runs: a dry run that passes, submits.
+    for url in ("/v1/jobs:validate", "/v1/jobs"):
+        body = assert_problem(client.post(url, json=mlp_spec(dataset, outputs=2),
+                                          headers=auth), 422)
+        assert body["errors"] == [{"field": "dataset", "message": (
+            "y row 3: label 2 is outside 0..1; the output layer model.layers[1] has 2 units, "
+            "one per class")}]
     assert count_jobs(client, auth) == 0
+
+
+def test_a_spec_names_an_uploaded_dataset_by_name_the_newest_with_it(
+    client: FlaskClient, auth: dict[str, str], broker_messages: Any
+) -> None:
+    older = upload_csv(client, auth, n=60, name="train")["id"]
+    newer = upload_csv(client, auth, n=30, name="train", seed=1)["id"]
+    report = client.post("/v1/jobs:validate", json=mlp_spec("train"), headers=auth)
+    assert report.status_code == 200, report.data
+    assert (report.get_json()["dataset_id"], report.get_json()["n_samples"]) == (newer, 30)
+    job = submit(client, auth, mlp_spec("train")).get_json()
+    assert (job["dataset_id"], job["spec"]["dataset"]) == (newer, "train")
+    # A newer upload under the name does not move a job already submitted.
+    upload_csv(client, auth, n=45, name="train", seed=2)
+    assert client.get(f"/v1/jobs/{job['id']}", headers=auth).get_json()["dataset_id"] == newer
+    # An id still names its own dataset; ids win over names; a builtin has no dataset_id.
+    by_id = client.post("/v1/jobs:validate", json=mlp_spec(older), headers=auth).get_json()
+    assert (by_id["dataset_id"], by_id["n_samples"]) == (older, 60)
+    builtin = client.post("/v1/jobs:validate", headers=auth,
+                          json=mlp_spec("builtin:digits", outputs=10)).get_json()
+    assert builtin["dataset_id"] is None
+    body = assert_problem(client.post("/v1/jobs", json=mlp_spec("nameless"), headers=auth), 422)
+    assert body["errors"] == [{"field": "dataset",
+                               "message": "no dataset with id or name 'nameless'"}]
 
 
 def test_submit_is_202_with_location_and_a_broker_message(

@@ -89,3 +89,15 @@ def test_stored_bytes_counts_datasets_and_checkpoints_per_tenant(s: Session) -> 
     assert usage.stored_bytes(s, acme.id) == 130
     assert usage.stored_bytes(s, globex.id) == 1000
     assert usage.stored_bytes(s, "ten_nobody") == 0
+
+
+def test_newest_named_and_with_sha256_stay_within_the_tenant(s: Session) -> None:
+    acme, globex = make_tenant(s, "acme"), make_tenant(s, "globex")
+    first, second = add(s, acme.id, "train"), add(s, acme.id, "train")
+    add(s, globex.id, "train")
+    add(s, acme.id, "test")
+    assert datasets.newest_named(s, acme.id, "train") is second  # later created_at / id
+    assert datasets.newest_named(s, acme.id, "nope") is None
+    assert [r.id for r in datasets.with_sha256(s, acme.id, "a" * 64)] == [
+        first.id, second.id, datasets.newest_named(s, acme.id, "test").id]  # type: ignore[union-attr]
+    assert datasets.with_sha256(s, acme.id, "b" * 64) == []

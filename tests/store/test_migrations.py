@@ -124,3 +124,27 @@ def test_stored_checkpoint_bytes_survive_the_move_into_parts_and_back(db_url: st
     assert {key: bytes(value) for key, value in stored.items() if key == "ckpt_1"} == {
         "ckpt_1": blob}
     assert sorted(bytes(value) for value in stored.values()) == sorted([blob, parted])
+
+
+def test_revision_0008_indexes_datasets_by_name_and_sha256_and_drops_them_again(
+    db_url: str,
+) -> None:
+    from alembic import command
+
+    def dataset_indexes() -> dict[str, list[str | None]]:
+        engine = make_engine(db_url)
+        try:
+            return {ix["name"]: ix["column_names"]
+                    for ix in sa.inspect(engine).get_indexes("datasets") if ix["name"]}
+        finally:
+            engine.dispose()
+
+    upgrade_to_head(db_url)
+    indexes = dataset_indexes()
+    assert indexes["ix_datasets_tenant_name"] == ["tenant_id", "name", "created_at"]
+    assert indexes["ix_datasets_tenant_sha256"] == ["tenant_id", "sha256"]
+    command.downgrade(alembic_config(db_url), "0008-1")
+    assert not {"ix_datasets_tenant_name", "ix_datasets_tenant_sha256"} & set(dataset_indexes())
+    assert "ix_datasets_tenant_created" in dataset_indexes()
+    upgrade_to_head(db_url)
+    assert schema_diff(db_url) == []
