@@ -26,7 +26,7 @@ import io
 import json
 import os
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,7 @@ Array = NDArray[Any]
 FORMAT_VERSION = 3
 READABLE_FORMATS = (1, 2, 3)
 SPEC_KEY = "__spec__"
+CLASSES_KEY = "__classes__"
 STATE_KEY = "__state__"
 HISTORY_KEY = "__history__"
 OPTIM_PREFIX = "__optim__/"
@@ -103,11 +104,24 @@ def _savez(arrays: Mapping[str, Array]) -> bytes:
     return buffer.getvalue()
 
 
-def _public_arrays(network: Network) -> dict[str, Array]:
+def class_array(classes: Sequence[Any]) -> Array:
+    """``__classes__``: a plain int64 array for integer labels, else a unicode array (labels
+    read from a CSV or JSON target are strings): both load with ``allow_pickle=False``."""
+    labels = list(classes)
+    if labels and all(isinstance(c, int | np.integer) and not isinstance(c, bool)
+                      for c in labels):
+        return np.asarray(labels, dtype=np.int64)
+    return np.asarray([str(c) for c in labels], dtype=np.str_)
+
+
+def _public_arrays(network: Network, classes: Sequence[Any] | None = None) -> dict[str, Array]:
     arrays: dict[str, Array] = {**network.params, **network.buffers}
     arrays[SPEC_KEY] = _json_array(model_spec_dict(network.spec))
     if network.preprocessing is not None:
         arrays.update(network.preprocessing.to_arrays())
+    labels = network.classes if classes is None else classes
+    if labels:
+        arrays[CLASSES_KEY] = class_array(labels)
     return arrays
 
 
@@ -129,9 +143,11 @@ def _layer_dict(layer: Any) -> dict[str, Any]:
     return layer.to_dict()  # type: ignore[no-any-return]
 
 
-def export_weights_npz(network: Network) -> bytes:
-    """The public ``weights.npz``: params and buffers by name, ``__spec__``, preprocessing."""
-    return _savez(_public_arrays(network))
+def export_weights_npz(network: Network, classes: Sequence[Any] | None = None) -> bytes:
+    """The public ``weights.npz``: params and buffers by name, ``__spec__``, preprocessing,
+    and ``__classes__`` (the label of each output unit) from ``classes``, else from
+    ``network.classes``, when there are any."""
+    return _savez(_public_arrays(network, classes))
 
 
 def dump_checkpoint(state: TrainingState) -> bytes:
@@ -293,6 +309,8 @@ def load_checkpoint(source: bytes | str | os.PathLike[str], *,
     if loss is None:
         network.loss_link = "identity"
     network.preprocessing = preprocessing
+    if CLASSES_KEY in arrays:
+        network.classes = arrays[CLASSES_KEY].tolist()
     return network
 
 

@@ -44,6 +44,9 @@ class Network:
     weight_names : the names L1/L2 penalise (each layer's ``penalized``: dense/conv weights)
     rng : the Generator that initialised the weights and draws dropout masks
     preprocessing : object with ``apply(X)`` run by :meth:`predict` first, or None
+    classes : the label of each output unit (of a single sigmoid output: of 0 and 1), when
+        known: read from a ``weights.npz``'s ``__classes__`` and written back by
+        :func:`core.checkpoint.export_weights_npz`; None otherwise
     """
 
     def __init__(self, layers: Sequence[Layer], input_shape: Sequence[int], dtype: DTypeLike,
@@ -56,6 +59,7 @@ class Network:
         self.loss_link = loss_link
         self.loss_name = loss_name
         self.preprocessing = preprocessing
+        self.classes: list[Any] | None = None
         self.spec = spec
         self._rng = rng if rng is not None else np.random.default_rng(0)
         self.shapes: list[Shape] = []

@@ -18,6 +18,7 @@ from flask import Response, jsonify, request
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api.common import not_found
+from service.api.data import job_labels
 from service.api.npz_guard import DECOMPRESSION_FACTOR, check_npz
 from service.app import read_session, services, transaction
 from service.auth import current_tenant
@@ -134,8 +135,14 @@ def download_weights(path: CheckpointPath) -> Response:
 
     with read_session() as session:
         row = find_checkpoint(session, path.checkpoint_id)
+        labels = None
+        if row.job_id is not None:  # a trained checkpoint: its job's dataset has the labels
+            from store import jobs as store_jobs
+
+            job = store_jobs.get_job(session, current_tenant(), row.job_id)
+            labels = job_labels(session, current_tenant(), job) if job else None
     network = network_for(row.id)
-    payload = export_weights_npz(network)
+    payload = export_weights_npz(network, classes=labels)
     return Response(payload, mimetype=NPZ, headers={
         "Content-Disposition": f'attachment; filename="{row.id}.npz"',
     })

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from service.errors import validation_error
+from service.errors import ApiError, validation_error
 from service.model_cache import ModelCache
 
 BUILTIN_PREFIX = "builtin:"
@@ -131,3 +131,24 @@ def dataset_sha256(session: Session, job: Any) -> str | None:
         data = builtin(reference.removeprefix(BUILTIN_PREFIX))
         return arrays_sha256({"X": data.X, "y": data.y})
     return None
+
+
+def job_labels(session: Session, tenant_id: str, job: Any) -> list[Any] | None:
+    """The class labels of a classification job's dataset (the label of each output unit),
+    so predictions and `weights.npz` speak the user's labels; None for a regression job or
+    a dataset deleted since (then predictions are class indices)."""
+    from core.spec.training import CLASSIFICATION_LOSSES
+
+    spec = job.spec if isinstance(job.spec, dict) else {}
+    if (spec.get("loss") or {}).get("type") not in CLASSIFICATION_LOSSES:
+        return None
+    # The id the job resolved its dataset to: a name may point at a newer upload since.
+    ref = job.dataset_id or spec.get("dataset")
+    if not isinstance(ref, str):
+        return None
+    try:
+        dataset = resolve(session, tenant_id, ref)
+    except ApiError:
+        return None
+    classes = getattr(dataset, "classes", None)
+    return list(classes) if classes is not None else None

@@ -17,6 +17,7 @@ import numpy as np
 from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
 
+from service.api import data
 from service.api.checkpoints import find_checkpoint, network_for
 from service.api.common import not_found
 from service.app import read_session, services
@@ -180,7 +181,8 @@ def run_prediction(target: Target, inputs: list[Any],
     X = checked_inputs(inputs, tuple(network.input_shape), network.dtype)
     with np.errstate(all="ignore"):
         outputs = np.asarray(network.predict(X), dtype=np.float64)
-    classes = _classes(network, outputs, target.labels)
+    # An imported weights.npz may carry its own labels (`__classes__`).
+    classes = _classes(network, outputs, target.labels or network.classes)
     # json.dumps straight into the Response: jsonify's provider (sorted keys, a `default`
     # hook for types this payload never holds) was a third of predict's JSON time.
     answer = {"checkpoint_id": target.checkpoint_id,
@@ -217,7 +219,7 @@ def predict_job(path: JobPath, body: PredictBody) -> Response:
     if target is None:
         with read_session() as session:
             job, row = _job_checkpoint(session, path.job_id, body.checkpoint)
-            target = Target(row.id, _labels_of(session, job))
+            target = Target(row.id, data.job_labels(session, current_tenant(), job))
         if job.status in TERMINAL:
             _targets().put(key, target)
     return run_prediction(target, body.inputs)
@@ -237,23 +239,8 @@ def predict_checkpoint(path: CheckpointPath, body: PredictBody) -> Response:
                 from store import jobs as store_jobs
 
                 job = store_jobs.get_job(session, current_tenant(), row.job_id)
-                labels = _labels_of(session, job) if job is not None else None
+                labels = (data.job_labels(session, current_tenant(), job)
+                          if job is not None else None)
             target = Target(row.id, labels)
         _targets().put(key, target)
     return run_prediction(target, body.inputs)
-
-
-def _labels_of(session: Any, job: Any) -> list[Any] | None:
-    """The class labels of the job's dataset, so predictions speak the user's labels."""
-    from service.api import data
-
-    # The id the job resolved its dataset to: a name may point at a newer upload since.
-    ref = job.dataset_id or (job.spec.get("dataset") if isinstance(job.spec, dict) else None)
-    if not isinstance(ref, str):
-        return None
-    try:
-        dataset = data.resolve(session, current_tenant(), ref)
-    except ApiError:
-        return None  # the dataset was deleted since: fall back to class indices
-    classes = getattr(dataset, "classes", None)
-    return list(classes) if classes is not None else None

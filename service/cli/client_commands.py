@@ -275,7 +275,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     inputs = read_inputs(args.input)
     with _client(args) as client:
         result = client.predict(args.target, inputs, checkpoint=args.checkpoint)
-    _print_json(result) if args.json else view.console().print(view.predictions_table(result))
+    if args.json:
+        _print_json(result)
+    else:
+        view.console().print(view.predictions_table(result))
+        view.console().print(f"answered by checkpoint {result.get('checkpoint_id')}")
     return OK
 
 

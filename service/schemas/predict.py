@@ -20,8 +20,14 @@ class PredictBody(BaseModel):
 
 
 class PredictOut(BaseModel):
-    checkpoint_id: str = Field(..., description="the checkpoint that answered")
+    checkpoint_id: str = Field(
+        ..., description="the checkpoint that answered: what `best`, `latest`, an alias or the "
+        "id resolved to")
     model: dict[str, Any] | None = Field(
         None, description='POST /v1/models/{name}/predict: {"name", "version"} that answered')
-    outputs: list[Any]
-    classes: list[Any] | None = None
+    outputs: list[Any] = Field(
+        ..., description="per row: softmax/sigmoid probabilities for a classification loss, "
+        "else the raw outputs")
+    classes: list[Any] | None = Field(
+        None, description="per row: the predicted class's label (the training data's, or the "
+        "imported weights.npz's `__classes__`; else its index); null for raw outputs")

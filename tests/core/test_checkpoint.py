@@ -70,6 +70,25 @@ def test_weights_npz_holds_exactly_the_design_arrays() -> None:
         result.network.preprocessing.apply(X[:4]), training=False), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(("classes", "dtype_kind"), [
+    (["cat", "dog", "émeu"], "U"), ([3, 5, 7], "i")])
+def test_weights_npz_records_the_class_labels_as_a_plain_array(
+    classes: list[Any], dtype_kind: str
+) -> None:
+    X, y = data()
+    network = train(SPEC, X, y).network
+    assert "__classes__" not in npz(export_weights_npz(network))  # none known: none written
+    arrays = npz(export_weights_npz(network, classes=classes))  # read without pickle
+    labels = arrays["__classes__"]
+    assert labels.dtype.kind == dtype_kind and labels.tolist() == classes
+    logits = network.forward(network.preprocessing.apply(X[:5]), training=False)
+    assert labels[logits.argmax(axis=1)].tolist() == [classes[i] for i in logits.argmax(1)]
+    # A loaded weights.npz keeps its labels, and exports them again.
+    loaded = load_checkpoint(export_weights_npz(network, classes=classes), loss="cross_entropy")
+    assert loaded.classes == classes
+    assert npz(export_weights_npz(loaded))["__classes__"].tolist() == classes
+
+
 def test_no_member_of_a_checkpoint_is_pickled() -> None:
     X, y = data()
     result = train(SPEC, X, y)

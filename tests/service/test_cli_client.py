@@ -115,8 +115,11 @@ def test_submit_watch_metrics_checkpoints_download_predict(
     np.testing.assert_allclose(result["outputs"], numpy_predict(target.read_bytes(), rows),
                                rtol=1e-4, atol=1e-6)
     (tmp_path / "rows.json").write_text(json.dumps({"inputs": rows.tolist()}))
+    code, out, _ = run(capsys, "predict", job_id, str(tmp_path / "rows.json"), "--json")
+    answered = json.loads(out)["checkpoint_id"]  # what "best" resolved to
+    assert answered in [c["id"] for c in checkpoints]
     code, out, _ = run(capsys, "predict", job_id, str(tmp_path / "rows.json"))
-    assert code == 0 and "confidence" in out
+    assert code == 0 and "confidence" in out and f"answered by checkpoint {answered}" in out
 
     code, out, _ = run(capsys, "watch", job_id, "--json")
     lines = [json.loads(line) for line in out.splitlines()]

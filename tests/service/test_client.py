@@ -321,3 +321,33 @@ def test_rate_limited_requests_wait_for_retry_after_then_succeed(tmp_path: Any) 
         elapsed = time.monotonic() - started
     # Five requests at two per second: the client slept through at least one Retry-After.
     assert elapsed >= 1.0
+
+
+def test_weights_npz_carries_the_class_labels_and_an_import_predicts_with_them(
+    ws: WeightsmithClient, session_factory: Any, settings: Settings
+) -> None:
+    labelled = blobs_csv().decode().replace(",0\n", ",dog\n").replace(",1\n", ",cat\n")
+    dataset = ws.upload_dataset(labelled.encode(), filename="pets.csv")
+    assert dataset["classes"] == ["cat", "dog"]  # sorted: output unit 0 is "cat"
+    job = ws.submit(tiny_spec(dataset["id"]))
+    assert run_job(session_factory, settings, job["id"]) == "succeeded"
+    ckpt = ws.checkpoints(job["id"])[-1]["id"]
+    payload = ws.download_weights(ckpt)
+    w = np.load(io.BytesIO(payload), allow_pickle=False)
+    assert w["__classes__"].dtype.kind == "U" and w["__classes__"].tolist() == ["cat", "dog"]
+    rows = np.array([[-1.5, -1.4], [1.6, 1.5]])  # a "dog" (label 0 blob), a "cat"
+    mapped = w["__classes__"][numpy_predict(payload, rows).argmax(axis=1)].tolist()
+    assert mapped == ws.predict(ckpt, rows)["classes"] == ["dog", "cat"]
+    imported = ws.import_checkpoint(payload, loss="cross_entropy")
+    assert ws.predict(imported["id"], rows)["classes"] == ["dog", "cat"]
+    assert np.load(io.BytesIO(ws.download_weights(imported["id"])),
+                   allow_pickle=False)["__classes__"].tolist() == ["cat", "dog"]
+    # A regression job has no classes to record, whatever its targets look like.
+    regression = {**tiny_spec(dataset["id"]), "loss": {"type": "mse"}}
+    regression["model"]["layers"][-1]["units"] = 1
+    numeric = ws.upload_dataset(blobs_csv(), filename="blobs.csv")
+    job = ws.submit({**regression, "dataset": numeric["id"]})
+    assert run_job(session_factory, settings, job["id"]) == "succeeded"
+    ckpt = ws.checkpoints(job["id"])[-1]["id"]
+    assert "__classes__" not in np.load(io.BytesIO(ws.download_weights(ckpt)),
+                                        allow_pickle=False).files
