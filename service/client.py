@@ -199,8 +199,11 @@ class WeightsmithClient:
         files = {"file": (filename, data, "application/octet-stream")}
         return self._json("POST", "/v1/datasets", files=files, data=form)
 
-    def list_datasets(self, page_size: int = 50) -> Iterator[dict[str, Any]]:
-        return self._pages("/v1/datasets", {"limit": page_size})
+    def list_datasets(self, page_size: int = 50, *, builtin: bool = False
+                      ) -> Iterator[dict[str, Any]]:
+        """Your uploaded datasets, newest first; `builtin=True`: the builtin ones instead."""
+        params = {"limit": page_size, "builtin": "true" if builtin else None}
+        return self._pages("/v1/datasets", params)
 
     def get_dataset(self, dataset_id: str) -> dict[str, Any]:
         return self._json("GET", f"/v1/datasets/{dataset_id}")

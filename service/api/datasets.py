@@ -23,11 +23,12 @@ from service.app import read_session, services, transaction
 from service.auth import current_tenant
 from service.errors import ApiError, validation_error
 from service.limits import check_storage
-from service.schemas.common import PageQuery, responses
+from service.schemas.common import responses
 from service.schemas.datasets import (
     NAME_PATTERN,
     TARGET_PATTERN,
     UPLOAD_BODY,
+    DatasetListQuery,
     DatasetOut,
     DatasetPage,
     DatasetPath,
@@ -168,8 +169,10 @@ def upload_dataset(query: DatasetUploadQuery) -> tuple[Response, int, dict[str, 
 
 
 @bp.get("/datasets", responses=responses({200: DatasetPage}))
-def list_datasets(query: PageQuery) -> Response:
-    """List your uploaded datasets, newest first (builtins: GET /v1/datasets/builtin:<name>)."""
+def list_datasets(query: DatasetListQuery) -> Response:
+    """List your uploaded datasets, newest first; `?builtin=true` lists the builtin ones."""
+    if query.builtin:
+        return jsonify(items=[builtin_json(n) for n in data.builtin_names()], next_cursor=None)
     from store import datasets as store_datasets
 
     with read_session() as session:

@@ -356,6 +356,8 @@ def cmd_datasets_delete(args: argparse.Namespace) -> int:
 def cmd_datasets_list(args: argparse.Namespace) -> int:
     with _client(args) as client:
         items = list(client.list_datasets())
+        if not args.uploaded:
+            items += client.list_datasets(builtin=True)
     _print_json(items) if args.json else view.console().print(view.datasets_table(items))
     return OK
 
@@ -493,5 +495,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("file")
     p.add_argument("--name")
     p.add_argument("--target", help="CSV target column (default the last)")
-    add("list", cmd_datasets_list, "list your data sets", sub)
+    p = add("list", cmd_datasets_list, "list your data sets, then the builtin ones", sub)
+    p.add_argument("--uploaded", action="store_true", help="only the data sets you uploaded")
     add("delete", cmd_datasets_delete, "delete a data set", sub).add_argument("dataset")

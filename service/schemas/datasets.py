@@ -1,4 +1,4 @@
-"""Dataset upload parameters and the dataset resource (docs/api.md)."""
+"""Dataset upload and listing parameters and the dataset resource (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from service.schemas.common import ID_PATTERN
+from service.schemas.common import ID_PATTERN, PageQuery
 
 # Names end up in logs, terminals, HTML and file names on a user's disk: a conservative
 # alphabet refuses control characters, quotes, path separators and "..", whatever they aim at.
@@ -20,6 +20,12 @@ class DatasetUploadQuery(BaseModel):
         None, pattern=TARGET_PATTERN,
         description="CSV: the target column (name or 0-based index); default the last column",
     )
+
+
+class DatasetListQuery(PageQuery):
+    builtin: bool = Field(
+        False, description="true: list the builtin datasets (`builtin:<name>`, one page) "
+        "instead of your uploads")
 
 
 class DatasetPath(BaseModel):

@@ -166,6 +166,9 @@ def test_datasets_upload_and_list(env: str, tmp_path: Path,
     assert code == 0 and uploaded["id"] in [d["id"] for d in json.loads(out)]
     code, out, _ = run(capsys, "datasets", "list")
     assert code == 0 and uploaded["id"] in out and "blobs" in out
+    assert "builtin:digits" in out and "builtin:spirals" in out  # what a spec can also name
+    code, out, _ = run(capsys, "datasets", "list", "--uploaded", "--json")
+    assert code == 0 and [d["id"] for d in json.loads(out)] == [uploaded["id"]]
     code, out, _ = run(capsys, "datasets", "delete", uploaded["id"])
     assert code == 0 and f"deleted {uploaded['id']}" in out
     code, _, err = run(capsys, "datasets", "delete", uploaded["id"])

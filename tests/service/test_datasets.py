@@ -86,6 +86,22 @@ def test_builtin_datasets_are_readable_not_deletable(client: FlaskClient,
     assert_problem(client.delete("/v1/datasets/builtin:digits", headers=auth), 409)
 
 
+def test_builtin_datasets_are_listed_with_a_flag(client: FlaskClient,
+                                                 auth: dict[str, str]) -> None:
+    from core.datasets import BUILTINS
+
+    mine = upload_csv(client, auth)["id"]
+    page = client.get("/v1/datasets?builtin=true", headers=auth).get_json()
+    assert [d["id"] for d in page["items"]] == [f"builtin:{n}" for n in sorted(BUILTINS)]
+    assert page["next_cursor"] is None
+    digits = next(d for d in page["items"] if d["id"] == "builtin:digits")
+    assert digits == client.get("/v1/datasets/builtin:digits", headers=auth).get_json()
+    assert (digits["n_rows"], digits["x_shape"], digits["builtin"]) == (1797, [1797, 64], True)
+    assert [d["id"] for d in listed(client, auth)] == [mine]  # the default: uploads only
+    assert [d["id"] for d in client.get("/v1/datasets?builtin=false",
+                                        headers=auth).get_json()["items"]] == [mine]
+
+
 def test_another_tenants_dataset_is_404(client: FlaskClient, auth: dict[str, str],
                                         other_auth: dict[str, str]) -> None:
     ident = upload_csv(client, auth)["id"]
