@@ -236,3 +236,37 @@ def test_webhooks_page_lists_each_delivery_attempt(
     assert f'data-webhook="{hook["id"]}"' in dom
     assert 'class="delivery delivery-pending"' in dom  # refused: retried later
     assert "ConnectError" in dom
+
+
+def test_an_early_stopped_job_reads_complete_and_a_failure_reason_is_shown(
+    served: Served, tmp_path: Path
+) -> None:
+    from tests.e2e.conftest import TINY_DIGITS, wait_finished
+
+    early = {**TINY_DIGITS, "name": "dashboard-early",
+             "optimizer": {"type": "sgd", "learning_rate": 1e-30},  # no progress: stops early
+             "training": {**TINY_DIGITS["training"], "epochs": 20,
+                          "early_stopping": {"monitor": "val_loss", "patience": 1}}}
+    wild = {**TINY_DIGITS, "name": "dashboard-diverged",
+            "optimizer": {"type": "sgd", "learning_rate": 1e30}}
+    with served.client() as client:
+        stopped = wait_finished(client, client.submit(early)["id"])
+        failed = wait_finished(client, client.submit(wild)["id"])
+    assert (stopped["status"], stopped["stop_reason"]) == ("succeeded", "early_stopping")
+    assert stopped["progress"]["epoch"] < 20
+    assert (failed["stop_reason"], failed["status"]) == ("diverged", "failed")
+    assert failed["failure_reason"]
+
+    dom = headless(f"{served.url}/#key={served.api_key}", tmp_path / "profile", "--dump-dom")
+    row = re.search(rf'<tr data-job-id="{stopped["id"]}">(.*?)</tr>', dom, re.S)
+    assert row and f'{stopped["progress"]["epoch"]}/20 (100%)' in row.group(1)
+    row = re.search(rf'<tr data-job-id="{failed["id"]}">(.*?)</tr>', dom, re.S)
+    assert row and f'diverged; {failed["failure_reason"]}' in row.group(1)
+
+    page = headless(f"{served.url}/jobs/{stopped['id']}#key={served.api_key}",
+                    tmp_path / "profile-early", "--dump-dom")
+    assert 'id="job-progress-bar" style="width: 100%;"' in page
+    page = headless(f"{served.url}/jobs/{failed['id']}#key={served.api_key}",
+                    tmp_path / "profile-failed", "--dump-dom")
+    summary = re.search(r'<p id="job-summary">(.*?)</p>', page, re.S)
+    assert summary and f'diverged; {failed["failure_reason"]}' in summary.group(1)
