@@ -358,5 +358,5 @@ def test_validate_runs_submit_s_checks_on_a_dataset_file_beside_the_spec(
     code, out, err = run(capsys, "validate", write_spec(tmp_path, tiny_spec("three.csv")))
     assert code == 3 and "422" in err
     assert "dataset: y row 3: label 2 is outside 0..1" in " ".join(err.split())
-    code, out, _ = run(capsys, "datasets", "list", "--json")
+    code, out, _ = run(capsys, "datasets", "list", "--uploaded", "--json")
     assert len(json.loads(out)) == 2  # blobs.csv once, three.csv
