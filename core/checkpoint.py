@@ -120,9 +120,16 @@ def _public_arrays(network: Network, classes: Sequence[Any] | None = None) -> di
     if network.preprocessing is not None:
         arrays.update(network.preprocessing.to_arrays())
     labels = network.classes if classes is None else classes
-    if labels:
+    if labels and _labels_fit(network, len(labels)):
         arrays[CLASSES_KEY] = class_array(labels)
     return arrays
+
+
+def _labels_fit(network: Network, count: int) -> bool:
+    """One label per output unit, or two for a single (sigmoid) output: otherwise a user
+    indexing ``__classes__`` by an output's argmax could miss, so none are written."""
+    units = int(np.prod(network.output_shape))
+    return count == units or (units == 1 and count == 2)
 
 
 def model_spec_dict(model_spec: Any) -> dict[str, Any]:

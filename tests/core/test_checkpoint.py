@@ -87,6 +87,8 @@ def test_weights_npz_records_the_class_labels_as_a_plain_array(
     loaded = load_checkpoint(export_weights_npz(network, classes=classes), loss="cross_entropy")
     assert loaded.classes == classes
     assert npz(export_weights_npz(loaded))["__classes__"].tolist() == classes
+    # Labels that do not name every output unit (3 units here) are not written.
+    assert "__classes__" not in npz(export_weights_npz(network, classes=classes[:2]))
 
 
 def test_no_member_of_a_checkpoint_is_pickled() -> None:
