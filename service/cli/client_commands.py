@@ -149,7 +149,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     spec = _read_spec(args.spec)
     with _client(args) as client:
         report = client.validate(with_local_dataset(client, args, spec))
-    _print_json(report) if args.json else view.console().print(view.dry_run_table(report))
+    if args.json:
+        _print_json(report)
+        return OK
+    view.console().print(view.dry_run_table(report))
+    if report.get("dataset_id"):  # what a name (or the file uploaded) resolved to
+        view.console().print(f"dataset {report['dataset_id']}: {report.get('n_samples')} rows")
     return OK
 
 
