@@ -351,7 +351,7 @@ def test_validate_runs_submit_s_checks_on_a_dataset_file_beside_the_spec(
     code, out, _ = run(capsys, "validate", other, "--dataset", str(tmp_path / "blobs.csv"),
                        "--json")
     assert code == 0 and json.loads(out)["dataset_id"] == report["dataset_id"]
-    code, out, _ = run(capsys, "validate", spec)
+    code, out, _ = run(capsys, "validate", other, "--dataset", str(tmp_path / "blobs.csv"))
     assert code == 0 and f"dataset {report['dataset_id']}: 80 rows" in out
     # Labels against the output units, as submit checks them: 2 units, labels 0, 1 and 2.
     from tests.service.helpers import blobs, csv_bytes
