@@ -1,7 +1,7 @@
 """indexes of each tenant's datasets by name and by content hash
 
 Revision ID: 0008
-Revises: 0010
+Revises: 0014
 Create Date: 2026-12-04 12:00:00+00:00
 
 A job spec may name an uploaded dataset by its name (the newest of the tenant's datasets
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = '0008'
-down_revision: str | Sequence[str] | None = '0010'
+down_revision: str | Sequence[str] | None = '0014'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -94,7 +94,10 @@ def fork_job(path: JobPath, body: ForkBody) -> tuple[Response, int, dict[str, st
             raise validation_error("overrides.model", "a fork keeps its parent's architecture "
                                    "(its weights must fit); start a new job instead")
         raw = merged(parent.spec, body.overrides)
-        spec, _, _ = checked_spec(session, tenant, raw)
+        if "dataset" not in body.overrides and parent.dataset_id is not None:
+            # The parent's data, not whatever its dataset's name names now (the newest upload).
+            raw["dataset"] = parent.dataset_id
+        spec, _, report = checked_spec(session, tenant, raw)
         child = spec.to_dict()
         if body.optimizer_state == "keep":
             for key in KEPT_BY_STATE:
@@ -107,7 +110,7 @@ def fork_job(path: JobPath, body: ForkBody) -> tuple[Response, int, dict[str, st
                                        f"checkpoint's epoch ({checkpoint.epoch}) to train on "
                                        "with keep")
         outcome = store_jobs.submit(
-            session, tenant, child, _dataset_id(child), None, None,
+            session, tenant, child, report["dataset_id"], None, None,
             cap=limits.max_concurrent_jobs, first_event=("status", QUEUED_EVENT))
         if outcome.job is None:
             raise quota_exceeded(outcome.active, limits)
@@ -116,10 +119,3 @@ def fork_job(path: JobPath, body: ForkBody) -> tuple[Response, int, dict[str, st
         out = job_json(outcome.job, lineage.links(session, outcome.job["id"]))
     services().dispatcher.train_job(out["id"])
     return jsonify(out), 202, {"Location": f"/v1/jobs/{out['id']}"}
-
-
-def _dataset_id(spec: Mapping[str, Any]) -> str | None:
-    from service.api import data
-
-    reference = str(spec.get("dataset"))
-    return None if reference.startswith(data.BUILTIN_PREFIX) else reference

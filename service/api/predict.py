@@ -170,7 +170,7 @@ def labels_for_checkpoint(session: Any, checkpoint_id: str, job_id: str | None
         from store import jobs as store_jobs
 
         job = store_jobs.get_job(session, current_tenant(), job_id)
-        labels = _labels_of(session, job) if job is not None else None
+        labels = data.job_labels(session, current_tenant(), job) if job is not None else None
     _targets().put(key, Target(checkpoint_id, labels))
     return labels
 

@@ -111,3 +111,17 @@ def test_bad_forks_are_refused_naming_the_field(
         assert field in {e["field"] for e in problem.get("errors", [])}, (body, problem)
     assert_problem(client.post(f"/v1/jobs/{parent}/fork", json={}, headers=other_auth), 404)
     assert len(client.get("/v1/jobs", headers=auth).get_json()["items"]) == 1
+
+
+def test_a_fork_of_a_job_that_named_its_dataset_trains_on_the_parent_s_data(
+        client: FlaskClient, auth: dict[str, str], session_factory: Any,
+        settings: Settings) -> None:
+    first = upload_csv(client, auth, name="train")["id"]
+    parent = trained(client, auth, session_factory, settings, spec_of("train"))
+    upload_csv(client, auth, n=30, name="train", seed=1)  # the name now means newer data
+    response = client.post(f"/v1/jobs/{parent}/fork", headers=auth,
+                           json={"epoch": 2, "optimizer_state": "keep"})
+    assert response.status_code == 202, response.data
+    child = response.get_json()
+    assert child["dataset_id"] == first
+    assert JobRunner(session_factory, settings, child["id"], "fork-worker").run() == "succeeded"
