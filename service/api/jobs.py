@@ -70,8 +70,9 @@ def checked_spec(
     session: Any, tenant: str, body: dict[str, Any]
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Parse the spec (core.spec), resolve its dataset, check the labels against the output
-    units (core.datasets.validate_for_spec) and the service's limits (README: Configuration): every check a
-    submission runs, so the dry run (`/v1/jobs:validate`) passes exactly what submit would.
+    units (core.datasets.validate_for_spec) and the service's limits (README: Configuration):
+    every check a submission runs, so the dry run (`/v1/jobs:validate`) passes exactly what
+    submit would.
 
     Returns (spec, dataset, dry-run report); any violation is a 422 naming the field.
     """
