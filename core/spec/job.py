@@ -44,9 +44,10 @@ NAME = Param("name", "string", None, example="digits-mlp",
              doc="A label for the job, shown in listings.")
 DATASET = Param(
     "dataset", "string", None, example="builtin:digits",
-    doc=f"An uploaded dataset's id (POST /v1/datasets), or {BUILTIN_PREFIX}<name> for a "
-        "dataset that ships with Weightsmith (GET /v1/datasets lists them). Required to "
-        "submit a job.")
+    doc=f"An uploaded dataset's id or name (POST /v1/datasets; a name shared by several "
+        "uploads means the newest, and an id wins over a name that spells it), or "
+        f"{BUILTIN_PREFIX}<name> for a dataset that ships with Weightsmith (GET "
+        "/v1/datasets?builtin=true lists them). Required to submit a job.")
 INIT_CHECKPOINT = Param(
     "init_checkpoint", "string", None, example="ckpt_01M8DHMEH6YQ12TB2SA0YE74HP",
     doc="A checkpoint id whose weights start the training (warm start); its model must "
@@ -80,7 +81,7 @@ def raise_collected(errors: list[SpecError]) -> None:
 class Spec:
     """A validated job spec; attribute names are the JSON keys (:data:`JOB_PARAMS`).
 
-    ``dataset`` is an uploaded dataset id or ``builtin:<name>``; it may be None when the
+    ``dataset`` is an uploaded dataset's id or name or ``builtin:<name>``; it may be None when the
     caller passes arrays itself (``core.train``).
     """
 

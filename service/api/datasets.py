@@ -120,8 +120,11 @@ def _read_upload(query: DatasetUploadQuery) -> tuple[bytes, str, str | None, str
     openapi_extensions={"requestBody": UPLOAD_BODY},
 )
 def upload_dataset(query: DatasetUploadQuery) -> tuple[Response, int, dict[str, str]]:
-    """Upload a dataset (CSV, NPZ or JSON); 201, or 200 with the dataset you already
-    uploaded with the same bytes (and `target`): nothing more is stored or counted."""
+    """Upload a dataset (CSV, NPZ or JSON).
+
+    201 with the new dataset, or 200 with the one you already uploaded with the same bytes
+    (read the same way: the same `target`): nothing more is stored or counted.
+    """
     from core.datasets import DatasetLimits, parse_dataset
 
     raw, fmt, name, target = _read_upload(query)

@@ -72,3 +72,14 @@ def test_history_is_utf8_json_with_the_documented_metrics(result: TrainResult) -
     entries = json.loads(history.tobytes().decode("utf-8"))
     described = set(re.findall(r'"(\w+)"', row("__history__")))
     assert entries and all(set(entry) <= described for entry in entries), entries[0]
+
+
+def test_classes_are_the_documented_plain_array(result: TrainResult) -> None:
+    from core.checkpoint import export_weights_npz
+
+    assert "__classes__" not in arrays(result.weights_npz())  # core knows no labels itself
+    w = arrays(export_weights_npz(result.network, classes=["no", "yes"]))
+    assert w["__classes__"].dtype.kind == "U" and w["__classes__"].shape == (2,)
+    w = arrays(export_weights_npz(result.network, classes=[0, 1]))
+    assert w["__classes__"].dtype == np.int64
+    assert "`int64`" in row("__classes__") and "unicode" in row("__classes__")
