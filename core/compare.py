@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from core.spec.optim import MONITORS, default_mode
+from core.monitors import MONITORS, direction
 
 #: What a path holds in a spec that lacks it (another optimizer type, a missing schedule).
 ABSENT: Any = None
@@ -71,7 +71,7 @@ def metric_summary(history: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, 
     """Each metric's best value and epoch (for metrics with a direction) and its last value.
 
     ``history`` is a run's per-epoch rows, oldest first (``[{"epoch": 1, "loss": ...}]``).
-    Best follows :func:`core.spec.optim.default_mode` (accuracies up, losses down); the
+    Best follows :func:`core.monitors.direction` (accuracies up, losses down); the
     learning rate and the epoch's seconds have no better side, so their ``best`` is None.
     Missing values (a diverged epoch's NaN) are skipped.
     """
@@ -87,7 +87,7 @@ def metric_summary(history: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, 
             if name not in MONITORS:
                 continue
             best = entry["best"]
-            better = (best is None or (value > best if default_mode(name) == "max"
+            better = (best is None or (value > best if direction(name) == "max"
                                        else value < best))
             if better:
                 entry["best"], entry["best_epoch"] = value, epoch

@@ -2,8 +2,7 @@
 
 Keras semantics: an epoch improves when it beats the best by more than ``min_delta`` in the
 monitored direction; after ``patience`` epochs in a row without improvement training stops.
-``mode="auto"`` reads the direction from the name: ``*accuracy`` is maximised, anything
-else (``loss``, ``val_loss``, ``mae``...) minimised.
+``mode="auto"`` takes the metric's direction from :func:`core.monitors.direction`.
 """
 
 from __future__ import annotations
@@ -12,24 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-
-def resolve_mode(monitor: str, mode: str | None = "auto") -> str:
-    """``"min"`` or ``"max"`` for ``monitor`` (``mode`` "auto"/None reads the name)."""
-    if mode in ("min", "max"):
-        return mode
-    return "max" if monitor.endswith("accuracy") else "min"
-
-
-def monitored_value(metrics: Mapping[str, float], monitor: str) -> float | None:
-    """The metric's value; ``val_x`` falls back to ``x`` when the run has no validation split.
-
-    Returns None when neither is there (e.g. accuracy of a regression run).
-    """
-    if monitor in metrics:
-        return metrics[monitor]
-    if monitor.startswith("val_") and monitor[4:] in metrics:
-        return metrics[monitor[4:]]
-    return None
+from core.monitors import monitored_value, resolve_mode
 
 
 class BestTracker:

@@ -21,9 +21,10 @@ from core.batching import shuffle_generator, split_indices
 from core.checkpoint import TrainingState, load_state, model_spec_dict
 from core.clipping import clip_grad_norm
 from core.datasets import Dataset, validate_for_spec
-from core.early_stopping import BestTracker, EarlyStopping, monitored_value
+from core.early_stopping import BestTracker, EarlyStopping
 from core.errors import CheckpointError, DatasetError
 from core.losses import make_loss
+from core.monitors import monitored_value
 from core.network import build_network
 from core.optimizers import make_optimizer
 from core.preprocessing import Preprocessing

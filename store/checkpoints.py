@@ -4,8 +4,7 @@ stored in parts beside it (store.checkpoint_parts) and read only by `get_blob`."
 from __future__ import annotations
 
 import hashlib
-import math
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -16,14 +15,16 @@ from store.errors import NotFound
 from store.ids import PREFIXES, new_id
 from store.models import CHECKPOINT_KINDS, Checkpoint, Job
 
-DEFAULT_MONITOR = "val_loss"
 CHECKPOINTS = cast(sa.Table, Checkpoint.__table__)
-Scored = TypeVar("Scored")  # a Checkpoint, or a policy_rows row: anything with id/epoch/metrics
 
 
-def _mode_for(monitor: str) -> str:
-    """"max" for accuracies, "min" for losses and anything else, as Keras' "auto" mode does."""
-    return "max" if "acc" in monitor else "min"
+class PolicyRow(NamedTuple):
+    """What a keep policy weighs of a stored checkpoint (core/checkpoint_policy.py)."""
+
+    id: str
+    epoch: int
+    kind: str
+    metrics: dict[str, Any] | None
 
 
 def _row(job_id: str | None, tenant_id: str, epoch: int, kind: str, blob: bytes,
@@ -94,42 +95,27 @@ def save_many(
     return rows
 
 
-def policy_rows(s: Session, job_id: str) -> list[sa.Row[Any]]:
-    """The job's checkpoints as (id, epoch, kind, metrics) rows: what a keep policy weighs.
+def policy_rows(s: Session, job_id: str) -> list[PolicyRow]:
+    """The job's checkpoints, oldest first (ids are time-ordered): what a keep policy weighs.
 
     Core rows rather than ORM objects: the worker weighs its policy at every commit."""
-    return list(s.execute(
+    return [PolicyRow(*row) for row in s.execute(
         sa.select(CHECKPOINTS.c.id, CHECKPOINTS.c.epoch, CHECKPOINTS.c.kind,
                   CHECKPOINTS.c.metrics).where(CHECKPOINTS.c.job_id == job_id)
-    ))
+        .order_by(CHECKPOINTS.c.id)
+    )]
 
 
 def delete_many(s: Session, checkpoint_ids: list[str]) -> None:
-    """Delete these checkpoints (ids from `policy_rows`; none loaded in the session), except
-    those a model version serves or a fork starts from: they outlive the job's retention
-    policy."""
+    """Delete these checkpoints (ids from `policy_rows`, the ones the job's policy drops;
+    none loaded in the session), except those a model version serves or a fork starts from:
+    they outlive the job's retention policy."""
     from store.models import Fork, ModelVersion
 
     if checkpoint_ids:
         held = sa.union(sa.select(ModelVersion.checkpoint_id), sa.select(Fork.checkpoint_id))
         s.execute(sa.delete(CHECKPOINTS).where(CHECKPOINTS.c.id.in_(checkpoint_ids),
                                                CHECKPOINTS.c.id.not_in(held)))
-
-
-def save(
-    s: Session,
-    job_id: str,
-    tenant_id: str,
-    epoch: int,
-    kind: str,
-    blob: bytes,
-    sha256: str,
-    metrics: dict[str, Any] | None,
-    model_spec: dict[str, Any] | None,
-) -> Checkpoint:
-    """`save_checkpoint` with every field given (the issue's spelling)."""
-    return save_checkpoint(s, job_id, epoch, kind, blob, metrics, tenant_id=tenant_id,
-                           sha256=sha256, model_spec=model_spec)
 
 
 def import_checkpoint(
@@ -190,75 +176,3 @@ def latest_for_job(s: Session, job_id: str) -> Checkpoint | None:
         .limit(1)
     )
     return s.scalars(query).first()
-
-
-def _score(row: Any, monitor: str) -> float | None:
-    value = (row.metrics or {}).get(monitor)
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def rank_best(rows: list[Scored], monitor: str, mode: str | None = None) -> list[Scored]:
-    """Rows that carry `monitor`, best first (ties: the earlier epoch wins, as is_best does)."""
-    mode = mode or _mode_for(monitor)
-    if mode not in ("min", "max"):
-        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-    sign = 1.0 if mode == "min" else -1.0
-    scored = [(score, row) for row in rows if (score := _score(row, monitor)) is not None]
-    scored.sort(key=lambda pair: (sign * pair[0], pair[1].epoch, pair[1].id))
-    return [row for _, row in scored]
-
-
-def _monitor_of(s: Session, job_id: str) -> str:
-    job = s.get(Job, job_id)
-    policy = ((job.spec if job is not None else None) or {}).get("checkpoints") or {}
-    return str(policy.get("monitor") or DEFAULT_MONITOR)
-
-
-def best_for_job(s: Session, job_id: str, monitor: str | None = None,
-                 mode: str | None = None) -> Checkpoint | None:
-    """The best checkpoint by `monitor` (default: the job's policy), else the latest."""
-    rows = list_for_job(s, job_id)
-    ranked = rank_best(rows, monitor or _monitor_of(s, job_id), mode)
-    if ranked:
-        return ranked[0]
-    return latest_for_job(s, job_id)
-
-
-def pick_for_job(s: Session, job_id: str, which: str) -> Checkpoint | None:
-    """`which` is "best" or "latest" (the predict endpoint's choice)."""
-    if which == "best":
-        return best_for_job(s, job_id)
-    if which == "latest":
-        return latest_for_job(s, job_id)
-    raise ValueError(f"which must be 'best' or 'latest', got {which!r}")
-
-
-def prune(
-    s: Session,
-    job_id: str,
-    keep_last: int,
-    keep_best: int,
-    monitor: str = DEFAULT_MONITOR,
-    mode: str | None = None,
-) -> list[str]:
-    """Delete the job's checkpoints the policy does not keep; returns the deleted ids.
-
-    Kept: every "final" one, the `keep_last` newest (always at least the latest), and the
-    `keep_best` best by `monitor` (`mode` "min"/"max", default from the metric's name).
-    """
-    rows = list_for_job(s, job_id)
-    if not rows:
-        return []
-    newest = sorted(rows, key=lambda r: (r.epoch, r.id), reverse=True)
-    keep = {r.id for r in newest[: max(1, keep_last)]}
-    keep |= {r.id for r in rank_best(rows, monitor, mode)[: max(0, keep_best)]}
-    keep |= {r.id for r in rows if r.kind == "final"}
-    doomed = [r.id for r in rows if r.id not in keep]
-    if doomed:
-        s.execute(
-            sa.delete(Checkpoint).where(Checkpoint.id.in_(doomed))
-            .execution_options(synchronize_session="fetch")
-        )
-    return doomed

@@ -8,9 +8,9 @@ its own would make the worker several times slower than the bare core (issue 3 a
 than that still get one transaction each; shorter ones are committed together, in order, and a
 crash loses at most that interval (plus the epochs since the last kept checkpoint, as always).
 
-Only checkpoints that can survive the policy are kept in memory and written: of the pending
-epochs, the ``keep_last`` newest periodic ones and the ``keep_best`` newest "best" ones (each
-new best beats the previous one, so the newest are the best). An epoch's state is copied when
+Only checkpoints that can survive the policy are kept in memory and written: the pending ones
+are trimmed with the same function that prunes the stored ones (core.checkpoint_policy.kept),
+which keeps of the pending what it would keep of all. An epoch's state is copied when
 it ends (``EpochReport.deferred_checkpoint``) and serialised only at the commit, for the
 checkpoints still kept then: early in training most epochs are a new best, and serialising
 each one cost the training loop a few percent. A periodic checkpoint that enough later epochs
@@ -19,7 +19,6 @@ will surely push out before the next commit is not even copied.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +27,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from config.settings import DEFAULT_COMMIT_INTERVAL_S
+from core.checkpoint_policy import PERIODIC, kept, kinds_to_write
+from core.spec import CheckpointPolicy
 from store.columns import utcnow
 from worker import store_ops
 
@@ -43,6 +44,22 @@ class PendingEpoch:
     ended_at: datetime  # its "epoch" event's time: when it ended, not when it was committed
 
 
+@dataclass(frozen=True, eq=False)
+class Held:
+    """One kind of checkpoint of a pending epoch, as the policy weighs it."""
+
+    pending: PendingEpoch
+    kind: str
+
+    @property
+    def epoch(self) -> int:
+        return self.pending.epoch
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.pending.metrics
+
+
 @dataclass
 class EpochBuffer:
     """Collects reports between commits; ``flush(s)`` writes them inside the caller's session.
@@ -53,31 +70,31 @@ class EpochBuffer:
     """
 
     job_id: str
-    policy: dict[str, Any]
+    policy: CheckpointPolicy
     tenant_id: str | None = None
     model_spec: dict[str, Any] | None = None
     commit_interval_s: float = DEFAULT_COMMIT_INTERVAL_S
     pending: list[PendingEpoch] = field(default_factory=list)
-    # The pending epochs holding each kind, oldest first: trimming looks only at the front,
-    # so an epoch costs O(1) however many epochs wait for the commit (~250/s on digits).
-    _holders: dict[str, deque[PendingEpoch]] = field(
-        default_factory=lambda: {"periodic": deque(), "best": deque()})
+    # The checkpoints the pending epochs still hold, oldest first: at most keep_last +
+    # keep_best after each trim, so an epoch costs the same however many epochs wait for
+    # the commit (~250/s on digits).
+    held: list[Held] = field(default_factory=list)
 
     def add(self, report: Any, *, since_commit: float, committing: bool) -> None:
         """Take the epoch; ``committing`` says a flush follows right away."""
         epoch, is_best = int(report.epoch), bool(report.is_best)
-        kinds = self.kinds_to_save(epoch, is_best)
-        if "periodic" in kinds and not committing and self._surely_trimmed(report,
-                                                                            since_commit):
-            kinds.remove("periodic")
+        kinds = list(kinds_to_write(self.policy, epoch, is_best))
+        if PERIODIC in kinds and not committing and self._surely_trimmed(report,
+                                                                          since_commit):
+            kinds.remove(PERIODIC)
         # The state moves on after the callback: copy it now, serialise it at the commit.
         checkpoint = report.deferred_checkpoint() if kinds else None
         pending = PendingEpoch(epoch, int(report.epochs), dict(report.metrics), is_best, kinds,
                                checkpoint, utcnow())
         self.pending.append(pending)
-        for kind in kinds:
-            self._holders[kind].append(pending)
-        self._trim()
+        self.held.extend(Held(pending, kind) for kind in kinds)
+        if kinds:
+            self._trim()
 
     def detach(self) -> EpochBuffer:
         """Hand the pending epochs to a new buffer (to flush elsewhere) and start empty.
@@ -87,19 +104,10 @@ class EpochBuffer:
         while another keeps adding epochs to this one.
         """
         batch = EpochBuffer(self.job_id, self.policy, self.tenant_id, self.model_spec,
-                            self.commit_interval_s, self.pending, self._holders)
+                            self.commit_interval_s, self.pending, self.held)
         self.pending = []
-        self._holders = {"periodic": deque(), "best": deque()}
+        self.held = []
         return batch
-
-    def kinds_to_save(self, epoch: int, is_best: bool) -> list[str]:
-        kinds = []
-        every = int(self.policy["every_epochs"])
-        if every > 0 and epoch % every == 0 and int(self.policy["keep_last"]) > 0:
-            kinds.append("periodic")
-        if is_best and int(self.policy["keep_best"]) > 0:
-            kinds.append("best")
-        return kinds
 
     def _surely_trimmed(self, report: Any, since_commit: float) -> bool:
         """Will ``keep_last`` more periodic epochs come before the next commit? Then this
@@ -109,21 +117,22 @@ class EpochBuffer:
         the run and any epoch that triggers a commit are always kept, so every commit carries
         the newest epoch's checkpoint (the resume point a crash falls back to).
         """
-        keep = int(self.policy["keep_last"]) * int(self.policy["every_epochs"])
+        keep = self.policy.keep_last * self.policy.every_epochs
         if int(report.epoch) > int(report.epochs) - keep:
             return False
         seconds = float(report.metrics.get("seconds", 0.0))
         return since_commit + 2.0 * keep * seconds < self.commit_interval_s
 
     def _trim(self) -> None:
-        """Forget checkpoints that newer pending ones already push out of the policy."""
-        for kind, keep in (("periodic", "keep_last"), ("best", "keep_best")):
-            holders = self._holders[kind]
-            while len(holders) > max(0, int(self.policy[keep])):
-                p = holders.popleft()
-                p.kinds.remove(kind)
-                if not p.kinds:
-                    p.checkpoint = None
+        """Forget checkpoints that newer or better pending ones push out of the policy."""
+        keep = kept(self.policy, self.held)
+        if len(keep) == len(self.held):
+            return
+        for dropped in set(self.held).difference(keep):
+            dropped.pending.kinds.remove(dropped.kind)
+            if not dropped.pending.kinds:
+                dropped.pending.checkpoint = None
+        self.held = keep
 
     def flush(self, s: Session, final: tuple[int, bytes, dict[str, float]] | None = None
               ) -> None:
@@ -157,5 +166,4 @@ class EpochBuffer:
         if items:
             store_ops.apply_policy(s, self.job_id, self.policy)
         self.pending.clear()
-        for holders in self._holders.values():
-            holders.clear()
+        self.held.clear()

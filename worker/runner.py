@@ -130,7 +130,7 @@ class JobRunner:
         except store_ops.PERMANENT_ERRORS as exc:
             self._finish("failed", None, f"{type(exc).__name__}: {exc}")
             return "failed"
-        self.buffer = EpochBuffer(self.job_id, store_ops.checkpoint_policy(claimed.spec),
+        self.buffer = EpochBuffer(self.job_id, inputs.spec.checkpoints,
                                   tenant_id=claimed.tenant_id,
                                   model_spec=claimed.spec.get("model"),
                                   commit_interval_s=self.settings.commit_interval_s)

@@ -15,7 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
+from core.checkpoint_policy import kept
 from core.errors import CheckpointError, DatasetError, SpecError
+from core.spec import CheckpointPolicy
 from store import (
     checkpoints,
     datasets,
@@ -32,9 +34,6 @@ from worker import environment, webhooks
 
 # Errors no retry can fix: the job fails at once with the message.
 PERMANENT_ERRORS: tuple[type[Exception], ...] = (SpecError, DatasetError, CheckpointError)
-POLICY_DEFAULTS: dict[str, Any] = {
-    "every_epochs": 1, "keep_last": 3, "keep_best": 1, "monitor": "val_loss",
-}
 
 
 @dataclass(frozen=True)
@@ -60,10 +59,6 @@ def claim(s: Session, job_id: str, worker_id: str, settings: Settings) -> Claime
         webhooks.enqueue_job_event(s, job, "job.stalled")
     return Claimed(int(job.attempts), job.tenant_id, dict(job.spec), job.dataset_id,
                    job.failure_reason)
-
-
-def checkpoint_policy(spec: dict[str, Any]) -> dict[str, Any]:
-    return {**POLICY_DEFAULTS, **(spec.get("checkpoints") or {})}
 
 
 def beat(s: Session, job_id: str, worker_id: str) -> str | None:
@@ -204,22 +199,12 @@ def save_checkpoints(s: Session, job_id: str,
                            in items])
 
 
-def apply_policy(s: Session, job_id: str, policy: dict[str, Any]) -> list[str]:
-    """Delete what the policy does not keep; the deleted ids.
-
-    Kept: the ``keep_last`` newest periodic checkpoints, the ``keep_best`` best "best" ones by
-    ``monitor``, and the newest "final" one (a resumed run's final replaces the earlier one).
-    """
+def apply_policy(s: Session, job_id: str, policy: CheckpointPolicy) -> list[str]:
+    """Delete the job's checkpoints the policy does not keep (core.checkpoint_policy.kept);
+    the deleted ids."""
     rows = checkpoints.policy_rows(s, job_id)
-    newest = sorted(rows, key=lambda r: (r.epoch, r.id), reverse=True)
-    periodic = [r for r in newest if r.kind == "periodic"][: int(policy["keep_last"])]
-    finals = [r for r in newest if r.kind == "final"][:1]
-    best_rows = [r for r in newest if r.kind == "best"]
-    # Without the monitored metric (no validation split) the core ranks by loss: keep newest.
-    ranked = checkpoints.rank_best(best_rows, str(policy["monitor"])) or best_rows
-    best = ranked[: int(policy["keep_best"])]
-    keep = {r.id for r in (*periodic, *finals, *best)}
-    doomed = [r.id for r in rows if r.id not in keep and r.kind != "imported"]
+    keep = {row.id for row in kept(policy, rows)}
+    doomed = [row.id for row in rows if row.id not in keep]
     checkpoints.delete_many(s, doomed)
     return doomed
 

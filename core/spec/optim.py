@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from core.errors import SpecError
+from core.monitors import MONITORS, direction
 from core.spec.fields import MISSING, Section, show, unknown_name_message
 from core.spec.params import Param, check_values
 
@@ -27,12 +28,6 @@ if TYPE_CHECKING:
     from core.schedules import Schedule
 
 DEFAULT_OPTIMIZER = "adam"
-MONITORS = ("loss", "val_loss", "accuracy", "val_accuracy")
-
-
-def default_mode(monitor: str | None) -> str:
-    """Accuracies improve upwards, losses downwards (Keras's ``mode="auto"``)."""
-    return "max" if monitor is not None and "accuracy" in monitor else "min"
 
 
 def optimizer_classes() -> dict[str, type[Optimizer]]:
@@ -282,7 +277,7 @@ def parse_schedule(value: Any, path: str, errors: list[SpecError], default_monit
         if p.name == "monitor":
             default = default_monitor
         elif p.name == "mode" and "monitor" in values:
-            default = default_mode(values["monitor"])
+            default = direction(values["monitor"])
         values[p.name] = p.read(s, default)
     if len(errors) > before:
         return None

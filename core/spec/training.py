@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from core.errors import SpecError
+from core.monitors import MONITORS
 from core.spec.fields import MISSING, Section, is_int, is_number, show, unknown_name_message
-from core.spec.optim import MONITORS, LrScheduleSpec, default_mode, parse_schedule
+from core.spec.optim import LrScheduleSpec, parse_schedule
 from core.spec.params import Param
 
 DTYPES = ("float32", "float64")
@@ -375,5 +376,5 @@ def _read_all(s: Section, params: tuple[Param, ...], **defaults: Any) -> dict[st
 __all__ = ["CHECKPOINT_PARAMS", "CLASSIFICATION_LOSSES", "DEFAULT_LOSS", "DTYPES",
            "EARLY_STOPPING_PARAMS", "LOSS_SPECS", "LOSS_TYPES", "REGULARIZATION_PARAMS",
            "TRAINING_PARAMS", "CheckpointPolicy", "EarlyStoppingSpec", "LossSpec", "LossType",
-           "RegularizationSpec", "TrainingSpec", "default_mode", "default_monitor",
+           "RegularizationSpec", "TrainingSpec", "default_monitor",
            "parse_checkpoints", "parse_loss", "parse_regularization", "parse_training"]

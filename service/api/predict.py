@@ -201,7 +201,8 @@ def _job_checkpoint(session: Any, job_id: str, which: str) -> Any:
     if job is None:
         raise not_found("job", job_id)
     if which in ("best", "latest"):
-        row = store_checkpoints.pick_for_job(session, job_id, which)
+        row = _best(session, job) if which == "best" else None
+        row = row or store_checkpoints.latest_for_job(session, job_id)
         if row is None:
             raise ApiError(409, f"job {job_id} has no checkpoint yet", kind="no-checkpoint")
         return job, row
@@ -209,6 +210,16 @@ def _job_checkpoint(session: Any, job_id: str, which: str) -> Any:
     if row.job_id != job_id:
         raise not_found("checkpoint", which)
     return job, row
+
+
+def _best(session: Any, job: Any) -> Any:
+    """The job's best checkpoint by its policy's monitor (core.checkpoint_policy.best)."""
+    from core.checkpoint_policy import best
+    from core.spec import Spec
+    from store import checkpoints as store_checkpoints
+
+    return best(Spec.from_dict(job.spec).checkpoints,
+                store_checkpoints.list_for_job(session, job.id))
 
 
 @bp.post("/jobs/<job_id>/predict", responses=responses({200: PredictOut}, 404, 409, 413, 415))

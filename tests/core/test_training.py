@@ -251,7 +251,8 @@ def test_dict_and_spec_object_give_the_same_run() -> None:
 
 
 def test_early_stopping_counts_patience_and_min_delta_in_the_monitored_direction() -> None:
-    from core.early_stopping import EarlyStopping, resolve_mode
+    from core.early_stopping import EarlyStopping
+    from core.monitors import resolve_mode
 
     assert resolve_mode("val_accuracy") == "max" and resolve_mode("val_loss") == "min"
     assert resolve_mode("val_loss", "max") == "max"

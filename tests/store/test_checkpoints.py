@@ -39,65 +39,30 @@ def test_save_fills_tenant_hash_size_and_model_spec_from_the_job(s: Session) -> 
         checkpoints.save_checkpoint(s, "job_missing", 1, "periodic", b"")
 
 
-def test_save_with_every_field_stores_them_as_given(s: Session) -> None:
+def test_policy_rows_list_a_jobs_checkpoints_oldest_first_and_delete_many_drops_them(
+    s: Session,
+) -> None:
     tenant = make_tenant(s)
     job = make_job(s, tenant.id)
-    row = checkpoints.save(s, job.id, tenant.id, 2, "periodic", b"abc", "f" * 64,
-                           {"loss": 0.5}, {"layers": []})
-    assert (row.epoch, row.sha256, row.metrics, row.model_spec, row.size_bytes) == (
-        2, "f" * 64, {"loss": 0.5}, {"layers": []}, 3)
+    ids = save_run(s, job.id, [0.9, 0.2, 0.5], final=True)
+    rows = checkpoints.policy_rows(s, job.id)
+    assert [(r.id, r.epoch, r.kind) for r in rows] == [
+        (ids[0], 1, "periodic"), (ids[1], 2, "periodic"), (ids[2], 3, "final")]
+    assert rows[1].metrics == {"val_loss": 0.2, "val_accuracy": 0.8}
+    checkpoints.delete_many(s, [ids[0], ids[2]])
+    assert [c.id for c in checkpoints.list_for_job(s, job.id)] == [ids[1]]
+    assert checkpoints.get_blob(s, ids[0]) is None  # its parts went with it
 
 
-def test_prune_keeps_latest_last_k_best_k_and_final(s: Session) -> None:
-    tenant = make_tenant(s)
-    job = make_job(s, tenant.id)
-    ids = save_run(s, job.id, [0.9, 0.2, 0.5, 0.1, 0.6, 0.7, 0.8])
-    deleted = checkpoints.prune(s, job.id, keep_last=2, keep_best=2, monitor="val_loss")
-    # Kept: epochs 6, 7 (last two) and 4, 2 (the two lowest val_loss).
-    assert sorted(deleted) == sorted([ids[0], ids[2], ids[4]])
-    assert [c.epoch for c in checkpoints.list_for_job(s, job.id)] == [2, 4, 6, 7]
-
-
-def test_prune_by_an_accuracy_maximises_and_never_drops_final(s: Session) -> None:
-    tenant = make_tenant(s)
-    job = make_job(s, tenant.id)
-    save_run(s, job.id, [0.9, 0.2, 0.5, 0.1, 0.6], final=True)
-    checkpoints.prune(s, job.id, keep_last=0, keep_best=1, monitor="val_accuracy")
-    # val_accuracy = 1 - loss: epoch 4 is best; epoch 5 is the latest and the final one.
-    assert [(c.epoch, c.kind) for c in checkpoints.list_for_job(s, job.id)] == [
-        (4, "periodic"), (5, "final")]
-    save_run(s, job.id, [0.3])  # another epoch 1 checkpoint, e.g. after a resume bug
-    checkpoints.prune(s, job.id, keep_last=1, keep_best=0, monitor="val_loss", mode="min")
-    assert [c.epoch for c in checkpoints.list_for_job(s, job.id)] == [5]
-
-
-def test_prune_ignores_rows_without_the_monitored_metric(s: Session) -> None:
-    tenant = make_tenant(s)
-    job = make_job(s, tenant.id)
-    a = checkpoints.save_checkpoint(s, job.id, 1, "periodic", b"a", {"loss": 0.1})
-    b = checkpoints.save_checkpoint(s, job.id, 2, "periodic", b"b", {"loss": 0.2})
-    assert checkpoints.prune(s, job.id, 1, 3, "val_loss") == [a.id]
-    assert [c.id for c in checkpoints.list_for_job(s, job.id)] == [b.id]
-
-
-def test_latest_best_and_pick(s: Session) -> None:
+def test_latest_is_the_highest_epoch(s: Session) -> None:
     tenant = make_tenant(s)
     job = make_job(s, tenant.id)
     ids = save_run(s, job.id, [0.9, 0.2, 0.5])
     latest = checkpoints.latest_for_job(s, job.id)
     assert latest is not None and latest.id == ids[2]
     assert checkpoints.get_blob(s, latest.id) == b"e3"
-    best = checkpoints.pick_for_job(s, job.id, "best")  # the job's monitor: val_loss
-    assert best is not None and best.id == ids[1]
-    by_acc = checkpoints.best_for_job(s, job.id, "val_accuracy")
-    assert by_acc is not None and by_acc.id == ids[1]
-    picked = checkpoints.pick_for_job(s, job.id, "latest")
-    assert picked is not None and picked.id == ids[2]
     empty = make_job(s, tenant.id)
     assert checkpoints.latest_for_job(s, empty.id) is None
-    assert checkpoints.pick_for_job(s, empty.id, "best") is None
-    with pytest.raises(ValueError):
-        checkpoints.pick_for_job(s, job.id, "worst")
 
 
 def test_get_is_tenant_scoped_when_asked(s: Session) -> None:

@@ -1,20 +1,22 @@
-"""EpochBuffer on its own: O(1) trimming per epoch and a commit's checkpoints in one INSERT."""
+"""EpochBuffer on its own: trimming by the policy, a commit's checkpoints in one INSERT."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from core.spec import CheckpointPolicy
 from store.models import Checkpoint
 from tests.worker.conftest import Backend, create_job, job_row, kept_checkpoints, xor_spec
 from tests.worker.fakes import FakeReport
 from worker import store_ops
 from worker.epoch_buffer import EpochBuffer
 
-POLICY = {"every_epochs": 1, "keep_last": 2, "keep_best": 1, "monitor": "val_loss"}
+POLICY = CheckpointPolicy(every_epochs=1, keep_last=2, keep_best=1, monitor="val_loss")
 
 
 def report(epoch: int, loss: float, best: bool, epochs: int = 100) -> FakeReport:
@@ -27,7 +29,7 @@ def held(buffer: EpochBuffer) -> list[tuple[int, list[str], bytes | None]]:
 
 
 def test_only_the_newest_periodic_and_best_checkpoints_keep_their_bytes() -> None:
-    buffer = EpochBuffer("job_x", dict(POLICY))
+    buffer = EpochBuffer("job_x", POLICY)
     bests = {1, 2, 5, 9}
     for epoch in range(1, 11):
         buffer.add(report(epoch, 1.0 / epoch, epoch in bests), since_commit=0.0,
@@ -35,11 +37,12 @@ def test_only_the_newest_periodic_and_best_checkpoints_keep_their_bytes() -> Non
     assert len(buffer.pending) == 10
     # keep_last=2 periodic (9, 10) and keep_best=1 best (9, the newest best).
     assert held(buffer) == [(9, ["periodic", "best"], b"blob9"), (10, ["periodic"], b"blob10")]
-    assert [len(h) for h in buffer._holders.values()] == [2, 1]
+    assert [(h.epoch, h.kind) for h in buffer.held] == [(9, "periodic"), (9, "best"),
+                                                        (10, "periodic")]
 
 
 def test_keep_zero_saves_no_kind() -> None:
-    buffer = EpochBuffer("job_x", {**POLICY, "keep_last": 0, "keep_best": 0})
+    buffer = EpochBuffer("job_x", dataclasses.replace(POLICY, keep_last=0, keep_best=0))
     sent: list[int] = []
     for epoch in range(1, 4):
         r = report(epoch, 0.5, True)
@@ -53,7 +56,7 @@ def test_a_commit_with_the_final_checkpoint_is_one_insert_and_keeps_the_policy(
 ) -> None:
     b = sqlite_backend
     job_id = create_job(b, xor_spec(epochs=6))
-    buffer = EpochBuffer(job_id, dict(POLICY), tenant_id=job_row(b, job_id).tenant_id,
+    buffer = EpochBuffer(job_id, POLICY, tenant_id=job_row(b, job_id).tenant_id,
                          model_spec={"layers": []})
     for epoch, loss in enumerate([0.9, 0.2, 0.8, 0.7, 0.6, 0.5], start=1):
         buffer.add(report(epoch, loss, epoch <= 2, epochs=6), since_commit=0.0,
@@ -78,7 +81,7 @@ def test_a_commit_with_the_final_checkpoint_is_one_insert_and_keeps_the_policy(
         assert store_ops.latest_checkpoint_blob(s, job_id) in (b"blob6", b"final6")
         rows = s.scalars(sa.select(Checkpoint).where(Checkpoint.job_id == job_id)).all()
         assert [r.model_spec for r in rows] == [{"layers": []}] * 4
-    assert buffer.pending == [] and [len(h) for h in buffer._holders.values()] == [0, 0]
+    assert buffer.pending == [] and buffer.held == []
 
 
 def test_without_the_claim_the_tenant_and_model_come_from_the_job(
@@ -87,7 +90,7 @@ def test_without_the_claim_the_tenant_and_model_come_from_the_job(
     b = sqlite_backend
     spec = xor_spec(epochs=2)
     job_id = create_job(b, spec)
-    buffer = EpochBuffer(job_id, dict(POLICY))
+    buffer = EpochBuffer(job_id, POLICY)
     buffer.add(report(1, 0.4, True, epochs=2), since_commit=0.0, committing=True)
     with b.sessions.begin() as s:
         buffer.flush(s)
@@ -105,7 +108,7 @@ def test_each_epoch_event_carries_the_time_its_epoch_ended(sqlite_backend: Backe
 
     b = sqlite_backend
     job_id = create_job(b, xor_spec(epochs=3))
-    buffer = EpochBuffer(job_id, dict(POLICY), tenant_id=job_row(b, job_id).tenant_id,
+    buffer = EpochBuffer(job_id, POLICY, tenant_id=job_row(b, job_id).tenant_id,
                          model_spec={"layers": []})
     ended = []
     for epoch in (1, 2, 3):

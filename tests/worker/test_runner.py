@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from core.errors import DatasetError
+from core.spec import Spec
 from store import jobs
 from store.columns import utcnow
 from store.models import Job
@@ -44,8 +44,7 @@ class Ticks:
 
 
 def fake_data(_s: Any, claimed: store_ops.Claimed, _settings: Any) -> tuple[Any, Any, Any]:
-    epochs = claimed.spec["training"]["epochs"]
-    return SimpleNamespace(training=SimpleNamespace(epochs=epochs)), None, None
+    return Spec.from_dict(claimed.spec), None, None
 
 
 def runner(b: Backend, job_id: str, trainer: FakeTrainer, worker: str = "w1") -> JobRunner:
