@@ -24,7 +24,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+from store.statuses import TERMINAL_STATUSES
+
 # Transport hiccups after which an event stream is reopened rather than given up on.
 RECONNECTABLE = (httpx.TransportError,)
 
@@ -307,7 +308,7 @@ class WeightsmithClient:
             except RECONNECTABLE:
                 dropped = True
             # The server ends a stream cleanly once a finished job's last event is out.
-            if not dropped and self._status_or_none(job_id) in TERMINAL:
+            if not dropped and self._status_or_none(job_id) in TERMINAL_STATUSES:
                 return
             idle = 0 if got_any else idle + 1
             if idle > max_reconnects:

@@ -9,16 +9,26 @@ dataset, checkpoint errors), by the store (not found, conflict, quota), by Werkz
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, Response, json
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from core.errors import (
+    CheckpointError,
+    DatasetError,
+    SpecError,
+    SpecErrors,
+    WeightsmithError,
+)
+from store.errors import BadCursor, Conflict, InvalidValue, NotFound, QuotaExceeded
+
 log = logging.getLogger(__name__)
 RETRY_AFTER_DATABASE_S = 1
+RETRY_AFTER_QUOTA_S = 30  # a job usually ends within that; the client may submit again
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:weightsmith:problem:"
@@ -105,42 +115,92 @@ def validation_error_callback(e: ValidationError) -> Response:
     return problem(422, detail or "invalid request", kind="validation-error", errors=errors)
 
 
-def _spec_errors(exc: Exception) -> list[dict[str, str]]:
-    many = getattr(exc, "errors", None)
-    items = list(many) if many else [exc]
-    return [
-        {"field": str(getattr(x, "field", "") or "spec"), "message": str(getattr(x, "message", x))}
-        for x in items
-    ]
+# Exception class -> its problem document. Flask picks the handler of the nearest class in
+# the exception's MRO, so a subclass (SpecErrors, BadCursor) is mapped by its own entry or
+# its base's; a class not here (or below one here) is a bug: 500.
+PROBLEMS: dict[type[Exception], Callable[[Any], Response]] = {}
+E = TypeVar("E", bound=Exception)
 
 
-def _core_problem(exc: Exception) -> Response:
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if "SpecError" in names:
-        errors = _spec_errors(exc)
-        detail = "; ".join(f"{x['field']}: {x['message']}" for x in errors[:5])
-        return problem(422, detail, kind="invalid-spec", errors=errors)
-    if "DatasetError" in names:
-        field = str(getattr(exc, "field", None) or "dataset")
-        message = str(getattr(exc, "message", None) or exc)
-        return problem(
-            422, str(exc), kind="invalid-dataset", errors=[{"field": field, "message": message}]
-        )
-    if "CheckpointError" in names:
-        return problem(
-            422, str(exc), kind="invalid-checkpoint",
-            errors=[{"field": "file", "message": str(exc)}],
-        )
+def problem_for(*classes: type[E]) -> Callable[[Callable[[E], Response]], Callable[[E], Response]]:
+    """Register the decorated function as the problem document of these exception classes."""
+    def register(render: Callable[[E], Response]) -> Callable[[E], Response]:
+        for cls in classes:
+            PROBLEMS[cls] = render
+        return render
+    return register
+
+
+@problem_for(ApiError)
+def _api_error(exc: ApiError) -> Response:
+    return problem(exc.status, exc.detail, kind=exc.kind, errors=exc.errors,
+                   headers=exc.headers)
+
+
+@problem_for(ValidationError)
+def _invalid_body(exc: ValidationError) -> Response:
+    """A body a view validates with a pydantic model itself (an optional body)."""
+    return validation_error_callback(exc)
+
+
+@problem_for(SpecError)
+def _invalid_spec(exc: SpecError) -> Response:
+    errors = [e.to_dict() for e in (exc.errors if isinstance(exc, SpecErrors) else [exc])]
+    for error in errors:
+        error["field"] = error["field"] or "spec"
+    detail = "; ".join(f"{x['field']}: {x['message']}" for x in errors[:5])
+    return problem(422, detail, kind="invalid-spec", errors=errors)
+
+
+@problem_for(DatasetError)
+def _invalid_dataset(exc: DatasetError) -> Response:
+    return problem(422, str(exc), kind="invalid-dataset",
+                   errors=[{"field": exc.field or "dataset", "message": exc.message}])
+
+
+@problem_for(CheckpointError)
+def _invalid_checkpoint(exc: CheckpointError) -> Response:
+    return problem(422, str(exc), kind="invalid-checkpoint",
+                   errors=[{"field": "file", "message": str(exc)}])
+
+
+@problem_for(WeightsmithError)
+def _invalid_input(exc: WeightsmithError) -> Response:
     return problem(422, str(exc), kind="invalid-input")
 
 
-def init_app(app: Flask) -> None:
-    """Register the handlers; imported lazily so the service starts before core/store land."""
+@problem_for(InvalidValue)
+def _invalid_value(exc: InvalidValue) -> Response:
+    return problem(422, str(exc), kind="validation-error",
+                   errors=[{"field": exc.field, "message": exc.message}])
 
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError) -> Response:
-        return problem(exc.status, exc.detail, kind=exc.kind, errors=exc.errors,
-                       headers=exc.headers)
+
+@problem_for(BadCursor)
+def _bad_cursor(exc: BadCursor) -> Response:
+    return problem(400, str(exc), kind="invalid-cursor",
+                   errors=[{"field": "cursor", "message": "not a cursor of this listing"}])
+
+
+@problem_for(NotFound)
+def _not_found(exc: NotFound) -> Response:
+    return problem(404, str(exc) or "not found", kind="not-found")
+
+
+@problem_for(QuotaExceeded)
+def _quota_exceeded(exc: QuotaExceeded) -> Response:
+    return problem(429, str(exc), kind="quota-exceeded",
+                   headers={"Retry-After": str(RETRY_AFTER_QUOTA_S)})
+
+
+@problem_for(Conflict)
+def _conflict(exc: Conflict) -> Response:
+    return problem(409, str(exc) or "conflict", kind="conflict")
+
+
+def init_app(app: Flask) -> None:
+    """Register every problem document: the classes above, HTTP errors, and the rest (500)."""
+    for cls, render in PROBLEMS.items():
+        app.register_error_handler(cls, render)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
@@ -161,11 +221,6 @@ def init_app(app: Flask) -> None:
             return problem(503, "the database is unreachable or restarting; retry shortly",
                            kind="database-unavailable",
                            headers={"Retry-After": str(RETRY_AFTER_DATABASE_S)})
-        module = type(exc).__module__ or ""
-        if module.startswith("core"):
-            return _core_problem(exc)
-        if module.startswith("store"):
-            return _store_problem(exc)
         log.exception("unhandled error")
         return problem(500, "internal server error", kind="internal-error")
 
@@ -178,19 +233,3 @@ def _database_unreachable(exc: Exception) -> bool:
     return isinstance(exc, DBAPIError) and (
         exc.connection_invalidated or isinstance(exc, OperationalError)
     )
-
-
-def _store_problem(exc: Exception) -> Response:
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if "BadCursor" in names:
-        return problem(400, str(exc), kind="invalid-cursor",
-                       errors=[{"field": "cursor", "message": "not a cursor of this listing"}])
-    if "NotFound" in names:
-        return problem(404, str(exc) or "not found", kind="not-found")
-    if "QuotaExceeded" in names:
-        return problem(429, str(exc) or "quota exceeded", kind="quota-exceeded",
-                       headers={"Retry-After": "30"})
-    if "Conflict" in names:
-        return problem(409, str(exc) or "conflict", kind="conflict")
-    log.exception("unhandled store error")
-    return problem(500, "internal server error", kind="internal-error")

@@ -40,7 +40,6 @@ from service.errors import ApiError
 
 log = logging.getLogger(__name__)
 
-RETRY_AFTER_QUOTA_S = 30
 FALLBACK_S = 5.0
 KEY_PREFIX = "weightsmith:rate"
 UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
@@ -199,30 +198,6 @@ def init_app(app: Flask, settings: Settings) -> RateLimiter:
 
     app.extensions["weightsmith_limiter"] = limiter
     return limiter
-
-
-def check_concurrent_jobs(session: Session, tenant_id: str, limits: Limits) -> None:
-    from store import jobs
-
-    cap = limits.max_concurrent_jobs
-    refuse_over_quota(jobs.count_active_up_to(session, tenant_id, cap), limits)
-
-
-def refuse_over_quota(active: int, limits: Limits) -> None:
-    """429 when the tenant already has `max_concurrent_jobs` jobs queued or running."""
-    if active >= limits.max_concurrent_jobs:
-        raise quota_exceeded(active, limits)
-
-
-def quota_exceeded(active: int, limits: Limits) -> ApiError:
-    """The 429 for a tenant with `active` of its `max_concurrent_jobs` queued or running."""
-    return ApiError(
-        429,
-        f"{active} jobs are queued or running; the limit is {limits.max_concurrent_jobs}"
-        " concurrent jobs per tenant",
-        kind="quota-exceeded",
-        headers={"Retry-After": str(RETRY_AFTER_QUOTA_S)},
-    )
 
 
 def check_storage(session: Session, tenant_id: str, new_bytes: int, limits: Limits) -> None:

@@ -58,21 +58,17 @@ def claim_job(
     lease_timeout_s: float = 60.0,
     *,
     now: datetime | None = None,
-    max_attempts: int | None = None,
 ) -> Job | None:
     """Take the job's lease if it is queued, or running with a heartbeat older than the timeout.
 
     One UPDATE: attempts + 1, lease_owner = `worker_id`, heartbeat_at = started_at (first
-    time) = `now`. With `max_attempts`, a job that used them all is not claimed (see
-    `fail_exhausted`). Returns the refreshed job, or None when someone else holds it.
+    time) = `now`. Returns the refreshed job, or None when someone else holds it. (The worker
+    fails a job past `settings.max_attempts` after claiming it, with its last error.)
     """
     now = now or utcnow()
-    conditions = [Job.id == job_id, _claimable(now, lease_timeout_s)]
-    if max_attempts is not None:
-        conditions.append(Job.attempts < max_attempts)
     claimed = s.execute(
         sa.update(Job)
-        .where(*conditions)
+        .where(Job.id == job_id, _claimable(now, lease_timeout_s))
         .values(
             status="running",
             attempts=Job.attempts + 1,
@@ -152,38 +148,6 @@ def release(s: Session, job_id: str, worker_id: str, failure_reason: str | None 
     if row is None:
         return False
     _close_leases(s, job_id, now, "released", worker_id)
-    return True
-
-
-def fail_exhausted(
-    s: Session,
-    job_id: str,
-    max_attempts: int,
-    lease_timeout_s: float = 60.0,
-    *,
-    now: datetime | None = None,
-) -> bool:
-    """Fail a claimable job (queued, or running but stale) that used `max_attempts` attempts.
-
-    The reason names the count and the last error. False if the job is not in that state.
-    """
-    now = now or utcnow()
-    job = s.get(Job, job_id, populate_existing=True)
-    if job is None:
-        return False
-    last = f"; last error: {job.failure_reason}" if job.failure_reason else ""
-    reason = f"gave up after {job.attempts} of {max_attempts} attempts{last}"
-    row = s.execute(
-        sa.update(Job)
-        .where(Job.id == job_id, Job.attempts >= max_attempts, _claimable(now, lease_timeout_s))
-        .values(status="failed", failure_reason=reason, finished_at=now, lease_owner=None)
-        .returning(Job.id)
-        .execution_options(synchronize_session=False)
-    ).first()
-    if row is None:
-        return False
-    _close_leases(s, job_id, now, "lost")
-    s.refresh(job)
     return True
 
 

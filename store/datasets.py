@@ -7,9 +7,12 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from store import registry
 from store.db import read_bytea
-from store.models import Dataset
+from store.errors import Conflict
+from store.models import Dataset, Job
 from store.pages import Page, newest_first
+from store.statuses import ACTIVE_STATUSES
 
 DATASETS = cast(sa.Table, Dataset.__table__)
 
@@ -82,17 +85,23 @@ def list_page(s: Session, tenant_id: str, limit: int = 50, cursor: str | None = 
 
 
 def delete(s: Session, tenant_id: str, dataset_id: str) -> bool:
-    """Delete the tenant's dataset; jobs that used it keep their results (dataset_id -> NULL)."""
+    """Delete the tenant's dataset; False if there is none. Jobs that used it keep their
+    results (dataset_id -> NULL). Conflict while a queued or running job uses it (it would
+    fail when a worker goes to load the data) or while a model version records it."""
+    busy = s.scalar(
+        sa.select(sa.func.count()).select_from(Job).where(
+            Job.dataset_id == dataset_id, Job.tenant_id == tenant_id,
+            Job.status.in_(ACTIVE_STATUSES))
+    )
+    if busy:
+        raise Conflict(f"dataset {dataset_id} is used by {busy} queued or running job(s);"
+                       " cancel them or wait")
+    held = registry.versions_holding(s, dataset_id=dataset_id)
+    if held:  # a registered version records which data made it
+        raise Conflict(f"dataset {dataset_id} trained the model version(s) {', '.join(held)}")
     result = s.execute(
         sa.delete(Dataset)
         .where(Dataset.id == dataset_id, Dataset.tenant_id == tenant_id)
         .execution_options(synchronize_session="fetch")
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-# Names the service uses.
-create_dataset = create
-get_dataset = get
-list_datasets = list_page
-delete_dataset = delete

@@ -16,7 +16,20 @@ class Conflict(StoreError):
 
 
 class QuotaExceeded(StoreError):
-    """A tenant limit (concurrent jobs, stored bytes) would be passed."""
+    """The tenant has `cap` jobs queued or running (`active`, counted up to the cap)."""
+
+    def __init__(self, active: int, cap: int) -> None:
+        super().__init__(f"{active} jobs are queued or running; the limit is {cap} concurrent"
+                         " jobs per tenant")
+        self.active, self.cap = active, cap
+
+
+class InvalidValue(StoreError, ValueError):
+    """A request's `field` has a value the stored state does not allow (a 422 at the edge)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
 
 
 class BadCursor(StoreError, ValueError):

@@ -1,65 +1,29 @@
-"""Jobs as the API sees them: create (idempotent), read, list, cancel, resume.
+"""Jobs as the API sees them: create (idempotent), read, list, and the rules of cancel and
+resume (which statuses allow them, what they change, the status event they announce).
 
 The worker's side (claim, heartbeat, finish, reconcile queries) lives in store/claims.py and
-the API's one-round-trip submission in store/submissions.py; both are re-exported here, so
-callers write ``jobs.claim_job(...)`` or ``jobs.submit(...)`` either way.
+the API's one-round-trip submission in store/submissions.py.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from store import events
-from store.claims import (
-    HeartbeatResult,
-    claim_job,
-    fail_exhausted,
-    finish,
-    heartbeat,
-    release,
-    stale_or_lost,
-    update_progress,
-)
 from store.columns import utcnow
-from store.errors import Conflict, NotFound
-from store.models import JOB_STATUSES, Job
+from store.errors import Conflict, InvalidValue, NotFound, QuotaExceeded
+from store.models import Job
 from store.pages import Page, newest_first
-from store.submissions import SubmitCheck, Submitted, job_row, submit, submit_check
+from store.statuses import JOB_STATUSES, RESUMABLE_STATUSES, TERMINAL_STATUSES, status_event
+from store.submissions import job_row, submit_check
 
-RESUMABLE_STATUSES = ("cancelled", "failed")
 JOBS = cast(sa.Table, Job.__table__)
-
-__all__ = [
-    "RESUMABLE_STATUSES",
-    "HeartbeatResult",
-    "SubmitCheck",
-    "Submitted",
-    "claim_job",
-    "count_active_up_to",
-    "create_job",
-    "fail_exhausted",
-    "find_by_idempotency_key",
-    "finish",
-    "get",
-    "get_job",
-    "heartbeat",
-    "job_id_for_key",
-    "list_jobs",
-    "list_page",
-    "prepare_resume",
-    "release",
-    "request_cancel",
-    "resume_job",
-    "stale_or_lost",
-    "submit",
-    "submit_check",
-    "update_progress",
-]
 
 
 def find_by_idempotency_key(s: Session, tenant_id: str, key: str) -> Job | None:
@@ -150,45 +114,67 @@ def list_page(
     return newest_first(s, query, Job.created_at, Job.id, limit, cursor)
 
 
-def _require(s: Session, job_id: str) -> Job:
+def _require(s: Session, tenant_id: str, job_id: str) -> Job:
+    """The tenant's job, read afresh (a worker may have changed it since the session saw it)."""
     job = s.get(Job, job_id, populate_existing=True)
-    if job is None:
-        raise NotFound(f"job {job_id} does not exist")
+    if job is None or job.tenant_id != tenant_id:
+        raise NotFound(f"job {job_id!r} not found")
     return job
 
 
-def request_cancel(s: Session, job_id: str) -> Job:
-    """Cancel a job: a queued one ends `cancelled` now, a running one is flagged for its worker.
+@dataclass(frozen=True)
+class Cancelled:
+    job: Job
+    ended: bool  # it was queued and is cancelled now; else its worker stops at the flag
 
-    A finished job is returned unchanged (cancelling twice is not an error).
+
+def cancel(s: Session, tenant_id: str, job_id: str) -> Cancelled:
+    """Cancel the tenant's job: a queued one ends `cancelled` now (with its status event,
+    since no worker will announce it), a running one is flagged for its worker to stop.
+
+    NotFound for a missing job; Conflict for one that already finished.
     """
+    job = _require(s, tenant_id, job_id)
+    if job.status in TERMINAL_STATUSES:
+        raise Conflict(f"job {job.id} already finished ({job.status})")
     now = utcnow()
-    s.execute(
-        sa.update(Job)
-        .where(Job.id == job_id, Job.status == "queued")
+    # Conditional UPDATEs: a worker may claim the queued job between the read and here.
+    ended = s.execute(
+        sa.update(JOBS)
+        .where(JOBS.c.id == job_id, JOBS.c.status == "queued")
         .values(status="cancelled", stop_reason="cancelled", finished_at=now,
                 cancel_requested=True)
-        .execution_options(synchronize_session=False)
-    )
-    s.execute(
-        sa.update(Job)
-        .where(Job.id == job_id, Job.status == "running")
-        .values(cancel_requested=True)
-        .execution_options(synchronize_session=False)
-    )
-    return _require(s, job_id)
+    ).rowcount == 1
+    if ended:
+        events.append(s, job_id, *status_event("cancelled", stop_reason="cancelled"), now=now)
+    else:
+        s.execute(sa.update(JOBS).where(JOBS.c.id == job_id, JOBS.c.status == "running")
+                  .values(cancel_requested=True))
+    s.refresh(job)
+    return Cancelled(job, ended)
 
 
-def prepare_resume(s: Session, job: Job, extra_epochs: int = 0) -> Job:
-    """Queue a cancelled or failed job again, to continue from its latest checkpoint.
+def resume(s: Session, tenant_id: str, job_id: str, extra_epochs: int = 0, *,
+           max_epochs: int | None = None, active_cap: int | None = None) -> Job:
+    """Queue the tenant's cancelled or failed job again, to continue from its latest
+    checkpoint, and announce it with a status event.
 
-    `extra_epochs` raises the epoch target (and the spec's training.epochs with it). Attempts
-    start again from 0: the attempts cap is per run, and each claim still gets its lease row.
+    `extra_epochs` raises the epoch target (and the spec's training.epochs with it), up to
+    `max_epochs` (else InvalidValue naming "epochs"); with `active_cap`, a tenant that has
+    that many jobs queued or running is refused (QuotaExceeded). Attempts start again from
+    0: the attempts cap is per run, and each claim still gets its lease row.
     """
+    job = _require(s, tenant_id, job_id)
     if job.status not in RESUMABLE_STATUSES:
-        raise Conflict(f"job {job.id} is {job.status}; only cancelled or failed jobs resume")
+        raise Conflict(f"only cancelled or failed jobs resume; job {job.id} is {job.status}")
     if extra_epochs < 0:
-        raise ValueError("extra_epochs must be >= 0")
+        raise InvalidValue("epochs", "must be a positive integer")
+    if max_epochs is not None and job.epochs_total + extra_epochs > max_epochs:
+        raise InvalidValue("epochs", f"the job would exceed {max_epochs} epochs")
+    if active_cap is not None:
+        active = count_active_up_to(s, tenant_id, active_cap)
+        if active >= active_cap:
+            raise QuotaExceeded(active, active_cap)
     if extra_epochs:
         spec = copy.deepcopy(job.spec)
         spec.setdefault("training", {})["epochs"] = job.epochs_total + extra_epochs
@@ -204,14 +190,5 @@ def prepare_resume(s: Session, job: Job, extra_epochs: int = 0) -> Job:
     job.attempts = 0
     job.queued_at = utcnow()
     s.flush()
+    events.append(s, job.id, *status_event("queued"))
     return job
-
-
-def resume_job(s: Session, job_id: str, extra_epochs: int = 0) -> Job:
-    """`prepare_resume` by id; NotFound if the job does not exist."""
-    return prepare_resume(s, _require(s, job_id), extra_epochs)
-
-
-# Names the service uses.
-get_job = get
-list_jobs = list_page

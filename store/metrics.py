@@ -97,4 +97,3 @@ def epochs_recorded(s: Session, job_id: str) -> int:
 
 
 # Name the service uses.
-list_epochs = history

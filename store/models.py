@@ -16,6 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
 
 from store.columns import JSONType, UTCDateTime, utcnow
 from store.ids import PREFIXES, new_id
+from store.statuses import ACTIVE_JOBS_PREDICATE, JOB_STATUSES
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -25,11 +26,6 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-ACTIVE_STATUSES = ("queued", "running")
-TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
-ACTIVE_JOBS_PREDICATE = "status IN ('queued', 'running')"
-STOP_REASONS = ("epochs_done", "early_stopping", "max_runtime", "cancelled", "diverged")
 CHECKPOINT_KINDS = ("periodic", "best", "final", "imported")
 ID = sa.String(40)
 

@@ -25,7 +25,8 @@ from store.db import (
     transaction_driver_connection,
 )
 from store.ids import PREFIXES, new_id
-from store.models import ACTIVE_JOBS_PREDICATE, Job, JobEvent
+from store.models import Job, JobEvent
+from store.statuses import ACTIVE_JOBS_PREDICATE
 
 JOBS = cast(sa.Table, Job.__table__)
 EVENTS = cast(sa.Table, JobEvent.__table__)

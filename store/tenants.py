@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from store import keys, usage
+from store import keys
 from store.models import Tenant
 
 
@@ -31,8 +31,3 @@ def create_api_key(s: Session, tenant_id: str) -> str:
     """A new key for the tenant; only the plain text, shown once (see keys.create_key)."""
     plaintext, _row = keys.create_key(s, tenant_id)
     return plaintext
-
-
-# Names the CLI and the quota check use.
-ensure_tenant = get_or_create
-stored_bytes = usage.stored_bytes

@@ -2,7 +2,7 @@
 
 One :class:`JobRunner` runs one delivery of ``train_job(job_id)``:
 
-1. claim the job in one UPDATE (store.jobs.claim_job) or return ``"skipped"``: a duplicated
+1. claim the job in one UPDATE (store.claims.claim_job) or return ``"skipped"``: a duplicated
    message never runs a job twice at once;
 2. past ``settings.max_attempts`` claims, fail the job with ``"exceeded N attempts"``;
 3. load the spec, the dataset, and the latest checkpoint (resume) or the ``init_checkpoint``'s

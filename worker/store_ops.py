@@ -20,9 +20,9 @@ from core.errors import CheckpointError, DatasetError, SpecError
 from core.spec import CheckpointPolicy
 from store import (
     checkpoints,
+    claims,
     datasets,
     events,
-    jobs,
     leases,
     lineage,
     metrics,
@@ -30,6 +30,7 @@ from store import (
 )
 from store.errors import NotFound
 from store.models import Job
+from store.statuses import status_event
 from worker import environment, webhooks
 
 # Errors no retry can fix: the job fails at once with the message.
@@ -50,10 +51,10 @@ class Claimed:
 def claim(s: Session, job_id: str, worker_id: str, settings: Settings) -> Claimed | None:
     # Claiming a job that is still "running" takes it over from a worker that went silent.
     was_running = s.scalar(sa.select(Job.status).where(Job.id == job_id)) == "running"
-    job = jobs.claim_job(s, job_id, worker_id, settings.lease_timeout_s)
+    job = claims.claim_job(s, job_id, worker_id, settings.lease_timeout_s)
     if job is None:
         return None
-    events.append(s, job_id, "status", {"status": "running", "attempt": int(job.attempts)})
+    events.append(s, job_id, *status_event("running", attempt=int(job.attempts)))
     leases.record_environment(s, job_id, worker_id, environment.describe())
     if was_running:
         webhooks.enqueue_job_event(s, job, "job.stalled")
@@ -63,7 +64,7 @@ def claim(s: Session, job_id: str, worker_id: str, settings: Settings) -> Claime
 
 def beat(s: Session, job_id: str, worker_id: str) -> str | None:
     """Write the heartbeat; None to go on, else "cancelled" or "lease_lost"."""
-    result = jobs.heartbeat(s, job_id, worker_id)
+    result = claims.heartbeat(s, job_id, worker_id)
     if not result.lease_held:
         return "lease_lost"
     return "cancelled" if result.cancel_requested else None
@@ -169,7 +170,7 @@ def record_epochs(s: Session, job_id: str, entries: list[tuple[int, int, dict[st
 
 def update_progress(s: Session, job_id: str, epoch: int, latest: dict[str, float],
                     best: dict[str, Any] | None) -> None:
-    jobs.update_progress(s, job_id, epoch, latest, best)
+    claims.update_progress(s, job_id, epoch, latest, best)
 
 
 def save_checkpoint(s: Session, job_id: str, epoch: int, kind: str, blob: bytes,
@@ -212,11 +213,11 @@ def apply_policy(s: Session, job_id: str, policy: CheckpointPolicy) -> list[str]
 def finish(s: Session, job_id: str, worker_id: str, status: str, stop_reason: str | None,
            failure: str | None) -> bool:
     """End the run with `status`; False (and nothing written) when the lease was lost."""
-    if not jobs.finish(s, job_id, worker_id, status, stop_reason=stop_reason,
+    if not claims.finish(s, job_id, worker_id, status, stop_reason=stop_reason,
                        failure_reason=failure):
         return False
-    events.append(s, job_id, "status", {"status": status, "stop_reason": stop_reason,
-                                        "failure_reason": failure})
+    events.append(s, job_id, *status_event(status, stop_reason=stop_reason,
+                                           failure_reason=failure))
     if reproductions.of(s, job_id) is not None:
         judge_reproduction(s, job_id)
     event = webhooks.job_event_type(status, stop_reason)
@@ -228,14 +229,14 @@ def finish(s: Session, job_id: str, worker_id: str, status: str, stop_reason: st
 def release_for_retry(s: Session, job_id: str, worker_id: str, error: str) -> int | None:
     """Give the job back to the queue after an unexpected error; its attempts, or None."""
     attempts = s.scalar(sa.select(Job.attempts).where(Job.id == job_id))
-    if attempts is None or not jobs.release(s, job_id, worker_id, failure_reason=error):
+    if attempts is None or not claims.release(s, job_id, worker_id, failure_reason=error):
         return None
-    events.append(s, job_id, "status", {"status": "queued", "retry_after": error})
+    events.append(s, job_id, *status_event("queued", retry_after=error))
     return int(attempts)
 
 
 def stranded(s: Session, settings: Settings) -> list[str]:
-    return list(jobs.stale_or_lost(s, queued_grace_s=settings.queued_grace_s,
+    return list(claims.stale_or_lost(s, queued_grace_s=settings.queued_grace_s,
                                    lease_timeout_s=settings.lease_timeout_s))
 
 

@@ -31,6 +31,7 @@ from store import lineage
 from store import webhooks as store_webhooks
 from store.columns import utcnow
 from store.resources import job_json
+from store.statuses import TERMINAL_STATUSES
 
 log = logging.getLogger(__name__)
 # httpx logs every request's full URL at INFO, and a receiver's URL often carries its own
@@ -88,7 +89,7 @@ def job_event_type(status: str, stop_reason: str | None) -> str | None:
     """The event of a job's final status (None for a status that is not final)."""
     if status == "failed" and stop_reason == "diverged":
         return "job.diverged"
-    if status in ("succeeded", "failed", "cancelled"):
+    if status in TERMINAL_STATUSES:
         return f"job.{status}"
     return None
 

@@ -118,7 +118,7 @@ def main() -> None:
     import sqlalchemy as sa
 
     from store.db import make_engine, make_session_factory
-    from store.tenants import ensure_tenant
+    from store.tenants import get_or_create
 
     args = harness.parse(harness.parser(__doc__))
     result = trained_state(args.quick)
@@ -132,7 +132,7 @@ def main() -> None:
         with sessions.begin() as s:
             from store import jobs
 
-            tenant = ensure_tenant(s, "bench").id
+            tenant = get_or_create(s, "bench").id
             job_id = jobs.create_job(s, tenant, {"name": "ckpt", "model": {"layers": []}},
                                      None).id
         raw_url = sa.engine.make_url(db).set(drivername="postgresql").render_as_string(

@@ -91,7 +91,7 @@ def main() -> None:
     import httpx
 
     from store.db import make_engine, make_session_factory
-    from store.tenants import ensure_tenant
+    from store.tenants import get_or_create
     from worker.celery_app import make_celery
 
     p = harness.parser(__doc__)
@@ -109,7 +109,7 @@ def main() -> None:
         sessions = make_session_factory(engine)
         key = harness.create_key(sessions)
         with sessions.begin() as s:
-            tenant_id = str(ensure_tenant(s, "bench").id)
+            tenant_id = str(get_or_create(s, "bench").id)
         celery = make_celery(settings)
         env = harness.service_env(Path(tmp), db, broker.url,
                                   WEIGHTSMITH_MAX_CONCURRENT_JOBS="1000")

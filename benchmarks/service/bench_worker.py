@@ -262,7 +262,7 @@ def backends(tmp: Path, threads: int,
     from config.settings import Settings
     from store.db import make_engine, make_session_factory
     from store.migrate import upgrade_to_head
-    from store.tenants import ensure_tenant
+    from store.tenants import get_or_create
     from worker.celery_app import make_celery
 
     sqlite = Settings(data_dir=tmp / "embedded", commit_interval_s=commit_interval_s)
@@ -278,7 +278,7 @@ def backends(tmp: Path, threads: int,
                                "celery": make_celery(prod)}
         for name in ("sqlite", "postgres"):
             with out[name].begin() as s:
-                out[f"{name}_tenant"] = str(ensure_tenant(s, "bench").id)
+                out[f"{name}_tenant"] = str(get_or_create(s, "bench").id)
         # The worker sizes BLAS per pool process itself (worker/blas.py); pin it to the
         # bare runs' threads so both sides multiply matrices alike.
         env = harness.service_env(prod.data_dir, db, broker.url,

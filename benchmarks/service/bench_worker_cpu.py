@@ -95,7 +95,7 @@ def main() -> None:
     args = harness.parse(p)
     from config.settings import Settings
     from store.db import make_engine, make_session_factory
-    from store.tenants import ensure_tenant
+    from store.tenants import get_or_create
 
     keys = ["on_epoch", "polls", "commit thread", "total"]
     results: dict[str, list[dict[str, float]]] = {}
@@ -105,7 +105,7 @@ def main() -> None:
         engine = make_engine(db)
         sessions = make_session_factory(engine)
         with sessions.begin() as s:
-            tenant_id = str(ensure_tenant(s, "bench").id)
+            tenant_id = str(get_or_create(s, "bench").id)
         for name in args.cases.split(","):
             case = Case(name, args.quick)
             dataset_id = case.store_dataset(sessions, tenant_id)

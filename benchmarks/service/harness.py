@@ -151,10 +151,10 @@ def app_in_process(name: str, **env: str) -> Iterator[tuple[Any, str]]:
 
 
 def create_key(sessions: Any, tenant: str = "bench") -> str:
-    from store.tenants import create_api_key, ensure_tenant
+    from store.tenants import create_api_key, get_or_create
 
     with sessions.begin() as s:
-        return str(create_api_key(s, ensure_tenant(s, tenant).id))
+        return str(create_api_key(s, get_or_create(s, tenant).id))
 
 
 def service_env(data_dir: Path, database_url: str, broker_url: str,

@@ -85,6 +85,18 @@ def find_checkpoint(session: Any, checkpoint_id: str) -> Any:
     return row
 
 
+def best_checkpoint(session: Any, job: Any) -> Any:
+    """The job's best checkpoint by its policy's monitor (core.checkpoint_policy.best), else
+    its latest; None before its first checkpoint."""
+    from core.checkpoint_policy import best
+    from core.spec import Spec
+    from store import checkpoints as store_checkpoints
+
+    rows = store_checkpoints.list_for_job(session, job.id)
+    return best(Spec.from_dict(job.spec).checkpoints, rows) or \
+        store_checkpoints.latest_for_job(session, job.id)
+
+
 def network_for(checkpoint_id: str) -> Any:
     """The loaded network of a checkpoint, from the model cache when it is there.
 

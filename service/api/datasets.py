@@ -209,28 +209,11 @@ def delete_dataset(path: DatasetPath) -> tuple[str, int]:
     """Delete an uploaded dataset (jobs that used it keep their results)."""
     if path.dataset_id.startswith(data.BUILTIN_PREFIX):
         raise ApiError(409, "builtin datasets cannot be deleted", kind="conflict")
-    from sqlalchemy import func, select
-
     from store import datasets as store_datasets
-    from store.models import ACTIVE_STATUSES, Job
 
     with transaction() as session:
-        busy = session.scalar(
-            select(func.count()).select_from(Job).where(
-                Job.dataset_id == path.dataset_id, Job.tenant_id == current_tenant(),
-                Job.status.in_(ACTIVE_STATUSES),
-            )
-        )
-        if busy:
-            # Deleting it would fail those jobs when a worker goes to load the data.
-            raise ApiError(409, f"dataset {path.dataset_id} is used by {busy} queued or running"
-                           " job(s); cancel them or wait", kind="conflict")
-        from store import registry
-
-        held = registry.versions_holding(session, dataset_id=path.dataset_id)
-        if held:  # a registered version records which data made it
-            raise ApiError(409, f"dataset {path.dataset_id} trained the model version(s) "
-                           f"{', '.join(held)}", kind="conflict")
+        # Conflict (409) while a queued or running job uses it, or a model version records
+        # it: store.datasets owns the rule.
         if not store_datasets.delete(session, current_tenant(), path.dataset_id):
             raise not_found("dataset", path.dataset_id)
     return "", 204

@@ -68,7 +68,7 @@ def job_events(path: JobPath, query: EventsQuery) -> Response:
 
     after = _start_after(query)
     with services().session_factory() as session:
-        if store_jobs.get_job(session, current_tenant(), path.job_id) is None:
+        if store_jobs.get(session, current_tenant(), path.job_id) is None:
             raise not_found("job", path.job_id)
     cfg = current_app.config
     timing = StreamTiming(float(cfg["SSE_MAX_SECONDS"]), float(cfg["SSE_HEARTBEAT_SECONDS"]),

@@ -24,7 +24,6 @@ from service.api.common import (
 from service.app import read_session, services, transaction
 from service.auth import current_tenant
 from service.errors import ApiError, validation_error
-from service.limits import check_concurrent_jobs, quota_exceeded
 from service.schemas.checkpoints import CheckpointPage
 from service.schemas.common import responses
 from service.schemas.datasets import NAME_PATTERN
@@ -38,8 +37,11 @@ from service.schemas.jobs import (
     JobSpecBody,
     MetricsPage,
     MetricsQuery,
+    ResumeBody,
 )
+from store.errors import QuotaExceeded
 from store.resources import job_json
+from store.statuses import status_event
 from worker.webhooks import enqueue_job_event
 
 bp = APIBlueprint(
@@ -47,15 +49,9 @@ bp = APIBlueprint(
     abp_tags=[Tag(name="jobs")], abp_security=[{"bearer": []}],
 )
 
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
-RESUMABLE = frozenset({"failed", "cancelled"})
-QUEUED_EVENT = {"status": "queued", "stop_reason": None, "failure_reason": None}
 RESUME_BODY = {
     "required": False,
-    "content": {"application/json": {"schema": {
-        "type": "object", "additionalProperties": False,
-        "properties": {"epochs": {"type": "integer", "minimum": 1}},
-    }}},
+    "content": {"application/json": {"schema": ResumeBody.model_json_schema()}},
 }
 
 
@@ -145,6 +141,7 @@ def _submit(
     raw: dict[str, Any], key: str | None, body_hash: str
 ) -> tuple[Response, int, dict[str, str]]:
     from store import jobs as store_jobs
+    from store import submissions
 
     tenant = current_tenant()
     limits = services().settings.limits
@@ -162,15 +159,15 @@ def _submit(
             if existing is None:
                 raise
             return _replay(store_jobs.get(session, tenant, existing), body_hash)
-    outcome = store_jobs.submit(
+    outcome = submissions.submit(
         services().engine, tenant, spec.to_dict(), report["dataset_id"], key, body_hash,
-        cap=limits.max_concurrent_jobs, first_event=("status", QUEUED_EVENT),
+        cap=limits.max_concurrent_jobs, first_event=status_event("queued"),
     )
     if outcome.existing_id is not None:  # _replay answers 409 for another body
         with read_session() as session:
             return _replay(store_jobs.get(session, tenant, outcome.existing_id), body_hash)
     if outcome.job is None:  # neither made nor found: the quota is full
-        raise quota_exceeded(outcome.active, limits)
+        raise QuotaExceeded(outcome.active, limits.max_concurrent_jobs)
     out = job_json(outcome.job)
     services().dispatcher.train_job(out["id"])
     return jsonify(out), 202, {"Location": f"/v1/jobs/{out['id']}"}
@@ -191,7 +188,7 @@ def list_jobs(query: JobListQuery) -> Response:
     from store import lineage
 
     with read_session() as session:
-        rows, next_cursor = store_jobs.list_jobs(
+        rows, next_cursor = store_jobs.list_page(
             session, current_tenant(), status=query.status, limit=query.limit, cursor=query.cursor
         )
         links = lineage.links_of_page(session, [j.id for j in rows])
@@ -212,25 +209,17 @@ def get_job(path: JobPath) -> Response:
 @bp.post("/jobs/<job_id>/cancel", responses=responses({202: JobOut, 200: JobOut}, 404, 409))
 def cancel_job(path: JobPath) -> tuple[Response, int]:
     """Cooperative cancel: 200 when it was still queued (cancelled now), 202 when running."""
-    from store import events as store_events
     from store import jobs as store_jobs
 
     with transaction() as session:
-        job = find_job(session, path.job_id)
-        if job.status in TERMINAL:
-            raise ApiError(409, f"job {job.id} already finished ({job.status})", kind="conflict")
-        was_queued = job.status == "queued"
-        job = store_jobs.request_cancel(session, job.id)
-        deliveries: list[str] = []
-        if was_queued:  # nobody runs it, so nobody else would tell the event stream
-            store_events.append(session, job.id, "status", {
-                "status": "cancelled", "stop_reason": "cancelled", "failure_reason": None,
-            })
-            deliveries = enqueue_job_event(session, job, "job.cancelled")
-        out = job_json(job)
+        cancelled = store_jobs.cancel(session, current_tenant(), path.job_id)
+        # A queued job ends here, so no worker will tell the job's webhooks either.
+        deliveries = (enqueue_job_event(session, cancelled.job, "job.cancelled")
+                      if cancelled.ended else [])
+        out = job_json(cancelled.job)
     for delivery_id in deliveries:
         services().dispatcher.deliver_webhook(delivery_id)
-    return jsonify(out), 200 if was_queued else 202
+    return jsonify(out), 200 if cancelled.ended else 202
 
 
 @bp.post(
@@ -240,30 +229,15 @@ def cancel_job(path: JobPath) -> tuple[Response, int]:
 )
 def resume_job(path: JobPath) -> tuple[Response, int, dict[str, str]]:
     """Continue a cancelled or failed job from its latest checkpoint, maybe with more epochs."""
-    from store import events as store_events
     from store import jobs as store_jobs
 
     body = request.get_json(silent=True) if request.content_length else None
-    body = {} if body is None else body
-    if not isinstance(body, dict) or set(body) - {"epochs"}:
-        raise validation_error("body", 'expected {"epochs": <positive integer>} or no body')
-    extra = body.get("epochs")
-    if extra is not None and (isinstance(extra, bool) or not isinstance(extra, int) or extra < 1):
-        raise validation_error("epochs", "must be a positive integer")
+    extra = ResumeBody.model_validate({} if body is None else body).epochs
     limits = services().settings.limits
-    tenant = current_tenant()
     with transaction() as session:
-        job = find_job(session, path.job_id)
-        if job.status not in RESUMABLE:
-            raise ApiError(409, f"only cancelled or failed jobs resume; job {job.id} is "
-                           f"{job.status}", kind="conflict")
-        if extra is not None and int(job.epochs_total) + extra > limits.max_epochs:
-            raise validation_error("epochs", f"the job would exceed {limits.max_epochs} epochs")
-        check_concurrent_jobs(session, tenant, limits)
-        job = store_jobs.resume_job(session, job.id, extra_epochs=extra or 0)
-        store_events.append(session, job.id, "status", {
-            "status": "queued", "stop_reason": None, "failure_reason": None,
-        })
+        job = store_jobs.resume(session, current_tenant(), path.job_id, extra or 0,
+                                max_epochs=limits.max_epochs,
+                                active_cap=limits.max_concurrent_jobs)
         out = job_json(job)
     services().dispatcher.train_job(out["id"])
     return jsonify(out), 202, {"Location": f"/v1/jobs/{out['id']}"}

@@ -19,10 +19,9 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from service.app import services
+from store.statuses import JOB_STATUSES
 
 bp = APIBlueprint("metrics", __name__, abp_tags=[Tag(name="health")])
-
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
 class JobsByStatus(Collector):

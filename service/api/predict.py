@@ -18,7 +18,7 @@ from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api import data
-from service.api.checkpoints import find_checkpoint, network_for
+from service.api.checkpoints import best_checkpoint, find_checkpoint, network_for
 from service.api.common import not_found
 from service.app import read_session, services
 from service.auth import current_tenant
@@ -27,8 +27,7 @@ from service.schemas.checkpoints import CheckpointPath
 from service.schemas.common import responses
 from service.schemas.jobs import JobPath
 from service.schemas.predict import PredictBody, PredictOut
-
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+from store.statuses import TERMINAL_STATUSES
 
 bp = APIBlueprint(
     "predict", __name__, url_prefix="/v1",
@@ -169,7 +168,7 @@ def labels_for_checkpoint(session: Any, checkpoint_id: str, job_id: str | None
     if job_id is not None:
         from store import jobs as store_jobs
 
-        job = store_jobs.get_job(session, current_tenant(), job_id)
+        job = store_jobs.get(session, current_tenant(), job_id)
         labels = data.job_labels(session, current_tenant(), job) if job is not None else None
     _targets().put(key, Target(checkpoint_id, labels))
     return labels
@@ -197,12 +196,12 @@ def _job_checkpoint(session: Any, job_id: str, which: str) -> Any:
     from store import checkpoints as store_checkpoints
     from store import jobs as store_jobs
 
-    job = store_jobs.get_job(session, current_tenant(), job_id)
+    job = store_jobs.get(session, current_tenant(), job_id)
     if job is None:
         raise not_found("job", job_id)
     if which in ("best", "latest"):
-        row = _best(session, job) if which == "best" else None
-        row = row or store_checkpoints.latest_for_job(session, job_id)
+        row = (best_checkpoint(session, job) if which == "best"
+               else store_checkpoints.latest_for_job(session, job_id))
         if row is None:
             raise ApiError(409, f"job {job_id} has no checkpoint yet", kind="no-checkpoint")
         return job, row
@@ -210,16 +209,6 @@ def _job_checkpoint(session: Any, job_id: str, which: str) -> Any:
     if row.job_id != job_id:
         raise not_found("checkpoint", which)
     return job, row
-
-
-def _best(session: Any, job: Any) -> Any:
-    """The job's best checkpoint by its policy's monitor (core.checkpoint_policy.best)."""
-    from core.checkpoint_policy import best
-    from core.spec import Spec
-    from store import checkpoints as store_checkpoints
-
-    return best(Spec.from_dict(job.spec).checkpoints,
-                store_checkpoints.list_for_job(session, job.id))
 
 
 @bp.post("/jobs/<job_id>/predict", responses=responses({200: PredictOut}, 404, 409, 413, 415))
@@ -231,7 +220,7 @@ def predict_job(path: JobPath, body: PredictBody) -> Response:
         with read_session() as session:
             job, row = _job_checkpoint(session, path.job_id, body.checkpoint)
             target = Target(row.id, data.job_labels(session, current_tenant(), job))
-        if job.status in TERMINAL:
+        if job.status in TERMINAL_STATUSES:
             _targets().put(key, target)
     return run_prediction(target, body.inputs)
 
@@ -249,7 +238,7 @@ def predict_checkpoint(path: CheckpointPath, body: PredictBody) -> Response:
             if row.job_id is not None:
                 from store import jobs as store_jobs
 
-                job = store_jobs.get_job(session, current_tenant(), row.job_id)
+                job = store_jobs.get(session, current_tenant(), row.job_id)
                 labels = (data.job_labels(session, current_tenant(), job)
                           if job is not None else None)
             target = Target(row.id, labels)

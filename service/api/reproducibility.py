@@ -15,18 +15,19 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from core.reproducibility import spec_sha256, weights_sha256
 from service.api import data
+from service.api.checkpoints import best_checkpoint
 from service.api.common import find_job
-from service.api.jobs import QUEUED_EVENT, checked_spec, job_json
+from service.api.jobs import checked_spec, job_json
 from service.app import read_session, services, transaction
 from service.auth import current_tenant
 from service.errors import ApiError
-from service.limits import quota_exceeded
 from service.schemas.common import responses
 from service.schemas.jobs import JobOut, JobPath
 from service.schemas.reproducibility import Manifest
 from store import checkpoints as store_checkpoints
-from store import jobs as store_jobs
-from store import leases, lineage, reproductions
+from store import leases, lineage, reproductions, submissions
+from store.errors import QuotaExceeded
+from store.statuses import status_event
 
 bp = APIBlueprint(
     "reproducibility", __name__, url_prefix="/v1",
@@ -68,7 +69,7 @@ def job_manifest(path: JobPath) -> Response:
             "environment": leases.last_environment(session, job.id),
             "checkpoints": {
                 "final": _checkpoint(session, final),
-                "best": _checkpoint(session, store_checkpoints.best_for_job(session, job.id)),
+                "best": _checkpoint(session, best_checkpoint(session, job)),
             },
         })
 
@@ -84,11 +85,11 @@ def reproduce_job(path: JobPath) -> tuple[Response, int, dict[str, str]]:
             raise ApiError(409, f"job {original.id} is {original.status}; only a succeeded "
                            "job can be reproduced", kind="conflict")
         spec, _, _ = checked_spec(session, tenant, dict(original.spec))
-        outcome = store_jobs.submit(
+        outcome = submissions.submit(
             session, tenant, spec.to_dict(), original.dataset_id, None, None,
-            cap=limits.max_concurrent_jobs, first_event=("status", QUEUED_EVENT))
+            cap=limits.max_concurrent_jobs, first_event=status_event("queued"))
         if outcome.job is None:
-            raise quota_exceeded(outcome.active, limits)
+            raise QuotaExceeded(outcome.active, limits.max_concurrent_jobs)
         reproductions.create(session, outcome.job["id"], original.id)
         out = job_json(outcome.job, lineage.links(session, outcome.job["id"]))
     services().dispatcher.train_job(out["id"])

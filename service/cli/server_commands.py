@@ -85,12 +85,12 @@ def upgrade(settings: Settings) -> None:
 def create_key(settings: Settings, tenant: str) -> str:
     """Create `tenant` if needed and a new API key for it; the plain key is returned once."""
     from store.db import make_engine, make_session_factory
-    from store.tenants import create_api_key, ensure_tenant
+    from store.tenants import create_api_key, get_or_create
 
     engine = make_engine(settings.database_url)
     try:
         with make_session_factory(engine).begin() as s:
-            tenant_row = ensure_tenant(s, tenant)
+            tenant_row = get_or_create(s, tenant)
             key = create_api_key(s, tenant_row.id)
     finally:
         engine.dispose()

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from flask import Blueprint, render_template
 
+from store.statuses import TERMINAL_STATUSES
+
 HERE = Path(__file__).resolve().parent
 
 bp = Blueprint(
@@ -33,7 +35,8 @@ def index() -> str:
 @bp.get("/jobs/<job_id>")
 def job(job_id: str) -> str:
     """One job: live curves, checkpoints, weight heatmaps and histograms."""
-    return render_template("dashboard/job.html", job_id=job_id)
+    return render_template("dashboard/job.html", job_id=job_id,
+                           terminal_statuses=TERMINAL_STATUSES)
 
 
 @bp.get("/compare")

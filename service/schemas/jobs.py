@@ -14,8 +14,9 @@ from pydantic.json_schema import DEFAULT_REF_TEMPLATE
 
 from core.spec.schema import job_spec_schema
 from service.schemas.common import ID_PATTERN, MAX_INT32
+from store.statuses import JOB_STATUSES
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JobStatus = Literal[JOB_STATUSES]  # type: ignore[valid-type]
 
 
 # examples/digits_mlp.json (tests/service/test_openapi_spec.py keeps them equal): "Try it out"
@@ -109,7 +110,9 @@ class JobPage(BaseModel):
 
 
 class ResumeBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """POST /v1/jobs/{id}/resume's optional body (no body: the same epochs)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
     epochs: int | None = Field(None, ge=1, description="more epochs to train, on top of the spec's")
 
 

@@ -19,11 +19,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from store.statuses import TERMINAL_STATUSES as TERMINAL
 from tests.reliability.processes import RedisServer
 from tests.worker.conftest import Backend, make_backend
-
-TERMINAL = ("succeeded", "failed", "cancelled")
-
 
 # -- backends ----------------------------------------------------------------------------------
 

@@ -71,7 +71,7 @@ def test_an_sse_client_misses_no_epoch_across_an_api_restart(
         production: BackendFactory) -> None:
     b = production()
     with b.sessions.begin() as s:
-        key = tenants.create_api_key(s, tenants.ensure_tenant(s, "sse").id)
+        key = tenants.create_api_key(s, tenants.get_or_create(s, "sse").id)
     api = ApiProcess(b.env, b.log_dir)
     api.start()
     worker = b.start_worker("w1")

@@ -23,9 +23,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from store import checkpoints, jobs
+from store import checkpoints
 from store import events as store_events
 from store import leases as store_leases
+from store.statuses import TERMINAL_STATUSES as TERMINAL
 from tests.reliability.compare import (
     assert_bit_identical,
     assert_checkpoints_sound,
@@ -36,10 +37,9 @@ from tests.reliability.compare import (
 )
 from tests.reliability.conftest import BackendFactory
 from tests.reliability.test_worker_crash import crash_spec
-from tests.worker.conftest import Backend, create_job, wait_for
+from tests.worker.conftest import Backend, create_job, resume, wait_for
 
 EPOCHS = 30  # a few seconds: more than one commit of the worker
-TERMINAL = ("succeeded", "failed", "cancelled")
 
 TRIGGER = """
 CREATE SEQUENCE ckpt_fault_seq;
@@ -160,7 +160,7 @@ def test_a_full_disk_fails_the_job_with_the_reason_and_keeps_earlier_checkpoints
     # Space is back: resuming continues from the intact checkpoint and matches bit for bit.
     with b.sessions.begin() as s:
         s.execute(sa.text("DROP TRIGGER ckpt_fault ON checkpoints"))
-        jobs.resume_job(s, job_id)
+        resume(s, job_id)
     b.send(job_id)
     job = wait_for(b, job_id, lambda j: j.status in TERMINAL, timeout=180, what="the resume")
     assert (job.status, job.epoch_done) == ("succeeded", EPOCHS)

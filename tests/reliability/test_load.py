@@ -30,7 +30,7 @@ METRICS_PER_EPOCH = 6  # loss, accuracy, val_loss, val_accuracy, lr, seconds
 
 def create_jobs(b: Backend, n: int) -> list[str]:
     with b.sessions.begin() as s:
-        tenant = tenants.ensure_tenant(s, "load")
+        tenant = tenants.get_or_create(s, "load")
         return [jobs.create_job(s, tenant.id, xor_spec(epochs=1 + i % 2), None).id
                 for i in range(n)]
 

@@ -9,9 +9,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import jobs, tenants
+from store import submissions, tenants
 from store.db import make_engine, make_session_factory
 from store.models import Base, Job, Tenant
+from store.statuses import status_event
+
+NO_QUOTA = 1_000_000  # the tests' tenants may have any number of active jobs
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -59,5 +62,12 @@ def make_tenant(s: Session, name: str = "acme") -> Tenant:
     return tenants.get_or_create(s, name)
 
 
-def make_job(s: Session, tenant_id: str, epochs: int = 5, **kwargs: Any) -> Job:
-    return jobs.create_job(s, tenant_id, spec(epochs), None, **kwargs)
+def make_job(s: Session, tenant_id: str, epochs: int = 5, dataset_id: str | None = None) -> Job:
+    """A job submitted the way the API submits one: `submissions.submit` with its first
+    "queued" status event, in the test's transaction."""
+    made = submissions.submit(s, tenant_id, spec(epochs), dataset_id, None, None, cap=NO_QUOTA,
+                              first_event=status_event("queued"))
+    assert made.job is not None
+    job = s.get(Job, made.job["id"])
+    assert job is not None
+    return job

@@ -61,31 +61,32 @@ def test_single_and_bulk_upserts_write_the_same_rows(s: Session) -> None:
 def test_append_many_numbers_events_after_the_single_ones(s: Session) -> None:
     job = make_job(s, make_tenant(s).id)
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    # Event 1 is the submission's "queued".
     first = events.append(s, job.id, "status", {"status": "running"}, now=when)
-    assert (first.seq, first.created_at) == (1, when)
+    assert (first.seq, first.created_at) == (2, when)
     assert events.append_many(s, job.id, [("epoch", {"epoch": 1, "loss": 0.5}),
                                           ("epoch", {"epoch": 2, "loss": float("nan")})],
-                              now=when) == [2, 3]
+                              now=when) == [3, 4]
     assert events.append_many(s, job.id, []) == []
-    assert events.append(s, job.id, "status", {"status": "succeeded"}).seq == 4
+    assert events.append(s, job.id, "status", {"status": "succeeded"}).seq == 5
     s.expire_all()
-    got = events.after(s, job.id, 0)
+    got = events.after(s, job.id, 1)
     assert [(e.seq, e.type, e.data) for e in got] == [
-        (1, "status", {"status": "running"}),
-        (2, "epoch", {"epoch": 1, "loss": 0.5}),
-        (3, "epoch", {"epoch": 2, "loss": None}),  # JSON has no NaN: stored as null
-        (4, "status", {"status": "succeeded"}),
+        (2, "status", {"status": "running"}),
+        (3, "epoch", {"epoch": 1, "loss": 0.5}),
+        (4, "epoch", {"epoch": 2, "loss": None}),  # JSON has no NaN: stored as null
+        (5, "status", {"status": "succeeded"}),
     ]
     assert [e.created_at for e in got[:3]] == [when] * 3
-    assert s.get(Job, job.id).event_seq == 4  # type: ignore[union-attr]
+    assert s.get(Job, job.id).event_seq == 5  # type: ignore[union-attr]
 
 
 def test_append_returns_the_persistent_row(s: Session) -> None:
     job = make_job(s, make_tenant(s).id)
-    event = events.append(s, job.id, "status", {"status": "queued"})
-    assert s.get(JobEvent, (job.id, 1)) is event  # the identity map's object: no second row
+    event = events.append(s, job.id, "status", {"status": "running"})
+    assert s.get(JobEvent, (job.id, 2)) is event  # the identity map's object: no second row
     s.flush()
-    assert s.query(JobEvent).count() == 1
+    assert s.query(JobEvent).count() == 2  # and the submission's "queued"
 
 
 def test_append_many_to_a_missing_job_writes_nothing(s: Session) -> None:
@@ -129,8 +130,8 @@ def test_concurrent_bulk_and_single_appends_never_reuse_a_sequence(
         t.join(60)
     assert errors == []
     with factory() as s:
-        got = events.after(s, job_id, 0, limit=100)
-    assert [e.seq for e in got] == list(range(1, 41))
+        got = events.after(s, job_id, 1, limit=100)  # after the submission's "queued"
+    assert [e.seq for e in got] == list(range(2, 42))
     # A batch's events are consecutive: no single append lands inside one.
     for i in range(10):
         seqs = [e.seq for e in got if e.type == "epoch" and e.data["i"] == i]
@@ -143,7 +144,7 @@ def test_append_many_stamps_each_event_with_its_own_time(s: Session) -> None:
     events.append_many(s, job.id, [("epoch", {"epoch": 1}), ("epoch", {"epoch": 2})],
                        times=times)
     s.expire_all()
-    assert [e.created_at for e in events.after(s, job.id, 0)] == times
+    assert [e.created_at for e in events.after(s, job.id, 1)] == times
     with pytest.raises(ValueError, match="1 times for 2 events"):
         events.append_many(s, job.id, [("epoch", {}), ("epoch", {})], times=times[:1])
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import jobs, leases
+from store import claims, leases
 from store.columns import utcnow
 from store.models import Job
 
@@ -30,7 +30,7 @@ def test_two_threads_racing_for_each_job_only_one_wins(factory: sessionmaker[Ses
             barrier.wait()
             for job_id in job_ids:
                 with factory.begin() as s:
-                    if jobs.claim_job(s, job_id, worker, TIMEOUT) is not None:
+                    if claims.claim_job(s, job_id, worker, TIMEOUT) is not None:
                         winners[job_id].append(worker)
         except BaseException as exc:  # surfaced below: a thread's exception is otherwise lost
             errors.append(exc)
@@ -55,7 +55,7 @@ def test_claim_sets_the_lease_and_records_it(s: Session) -> None:
     tenant = make_tenant(s)
     job = make_job(s, tenant.id)
     now = utcnow()
-    claimed = jobs.claim_job(s, job.id, "w1", TIMEOUT, now=now)
+    claimed = claims.claim_job(s, job.id, "w1", TIMEOUT, now=now)
     assert claimed is not None
     assert (claimed.status, claimed.attempts, claimed.lease_owner) == ("running", 1, "w1")
     assert claimed.heartbeat_at == now and claimed.started_at == now
@@ -68,14 +68,14 @@ def test_a_stale_lease_is_taken_over_and_the_old_holder_is_locked_out(s: Session
     tenant = make_tenant(s)
     job = make_job(s, tenant.id)
     t0 = utcnow()
-    jobs.claim_job(s, job.id, "w1", TIMEOUT, now=t0)
-    assert jobs.claim_job(s, job.id, "w2", TIMEOUT, now=t0 + timedelta(seconds=59)) is None
-    taken = jobs.claim_job(s, job.id, "w2", TIMEOUT, now=t0 + timedelta(seconds=61))
+    claims.claim_job(s, job.id, "w1", TIMEOUT, now=t0)
+    assert claims.claim_job(s, job.id, "w2", TIMEOUT, now=t0 + timedelta(seconds=59)) is None
+    taken = claims.claim_job(s, job.id, "w2", TIMEOUT, now=t0 + timedelta(seconds=61))
     assert taken is not None and (taken.attempts, taken.lease_owner) == (2, "w2")
     assert taken.started_at == t0  # the first start is kept
-    assert jobs.heartbeat(s, job.id, "w1").lease_held is False
-    assert jobs.finish(s, job.id, "w1", "succeeded", "epochs_done") is False
-    assert jobs.finish(s, job.id, "w2", "succeeded", "epochs_done") is True
+    assert claims.heartbeat(s, job.id, "w1").lease_held is False
+    assert claims.finish(s, job.id, "w1", "succeeded", "epochs_done") is False
+    assert claims.finish(s, job.id, "w2", "succeeded", "epochs_done") is True
     history = [(r.attempt, r.worker_id, r.outcome) for r in leases.history(s, job.id)]
     assert history == [(1, "w1", "lost"), (2, "w2", "succeeded")]
     assert leases.overlaps(s, job.id) == []
@@ -85,45 +85,19 @@ def test_heartbeat_keeps_a_lease_fresh(s: Session) -> None:
     tenant = make_tenant(s)
     job = make_job(s, tenant.id)
     t0 = utcnow()
-    jobs.claim_job(s, job.id, "w1", TIMEOUT, now=t0)
-    beat = jobs.heartbeat(s, job.id, "w1", now=t0 + timedelta(seconds=50))
+    claims.claim_job(s, job.id, "w1", TIMEOUT, now=t0)
+    beat = claims.heartbeat(s, job.id, "w1", now=t0 + timedelta(seconds=50))
     assert beat.lease_held and not beat.cancel_requested and bool(beat)
-    assert jobs.claim_job(s, job.id, "w2", TIMEOUT, now=t0 + timedelta(seconds=100)) is None
-    assert jobs.claim_job(s, job.id, "w2", TIMEOUT, now=t0 + timedelta(seconds=111)) is not None
-
-
-def test_max_attempts_stops_claims_and_fail_exhausted_gives_the_reason(s: Session) -> None:
-    tenant = make_tenant(s)
-    job = make_job(s, tenant.id)
-    t = utcnow()
-    for attempt in range(1, 3):
-        claimed = jobs.claim_job(s, job.id, f"w{attempt}", TIMEOUT, now=t, max_attempts=2)
-        assert claimed is not None and claimed.attempts == attempt
-        assert jobs.release(s, job.id, f"w{attempt}", f"boom {attempt}", now=t)
-    assert jobs.claim_job(s, job.id, "w3", TIMEOUT, now=t, max_attempts=2) is None
-    assert jobs.fail_exhausted(s, job.id, 3, now=t) is False  # attempts left: not failed
-    assert jobs.fail_exhausted(s, job.id, 2, now=t) is True
-    row = s.get(Job, job.id)
-    assert row is not None and row.status == "failed"
-    assert row.failure_reason == "gave up after 2 of 2 attempts; last error: boom 2"
-    assert jobs.fail_exhausted(s, job.id, 2, now=t) is False
-
-
-def test_fail_exhausted_leaves_a_job_with_a_live_lease_alone(s: Session) -> None:
-    tenant = make_tenant(s)
-    job = make_job(s, tenant.id)
-    t = utcnow()
-    jobs.claim_job(s, job.id, "w1", TIMEOUT, now=t)
-    assert jobs.fail_exhausted(s, job.id, 1, now=t + timedelta(seconds=10)) is False
-    assert jobs.fail_exhausted(s, job.id, 1, now=t + timedelta(seconds=61)) is True
+    assert claims.claim_job(s, job.id, "w2", TIMEOUT, now=t0 + timedelta(seconds=100)) is None
+    assert claims.claim_job(s, job.id, "w2", TIMEOUT, now=t0 + timedelta(seconds=111)) is not None
 
 
 def test_release_requeues_only_for_the_holder(s: Session) -> None:
     tenant = make_tenant(s)
     job = make_job(s, tenant.id)
-    jobs.claim_job(s, job.id, "w1", TIMEOUT)
-    assert jobs.release(s, job.id, "w2", "nope") is False
-    assert jobs.release(s, job.id, "w1", "OSError: disk") is True
+    claims.claim_job(s, job.id, "w1", TIMEOUT)
+    assert claims.release(s, job.id, "w2", "nope") is False
+    assert claims.release(s, job.id, "w1", "OSError: disk") is True
     row = s.get(Job, job.id, populate_existing=True)
     assert row is not None
     assert (row.status, row.lease_owner, row.failure_reason) == ("queued", None, "OSError: disk")
@@ -133,22 +107,22 @@ def test_release_requeues_only_for_the_holder(s: Session) -> None:
 def test_finish_records_status_reasons_and_time(s: Session) -> None:
     tenant = make_tenant(s)
     job = make_job(s, tenant.id)
-    jobs.claim_job(s, job.id, "w1", TIMEOUT)
+    claims.claim_job(s, job.id, "w1", TIMEOUT)
     t = utcnow()
-    assert jobs.finish(s, job.id, "w1", "failed", "diverged", "loss is nan at epoch 3", now=t)
+    assert claims.finish(s, job.id, "w1", "failed", "diverged", "loss is nan at epoch 3", now=t)
     row = s.get(Job, job.id, populate_existing=True)
     assert row is not None
     assert (row.status, row.stop_reason, row.failure_reason, row.finished_at) == (
         "failed", "diverged", "loss is nan at epoch 3", t)
     assert row.lease_owner is None
-    assert jobs.claim_job(s, job.id, "w2", TIMEOUT, now=t + timedelta(hours=1)) is None
+    assert claims.claim_job(s, job.id, "w2", TIMEOUT, now=t + timedelta(hours=1)) is None
 
 
 def test_update_progress_writes_epoch_latest_and_best(s: Session) -> None:
     tenant = make_tenant(s)
     job = make_job(s, tenant.id)
-    jobs.update_progress(s, job.id, 2, {"loss": 0.5}, {"epoch": 2, "loss": 0.5})
-    jobs.update_progress(s, job.id, 3, {"loss": 0.7})
+    claims.update_progress(s, job.id, 2, {"loss": 0.5}, {"epoch": 2, "loss": 0.5})
+    claims.update_progress(s, job.id, 3, {"loss": 0.7})
     row = s.get(Job, job.id, populate_existing=True)
     assert row is not None
     assert (row.epoch_done, row.latest, row.best) == (3, {"loss": 0.7}, {"epoch": 2, "loss": 0.5})
@@ -160,14 +134,14 @@ def test_stale_or_lost_finds_old_queued_and_silent_running_jobs(s: Session) -> N
     fresh, old_queued, live, silent, done = (make_job(s, tenant.id) for _ in range(5))
     old_queued.queued_at = t0 - timedelta(seconds=120)
     s.flush()
-    jobs.claim_job(s, live.id, "w1", TIMEOUT, now=t0)
-    jobs.claim_job(s, silent.id, "w2", TIMEOUT, now=t0 - timedelta(seconds=90))
-    jobs.claim_job(s, done.id, "w3", TIMEOUT, now=t0 - timedelta(seconds=90))
-    jobs.finish(s, done.id, "w3", "succeeded", "epochs_done")
-    found = jobs.stale_or_lost(s, now=t0, lease_timeout_s=60, queued_grace_s=60)
+    claims.claim_job(s, live.id, "w1", TIMEOUT, now=t0)
+    claims.claim_job(s, silent.id, "w2", TIMEOUT, now=t0 - timedelta(seconds=90))
+    claims.claim_job(s, done.id, "w3", TIMEOUT, now=t0 - timedelta(seconds=90))
+    claims.finish(s, done.id, "w3", "succeeded", "epochs_done")
+    found = claims.stale_or_lost(s, now=t0, lease_timeout_s=60, queued_grace_s=60)
     assert sorted(found) == sorted([old_queued.id, silent.id])
     assert fresh.id not in found
-    later = jobs.stale_or_lost(s, now=t0 + timedelta(seconds=61), lease_timeout_s=60,
+    later = claims.stale_or_lost(s, now=t0 + timedelta(seconds=61), lease_timeout_s=60,
                                queued_grace_s=60)
     assert sorted(later) == sorted([fresh.id, old_queued.id, live.id, silent.id])
 
@@ -181,7 +155,7 @@ def _claim_in_process(url: str, job_ids: list[str], worker: str, start: Any, out
     won = []
     for job_id in job_ids:
         with factory.begin() as s:
-            if jobs.claim_job(s, job_id, worker, TIMEOUT) is not None:
+            if claims.claim_job(s, job_id, worker, TIMEOUT) is not None:
                 won.append(job_id)
     engine.dispose()
     out.put((worker, won))

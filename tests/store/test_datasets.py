@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy.orm import Session
 
 from store import datasets, jobs, usage
-from store.errors import BadCursor
+from store.errors import BadCursor, Conflict
 from store.models import Dataset
 
-from .conftest import make_tenant, spec
+from .conftest import make_job, make_tenant
 
 
 def add(s: Session, tenant_id: str, name: str = "d", size: int = 10) -> Dataset:
@@ -18,7 +18,7 @@ def add(s: Session, tenant_id: str, name: str = "d", size: int = 10) -> Dataset:
         kind="classification", classes=[0, 1], sha256="a" * 64, size_bytes=size,
         blob=b"z" * size,
     )
-    return datasets.create_dataset(s, tenant_id, **fields)
+    return datasets.create(s, tenant_id, **fields)
 
 
 def test_create_and_get_round_trip_the_metadata(s: Session) -> None:
@@ -34,7 +34,7 @@ def test_create_and_get_round_trip_the_metadata(s: Session) -> None:
 def test_another_tenants_dataset_reads_as_missing(s: Session) -> None:
     acme, globex = make_tenant(s, "acme"), make_tenant(s, "globex")
     row = add(s, acme.id)
-    assert datasets.get_dataset(s, globex.id, row.id) is None
+    assert datasets.get(s, globex.id, row.id) is None
     assert datasets.get_blob(s, globex.id, row.id) is None
     assert datasets.delete(s, globex.id, row.id) is False
     assert datasets.get(s, acme.id, row.id) is not None
@@ -49,7 +49,7 @@ def test_list_pages_newest_first_and_cover_every_row_once(s: Session) -> None:
     cursor = None
     pages = 0
     while True:
-        rows, cursor = datasets.list_datasets(s, acme.id, limit=3, cursor=cursor)
+        rows, cursor = datasets.list_page(s, acme.id, limit=3, cursor=cursor)
         seen += [r.id for r in rows]
         pages += 1
         if cursor is None:
@@ -66,11 +66,15 @@ def test_a_forged_cursor_is_a_bad_cursor(s: Session) -> None:
         datasets.list_page(s, tenant.id, cursor="WzEsMl0")  # base64 of [1,2]
 
 
-def test_delete_keeps_the_jobs_that_used_it(s: Session) -> None:
+def test_delete_waits_for_active_jobs_and_keeps_the_jobs_that_used_it(s: Session) -> None:
     tenant = make_tenant(s)
     row = add(s, tenant.id)
-    job = jobs.create_job(s, tenant.id, spec(), row.id)
-    assert datasets.delete_dataset(s, tenant.id, row.id) is True
+    job = make_job(s, tenant.id, dataset_id=row.id)
+    with pytest.raises(Conflict, match="used by 1 queued or running job"):
+        datasets.delete(s, tenant.id, row.id)
+    jobs.cancel(s, tenant.id, job.id)
+    assert datasets.delete(s, tenant.id, row.id) is True
+    assert datasets.delete(s, tenant.id, row.id) is False
     s.expire_all()
     assert datasets.get(s, tenant.id, row.id) is None
     kept = jobs.get(s, tenant.id, job.id)
@@ -84,7 +88,7 @@ def test_stored_bytes_counts_datasets_and_checkpoints_per_tenant(s: Session) -> 
     add(s, acme.id, size=100)
     add(s, acme.id, size=23)
     add(s, globex.id, size=1000)
-    job = jobs.create_job(s, acme.id, spec(), None)
+    job = make_job(s, acme.id)
     checkpoints.save_checkpoint(s, job.id, 1, "periodic", b"x" * 7)
     assert usage.stored_bytes(s, acme.id) == 130
     assert usage.stored_bytes(s, globex.id) == 1000

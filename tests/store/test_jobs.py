@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import jobs
+from store import claims, events, jobs
 from store.columns import utcnow
-from store.errors import Conflict, NotFound
+from store.errors import Conflict, InvalidValue, NotFound, QuotaExceeded
 from store.models import Job
 
 from .conftest import make_job, make_tenant, spec
@@ -51,7 +51,7 @@ def test_another_tenants_job_reads_as_missing(s: Session) -> None:
     acme, globex = make_tenant(s, "acme"), make_tenant(s, "globex")
     job = make_job(s, acme.id)
     assert jobs.get(s, acme.id, job.id) is job
-    assert jobs.get_job(s, globex.id, job.id) is None
+    assert jobs.get(s, globex.id, job.id) is None
     assert jobs.get(s, acme.id, "job_missing") is None
 
 
@@ -67,11 +67,11 @@ def test_list_page_is_newest_first_with_cursor_and_status_filter(s: Session) -> 
     make_job(s, globex.id)
     s.flush()
     first, cursor = jobs.list_page(s, acme.id, limit=2)
-    second, cursor2 = jobs.list_jobs(s, acme.id, limit=2, cursor=cursor)
+    second, cursor2 = jobs.list_page(s, acme.id, limit=2, cursor=cursor)
     third, cursor3 = jobs.list_page(s, acme.id, limit=2, cursor=cursor2)
     assert [j.id for j in first + second + third] == list(reversed(made))
     assert cursor3 is None and len(third) == 1
-    jobs.request_cancel(s, made[1])
+    jobs.cancel(s, acme.id, made[1])
     cancelled, nxt = jobs.list_page(s, acme.id, status="cancelled")
     assert [j.id for j in cancelled] == [made[1]] and nxt is None
     with pytest.raises(ValueError, match="unknown status"):
@@ -82,38 +82,53 @@ def test_count_active_counts_queued_and_running_of_one_tenant(s: Session) -> Non
     acme, globex = make_tenant(s, "acme"), make_tenant(s, "globex")
     a1, _a2, a3 = (make_job(s, acme.id) for _ in range(3))
     make_job(s, globex.id)
-    jobs.claim_job(s, a1.id, "w1", 60)
-    jobs.request_cancel(s, a3.id)
+    claims.claim_job(s, a1.id, "w1", 60)
+    jobs.cancel(s, acme.id, a3.id)
     assert jobs.count_active_up_to(s, acme.id, 100) == 2
     assert jobs.count_active_up_to(s, globex.id, 100) == 1
 
 
+def status_events(s: Session, job_id: str) -> list[dict[str, object]]:
+    return [e.data for e in events.after(s, job_id) if e.type == "status"]
+
+
 def test_cancel_ends_a_queued_job_and_flags_a_running_one(s: Session) -> None:
-    tenant = make_tenant(s)
+    tenant, other = make_tenant(s), make_tenant(s, "globex")
     queued, running = make_job(s, tenant.id), make_job(s, tenant.id)
-    jobs.claim_job(s, running.id, "w1", 60)
-    q = jobs.request_cancel(s, queued.id)
-    assert (q.status, q.stop_reason, q.finished_at is not None) == ("cancelled", "cancelled", True)
-    r = jobs.request_cancel(s, running.id)
-    assert (r.status, r.cancel_requested, r.finished_at) == ("running", True, None)
-    assert jobs.heartbeat(s, running.id, "w1").cancel_requested is True
-    again = jobs.request_cancel(s, queued.id)
-    assert again.status == "cancelled"
+    claims.claim_job(s, running.id, "w1", 60)
+    q = jobs.cancel(s, tenant.id, queued.id)
+    assert q.ended and (q.job.status, q.job.stop_reason, q.job.finished_at is not None) == (
+        "cancelled", "cancelled", True)
+    # Nobody runs it, so the cancel announces the end itself (after the submit's "queued").
+    assert status_events(s, queued.id) == [
+        {"status": "queued", "stop_reason": None, "failure_reason": None},
+        {"status": "cancelled", "stop_reason": "cancelled", "failure_reason": None}]
+    r = jobs.cancel(s, tenant.id, running.id)
+    assert not r.ended and (r.job.status, r.job.cancel_requested, r.job.finished_at) == (
+        "running", True, None)
+    assert claims.heartbeat(s, running.id, "w1").cancel_requested is True
+    assert len(status_events(s, running.id)) == 1  # its worker will announce the end
+    with pytest.raises(Conflict, match="already finished"):
+        jobs.cancel(s, tenant.id, queued.id)
     with pytest.raises(NotFound):
-        jobs.request_cancel(s, "job_missing")
+        jobs.cancel(s, tenant.id, "job_missing")
+    with pytest.raises(NotFound):
+        jobs.cancel(s, other.id, running.id)
 
 
 def test_resume_requeues_with_more_epochs_and_fresh_attempts(s: Session) -> None:
     tenant = make_tenant(s)
     job = make_job(s, tenant.id, epochs=5)
-    jobs.claim_job(s, job.id, "w1", 60)
-    assert jobs.finish(s, job.id, "w1", "cancelled", "cancelled")
-    resumed = jobs.resume_job(s, job.id, extra_epochs=3)
+    claims.claim_job(s, job.id, "w1", 60)
+    assert claims.finish(s, job.id, "w1", "cancelled", "cancelled")
+    resumed = jobs.resume(s, tenant.id, job.id, extra_epochs=3)
     assert (resumed.status, resumed.epochs_total, resumed.spec["training"]["epochs"]) == (
         "queued", 8, 8)
     assert (resumed.attempts, resumed.stop_reason, resumed.finished_at) == (0, None, None)
     assert resumed.cancel_requested is False
-    again = jobs.claim_job(s, job.id, "w2", 60)
+    assert status_events(s, job.id)[-1] == {
+        "status": "queued", "stop_reason": None, "failure_reason": None}
+    again = claims.claim_job(s, job.id, "w2", 60)
     assert again is not None and again.attempts == 1
 
 
@@ -121,19 +136,32 @@ def test_only_cancelled_or_failed_jobs_resume(s: Session) -> None:
     tenant = make_tenant(s)
     job = make_job(s, tenant.id)
     with pytest.raises(Conflict, match="queued"):
-        jobs.prepare_resume(s, job)
-    jobs.claim_job(s, job.id, "w1", 60)
-    jobs.finish(s, job.id, "w1", "succeeded", "epochs_done")
+        jobs.resume(s, tenant.id, job.id)
+    claims.claim_job(s, job.id, "w1", 60)
+    claims.finish(s, job.id, "w1", "succeeded", "epochs_done")
     with pytest.raises(Conflict, match="succeeded"):
-        jobs.resume_job(s, job.id)
+        jobs.resume(s, tenant.id, job.id)
+
+
+def test_resume_keeps_the_epoch_limit_and_the_quota(s: Session) -> None:
+    tenant = make_tenant(s)
+    job, busy = make_job(s, tenant.id, epochs=5), make_job(s, tenant.id)
+    jobs.cancel(s, tenant.id, job.id)
+    with pytest.raises(InvalidValue, match="exceed 7 epochs") as too_long:
+        jobs.resume(s, tenant.id, job.id, 3, max_epochs=7)
+    assert too_long.value.field == "epochs"
+    with pytest.raises(QuotaExceeded, match="1 jobs are queued or running; the limit is 1"):
+        jobs.resume(s, tenant.id, job.id, active_cap=1)
+    jobs.cancel(s, tenant.id, busy.id)
+    assert jobs.resume(s, tenant.id, job.id, 2, max_epochs=7, active_cap=1).status == "queued"
 
 
 def test_resumed_job_survives_a_new_transaction(factory: sessionmaker[Session]) -> None:
     with factory.begin() as s:
         tenant = make_tenant(s)
         job = make_job(s, tenant.id, epochs=2)
-        jobs.request_cancel(s, job.id)
-        jobs.resume_job(s, job.id, extra_epochs=4)
+        jobs.cancel(s, tenant.id, job.id)
+        jobs.resume(s, tenant.id, job.id, extra_epochs=4)
         job_id = job.id
     with factory() as s:
         row = s.get(Job, job_id)

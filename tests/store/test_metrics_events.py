@@ -33,7 +33,7 @@ def test_history_pages_by_epoch(s: Session) -> None:
     for epoch in range(1, 8):
         metrics.upsert_epoch(s, job.id, epoch, {"loss": 1 / epoch, "seconds": 0.5})
     metrics.upsert_epoch(s, other.id, 1, {"loss": 9.0})
-    page = metrics.list_epochs(s, job.id, after_epoch=2, limit=3)
+    page = metrics.history(s, job.id, after_epoch=2, limit=3)
     assert [item["epoch"] for item in page] == [3, 4, 5]
     assert page[0] == {"epoch": 3, "loss": 1 / 3, "seconds": 0.5}
     assert [i["epoch"] for i in metrics.history(s, job.id, after_epoch=5)] == [6, 7]
@@ -56,13 +56,15 @@ def test_values_are_float64_non_finite_are_none_and_non_numbers_skipped(s: Sessi
 def test_events_get_gap_free_sequences_per_job(s: Session) -> None:
     tenant = make_tenant(s)
     a, b = make_job(s, tenant.id), make_job(s, tenant.id)
+    # Event 1 of each job is its submission's "queued".
     seqs = [events.append(s, a.id, "epoch", {"epoch": i}).seq for i in range(1, 4)]
-    assert seqs == [1, 2, 3]
-    assert events.append(s, b.id, "status", {"status": "running"}).seq == 1
-    after = events.after(s, a.id, 1)
+    assert seqs == [2, 3, 4]
+    assert events.append(s, b.id, "status", {"status": "running"}).seq == 2
+    after = events.after(s, a.id, 2)
     assert [(e.seq, e.type, e.data) for e in after] == [
-        (2, "epoch", {"epoch": 2}), (3, "epoch", {"epoch": 3})]
-    assert [e.seq for e in events.after(s, a.id, 0, limit=2)] == [1, 2]
+        (3, "epoch", {"epoch": 2}), (4, "epoch", {"epoch": 3})]
+    assert [(e.seq, e.type) for e in events.after(s, a.id, 0, limit=2)] == [
+        (1, "status"), (2, "epoch")]
     with pytest.raises(NotFound):
         events.append(s, "job_missing", "status", {})
 
@@ -89,4 +91,4 @@ def test_concurrent_appends_never_reuse_a_sequence(factory: sessionmaker[Session
         t.join(60)
     assert errors == []
     with factory() as s:
-        assert [e.seq for e in events.after(s, job_id, 0, limit=100)] == list(range(1, 31))
+        assert [e.seq for e in events.after(s, job_id, 1, limit=100)] == list(range(2, 32))

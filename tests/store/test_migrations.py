@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from store import checkpoint_parts, checkpoints, jobs, tenants
+from store import checkpoint_parts, checkpoints, claims, jobs, tenants
 from store.db import make_engine, make_session_factory
 from store.migrate import (
     alembic_config,
@@ -77,7 +77,7 @@ def test_the_migrated_schema_runs_the_query_functions(db_url: str) -> None:
     with factory.begin() as s:
         tenant = tenants.get_or_create(s, "acme")
         job = jobs.create_job(s, tenant.id, {"name": "n", "training": {"epochs": 2}}, None)
-        claimed = jobs.claim_job(s, job.id, "w1", 60)
+        claimed = claims.claim_job(s, job.id, "w1", 60)
         assert claimed is not None and claimed.attempts == 1
     engine.dispose()
 

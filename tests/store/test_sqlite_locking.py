@@ -63,4 +63,4 @@ def test_read_modify_write_transactions_serialise(sqlite_factory: sessionmaker[S
     assert errors == []
     with sqlite_factory() as s:
         job = s.get(Job, job_id)
-        assert job is not None and job.event_seq == 2
+        assert job is not None and job.event_seq == 3  # 1 (the submission's event) + 2

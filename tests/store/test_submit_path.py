@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import events, jobs
+from store import events, jobs, submissions
 from store.models import Job, JobEvent
-from store.submissions import SUBMIT_CHECK
+from store.submissions import SUBMIT_CHECK, SubmitCheck
 
 from .conftest import make_tenant, spec
 
@@ -50,10 +50,10 @@ def test_submit_check_reads_the_key_and_counts_active_jobs_up_to_the_cap(s: Sess
     done.status = "succeeded"
     s.flush()
 
-    assert jobs.submit_check(s, acme.id, "key-1", cap=100) == jobs.SubmitCheck(keyed.id, 4)
-    assert jobs.submit_check(s, acme.id, "key-2", cap=2) == jobs.SubmitCheck(None, 2)
-    assert jobs.submit_check(s, acme.id, None, cap=0) == jobs.SubmitCheck(None, 0)
-    assert jobs.submit_check(s, other.id, "key-1", cap=100) == jobs.SubmitCheck(None, 1)
+    assert submissions.submit_check(s, acme.id, "key-1", cap=100) == SubmitCheck(keyed.id, 4)
+    assert submissions.submit_check(s, acme.id, "key-2", cap=2) == SubmitCheck(None, 2)
+    assert submissions.submit_check(s, acme.id, None, cap=0) == SubmitCheck(None, 0)
+    assert submissions.submit_check(s, other.id, "key-1", cap=100) == SubmitCheck(None, 1)
     assert jobs.count_active_up_to(s, acme.id, 100) == 4
     assert jobs.count_active_up_to(s, acme.id, 3) == 3
 
@@ -76,8 +76,8 @@ def test_create_job_returns_a_fully_loaded_job_equal_to_its_row(
 
 
 def _submit(s: Session, tenant_id: str, key: str | None = None, body: str = "hash-a",
-            cap: int = 100) -> jobs.Submitted:
-    return jobs.submit(s, tenant_id, spec(3), None, key, body, cap=cap,
+            cap: int = 100) -> submissions.Submitted:
+    return submissions.submit(s, tenant_id, spec(3), None, key, body, cap=cap,
                        first_event=("status", QUEUED))
 
 
@@ -130,11 +130,11 @@ def test_a_submit_that_loses_the_race_for_its_key_fails_and_then_finds_the_job(
     Base.metadata.create_all(engine)
     with make_session_factory(engine).begin() as s:
         tenant_id = make_tenant(s).id
-    outcome: list[BaseException | jobs.Submitted] = []
+    outcome: list[BaseException | submissions.Submitted] = []
 
     def submit_concurrently() -> None:
         try:
-            outcome.append(jobs.submit(engine, tenant_id, spec(), None, "key-1", "hash-a",
+            outcome.append(submissions.submit(engine, tenant_id, spec(), None, "key-1", "hash-a",
                                        cap=100, first_event=("status", QUEUED)))
         except BaseException as exc:  # handed to the test's thread
             outcome.append(exc)
@@ -151,7 +151,7 @@ def test_a_submit_that_loses_the_race_for_its_key_fails_and_then_finds_the_job(
         racer.join(10)
     [error] = outcome
     assert isinstance(error, IntegrityError)  # the caller calls again:
-    again = jobs.submit(engine, tenant_id, spec(), None, "key-1", "hash-a", cap=100,
+    again = submissions.submit(engine, tenant_id, spec(), None, "key-1", "hash-a", cap=100,
                         first_event=("status", QUEUED))
     assert (again.job, again.existing_id) == (None, winner)
     engine.dispose()
@@ -177,7 +177,7 @@ def test_submit_refuses_a_full_quota_without_storing(factory: sessionmaker[Sessi
 
 def _finished_jobs(s: Session, tenant_id: str, n: int) -> None:
     s.execute(sa.insert(Job), [
-        {**jobs.job_row(tenant_id, spec(), None), "status": "succeeded"} for _ in range(n)])
+        {**submissions.job_row(tenant_id, spec(), None), "status": "succeeded"} for _ in range(n)])
 
 
 def test_the_quota_count_reads_only_active_jobs_through_their_partial_index(
@@ -197,4 +197,4 @@ def test_the_quota_count_reads_only_active_jobs_through_their_partial_index(
     explain = "EXPLAIN QUERY PLAN " if dialect == "sqlite" else "EXPLAIN "
     plan = "\n".join(str(row[-1]) for row in s.execute(sa.text(explain + str(statement))))
     assert re.search(r"\bix_jobs_tenant_active\b", plan), plan
-    assert jobs.submit_check(s, acme.id, "k", cap=8) == jobs.SubmitCheck(None, 5)
+    assert submissions.submit_check(s, acme.id, "k", cap=8) == SubmitCheck(None, 5)

@@ -10,7 +10,7 @@ from store.models import ApiKey
 
 def test_get_or_create_returns_the_same_tenant_by_name(s: Session) -> None:
     first = tenants.get_or_create(s, "acme")
-    again = tenants.ensure_tenant(s, "acme")
+    again = tenants.get_or_create(s, "acme")
     other = tenants.get_or_create(s, "globex")
     assert first.id == again.id
     assert other.id != first.id

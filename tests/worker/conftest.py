@@ -185,7 +185,7 @@ def upload_xor(b: Backend, rows: int, name: str) -> str:
     np.savez(buf, X=X, y=y)
     blob = buf.getvalue()
     with b.sessions.begin() as s:
-        tenant = tenants.ensure_tenant(s, "test")
+        tenant = tenants.get_or_create(s, "test")
         return str(datasets.create(
             s, tenant.id, name=name, format="npz", n_rows=rows, x_shape=[rows, 2],
             y_shape=[rows], kind="classification", classes=[0, 1], sha256="0" * 64,
@@ -193,11 +193,41 @@ def upload_xor(b: Backend, rows: int, name: str) -> str:
 
 
 def create_job(b: Backend, spec: dict[str, Any], dataset_id: str | None = None) -> str:
-    from store import jobs, tenants
+    """A job submitted as the API submits one: the spec parsed and normalised by core.spec,
+    stored by store.submissions.submit with its "queued" status event."""
+    from core.spec import Spec
+    from store import submissions, tenants
+    from store.statuses import status_event
 
     with b.sessions.begin() as s:
-        tenant = tenants.ensure_tenant(s, "test")
-        return jobs.create_job(s, tenant.id, spec, dataset_id).id
+        tenant = tenants.get_or_create(s, "test")
+        made = submissions.submit(s, tenant.id, Spec.from_dict(spec).to_dict(), dataset_id,
+                                  None, None, cap=b.settings.limits.max_concurrent_jobs,
+                                  first_event=status_event("queued"))
+        assert made.job is not None, "the test tenant's quota is full"
+        return str(made.job["id"])
+
+
+def cancel(s: Session, job_id: str) -> None:
+    """Cancel as POST /cancel does (store.jobs.cancel), inside `s`."""
+    from store import jobs
+
+    jobs.cancel(s, _tenant_of(s, job_id), job_id)
+
+
+def resume(s: Session, job_id: str, extra_epochs: int = 0) -> None:
+    """Resume as POST /resume does (store.jobs.resume), inside `s`."""
+    from store import jobs
+
+    jobs.resume(s, _tenant_of(s, job_id), job_id, extra_epochs)
+
+
+def _tenant_of(s: Session, job_id: str) -> str:
+    from store.models import Job
+
+    job = s.get(Job, job_id)
+    assert job is not None
+    return job.tenant_id
 
 
 def job_row(b: Backend, job_id: str) -> Any:

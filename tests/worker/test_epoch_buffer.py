@@ -88,18 +88,18 @@ def test_without_the_claim_the_tenant_and_model_come_from_the_job(
     sqlite_backend: Backend,
 ) -> None:
     b = sqlite_backend
-    spec = xor_spec(epochs=2)
-    job_id = create_job(b, spec)
+    job_id = create_job(b, xor_spec(epochs=2))
     buffer = EpochBuffer(job_id, POLICY)
     buffer.add(report(1, 0.4, True, epochs=2), since_commit=0.0, committing=True)
     with b.sessions.begin() as s:
         buffer.flush(s)
-    tenant_id = job_row(b, job_id).tenant_id
+    job = job_row(b, job_id)
     with b.sessions() as s:
         rows = s.scalars(sa.select(Checkpoint).where(Checkpoint.job_id == job_id)).all()
         assert sorted((r.kind, r.epoch) for r in rows) == [("best", 1), ("periodic", 1)]
-        assert [r.model_spec for r in rows] == [spec["model"]] * 2
-        assert {r.tenant_id for r in rows} == {tenant_id}
+        # The stored spec: the submission's, normalised by core.spec.
+        assert [r.model_spec for r in rows] == [job.spec["model"]] * 2
+        assert {r.tenant_id for r in rows} == {job.tenant_id}
 
 
 def test_each_epoch_event_carries_the_time_its_epoch_ended(sqlite_backend: Backend) -> None:

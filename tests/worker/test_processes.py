@@ -15,21 +15,22 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from store import events, jobs
+from store import events
 from store.models import Job, Metric
+from store.statuses import TERMINAL_STATUSES as TERMINAL
 from tests.worker.conftest import (
     Backend,
+    cancel,
     create_job,
     job_row,
     kept_checkpoints,
     leases,
     metric_epochs,
+    resume,
     upload_xor,
     wait_for,
     xor_spec,
 )
-
-TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 def slow_job(b: Backend, epochs: int, rows: int = 3000) -> str:
@@ -70,7 +71,7 @@ def test_a_job_succeeds_and_a_resumed_job_continues(backend: Backend) -> None:
 
     with b.sessions.begin() as s:
         s.execute(sa.update(Job).where(Job.id == job_id).values(status="cancelled"))
-        jobs.resume_job(s, job_id, extra_epochs=2)
+        resume(s, job_id, extra_epochs=2)
     b.send(job_id)
     job = wait_for(b, job_id, lambda j: j.status in TERMINAL, what="the resumed job to end")
     assert (job.status, job.epoch_done, job.epochs_total) == ("succeeded", 5, 5)
@@ -135,7 +136,7 @@ def test_cancel_stops_between_batches_and_keeps_a_checkpoint(backend: Backend) -
     b.send(job_id)
     wait_for(b, job_id, lambda j: j.epoch_done >= 1, timeout=90, what="one epoch")
     with b.sessions.begin() as s:
-        jobs.request_cancel(s, job_id)
+        cancel(s, job_id)
     job = wait_for(b, job_id, lambda j: j.status in TERMINAL, timeout=30, what="cancelled")
     assert (job.status, job.stop_reason) == ("cancelled", "cancelled")
     assert job.epoch_done < 50

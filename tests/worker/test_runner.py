@@ -15,16 +15,18 @@ import sqlalchemy as sa
 
 from core.errors import DatasetError
 from core.spec import Spec
-from store import jobs
+from store import claims
 from store.columns import utcnow
 from store.models import Job
 from tests.worker.conftest import (
     Backend,
+    cancel,
     create_job,
     job_row,
     kept_checkpoints,
     leases,
     metric_epochs,
+    resume,
     xor_spec,
 )
 from tests.worker.fakes import FakeTrainer, decode
@@ -86,7 +88,7 @@ def test_cancel_stops_at_the_next_batch_and_keeps_a_checkpoint(sqlite_backend: B
     def cancel_in_epoch_2_batch_1(epoch: int, batch: int) -> None:
         if (epoch, batch) == (1, 1):
             with b.sessions.begin() as s:
-                jobs.request_cancel(s, job_id)
+                cancel(s, job_id)
 
     trainer = FakeTrainer(batches=6, on_batch=cancel_in_epoch_2_batch_1)
     assert runner(b, job_id, trainer).run() == "cancelled"
@@ -113,7 +115,7 @@ def test_a_poll_connection_the_database_dropped_is_replaced(postgres_backend: Ba
                                         {"pid": pid}))
         if (epoch, batch) == (1, 1):
             with b.sessions.begin() as s:
-                jobs.request_cancel(s, job_id)
+                cancel(s, job_id)
 
     run = runner(b, job_id, FakeTrainer(batches=6, on_batch=drop_then_cancel))
     assert run.run() == "cancelled"  # the next poll reconnected, and a later one saw the flag
@@ -129,12 +131,12 @@ def test_resume_continues_from_the_cancel_checkpoint(sqlite_backend: Backend) ->
     def cancel_at(epoch: int, batch: int) -> None:
         if (epoch, batch) == (1, 0):
             with b.sessions.begin() as s:
-                jobs.request_cancel(s, job_id)
+                cancel(s, job_id)
 
     trainer = FakeTrainer(on_batch=cancel_at)
     assert runner(b, job_id, trainer).run() == "cancelled"
     with b.sessions.begin() as s:
-        jobs.resume_job(s, job_id, extra_epochs=2)
+        resume(s, job_id, extra_epochs=2)
     trainer.on_batch = None
     assert runner(b, job_id, trainer, worker="w2").run() == "succeeded"
     assert trainer.calls[1]["resume"] == (1, 1)
@@ -171,7 +173,7 @@ def test_a_worker_that_lost_its_lease_stops_and_writes_nothing(sqlite_backend: B
             with b.sessions.begin() as s:
                 s.execute(sa.update(Job).where(Job.id == job_id)
                           .values(heartbeat_at=utcnow() - timedelta(seconds=60)))
-                assert jobs.claim_job(s, job_id, "thief", b.settings.lease_timeout_s)
+                assert claims.claim_job(s, job_id, "thief", b.settings.lease_timeout_s)
 
     assert runner(b, job_id, FakeTrainer(on_batch=steal)).run() == "lease_lost"
     job = job_row(b, job_id)
@@ -254,14 +256,14 @@ def test_real_core_cancel_then_resume_equals_an_uninterrupted_run(
             self.batches += 1
             if self.batches == 20:
                 with b.sessions.begin() as s:
-                    jobs.request_cancel(s, interrupted)
+                    cancel(s, interrupted)
             return super().should_stop()
 
     r2 = CancelMidway(b.sessions, b.settings, interrupted, "w2", data_fn=xor_data, clock=Ticks())
     assert r2.run() == "cancelled"
     assert job_row(b, interrupted).epoch_done == 1
     with b.sessions.begin() as s:
-        jobs.resume_job(s, interrupted)
+        resume(s, interrupted)
     r3 = JobRunner(b.sessions, b.settings, interrupted, "w3", data_fn=xor_data, clock=Ticks())
     assert r3.run() == "succeeded"
 
@@ -312,8 +314,9 @@ def test_short_epochs_are_committed_together_with_only_the_kept_checkpoints(
         ("best", 2), ("final", 6), ("periodic", 5), ("periodic", 6)]
     with b.sessions() as s:
         log = [(e.seq, e.type, e.data.get("epoch")) for e in events.after(s, job_id)]
-    assert log == [(1, "status", None), *[(i + 1, "epoch", i) for i in range(1, 7)],
-                   (8, "status", None)]
+    # queued (the submission), running, six epochs, succeeded.
+    assert log == [(1, "status", None), (2, "status", None),
+                   *[(i + 2, "epoch", i) for i in range(1, 7)], (9, "status", None)]
     assert job_row(b, job_id).best["epoch"] == 2
 
 
@@ -401,7 +404,7 @@ def test_the_soft_time_limit_reports_what_finish_did(
                 if not still_ours:
                     s.execute(sa.update(Job).where(Job.id == job_id)
                               .values(heartbeat_at=utcnow() - timedelta(seconds=60)))
-                    assert jobs.claim_job(s, job_id, "thief", b.settings.lease_timeout_s)
+                    assert claims.claim_job(s, job_id, "thief", b.settings.lease_timeout_s)
             raise SoftTimeLimitExceeded()
 
     monkeypatch.setattr(tasks, "JobRunner", OverrunRunner)

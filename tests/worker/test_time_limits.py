@@ -15,6 +15,7 @@ from __future__ import annotations
 import pytest
 
 from config.settings import Settings
+from store.statuses import TERMINAL_STATUSES as TERMINAL
 from tests.worker.conftest import (
     Backend,
     create_job,
@@ -25,7 +26,6 @@ from tests.worker.conftest import (
     wait_for,
     xor_spec,
 )
-from tests.worker.test_processes import TERMINAL
 
 MAX_RUNTIME_S = 2
 SOFT_MARGIN_S = 1

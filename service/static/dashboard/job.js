@@ -3,8 +3,10 @@
 import { el, ending, fmt, getBlob, getJSON, percentDone, postJSON, requireKey, showError, streamEvents } from "./api.js";
 import { asMatrix, heatmap, histogram, kernelGrid, lineChart } from "./charts.js";
 
-const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
-const jobId = document.getElementById("main").dataset.jobId;
+const main = document.getElementById("main");
+const jobId = main.dataset.jobId;
+// store/statuses.py owns the list; the page is rendered with it.
+const TERMINAL = new Set(main.dataset.terminalStatuses.split(" "));
 const history = new Map(); // epoch -> metrics
 let job = null;
 let shownCheckpoint = null;
