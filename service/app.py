@@ -7,52 +7,15 @@ Bearer-key auth, rate limits, Prometheus metrics and one blueprint per resource.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
-
-from flask import current_app
 from flask_openapi3 import Info, OpenAPI
-from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from service import errors
+from service.context import EXTENSION_KEY, Services
 from service.model_cache import ModelCache
 from service.schemas.common import Problem
 
 SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer"}}
-EXTENSION_KEY = "weightsmith"
-
-
-@dataclass
-class Services:
-    """What every request needs, built once per app (tests build many apps side by side)."""
-
-    settings: Settings
-    session_factory: sessionmaker[Session]
-    engine: Any
-    dispatcher: Any
-    model_cache: ModelCache
-    extras: dict[str, Any] = field(default_factory=dict)
-
-
-def services() -> Services:
-    return current_app.extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
-
-
-@contextmanager
-def transaction() -> Iterator[Session]:
-    """One request-scoped transaction: committed on success, rolled back on any error."""
-    with services().session_factory.begin() as session:
-        yield session
-
-
-@contextmanager
-def read_session() -> Iterator[Session]:
-    """A session for reads (no commit needed; closed at the end)."""
-    with services().session_factory() as session:
-        yield session
 
 
 def create_app(settings: Settings | None = None, *, testing: bool = False) -> OpenAPI:

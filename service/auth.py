@@ -72,7 +72,7 @@ class KeyCache:
 
 
 def _lookup_tenant(token: str) -> str | None:
-    from service.app import read_session
+    from service.context import read_session
     from store import keys
 
     with read_session() as session:

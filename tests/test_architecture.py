@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,3 +104,35 @@ def test_import_linter_contracts_hold() -> None:
         [lint_imports, "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def import_cycles(graph: Any) -> list[list[str]]:
+    """Each import edge a -> b that b leads back from, as the cycle [a, b, ..., a]; sorted.
+
+    Imports inside functions count (grimp reads every import statement): a lazy import that
+    closes a cycle only hides the cycle from the interpreter, not from a reader.
+    """
+    cycles = []
+    for importer in sorted(graph.modules):
+        for imported in sorted(graph.find_modules_directly_imported_by(importer)):
+            back = graph.find_shortest_chain(importer=imported, imported=importer)
+            if back is not None:
+                cycles.append([importer, *back])
+    return cycles
+
+
+def test_the_project_has_no_import_cycles() -> None:
+    import grimp
+
+    graph = grimp.build_graph(*ALLOWED, cache_dir=None)
+    assert import_cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    import grimp
+
+    graph = grimp.ImportGraph()
+    for importer, imported in (("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")):
+        graph.add_import(importer=importer, imported=imported)
+    assert import_cycles(graph) == [["a", "b", "c", "a"], ["b", "c", "a", "b"],
+                                    ["c", "a", "b", "c"]]

@@ -112,7 +112,7 @@ def settings_of(app: Celery) -> Settings:
 @worker_process_init.connect
 def _dispose_inherited_pools(**_: Any) -> None:
     """A forked pool child must not reuse the parent's database connections."""
-    from worker.tasks import dispose_engines
+    from worker.engines import dispose_engines
 
     dispose_engines()
 

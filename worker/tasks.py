@@ -31,38 +31,19 @@ from typing import Any
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from store import webhooks as store_webhooks
 from worker import store_ops, webhooks
 from worker.celery_app import DELIVER_WEBHOOK_TASK, RECONCILE_TASK, TRAIN_TASK, settings_of
+from worker.engines import session_factory
 from worker.reconcile import reconcile_once
 from worker.runner import JobRunner
 
 log = logging.getLogger(__name__)
 
 MAX_RETRY_COUNTDOWN_S = 60
-_ENGINES: dict[str, Engine] = {}
-
-
-def session_factory(settings: Settings) -> sessionmaker[Session]:
-    """One engine per database URL per process (created lazily, after any fork)."""
-    from store.db import make_engine, make_session_factory
-
-    engine = _ENGINES.get(settings.database_url)
-    if engine is None:
-        engine = _ENGINES[settings.database_url] = make_engine(settings.database_url)
-    return make_session_factory(engine)
-
-
-def dispose_engines() -> None:
-    """Forget pooled connections inherited over fork, without closing the parent's sockets."""
-    for engine in _ENGINES.values():
-        engine.dispose(close=False)
-
-
 def new_worker_id() -> str:
     """Unique per delivery, so a lease names exactly one run of one process."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -20,8 +20,8 @@ from flask_openapi3 import APIBlueprint, Tag
 from service.api.common import not_found
 from service.api.data import job_labels
 from service.api.npz_guard import DECOMPRESSION_FACTOR, check_npz
-from service.app import read_session, services, transaction
 from service.auth import current_tenant
+from service.context import read_session, services, transaction
 from service.errors import ApiError, validation_error
 from service.limits import check_storage
 from service.schemas.checkpoints import (

@@ -15,7 +15,7 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from core.compare import metric_summary, spec_differences
 from service.api.common import find_job
-from service.app import read_session, services
+from service.context import read_session, services
 from service.errors import validation_error
 from service.schemas.common import responses
 from service.schemas.compare import CompareQuery, Comparison

@@ -19,8 +19,8 @@ from flask_openapi3 import APIBlueprint, Tag
 from service.api import data
 from service.api.common import not_found
 from service.api.npz_guard import DECOMPRESSION_FACTOR, check_npz
-from service.app import read_session, services, transaction
 from service.auth import current_tenant
+from service.context import read_session, services, transaction
 from service.errors import ApiError, validation_error
 from service.limits import check_storage
 from service.schemas.common import responses

@@ -15,8 +15,8 @@ from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
 from service.api.common import not_found
-from service.app import services
 from service.auth import current_tenant
+from service.context import services
 from service.errors import validation_error
 from service.event_stream import EventStream, StreamTiming
 from service.schemas.common import MAX_INT32, responses

@@ -16,8 +16,8 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from service.api.common import find_job
 from service.api.jobs import QUEUED_EVENT, checked_spec
-from service.app import services, transaction
 from service.auth import current_tenant
+from service.context import services, transaction
 from service.errors import ApiError, validation_error
 from service.limits import quota_exceeded
 from service.schemas.common import responses

@@ -7,7 +7,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from service.app import services
+from service.context import services
 from service.errors import problem
 
 bp = APIBlueprint("health", __name__, abp_tags=[Tag(name="health")])

@@ -21,8 +21,8 @@ from service.api.common import (
     find_job,
     storable_idempotency_key,
 )
-from service.app import read_session, services, transaction
 from service.auth import current_tenant
+from service.context import read_session, services, transaction
 from service.errors import ApiError, validation_error
 from service.schemas.checkpoints import CheckpointPage
 from service.schemas.common import responses

@@ -18,7 +18,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-from service.app import services
+from service.context import services
 from store.statuses import JOB_STATUSES
 
 bp = APIBlueprint("metrics", __name__, abp_tags=[Tag(name="health")])

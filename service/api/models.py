@@ -16,8 +16,8 @@ from service.api import data
 from service.api.checkpoints import find_checkpoint
 from service.api.common import not_found
 from service.api.predict import Target, labels_for_checkpoint, run_prediction
-from service.app import read_session, services, transaction
 from service.auth import current_tenant
+from service.context import read_session, services, transaction
 from service.errors import ApiError
 from service.schemas.common import responses
 from service.schemas.models import (

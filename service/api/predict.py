@@ -20,8 +20,8 @@ from flask_openapi3 import APIBlueprint, Tag
 from service.api import data
 from service.api.checkpoints import best_checkpoint, find_checkpoint, network_for
 from service.api.common import not_found
-from service.app import read_session, services
 from service.auth import current_tenant
+from service.context import read_session, services
 from service.errors import ApiError, validation_error
 from service.schemas.checkpoints import CheckpointPath
 from service.schemas.common import responses

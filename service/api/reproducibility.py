@@ -18,8 +18,8 @@ from service.api import data
 from service.api.checkpoints import best_checkpoint
 from service.api.common import find_job
 from service.api.jobs import checked_spec, job_json
-from service.app import read_session, services, transaction
 from service.auth import current_tenant
+from service.context import read_session, services, transaction
 from service.errors import ApiError
 from service.schemas.common import responses
 from service.schemas.jobs import JobOut, JobPath

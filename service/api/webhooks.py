@@ -12,8 +12,8 @@ from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api.common import not_found
-from service.app import read_session, services, transaction
 from service.auth import current_tenant
+from service.context import read_session, services, transaction
 from service.errors import validation_error
 from service.schemas.common import responses
 from service.schemas.webhooks import (

@@ -391,7 +391,7 @@ def test_the_soft_time_limit_reports_what_finish_did(
     another worker had taken the job over (and nothing was written)."""
     from celery.exceptions import SoftTimeLimitExceeded
 
-    from worker import tasks
+    from worker import engines, tasks
     from worker.celery_app import TRAIN_TASK, make_celery
 
     b = sqlite_backend
@@ -413,7 +413,7 @@ def test_the_soft_time_limit_reports_what_finish_did(
     try:
         outcome = app.tasks[TRAIN_TASK](job_id)
     finally:
-        engine = tasks._ENGINES.pop(b.settings.database_url, None)
+        engine = engines.ENGINES.pop(b.settings.database_url, None)
         if engine is not None:
             engine.dispose()
     job = job_row(b, job_id)

@@ -1,0 +1,51 @@
+"""What a request needs from its app, for blueprints and helpers to import (never the app
+factory: service.app imports the blueprints, so they importing it back would be a cycle).
+
+`create_app` puts a :class:`Services` into ``app.extensions[EXTENSION_KEY]``; a view reaches
+it with `services()` and opens its transaction with `transaction()` or `read_session()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app
+from sqlalchemy.orm import Session, sessionmaker
+
+from config.settings import Settings
+from service.model_cache import ModelCache
+
+EXTENSION_KEY = "weightsmith"
+
+
+@dataclass
+class Services:
+    """What every request needs, built once per app (tests build many apps side by side)."""
+
+    settings: Settings
+    session_factory: sessionmaker[Session]
+    engine: Any
+    dispatcher: Any
+    model_cache: ModelCache
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def services() -> Services:
+    return current_app.extensions[EXTENSION_KEY]  # type: ignore[no-any-return]
+
+
+@contextmanager
+def transaction() -> Iterator[Session]:
+    """One request-scoped transaction: committed on success, rolled back on any error."""
+    with services().session_factory.begin() as session:
+        yield session
+
+
+@contextmanager
+def read_session() -> Iterator[Session]:
+    """A session for reads (no commit needed; closed at the end)."""
+    with services().session_factory() as session:
+        yield session
