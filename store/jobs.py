@@ -139,12 +139,12 @@ def cancel(s: Session, tenant_id: str, job_id: str) -> Cancelled:
         raise Conflict(f"job {job.id} already finished ({job.status})")
     now = utcnow()
     # Conditional UPDATEs: a worker may claim the queued job between the read and here.
-    ended = s.execute(
+    ended = cast(sa.CursorResult[Any], s.execute(
         sa.update(JOBS)
         .where(JOBS.c.id == job_id, JOBS.c.status == "queued")
         .values(status="cancelled", stop_reason="cancelled", finished_at=now,
                 cancel_requested=True)
-    ).rowcount == 1
+    )).rowcount == 1
     if ended:
         events.append(s, job_id, *status_event("cancelled", stop_reason="cancelled"), now=now)
     else:

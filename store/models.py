@@ -205,8 +205,8 @@ DELETE_PARTS_SQLITE = (
 
 def _after_create_all(dialect: str, statements: tuple[str, ...]) -> None:
     for statement in statements:
-        sa.event.listen(Base.metadata, "after_create",
-                        sa.DDL(statement).execute_if(dialect=dialect))
+        ddl = sa.DDL(statement)  # type: ignore[no-untyped-call]
+        sa.event.listen(Base.metadata, "after_create", ddl.execute_if(dialect=dialect))
 
 
 _after_create_all("postgresql", DELETE_PARTS_POSTGRESQL)
