@@ -13,6 +13,8 @@ import re
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,24 +35,23 @@ def parse_dataset(data: bytes, fmt: str, *, target: str | None = None,
     Parameters
     ----------
     data : the raw bytes of the file
-    fmt : "csv", "npz" or "json"
-    target : CSV only: the name of the label column (default: the last column)
+    fmt : a name in :data:`FORMATS` ("csv", "npz" or "json")
+    target : formats that take one (CSV): the label column (default: the last column)
     limits : size limits; ``max_bytes`` also bounds an NPZ's decompressed size
     """
     limits = limits or DatasetLimits()
     if len(data) > limits.max_bytes:
         raise DatasetError(f"the file has {len(data)} bytes, more than the limit of "
                            f"{limits.max_bytes}", "file")
-    if target is not None and fmt != "csv":
-        raise DatasetError(f"target only applies to CSV; {fmt} files name X and y", "target")
-    if fmt == "csv":
-        return parse_csv(data, target, limits)
-    if fmt == "npz":
-        return parse_npz(data, limits)
-    if fmt == "json":
-        return parse_json(data, limits)
-    raise DatasetError(f"unknown format {fmt!r}; expected one of ['csv', 'json', 'npz']",
-                       "format")
+    if fmt not in FORMATS:
+        raise DatasetError(f"unknown format {fmt!r}; expected one of {sorted(FORMATS)}",
+                           "format")
+    form = FORMATS[fmt]
+    if target is not None and not form.takes_target:
+        takers = ", ".join(f.name.upper() for f in FORMATS.values() if f.takes_target)
+        raise DatasetError(f"target only applies to {takers}; {fmt} files name X and y",
+                           "target")
+    return form.parse(data, target, limits)
 
 
 def parse_npz(data: bytes, limits: DatasetLimits) -> Dataset:
@@ -185,3 +186,59 @@ def _flatten(cells: list[Any]) -> list[Any]:
     for cell in cells:
         out.extend(_flatten(cell) if isinstance(cell, list) else [cell])
     return out
+
+
+@dataclass(frozen=True)
+class DatasetFormat:
+    """One upload format: its parser and how an upload in it is recognised.
+
+    The parser (:func:`parse_dataset`), the upload endpoint (service/api/datasets.py: the
+    Content-Type or file suffix that picks the format), its OpenAPI request body and the
+    CLI (which files it uploads) all read these entries: a new format is one entry here.
+    """
+
+    name: str
+    parse: Callable[[bytes, str | None, DatasetLimits], Dataset]  # (data, target, limits)
+    media_types: tuple[str, ...]  # Content-Types that mean this format; the first is its own
+    suffixes: tuple[str, ...]  # file name suffixes, lower case, with the dot
+    summary: str  # what the file holds, for the API docs and the CLI's help
+    body_schema: dict[str, Any] = field(default_factory=dict)  # OpenAPI schema of the raw body
+    takes_target: bool = False  # a `target` (label column) applies
+
+
+FORMATS: dict[str, DatasetFormat] = {f.name: f for f in (
+    DatasetFormat(
+        "csv", parse_csv, ("text/csv", "application/csv"), (".csv",),
+        "CSV with a header row; the `target` column (default the last) holds the labels",
+        {"type": "string"}, takes_target=True),
+    DatasetFormat(
+        "npz", lambda data, _target, limits: parse_npz(data, limits),
+        ("application/x-npz", "application/zip", "application/octet-stream"), (".npz",),
+        "NPZ with arrays `X` and `y` (never unpickled)",
+        {"type": "string", "format": "binary"}),
+    DatasetFormat(
+        "json", lambda data, _target, limits: parse_json(data, limits),
+        ("application/json",), (".json",),
+        'JSON `{"X": [[...], ...], "y": [...]}` (optional `feature_names`)',
+        {"type": "object", "required": ["X", "y"],
+         "properties": {"X": {"type": "array"}, "y": {"type": "array"},
+                        "feature_names": {"type": "array", "items": {"type": "string"}}}}),
+)}
+
+
+def format_for(*, media_type: str | None = None, filename: str | None = None
+               ) -> DatasetFormat | None:
+    """The format a file name's suffix names, else the one a Content-Type names, else None."""
+    suffix = "." + filename.rsplit(".", 1)[-1].lower() if filename and "." in filename else None
+    for form in FORMATS.values():
+        if suffix in form.suffixes:
+            return form
+    for form in FORMATS.values():
+        if media_type in form.media_types:
+            return form
+    return None
+
+
+def suffixes() -> tuple[str, ...]:
+    """Every format's file suffixes, in registry order (".csv", ".npz", ".json")."""
+    return tuple(suffix for form in FORMATS.values() for suffix in form.suffixes)

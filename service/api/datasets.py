@@ -10,12 +10,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
 from flask import Response, jsonify, request
 from flask_openapi3 import APIBlueprint, Tag
 
+from core.datasets import FORMATS, format_for, suffixes
 from service.api import data
 from service.api.common import not_found
 from service.api.npz_guard import DECOMPRESSION_FACTOR, check_npz
@@ -40,17 +42,6 @@ bp = APIBlueprint(
     "datasets", __name__, url_prefix="/v1",
     abp_tags=[Tag(name="datasets")], abp_security=[{"bearer": []}],
 )
-
-FORMAT_BY_MIMETYPE = {
-    "text/csv": "csv",
-    "application/csv": "csv",
-    "application/json": "json",
-    "application/x-npz": "npz",
-    "application/zip": "npz",
-    "application/octet-stream": "npz",
-}
-FORMAT_BY_SUFFIX = {".csv": "csv", ".npz": "npz", ".json": "json"}
-
 
 def dataset_json(row: Any) -> dict[str, Any]:
     return {
@@ -94,24 +85,28 @@ def _read_upload(query: DatasetUploadQuery) -> tuple[bytes, str, str | None, str
         upload = request.files.get("file")
         if upload is None:
             raise validation_error("file", "a multipart upload needs a `file` field")
-        suffix = PurePosixPath(upload.filename or "").suffix.lower()
-        fmt = FORMAT_BY_SUFFIX.get(suffix) or FORMAT_BY_MIMETYPE.get(upload.mimetype or "")
-        if fmt is None:
-            raise ApiError(415, f"cannot tell the format of {upload.filename!r}: use a .csv, "
-                           ".npz or .json file", kind="unsupported-media-type")
+        form = format_for(media_type=upload.mimetype, filename=upload.filename)
+        if form is None:
+            raise ApiError(415, f"cannot tell the format of {upload.filename!r}: use a "
+                           f"{_either(suffixes())} file", kind="unsupported-media-type")
         name = name or _checked_text("name", request.form.get("name"), NAME_PATTERN)
         target = target or _checked_text("target", request.form.get("target"), TARGET_PATTERN)
         if name is None and upload.filename:
             # Only the base name, and only if it is a safe name: a path must never get through.
             base = PurePosixPath(upload.filename.replace("\\", "/")).name[:100]
             name = base if re.fullmatch(NAME_PATTERN, base) else None
-        return upload.read(), fmt, name, target
-    fmt = FORMAT_BY_MIMETYPE.get(request.mimetype)
-    if fmt is None:
+        return upload.read(), form.name, name, target
+    form = format_for(media_type=request.mimetype)
+    if form is None:
+        own = [f.media_types[0] for f in FORMATS.values()]
         raise ApiError(415, f"unsupported Content-Type {request.mimetype or 'none'!r}: send "
-                       "text/csv, application/x-npz, application/json or multipart/form-data",
+                       f"{_either([*own, 'multipart/form-data'])}",
                        kind="unsupported-media-type")
-    return request.get_data(cache=True), fmt, name, target
+    return request.get_data(cache=True), form.name, name, target
+
+
+def _either(words: Sequence[str]) -> str:
+    return ", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else "".join(words)
 
 
 @bp.post(
@@ -120,7 +115,7 @@ def _read_upload(query: DatasetUploadQuery) -> tuple[bytes, str, str | None, str
     openapi_extensions={"requestBody": UPLOAD_BODY},
 )
 def upload_dataset(query: DatasetUploadQuery) -> tuple[Response, int, dict[str, str]]:
-    """Upload a dataset (CSV, NPZ or JSON).
+    """Upload a dataset (CSV, NPZ or JSON: core.datasets.FORMATS).
 
     201 with the new dataset, or 200 with the one you already uploaded with the same bytes
     (read the same way: the same `target`): nothing more is stored or counted.

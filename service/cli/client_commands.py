@@ -22,6 +22,7 @@ import httpx
 import numpy as np
 from rich.markup import escape
 
+from core.datasets.formats import suffixes
 from service.cli import client_view as view
 from service.client import DEFAULT_URL, WeightsmithAPIError, WeightsmithClient, server_url
 
@@ -104,7 +105,7 @@ def local_dataset(spec_path: str, spec: dict[str, Any]) -> str | None:
     name = spec.get("dataset")
     if not isinstance(name, str) or spec_path == "-" or ":" in name:
         return None
-    if Path(name).suffix.lower() not in (".csv", ".npz", ".json"):
+    if Path(name).suffix.lower() not in suffixes():
         return None
     path = Path(spec_path).parent / name
     return str(path) if path.is_file() else None
@@ -423,8 +424,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     def add_spec_and_dataset(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("spec", help="the job spec: a JSON file, or - for stdin")
-        parser.add_argument("--dataset", help="upload this CSV/NPZ/JSON file and train on it "
-                            "(a spec's dataset naming a file beside the spec is uploaded too)")
+        parser.add_argument("--dataset", help=f"upload this {'/'.join(suffixes())} file and "
+                            "train on it (a spec's dataset naming a file beside the spec is "
+                            "uploaded too)")
         parser.add_argument("--target", help="CSV target column of the uploaded file "
                                              "(default: the last)")
 
@@ -496,7 +498,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "job")
     datasets = commands.add_parser("datasets", help="upload and list data sets")
     sub = datasets.add_subparsers(dest="datasets_command", required=True, metavar="COMMAND")
-    p = add("upload", cmd_datasets_upload, "upload a CSV, NPZ or JSON data set", sub)
+    p = add("upload", cmd_datasets_upload, f"upload a data set ({', '.join(suffixes())})", sub)
     p.add_argument("file")
     p.add_argument("--name")
     p.add_argument("--target", help="CSV target column (default the last)")

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from core.datasets import FORMATS
 from service.schemas.common import ID_PATTERN, PageQuery
 
 # Names end up in logs, terminals, HTML and file names on a user's disk: a conservative
@@ -53,20 +54,12 @@ class DatasetPage(BaseModel):
 
 
 UPLOAD_BODY: dict[str, Any] = {
-    "description": "CSV (header row; `target` column, default last), NPZ (`X`, `y`; never "
-    "unpickled) or JSON `{\"X\": [[...]], \"y\": [...]}`; raw or as multipart field `file`.",
+    "description": "; ".join(f"{f.name}: {f.summary}" for f in FORMATS.values())
+    + "; raw (the format's Content-Type) or as multipart field `file` (its file suffix).",
     "required": True,
     "content": {
-        "text/csv": {"schema": {"type": "string"}},
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["X", "y"],
-                "properties": {"X": {"type": "array"}, "y": {"type": "array"}},
-            }
-        },
-        "application/x-npz": {"schema": {"type": "string", "format": "binary"}},
-        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        **{media_type: {"schema": form.body_schema}
+           for form in FORMATS.values() for media_type in form.media_types},
         "multipart/form-data": {
             "schema": {
                 "type": "object",

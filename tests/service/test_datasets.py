@@ -248,3 +248,22 @@ def test_a_repeated_upload_is_answered_even_at_a_full_storage_quota(
     assert_problem(client.post("/v1/datasets", data=csv_bytes(X2, y2), headers=auth), 413)
     again = client.post("/v1/datasets", data=csv_bytes(X, y), headers=auth)
     assert again.status_code == 200 and again.get_json()["id"] == first.get_json()["id"]
+
+
+def test_the_upload_body_and_its_415_come_from_the_format_registry(
+    client: FlaskClient, auth: dict[str, str],
+) -> None:
+    from core.datasets import FORMATS
+
+    body = client.get("/openapi.json").get_json()["paths"]["/v1/datasets"]["post"]["requestBody"]
+    media_types = [m for f in FORMATS.values() for m in f.media_types]
+    assert sorted(body["content"]) == sorted([*media_types, "multipart/form-data"])
+    assert all(f.summary in body["description"] for f in FORMATS.values())
+    refused = client.post("/v1/datasets", data=b"x", content_type="text/plain", headers=auth)
+    assert refused.status_code == 415
+    assert "send text/csv, application/x-npz, application/json or multipart/form-data" in \
+        refused.get_json()["detail"]
+    unknown = client.post("/v1/datasets", headers=auth, content_type="multipart/form-data",
+                          data={"file": (io.BytesIO(b"x"), "notes.txt")})
+    assert unknown.status_code == 415
+    assert "use a .csv, .npz or .json file" in unknown.get_json()["detail"]
