@@ -146,11 +146,6 @@ def get(s: Session, checkpoint_id: str, *, tenant_id: str | None = None) -> Chec
         Checkpoint.id == checkpoint_id, Checkpoint.tenant_id == tenant_id)).one_or_none()
 
 
-def get_checkpoint(s: Session, tenant_id: str, checkpoint_id: str) -> Checkpoint | None:
-    """The tenant's checkpoint or None: the service's tenant-scoped read."""
-    return get(s, checkpoint_id, tenant_id=tenant_id)
-
-
 def get_blob(s: Session, checkpoint_id: str) -> bytes | None:
     """The checkpoint's bytes, or None if there is no such checkpoint."""
     return checkpoint_parts.read(s, checkpoint_id)

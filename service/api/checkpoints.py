@@ -79,7 +79,7 @@ def public_model_spec(row: Any) -> dict[str, Any] | None:
 def find_checkpoint(session: Any, checkpoint_id: str) -> Any:
     from store import checkpoints as store_checkpoints
 
-    row = store_checkpoints.get_checkpoint(session, current_tenant(), checkpoint_id)
+    row = store_checkpoints.get(session, checkpoint_id, tenant_id=current_tenant())
     if row is None:
         raise not_found("checkpoint", checkpoint_id)
     return row

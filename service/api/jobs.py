@@ -90,7 +90,7 @@ def checked_spec(
         from store import checkpoints as store_checkpoints
 
         # The worker loads it by id alone: only the tenant's own weights may get that far.
-        if store_checkpoints.get_checkpoint(session, tenant, spec.init_checkpoint) is None:
+        if store_checkpoints.get(session, spec.init_checkpoint, tenant_id=tenant) is None:
             raise validation_error(
                 "init_checkpoint", f"checkpoint {spec.init_checkpoint!r} not found"
             )

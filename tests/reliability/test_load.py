@@ -20,19 +20,15 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from store import jobs, tenants
 from store.models import Checkpoint, Job, JobEvent, JobLease, Metric
 from tests.reliability.conftest import BackendFactory, wait_all
-from tests.worker.conftest import Backend, xor_spec
+from tests.worker.conftest import Backend, create_job, xor_spec
 
 METRICS_PER_EPOCH = 6  # loss, accuracy, val_loss, val_accuracy, lr, seconds
 
 
 def create_jobs(b: Backend, n: int) -> list[str]:
-    with b.sessions.begin() as s:
-        tenant = tenants.get_or_create(s, "load")
-        return [jobs.create_job(s, tenant.id, xor_spec(epochs=1 + i % 2), None).id
-                for i in range(n)]
+    return [create_job(b, xor_spec(epochs=1 + i % 2), tenant="load", cap=n) for i in range(n)]
 
 
 def overlapping(spans: list[tuple[Any, Any]]) -> int:

@@ -69,8 +69,7 @@ def test_get_is_tenant_scoped_when_asked(s: Session) -> None:
     acme, globex = make_tenant(s, "acme"), make_tenant(s, "globex")
     job = make_job(s, acme.id)
     row = checkpoints.save_checkpoint(s, job.id, 1, "final", b"w")
-    assert checkpoints.get_checkpoint(s, acme.id, row.id) is row
-    assert checkpoints.get_checkpoint(s, globex.id, row.id) is None
+    assert checkpoints.get(s, row.id, tenant_id=acme.id) is row
     assert checkpoints.get(s, row.id, tenant_id=globex.id) is None
     assert checkpoints.get(s, row.id) is row
     assert checkpoints.get_blob(s, "ckpt_missing") is None

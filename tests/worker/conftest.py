@@ -192,18 +192,20 @@ def upload_xor(b: Backend, rows: int, name: str) -> str:
             size_bytes=len(blob), blob=blob).id)
 
 
-def create_job(b: Backend, spec: dict[str, Any], dataset_id: str | None = None) -> str:
+def create_job(b: Backend, spec: dict[str, Any], dataset_id: str | None = None, *,
+               tenant: str = "test", cap: int | None = None) -> str:
     """A job submitted as the API submits one: the spec parsed and normalised by core.spec,
-    stored by store.submissions.submit with its "queued" status event."""
+    stored by store.submissions.submit with its "queued" status event, within the tenant's
+    quota (`cap`, default the settings' max_concurrent_jobs)."""
     from core.spec import Spec
     from store import submissions, tenants
     from store.statuses import status_event
 
+    cap = b.settings.limits.max_concurrent_jobs if cap is None else cap
     with b.sessions.begin() as s:
-        tenant = tenants.get_or_create(s, "test")
-        made = submissions.submit(s, tenant.id, Spec.from_dict(spec).to_dict(), dataset_id,
-                                  None, None, cap=b.settings.limits.max_concurrent_jobs,
-                                  first_event=status_event("queued"))
+        tenant_id = tenants.get_or_create(s, tenant).id
+        made = submissions.submit(s, tenant_id, Spec.from_dict(spec).to_dict(), dataset_id,
+                                  None, None, cap=cap, first_event=status_event("queued"))
         assert made.job is not None, "the test tenant's quota is full"
         return str(made.job["id"])
 

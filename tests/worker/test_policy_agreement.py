@@ -8,7 +8,6 @@ every checkpoint the run would have written had nothing been trimmed.
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -19,14 +18,12 @@ from hypothesis import strategies as st
 from core.checkpoint_policy import FINAL, kept, kinds_to_write
 from core.monitors import MONITORS
 from core.spec import CheckpointPolicy
-from store import jobs, tenants
-from tests.worker.conftest import Backend, kept_checkpoints, xor_spec
+from tests.worker.conftest import Backend, create_job, kept_checkpoints, xor_spec
 from tests.worker.fakes import FakeReport
 from worker.epoch_buffer import EpochBuffer
 
 COMMIT_INTERVAL_S = 1.0
 VALUES = st.sampled_from([0.1, 0.2, 0.3, 0.5, 0.9, math.nan, math.inf])
-_jobs = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -52,12 +49,6 @@ epochs = st.lists(
 )
 
 
-def new_job(b: Backend) -> str:
-    with b.sessions.begin() as s:
-        tenant = tenants.get_or_create(s, "test")
-        return jobs.create_job(s, tenant.id, xor_spec(), None).id
-
-
 def expected(policy: CheckpointPolicy, written: list[Written]) -> list[tuple[str, int]]:
     return sorted((c.kind, c.epoch) for c in kept(policy, written))
 
@@ -70,7 +61,7 @@ def test_trimming_and_pruning_keep_what_the_policy_keeps_of_everything(
     run: list[tuple[dict[str, float], bool, float]], base_s: float,
 ) -> None:
     b = sqlite_backend
-    job_id = new_job(b)
+    job_id = create_job(b, xor_spec(), cap=1_000_000)  # every example adds a queued job
     buffer = EpochBuffer(job_id, policy, commit_interval_s=COMMIT_INTERVAL_S)
     written: list[Written] = []  # what a run without trimming would write, in order
     since_commit, n = 0.0, len(run)
