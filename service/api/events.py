@@ -21,6 +21,7 @@ from service.errors import validation_error
 from service.event_stream import EventStream, StreamTiming
 from service.schemas.common import MAX_INT32, responses
 from service.schemas.jobs import JobPath
+from store.statuses import STATUS_EVENT
 
 bp = APIBlueprint(
     "events", __name__, url_prefix="/v1",
@@ -32,7 +33,7 @@ EVENT_SCHEMA = {
     "type": "object",
     "required": ["event", "data", "id"],
     "properties": {
-        "event": {"enum": ["status", "epoch"]},
+        "event": {"enum": [STATUS_EVENT, "epoch"]},
         "id": {"type": "string", "pattern": "^[0-9]+$"},
         "data": {"type": "string", "contentMediaType": "application/json",
                  "contentSchema": {"type": "object"}},

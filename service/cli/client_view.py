@@ -27,7 +27,9 @@ from rich.table import Table
 from rich.text import Text
 
 from service.client import Event
+from store.statuses import STATUS_EVENT
 
+# A colour for each of store.statuses.JOB_STATUSES (tests/service/test_statuses.py).
 STATUS_STYLE = {"queued": "yellow", "running": "cyan", "succeeded": "green",
                 "failed": "red", "cancelled": "magenta"}
 LEARNING = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -265,7 +267,7 @@ def watch_progress(job: dict[str, Any], events: Iterator[Event], out: Console,
                                 epoch=data.get("epoch", 0), epochs=epochs,
                                 per_epoch=sum(seconds) / len(seconds) if seconds else None,
                                 **metrics_fields(data))
-            elif event.event == "status":
+            elif event.event == STATUS_EVENT:
                 status = str(data.get("status", ""))
                 fields: dict[str, Any] = {"description": f"{label} {status}"}
                 if reread is not None:
