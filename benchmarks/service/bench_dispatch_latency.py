@@ -45,12 +45,13 @@ def now() -> dt.datetime:
 def wait_job(sessions: Any, job_id: str, timeout: float = 60.0) -> Any:
     """Poll until the job has ended; the row."""
     from store.models import Job
+    from store.statuses import TERMINAL_STATUSES
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with sessions() as s:
             job = s.get(Job, job_id)
-            if job is not None and job.status in ("succeeded", "failed", "cancelled"):
+            if job is not None and job.status in TERMINAL_STATUSES:
                 return job
         time.sleep(0.02)
     raise TimeoutError(f"job {job_id} did not end within {timeout} s")

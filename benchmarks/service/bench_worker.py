@@ -208,6 +208,7 @@ def run_process(case: Case, sessions: Any, celery: Any, tenant_id: str,
     import sqlalchemy as sa
 
     from store.models import Job, JobEvent
+    from store.statuses import TERMINAL_STATUSES
 
     job_id = case.create_job(sessions, tenant_id, dataset_id)
     meter.start()
@@ -217,7 +218,7 @@ def run_process(case: Case, sessions: Any, celery: Any, tenant_id: str,
         with sessions() as s:
             job = s.get(Job, job_id)
             assert job is not None
-            if job.status in ("succeeded", "failed", "cancelled"):
+            if job.status in TERMINAL_STATUSES:
                 break
         if time.monotonic() > deadline:
             raise TimeoutError(f"job {job_id} did not finish")

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from service.client import WeightsmithClient
+from store.statuses import TERMINAL_STATUSES
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -103,7 +104,7 @@ def wait_finished(client: WeightsmithClient, job_id: str) -> dict[str, Any]:
     for _ in client.events(job_id):
         pass
     job = client.get_job(job_id)
-    assert job["status"] in ("succeeded", "failed", "cancelled")
+    assert job["status"] in TERMINAL_STATUSES
     return job
 
 

@@ -21,6 +21,7 @@ import time
 import sqlalchemy as sa
 
 from store import leases as store_leases
+from store.statuses import TERMINAL_STATUSES
 from tests.reliability.compare import (
     assert_bit_identical,
     assert_checkpoints_sound,
@@ -74,7 +75,7 @@ def test_a_job_survives_its_database_connections_being_killed(
         admin.dispose()
     assert len([k for k in killed if k]) == DROPS, killed
 
-    job = wait_for(b, job_id, lambda j: j.status in ("succeeded", "failed", "cancelled"),
+    job = wait_for(b, job_id, lambda j: j.status in TERMINAL_STATUSES,
                    timeout=180, what="the job to end")
     with b.sessions() as s:
         held = [h.outcome for h in store_leases.history(s, job_id)]
@@ -141,7 +142,7 @@ def test_a_connection_killed_in_the_middle_of_a_checkpoint_write(
         True]
     done_at_kill = job_row(b, job_id).epoch_done
 
-    job = wait_for(b, job_id, lambda j: j.status in ("succeeded", "failed", "cancelled"),
+    job = wait_for(b, job_id, lambda j: j.status in TERMINAL_STATUSES,
                    timeout=180, what="the job to end")
     with b.sessions() as s:
         held = [h.outcome for h in store_leases.history(s, job_id)]

@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from store import leases as store_leases
+from store.statuses import TERMINAL_STATUSES
 from tests.reliability.compare import (
     assert_bit_identical,
     assert_checkpoints_sound,
@@ -105,7 +106,7 @@ def test_a_killed_worker_s_job_is_finished_by_another_bit_for_bit(
     killed_at = job_row(b, job_id).epoch_done
     assert 1 <= killed_at < EPOCHS
 
-    job = wait_for(b, job_id, lambda j: j.status in ("succeeded", "failed", "cancelled"),
+    job = wait_for(b, job_id, lambda j: j.status in TERMINAL_STATUSES,
                    timeout=180, what="the second worker to finish")
     assert (job.status, job.stop_reason, job.epoch_done) == ("succeeded", "epochs_done", EPOCHS)
     assert job.attempts == 2

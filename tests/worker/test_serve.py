@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from store.statuses import TERMINAL_STATUSES
 from tests.worker.conftest import ROOT, xor_spec
 
 
@@ -116,8 +117,7 @@ def test_serve_runs_everything_and_stops_cleanly(tmp_path: Path, serves: list[Se
     assert created.status_code == 202, created.text
     job_url = f"{serve.url}/v1/jobs/{created.json()['id']}"
     deadline = time.monotonic() + 90
-    while (job := httpx.get(job_url, headers=headers).json())["status"] not in (
-            "succeeded", "failed", "cancelled"):
+    while (job := httpx.get(job_url, headers=headers).json())["status"] not in TERMINAL_STATUSES:
         assert time.monotonic() < deadline, serve.output()
         time.sleep(0.3)
     assert (job["status"], job["progress"]["epoch"]) == ("succeeded", 3), job
