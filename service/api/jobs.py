@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from typing import Any
 
 from flask import Response, jsonify, request
 from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy.exc import IntegrityError
 
-from service.api import data
 from service.api.common import (
     check_idempotency_key,
     find_job,
@@ -24,9 +22,9 @@ from service.api.common import (
 from service.auth import current_tenant
 from service.context import read_session, services, transaction
 from service.errors import ApiError, validation_error
+from service.job_specs import checked_spec
 from service.schemas.checkpoints import CheckpointPage
 from service.schemas.common import responses
-from service.schemas.datasets import NAME_PATTERN
 from service.schemas.jobs import (
     IDEMPOTENCY_KEY_PARAMETER,
     DryRunReport,
@@ -62,49 +60,6 @@ def _spec_body() -> dict[str, Any]:
     return body
 
 
-def checked_spec(
-    session: Any, tenant: str, body: dict[str, Any]
-) -> tuple[Any, Any, dict[str, Any]]:
-    """Parse the spec (core.spec), resolve its dataset, check the labels against the output
-    units (core.datasets.validate_for_spec) and the service's limits (README: Configuration):
-    every check a submission runs, so the dry run (`/v1/jobs:validate`) passes exactly what
-    submit would.
-
-    Returns (spec, dataset, dry-run report); any violation is a 422 naming the field.
-    """
-    from core.datasets import validate_for_spec
-    from core.dryrun import dry_run
-    from core.spec import Spec
-
-    spec = Spec.from_dict(body)
-    if spec.name is not None and not re.fullmatch(NAME_PATTERN, str(spec.name)):
-        raise validation_error("name", f"must match {NAME_PATTERN}")
-    limits = services().settings.limits
-    if spec.training.epochs > limits.max_epochs:
-        raise validation_error("training.epochs", f"must be at most {limits.max_epochs}")
-    runtime = spec.training.max_runtime_s
-    if runtime is not None and runtime > limits.max_runtime_s:
-        raise validation_error("training.max_runtime_s", f"must be at most {limits.max_runtime_s}")
-    dataset_id, dataset = data.lookup(session, tenant, spec.dataset)
-    if spec.init_checkpoint is not None:
-        from store import checkpoints as store_checkpoints
-
-        # The worker loads it by id alone: only the tenant's own weights may get that far.
-        if store_checkpoints.get(session, spec.init_checkpoint, tenant_id=tenant) is None:
-            raise validation_error(
-                "init_checkpoint", f"checkpoint {spec.init_checkpoint!r} not found"
-            )
-    input_shape = tuple(int(n) for n in dataset.X.shape[1:])
-    report = dry_run(spec, input_shape, int(dataset.X.shape[0]))
-    if report["total_params"] > limits.max_model_params:
-        raise validation_error(
-            "model.layers", f"{report['total_params']} parameters exceed the limit of "
-            f"{limits.max_model_params}"
-        )
-    validate_for_spec(dataset, spec)
-    report = {**report, "input_shape": list(input_shape), "n_samples": int(dataset.X.shape[0]),
-              "dataset_id": dataset_id}
-    return spec, dataset, report
 
 
 @bp.post("/jobs:validate", responses=responses({200: DryRunReport}, 415))

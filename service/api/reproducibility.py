@@ -17,16 +17,17 @@ from core.reproducibility import spec_sha256, weights_sha256
 from service.api import data
 from service.api.checkpoints import best_checkpoint
 from service.api.common import find_job
-from service.api.jobs import checked_spec, job_json
 from service.auth import current_tenant
 from service.context import read_session, services, transaction
 from service.errors import ApiError
+from service.job_specs import checked_spec
 from service.schemas.common import responses
 from service.schemas.jobs import JobOut, JobPath
 from service.schemas.reproducibility import Manifest
 from store import checkpoints as store_checkpoints
 from store import leases, lineage, reproductions, submissions
 from store.errors import QuotaExceeded
+from store.resources import job_json
 from store.statuses import status_event
 
 bp = APIBlueprint(
