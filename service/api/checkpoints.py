@@ -85,16 +85,20 @@ def find_checkpoint(session: Any, checkpoint_id: str) -> Any:
     return row
 
 
-def best_checkpoint(session: Any, job: Any) -> Any:
-    """The job's best checkpoint by its policy's monitor (core.checkpoint_policy.best), else
-    its latest; None before its first checkpoint."""
+def pick_checkpoint(session: Any, job: Any, which: str) -> Any:
+    """The job's "best" checkpoint by its policy's monitor (core.checkpoint_policy.best; the
+    latest when none has the metric) or its "latest"; None before its first checkpoint."""
     from core.checkpoint_policy import best
     from core.spec import Spec
     from store import checkpoints as store_checkpoints
 
-    rows = store_checkpoints.list_for_job(session, job.id)
-    return best(Spec.from_dict(job.spec).checkpoints, rows) or \
-        store_checkpoints.latest_for_job(session, job.id)
+    if which not in ("best", "latest"):
+        raise ValueError(f"which must be 'best' or 'latest', got {which!r}")
+    picked = None
+    if which == "best":
+        rows = store_checkpoints.list_for_job(session, job.id)
+        picked = best(Spec.from_dict(job.spec).checkpoints, rows)
+    return picked or store_checkpoints.latest_for_job(session, job.id)
 
 
 def network_for(checkpoint_id: str) -> Any:

@@ -15,18 +15,18 @@ from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api.common import find_job
-from service.api.jobs import QUEUED_EVENT, checked_spec
 from service.auth import current_tenant
 from service.context import services, transaction
 from service.errors import ApiError, validation_error
-from service.limits import quota_exceeded
+from service.job_specs import checked_spec
 from service.schemas.common import responses
 from service.schemas.forks import ForkBody
 from service.schemas.jobs import JobOut, JobPath
 from store import checkpoints as store_checkpoints
-from store import jobs as store_jobs
-from store import lineage
+from store import lineage, submissions
+from store.errors import QuotaExceeded
 from store.resources import job_json
+from store.statuses import status_event
 
 bp = APIBlueprint(
     "forks", __name__, url_prefix="/v1",
@@ -109,11 +109,11 @@ def fork_job(path: JobPath, body: ForkBody) -> tuple[Response, int, dict[str, st
                 raise validation_error("overrides.training.epochs", f"must exceed the "
                                        f"checkpoint's epoch ({checkpoint.epoch}) to train on "
                                        "with keep")
-        outcome = store_jobs.submit(
+        outcome = submissions.submit(
             session, tenant, child, report["dataset_id"], None, None,
-            cap=limits.max_concurrent_jobs, first_event=("status", QUEUED_EVENT))
+            cap=limits.max_concurrent_jobs, first_event=status_event("queued"))
         if outcome.job is None:
-            raise quota_exceeded(outcome.active, limits)
+            raise QuotaExceeded(outcome.active, limits.max_concurrent_jobs)
         lineage.create_fork(session, outcome.job["id"], parent.id, checkpoint.id,
                             int(checkpoint.epoch), body.optimizer_state)
         out = job_json(outcome.job, lineage.links(session, outcome.job["id"]))

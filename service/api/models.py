@@ -13,7 +13,7 @@ from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api import data
-from service.api.checkpoints import find_checkpoint
+from service.api.checkpoints import find_checkpoint, pick_checkpoint
 from service.api.common import not_found
 from service.api.predict import Target, labels_for_checkpoint, run_prediction
 from service.auth import current_tenant
@@ -35,7 +35,6 @@ from service.schemas.models import (
     VersionPath,
 )
 from service.schemas.predict import PredictOut
-from store import checkpoints as store_checkpoints
 from store import jobs as store_jobs
 from store import registry
 from store import webhooks as store_webhooks
@@ -108,7 +107,7 @@ def create_version(path: ModelPath, body: VersionBody) -> tuple[Response, int, d
             job = store_jobs.get(session, tenant, body.job_id)
             if job is None:
                 raise not_found("job", body.job_id)
-            checkpoint = store_checkpoints.pick_for_job(session, job.id, body.checkpoint)
+            checkpoint = pick_checkpoint(session, job, body.checkpoint)
             if checkpoint is None:
                 raise ApiError(409, f"job {job.id} has no checkpoint yet", kind="no-checkpoint")
         else:

@@ -18,7 +18,7 @@ from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api import data
-from service.api.checkpoints import best_checkpoint, find_checkpoint, network_for
+from service.api.checkpoints import find_checkpoint, network_for, pick_checkpoint
 from service.api.common import not_found
 from service.auth import current_tenant
 from service.context import read_session, services
@@ -193,15 +193,13 @@ def run_prediction(target: Target, inputs: list[Any],
 
 
 def _job_checkpoint(session: Any, job_id: str, which: str) -> Any:
-    from store import checkpoints as store_checkpoints
     from store import jobs as store_jobs
 
     job = store_jobs.get(session, current_tenant(), job_id)
     if job is None:
         raise not_found("job", job_id)
     if which in ("best", "latest"):
-        row = (best_checkpoint(session, job) if which == "best"
-               else store_checkpoints.latest_for_job(session, job_id))
+        row = pick_checkpoint(session, job, which)
         if row is None:
             raise ApiError(409, f"job {job_id} has no checkpoint yet", kind="no-checkpoint")
         return job, row

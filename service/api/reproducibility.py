@@ -15,7 +15,7 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from core.reproducibility import spec_sha256, weights_sha256
 from service.api import data
-from service.api.checkpoints import best_checkpoint
+from service.api.checkpoints import pick_checkpoint
 from service.api.common import find_job
 from service.auth import current_tenant
 from service.context import read_session, services, transaction
@@ -70,7 +70,7 @@ def job_manifest(path: JobPath) -> Response:
             "environment": leases.last_environment(session, job.id),
             "checkpoints": {
                 "final": _checkpoint(session, final),
-                "best": _checkpoint(session, best_checkpoint(session, job)),
+                "best": _checkpoint(session, pick_checkpoint(session, job, "best")),
             },
         })
 
