@@ -117,7 +117,7 @@ def alias_history(s: Session, model_id: str, alias: str) -> list[dict[str, Any]]
     return [{"version": int(v), "from": start, "to": end} for v, start, end in rows]
 
 
-def _resolve_statement(by: str) -> sa.Select[Any]:
+def _resolve_statement(by: str) -> sa.Select[str, int, str | None]:
     versions = sa.select(ModelVersion.checkpoint_id, ModelVersion.version, ModelVersion.job_id)
     query = (versions.join(RegisteredModel, RegisteredModel.id == ModelVersion.model_id)
              .where(RegisteredModel.tenant_id == sa.bindparam("tenant"),
@@ -138,7 +138,7 @@ RESOLVE = {by: _resolve_statement(by) for by in ("alias", "version", "newest")}
 
 
 def resolve(conn: sa.Connection, tenant_id: str, name: str, *, alias: str | None = None,
-            version: int | None = None) -> sa.Row[Any] | None:
+            version: int | None = None) -> sa.Row[str, int, str | None] | None:
     """The version a predict request means, ``(checkpoint_id, version, job_id)``: by alias, by
     number, or the newest, in one prebuilt statement on a bare connection (predict's hot path:
     no ORM session, no objects).
