@@ -20,7 +20,7 @@ def test_the_job_page_carries_the_terminal_statuses_its_script_stops_on(
     found = re.search(r'data-terminal-statuses="([^"]*)"', page)
     assert found is not None and found.group(1).split() == list(TERMINAL_STATUSES)
     script = client.get("/ui/static/dashboard/job.js").get_data(as_text=True)
-    assert "dataset.terminalStatuses" in script and "succeeded" not in script
+    assert "terminalStatuses" in script and "succeeded" not in script
 
 
 def test_the_api_schema_and_the_cli_know_every_status() -> None:

@@ -3,10 +3,10 @@
 import { el, ending, fmt, getBlob, getJSON, percentDone, postJSON, requireKey, showError, streamEvents } from "./api.js";
 import { asMatrix, heatmap, histogram, kernelGrid, lineChart } from "./charts.js";
 
-const main = document.getElementById("main");
-const jobId = main.dataset.jobId;
+const page = document.getElementById("main").dataset;
+const jobId = page.jobId;
 // store/statuses.py owns the list; the page is rendered with it.
-const TERMINAL = new Set(main.dataset.terminalStatuses.split(" "));
+const TERMINAL = new Set(page.terminalStatuses.split(" "));
 const history = new Map(); // epoch -> metrics
 let job = null;
 let shownCheckpoint = null;
