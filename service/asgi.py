@@ -18,7 +18,7 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     if _app is None:
         from service import wsgi
-        from service.app import EXTENSION_KEY
+        from service.context import EXTENSION_KEY
         from service.front import AsgiFront
 
         flask_app = wsgi.app

@@ -92,7 +92,7 @@ def current_key_digest() -> str:
 
 
 def init_app(app: Flask) -> None:
-    from service.app import EXTENSION_KEY
+    from service.context import EXTENSION_KEY
 
     settings = app.extensions[EXTENSION_KEY].settings
     cache = KeyCache()

@@ -21,8 +21,9 @@ from typing import Any, ClassVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from store.statuses import TERMINAL_STATUSES
+
 log = logging.getLogger(__name__)
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 BATCH = 500
 HEADS_PER_QUERY = 500  # job ids per IN (...) list
 
@@ -74,7 +75,7 @@ class EventStream:
                 last_sent = time.monotonic()
             if len(events) == BATCH:
                 continue
-            if status is None or status in TERMINAL:
+            if status is None or status in TERMINAL_STATUSES:
                 return
             now = time.monotonic()
             if now - started >= timing.max_seconds:
@@ -103,7 +104,7 @@ class EventStream:
             if len(events) == BATCH:  # a backlog: read on, at our own position
                 events, status = await loop.run_in_executor(None, self._poll, after)
                 continue
-            if status is None or status in TERMINAL:
+            if status is None or status in TERMINAL_STATUSES:
                 return
             now = loop.time()
             if now - started >= timing.max_seconds:
@@ -219,7 +220,7 @@ class EventHub:
             if head is None:  # the job is gone: the stream ends
                 future.set_result(([], None))
             elif head[0] <= after:
-                if head[1] in TERMINAL:  # ended with nothing new for this stream
+                if head[1] in TERMINAL_STATUSES:  # ended with nothing new for this stream
                     future.set_result(([], head[1]))
             elif fetched is None or fetched[0] > after:
                 future.set_result(POLL)  # it began waiting after the positions were taken

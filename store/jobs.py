@@ -115,9 +115,13 @@ def list_page(
 
 
 def _require(s: Session, tenant_id: str, job_id: str) -> Job:
-    """The tenant's job, read afresh (a worker may have changed it since the session saw it)."""
-    job = s.get(Job, job_id, populate_existing=True)
-    if job is None or job.tenant_id != tenant_id:
+    """The tenant's job (the tenant in the query, as `get`), read afresh: a worker may have
+    changed it since the session saw it."""
+    job = s.scalars(
+        sa.select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if job is None:
         raise NotFound(f"job {job_id!r} not found")
     return job
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask, current_app, request
 
-from service.app import services
+from service.context import services
 from service.errors import ApiError
 from service.spec_limits import SPEC_ENDPOINTS, check_spec_size
 

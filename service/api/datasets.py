@@ -115,7 +115,7 @@ def _either(words: Sequence[str]) -> str:
     openapi_extensions={"requestBody": UPLOAD_BODY},
 )
 def upload_dataset(query: DatasetUploadQuery) -> tuple[Response, int, dict[str, str]]:
-    """Upload a dataset (CSV, NPZ or JSON: core.datasets.FORMATS).
+    """Upload a dataset in one of the formats below, as the raw body or multipart `file`.
 
     201 with the new dataset, or 200 with the one you already uploaded with the same bytes
     (read the same way: the same `target`): nothing more is stored or counted.

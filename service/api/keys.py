@@ -13,8 +13,8 @@ from flask import Response, current_app, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api.common import not_found
-from service.app import read_session, transaction
 from service.auth import current_tenant
+from service.context import read_session, transaction
 from service.schemas.common import responses
 from service.schemas.keys import KeyList, KeyPath
 from store.resources import isoformat

@@ -48,7 +48,7 @@ def owned_rows(s: Session, tenant_id: str) -> dict[str, str]:
 READS: dict[str, Callable[[Session, str, str], Any]] = {
     "job": jobs.get,
     "dataset": datasets.get,
-    "checkpoint": checkpoints.get_checkpoint,
+    "checkpoint": lambda s, tenant, ident: checkpoints.get(s, ident, tenant_id=tenant),
 }
 
 
