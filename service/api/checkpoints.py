@@ -155,7 +155,7 @@ def download_weights(path: CheckpointPath) -> Response:
         if row.job_id is not None:  # a trained checkpoint: its job's dataset has the labels
             from store import jobs as store_jobs
 
-            job = store_jobs.get_job(session, current_tenant(), row.job_id)
+            job = store_jobs.get(session, current_tenant(), row.job_id)
             labels = job_labels(session, current_tenant(), job) if job else None
     network = network_for(row.id)
     payload = export_weights_npz(network, classes=labels)
