@@ -15,7 +15,7 @@ ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 26
 PREFIXES = {
     "tenant": "ten", "api_key": "key", "dataset": "ds", "job": "job", "checkpoint": "ckpt",
-    "webhook": "wh", "delivery": "dlv", "event": "evt", "model": "mdl",
+    "webhook": "wh", "delivery": "dlv", "event": "evt", "model": "mdl", "batch": "bp",
 }
 
 _lock = threading.Lock()

@@ -387,3 +387,51 @@ class Fork(Base):
     epoch: Mapped[int]
     optimizer_state: Mapped[str] = mapped_column(sa.String(8))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BatchPrediction(Base):
+    """A dataset scored by one checkpoint, in chunks of ``chunk_rows`` rows (store/batches.py).
+
+    The checkpoint is resolved when the batch is submitted and kept by id (RESTRICT, like a
+    model version's): an alias that moves later does not change what the batch scores.
+    """
+
+    __tablename__ = "batch_predictions"
+    __table_args__ = (sa.Index("ix_batch_predictions_tenant_id_id", "tenant_id", "id"),)
+
+    id: Mapped[str] = _id("batch")
+    tenant_id: Mapped[str] = _tenant_fk()
+    checkpoint_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("checkpoints.id", ondelete="RESTRICT"), index=True)
+    dataset_id: Mapped[str] = mapped_column(sa.String(200), index=True)
+    format: Mapped[str] = mapped_column(sa.String(8))
+    status: Mapped[str] = mapped_column(sa.String(16), default="queued")
+    rows_total: Mapped[int] = mapped_column(sa.BigInteger)
+    rows_done: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    chunk_rows: Mapped[int]
+    error_count: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    errors: Mapped[list[Any]] = mapped_column(JSONType, default=list)  # the first few rows
+    failure_reason: Mapped[str | None] = mapped_column(sa.Text)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(200))
+    heartbeat_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class BatchChunk(Base):
+    """Chunk ``chunk_index`` of a batch's outputs: float64, row-major, NaN rows for errors.
+
+    The primary key is what makes a chunk impossible to write twice, whichever worker tries.
+    """
+
+    __tablename__ = "batch_chunks"
+
+    batch_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("batch_predictions.id", ondelete="CASCADE"), primary_key=True)
+    chunk_index: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    rows: Mapped[int]
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)

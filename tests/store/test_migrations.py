@@ -21,7 +21,7 @@ from store.models import Base
 TABLES = {"tenants", "api_keys", "datasets", "jobs", "metrics", "checkpoints",
           "checkpoint_parts", "job_events", "job_leases", "webhooks", "webhook_deliveries",
           "webhook_attempts", "reproductions", "registered_models", "model_versions",
-          "model_aliases", "forks"}
+          "model_aliases", "forks", "batch_predictions", "batch_chunks"}
 
 
 def schema_diff(url: str) -> list[object]:
