@@ -404,6 +404,9 @@ class BatchPrediction(Base):
     checkpoint_id: Mapped[str] = mapped_column(
         sa.ForeignKey("checkpoints.id", ondelete="RESTRICT"), index=True)
     dataset_id: Mapped[str] = mapped_column(sa.String(200), index=True)
+    # An imported checkpoint's declared loss (it sets predict's link), read by the API's rule
+    # at submission so the worker need not know where imports keep it.
+    loss: Mapped[str | None] = mapped_column(sa.String(64))
     format: Mapped[str] = mapped_column(sa.String(8))
     status: Mapped[str] = mapped_column(sa.String(16), default="queued")
     rows_total: Mapped[int] = mapped_column(sa.BigInteger)

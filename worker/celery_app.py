@@ -23,6 +23,7 @@ from config.settings import Settings
 TRAIN_TASK = "weightsmith.train_job"
 RECONCILE_TASK = "weightsmith.reconcile"
 DELIVER_WEBHOOK_TASK = "weightsmith.deliver_webhook"
+SCORE_BATCH_TASK = "weightsmith.score_batch"
 
 # Redis must not re-deliver a message whose task can still legitimately be running.
 VISIBILITY_MARGIN_S = 600

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from worker import store_ops
-from worker.celery_app import TRAIN_TASK
+from worker.celery_app import SCORE_BATCH_TASK, TRAIN_TASK
 
 log = logging.getLogger(__name__)
 
@@ -31,4 +31,21 @@ def reconcile_once(app: Any, sessions: sessionmaker[Session], settings: Settings
         app.send_task(TRAIN_TASK, args=[job_id])
     if job_ids:
         log.warning("reconcile: re-dispatched %d stranded job(s): %s", len(job_ids), job_ids)
+    resend_stranded_batches(app, sessions, settings)
     return job_ids
+
+
+def resend_stranded_batches(app: Any, sessions: sessionmaker[Session], settings: Settings,
+                            ) -> list[str]:
+    """Send ``score_batch`` for each batch queued past the grace or with a silent holder."""
+    from store import batches
+
+    with sessions() as s:
+        batch_ids = batches.stale(s, lease_timeout_s=settings.lease_timeout_s,
+                                  queued_grace_s=settings.queued_grace_s)
+    for batch_id in batch_ids:
+        app.send_task(SCORE_BATCH_TASK, args=[batch_id])
+    if batch_ids:
+        log.warning("reconcile: re-dispatched %d stranded batch(es): %s", len(batch_ids),
+                    batch_ids)
+    return batch_ids

@@ -36,7 +36,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from store import webhooks as store_webhooks
 from worker import store_ops, webhooks
-from worker.celery_app import DELIVER_WEBHOOK_TASK, RECONCILE_TASK, TRAIN_TASK, settings_of
+from worker.batch_scoring import score
+from worker.celery_app import (
+    DELIVER_WEBHOOK_TASK,
+    RECONCILE_TASK,
+    SCORE_BATCH_TASK,
+    TRAIN_TASK,
+    settings_of,
+)
 from worker.engines import session_factory
 from worker.reconcile import reconcile_once
 from worker.runner import JobRunner
@@ -99,6 +106,29 @@ def send_due_webhooks(app: Any, sessions: sessionmaker[Session], older_than_s: f
     for delivery_id in due:
         app.send_task(DELIVER_WEBHOOK_TASK, args=[delivery_id])
     return due
+
+
+@shared_task(name=SCORE_BATCH_TASK, bind=True, acks_late=True, ignore_result=True)
+def score_batch(self: Any, batch_id: str) -> str:
+    """Score a batch prediction (worker/batch_scoring.py); an unexpected error gives it back
+    to the queue for a retry that resumes after its last written chunk."""
+    from store import batches
+
+    settings = settings_of(self.app)
+    sessions = session_factory(settings)
+    worker_id = new_worker_id()
+    try:
+        outcome = score(sessions, settings, batch_id, worker_id)
+    except Exception as exc:
+        log.exception("batch %s: unexpected error; releasing it for a retry", batch_id)
+        with sessions.begin() as s:
+            attempts = batches.release(s, batch_id, worker_id, f"{type(exc).__name__}: {exc}")
+        if attempts is None:
+            return "lease_lost"
+        raise self.retry(exc=exc, countdown=retry_countdown(settings, attempts),
+                         max_retries=None) from exc
+    send_due_webhooks(self.app, sessions)
+    return outcome
 
 
 @shared_task(name=DELIVER_WEBHOOK_TASK, bind=True, acks_late=True, ignore_result=True)

@@ -47,6 +47,7 @@ EVENT_TYPES: Mapping[str, str] = {
     "job.diverged": "a job's loss diverged (it ends failed, stop_reason diverged)",
     "job.stalled": "a running job's worker went silent and another worker took it over",
     "model.alias_moved": "a model's alias was pointed at another version, or removed",
+    "batch_prediction.succeeded": "a batch prediction scored every row of its dataset",
     "ping": "sent by POST /v1/webhooks/{id}/ping, whatever the subscriptions",
 }
 SIGNATURE_HEADER = "Weightsmith-Signature"

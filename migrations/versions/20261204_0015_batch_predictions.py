@@ -29,6 +29,7 @@ def upgrade() -> None:
     sa.Column('tenant_id', sa.String(length=40), nullable=False),
     sa.Column('checkpoint_id', sa.String(length=40), nullable=False),
     sa.Column('dataset_id', sa.String(length=200), nullable=False),
+    sa.Column('loss', sa.String(length=64), nullable=True),
     sa.Column('format', sa.String(length=8), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('rows_total', sa.BigInteger(), nullable=False),

@@ -7,6 +7,7 @@ from flask_openapi3 import OpenAPI
 
 def register_blueprints(app: OpenAPI) -> None:
     from service.api import (
+        batch_predictions,
         checkpoints,
         compare,
         datasets,
@@ -26,5 +27,5 @@ def register_blueprints(app: OpenAPI) -> None:
     init_body_guard(app)
 
     for module in (health, metrics, datasets, compare, jobs, events, checkpoints, predict,
-                   forks, models, reproducibility, webhooks, keys):
+                   forks, models, reproducibility, webhooks, keys, batch_predictions):
         app.register_api(module.bp)

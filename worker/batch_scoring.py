@@ -1,0 +1,138 @@
+"""Scoring a batch prediction: the dataset's rows through one checkpoint, chunk by chunk.
+
+The network and the dataset's X are loaded once; each chunk is scored into one reused
+output buffer and committed with its progress in one transaction (store/batches.py states
+the exactly-once invariant). Between chunks the lease is renewed and the cancel flag read.
+A row with NaN or infinite features is left NaN in the output and listed with its index;
+the other rows of its chunk are scored as usual.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy.orm import Session, sessionmaker
+
+from config.settings import Settings
+from store import batches
+from store import checkpoints as store_checkpoints
+from store import datasets as store_datasets
+from store import webhooks as store_webhooks
+
+log = logging.getLogger(__name__)
+
+SUCCEEDED_EVENT = "batch_prediction.succeeded"
+
+
+class BatchInputError(Exception):
+    """The batch's checkpoint or dataset is gone or unreadable: retrying cannot help."""
+
+
+@dataclass
+class ScoringInputs:
+    network: object
+    X: np.ndarray
+
+
+def dataset_features(s: Session, tenant_id: str, dataset_id: str) -> np.ndarray:
+    """The dataset's X, as stored (an uploaded npz, or a builtin by ``builtin:<name>``)."""
+    from core.datasets import load_builtin
+    from core.spec.job import BUILTIN_PREFIX
+
+    if dataset_id.startswith(BUILTIN_PREFIX):
+        return np.asarray(load_builtin(dataset_id[len(BUILTIN_PREFIX):]).X)
+    blob = store_datasets.get_blob(s, tenant_id, dataset_id)
+    if blob is None:
+        raise BatchInputError(f"dataset {dataset_id} no longer exists")
+    with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+        return np.asarray(npz["X"])
+
+
+def load_inputs(sessions: sessionmaker[Session], batch: batches.BatchPrediction
+                ) -> ScoringInputs:
+    from core.checkpoint import load_checkpoint
+
+    with sessions() as s:
+        blob = store_checkpoints.get_blob(s, batch.checkpoint_id)
+        if blob is None:
+            raise BatchInputError(f"checkpoint {batch.checkpoint_id} no longer exists")
+        X = dataset_features(s, batch.tenant_id, batch.dataset_id)
+    return ScoringInputs(load_checkpoint(blob, loss=batch.loss), X)
+
+
+def bad_rows(chunk: np.ndarray) -> np.ndarray:
+    """Indexes (within the chunk) of rows holding NaN or infinity."""
+    finite = np.isfinite(chunk.reshape(chunk.shape[0], -1)).all(axis=1)
+    return np.flatnonzero(~finite)
+
+
+def score_chunk(network: object, chunk: np.ndarray, out: np.ndarray, first_row: int,
+                ) -> list[batches.RowError]:
+    """Fill ``out`` (len(chunk), k) with the chunk's outputs; NaN rows for the bad ones."""
+    bad = bad_rows(chunk)
+    with np.errstate(all="ignore"):
+        if bad.size == 0:
+            out[:] = network.predict(chunk).reshape(out.shape)  # type: ignore[attr-defined]
+            return []
+        good = np.ones(chunk.shape[0], dtype=bool)
+        good[bad] = False
+        out[bad] = np.nan
+        if good.any():
+            scored = network.predict(chunk[good])  # type: ignore[attr-defined]
+            out[good] = scored.reshape(scored.shape[0], -1)
+    return [batches.RowError(first_row + int(i), "features contain NaN or infinity")
+            for i in bad]
+
+
+def score(sessions: sessionmaker[Session], settings: Settings, batch_id: str,
+          worker_id: str) -> str:
+    """Claim and score the batch; its outcome (succeeded, cancelled, failed, lease_lost,
+    not_claimed). Other exceptions leave the lease to the caller (tasks.score_batch)."""
+    with sessions.begin() as s:
+        if batches.fail_exhausted(s, batch_id, settings.max_attempts, settings.lease_timeout_s):
+            return "failed"
+        batch = batches.claim(s, batch_id, worker_id, settings.lease_timeout_s,
+                              max_attempts=settings.max_attempts)
+    if batch is None:
+        return "not_claimed"
+    try:
+        inputs = load_inputs(sessions, batch)
+    except BatchInputError as exc:
+        with sessions.begin() as s:
+            batches.finish(s, batch_id, worker_id, "failed", str(exc))
+        return "failed"
+    X, network = inputs.X, inputs.network
+    width = int(np.prod(network.output_shape))  # type: ignore[attr-defined]
+    out = np.empty((batch.chunk_rows, width), dtype=np.float64)
+    # Resume after the last chunk written: rows_done only ever moves with a whole chunk.
+    for index in range(batch.rows_done // batch.chunk_rows,
+                       -(-batch.rows_total // batch.chunk_rows)):
+        with sessions.begin() as s:
+            cancel = batches.heartbeat(s, batch_id, worker_id)
+        if cancel is None:
+            return "lease_lost"
+        if cancel:
+            with sessions.begin() as s:
+                batches.finish(s, batch_id, worker_id, "cancelled")
+            return "cancelled"
+        start = index * batch.chunk_rows
+        chunk = X[start:start + batch.chunk_rows]
+        view = out[:chunk.shape[0]]
+        errors = score_chunk(network, chunk, view, start)
+        with sessions.begin() as s:
+            if not batches.write_chunk(s, batch, worker_id, index, view.tobytes(),
+                                       chunk.shape[0], errors):
+                return "lease_lost"
+    with sessions.begin() as s:
+        if not batches.finish(s, batch_id, worker_id, "succeeded"):
+            return "lease_lost"
+        done = batches.get(s, batch.tenant_id, batch_id)
+        assert done is not None
+        # In the transaction of the final status: the event exists exactly when it happened.
+        store_webhooks.enqueue(s, batch.tenant_id, SUCCEEDED_EVENT,
+                               batches.batch_prediction_json(done))
+    log.info("batch %s: %d rows scored", batch_id, batch.rows_total)
+    return "succeeded"
