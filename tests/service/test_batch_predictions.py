@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from flask.testing import FlaskClient
 from flask_openapi3 import OpenAPI
+from sqlalchemy import select as sa_select
 
 from config.settings import Settings
 from service.api.data import dataset_to_npz
@@ -294,3 +295,25 @@ def test_events_report_progress_and_resume_after_last_event_id(
     assert "event: progress" not in again and f"id: {ROWS + 1}\nevent: status" in again
     assert "event:" not in client.get(f"/v1/batch-predictions/{batch['id']}/events", headers={
         **auth, "Last-Event-ID": str(ROWS + 1)}).data.decode()
+
+
+def test_success_enqueues_its_webhook_event_with_the_batch(
+        app: OpenAPI, settings: Settings, client: FlaskClient, auth: dict[str, str],
+        trained: dict[str, str]) -> None:
+    import json
+
+    from store.models import WebhookDelivery
+
+    hook = client.post("/v1/webhooks", headers=auth, json={
+        "url": "https://hooks.example.com/in", "events": ["batch_prediction.succeeded"]})
+    assert hook.status_code == 201, hook.data
+    batch = submit(client, auth, job_id=trained["job_id"], dataset_id=trained["dataset_id"])
+    with app.extensions["weightsmith"].session_factory() as s:
+        assert s.scalars(sa_select(WebhookDelivery)).all() == []
+    assert run_worker(app, settings, batch["id"]) == "succeeded"
+    with app.extensions["weightsmith"].session_factory() as s:
+        (delivery,) = s.scalars(sa_select(WebhookDelivery)).all()
+    body = json.loads(delivery.body)
+    assert body["type"] == "batch_prediction.succeeded"
+    assert (body["data"]["id"], body["data"]["status"], body["data"]["rows_done"]) == (
+        batch["id"], "succeeded", ROWS)
