@@ -404,3 +404,64 @@ class WeightsmithClient:
                               json={"inputs": rows})
         return self._json("POST", f"/v1/jobs/{target}/predict",
                           json={"inputs": rows, "checkpoint": checkpoint})
+
+    # -- batch predictions --------------------------------------------------------------------
+    def submit_batch_prediction(self, dataset_id: str, *, model: str | None = None,
+                                alias: str | None = None, version: int | None = None,
+                                checkpoint_id: str | None = None, job_id: str | None = None,
+                                format: str = "csv") -> dict[str, Any]:
+        """Score every row of a dataset with a model (alias, version or newest), a checkpoint
+        or a job's best checkpoint; the batch, status "queued"."""
+        body: dict[str, Any] = {"dataset_id": dataset_id, "format": format}
+        if model is not None:
+            ref: dict[str, Any] = {"name": model}
+            ref.update({k: v for k, v in (("alias", alias), ("version", version))
+                        if v is not None})
+            body["model"] = ref
+        if checkpoint_id is not None:
+            body["checkpoint_id"] = checkpoint_id
+        if job_id is not None:
+            body["job_id"] = job_id
+        return self._json("POST", "/v1/batch-predictions", json=body)
+
+    def get_batch_prediction(self, batch_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/batch-predictions/{batch_id}")
+
+    def cancel_batch_prediction(self, batch_id: str) -> dict[str, Any]:
+        return self._json("POST", f"/v1/batch-predictions/{batch_id}/cancel")
+
+    def batch_prediction_result(self, batch_id: str, path: str | Path) -> int:
+        """Stream a succeeded batch's result (CSV or NPY) into `path`; the bytes written."""
+        written = 0
+        with self._http.stream("GET", f"/v1/batch-predictions/{batch_id}/result") as response:
+            if response.is_error:
+                response.read()
+                raise WeightsmithAPIError.from_response(response)
+            with open(path, "wb") as out:
+                for part in response.iter_bytes():
+                    written += out.write(part)
+        return written
+
+    def batch_prediction_events(self, batch_id: str) -> Iterator[Event]:
+        """`progress` events (id: rows done) and the final `status` event, reconnecting with
+        Last-Event-ID when the server ends a stream before the batch ends."""
+        last: int | None = None
+        while True:
+            headers = {"Accept": "text/event-stream"}
+            if last is not None:
+                headers["Last-Event-ID"] = str(last)
+            with self._http.stream("GET", f"/v1/batch-predictions/{batch_id}/events",
+                                   headers=headers,
+                                   timeout=httpx.Timeout(30.0, read=60.0)) as response:
+                if response.is_error:
+                    response.read()
+                    raise WeightsmithAPIError.from_response(response)
+                for item in parse_sse(response.iter_lines()):
+                    if isinstance(item, int):
+                        continue
+                    last = item.id if item.id is not None else last
+                    yield item
+                    if item.event == "status":
+                        return
+            if self.get_batch_prediction(batch_id)["status"] in TERMINAL:
+                return

@@ -415,6 +415,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     common.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     common.add_argument("--json", action="store_true", help="print JSON for scripts")
 
+    from service.cli import batch_commands
+
+    batch_commands.register(commands, common)
+
     def add(name: str, handler: Callable[[argparse.Namespace], int], help: str,
             where: Any = commands) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = where.add_parser(name, parents=[common], help=help,
