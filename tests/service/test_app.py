@@ -42,6 +42,10 @@ def test_openapi_31_lists_every_operation(client: FlaskClient) -> None:
         ("GET", "/v1/models/{name}/aliases/{alias}/history"),
         ("POST", "/v1/models/{name}/predict"),
         ("GET", "/v1/keys"), ("DELETE", "/v1/keys/{key_id}"),
+        ("POST", "/v1/batch-predictions"), ("GET", "/v1/batch-predictions/{batch_id}"),
+        ("GET", "/v1/batch-predictions/{batch_id}/result"),
+        ("POST", "/v1/batch-predictions/{batch_id}/cancel"),
+        ("GET", "/v1/batch-predictions/{batch_id}/events"),
     }
     assert operations == expected
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
