@@ -105,11 +105,12 @@ def heartbeat(s: Session, batch_id: str, worker_id: str, *,
 
 
 def write_chunk(s: Session, batch: BatchPrediction, worker_id: str, chunk_index: int,
-                outputs: bytes, rows: int, errors: list[RowError]) -> bool:
+                outputs: bytes, rows: int, errors: list[RowError]) -> bool | None:
     """Store one chunk and advance ``rows_done`` by ``rows``, if the lease is still ours.
 
-    Call inside the transaction that should hold both; False (nothing written) when the lease
-    was lost or the chunk is not the next one. The error list grows to MAX_LISTED_ERRORS.
+    Call inside the transaction that should hold both. The same UPDATE beats the heartbeat
+    and reads the cancel flag, which it returns; None (nothing written) when the lease was
+    lost or the chunk is not the next one. The error list grows to MAX_LISTED_ERRORS.
     """
     expected_done = chunk_index * batch.chunk_rows
     listed = list(batch.errors or [])
@@ -123,15 +124,15 @@ def write_chunk(s: Session, batch: BatchPrediction, worker_id: str, chunk_index:
                BatchPrediction.rows_done == expected_done)
         .values(rows_done=expected_done + rows, heartbeat_at=now,
                 error_count=BatchPrediction.error_count + len(errors), errors=listed)
-        .returning(BatchPrediction.id)
+        .returning(BatchPrediction.cancel_requested)
         .execution_options(synchronize_session=False)
     ).first()
     if advanced is None:
-        return False
+        return None
     s.add(BatchChunk(batch_id=batch.id, chunk_index=chunk_index, rows=rows, data=outputs))
     s.flush()
     batch.errors = listed
-    return True
+    return bool(advanced.cancel_requested)
 
 
 def finish(s: Session, batch_id: str, worker_id: str, status: str,

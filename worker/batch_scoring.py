@@ -108,10 +108,11 @@ def score(sessions: sessionmaker[Session], settings: Settings, batch_id: str,
     width = int(np.prod(network.output_shape))  # type: ignore[attr-defined]
     out = np.empty((batch.chunk_rows, width), dtype=np.float64)
     # Resume after the last chunk written: rows_done only ever moves with a whole chunk.
+    # A chunk's commit beats the heartbeat and reads the cancel flag in the same UPDATE.
+    with sessions.begin() as s:
+        cancel = batches.heartbeat(s, batch_id, worker_id)
     for index in range(batch.rows_done // batch.chunk_rows,
                        -(-batch.rows_total // batch.chunk_rows)):
-        with sessions.begin() as s:
-            cancel = batches.heartbeat(s, batch_id, worker_id)
         if cancel is None:
             return "lease_lost"
         if cancel:
@@ -123,9 +124,10 @@ def score(sessions: sessionmaker[Session], settings: Settings, batch_id: str,
         view = out[:chunk.shape[0]]
         errors = score_chunk(network, chunk, view, start)
         with sessions.begin() as s:
-            if not batches.write_chunk(s, batch, worker_id, index, view.tobytes(),
-                                       chunk.shape[0], errors):
-                return "lease_lost"
+            cancel = batches.write_chunk(s, batch, worker_id, index, view.tobytes(),
+                                         chunk.shape[0], errors)
+    if cancel is None:
+        return "lease_lost"
     with sessions.begin() as s:
         if not batches.finish(s, batch_id, worker_id, "succeeded"):
             return "lease_lost"

@@ -22,11 +22,12 @@ from flask_openapi3 import APIBlueprint, Tag
 from service.api import data
 from service.api.checkpoints import find_checkpoint, imported_loss, network_for
 from service.api.common import not_found
-from service.api.events import EventsQuery, _start_after, format_event
+from service.api.events import EventsQuery, _start_after
 from service.api.predict import _classes, labels_for_checkpoint
 from service.app import read_session, services, transaction
 from service.auth import current_tenant
 from service.errors import ApiError, validation_error
+from service.event_stream import format_event
 from service.schemas.batch_predictions import (
     BatchPredictionBody,
     BatchPredictionOut,

@@ -48,15 +48,16 @@ def test_a_chunk_is_written_once_with_its_progress_and_errors(
         batch = batches.claim(s, batch_id, "w1", 60)
         assert batch is not None
     with factory.begin() as s:
-        assert batches.write_chunk(s, batch, "w1", 0, b"a" * 8, 4,
-                                   [batches.RowError(2, "features contain NaN or infinity")])
+        assert batches.write_chunk(s, batch, "w1", 0, b"a" * 8, 4, [batches.RowError(
+            2, "features contain NaN or infinity")]) is False  # written; no cancel pending
     with factory.begin() as s:  # the same chunk again: rows_done no longer matches
-        assert not batches.write_chunk(s, batch, "w1", 0, b"b" * 8, 4, [])
+        assert batches.write_chunk(s, batch, "w1", 0, b"b" * 8, 4, []) is None
     with factory.begin() as s:  # skipping a chunk is refused as well
-        assert not batches.write_chunk(s, batch, "w1", 2, b"c" * 8, 2, [])
+        assert batches.write_chunk(s, batch, "w1", 2, b"c" * 8, 2, []) is None
     with factory.begin() as s:
-        assert not batches.write_chunk(s, batch, "w2", 1, b"d" * 8, 4, [])  # not the holder
-        assert batches.write_chunk(s, batch, "w1", 1, b"e" * 8, 4, [])
+        assert batches.write_chunk(s, batch, "w2", 1, b"d" * 8, 4, []) is None  # not holder
+        assert batches.request_cancel(s, tenant, batch_id) is not None
+        assert batches.write_chunk(s, batch, "w1", 1, b"e" * 8, 4, []) is True  # cancel read
     with factory() as s:
         row = batches.get(s, tenant, batch_id)
         assert row is not None
@@ -84,7 +85,7 @@ def test_the_error_list_is_capped_but_every_error_is_counted(
     for index in (0, 1):
         errors = [batches.RowError(index * 500 + i, "bad") for i in range(80)]
         with factory.begin() as s:
-            assert batches.write_chunk(s, batch, "w1", index, b"", 500, errors)
+            assert batches.write_chunk(s, batch, "w1", index, b"", 500, errors) is False
     with factory() as s:
         row = batches.get(s, tenant, batch_id)
         assert row is not None and row.error_count == 160
