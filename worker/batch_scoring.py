@@ -21,6 +21,7 @@ from store import batches
 from store import checkpoints as store_checkpoints
 from store import datasets as store_datasets
 from store import webhooks as store_webhooks
+from store.models import BatchPrediction
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def dataset_features(s: Session, tenant_id: str, dataset_id: str) -> np.ndarray:
         return np.asarray(npz["X"])
 
 
-def load_inputs(sessions: sessionmaker[Session], batch: batches.BatchPrediction
+def load_inputs(sessions: sessionmaker[Session], batch: BatchPrediction
                 ) -> ScoringInputs:
     from core.checkpoint import load_checkpoint
 

@@ -37,6 +37,7 @@ from service.schemas.common import responses
 from store import batches, registry
 from store import checkpoints as store_checkpoints
 from store import jobs as store_jobs
+from store.models import BatchPrediction
 
 bp = APIBlueprint(
     "batch_predictions", __name__, url_prefix="/v1",
@@ -99,7 +100,7 @@ def create_batch_prediction(body: BatchPredictionBody) -> tuple[Response, int, d
     return jsonify(out), 202, {"Location": f"/v1/batch-predictions/{out['id']}"}
 
 
-def _batch(session: Any, batch_id: str) -> batches.BatchPrediction:
+def _batch(session: Any, batch_id: str) -> BatchPrediction:
     row = batches.get(session, current_tenant(), batch_id)
     if row is None:
         raise not_found("batch prediction", batch_id)
