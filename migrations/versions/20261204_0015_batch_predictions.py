@@ -1,7 +1,7 @@
 """batch predictions: a dataset scored by one checkpoint, and its result in chunks
 
 Revision ID: 0015
-Revises: 0014
+Revises: 0008
 Create Date: 2026-12-04 12:48:00+00:00
 
 A chunk's primary key (batch_id, chunk_index) is what makes a chunk impossible to write twice.
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = '0015'
-down_revision: str | Sequence[str] | None = '0014'
+down_revision: str | Sequence[str] | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
