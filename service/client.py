@@ -463,5 +463,5 @@ class WeightsmithClient:
                     yield item
                     if item.event == "status":
                         return
-            if self.get_batch_prediction(batch_id)["status"] in TERMINAL:
+            if self.get_batch_prediction(batch_id)["status"] in TERMINAL_STATUSES:
                 return

@@ -21,9 +21,10 @@ from sqlalchemy.orm import Session
 from store.columns import UTCDateTime, utcnow
 from store.models import BatchChunk, BatchPrediction
 from store.resources import isoformat
+from store.statuses import TERMINAL_STATUSES
 
 FORMATS = ("csv", "npy")
-TERMINAL = ("succeeded", "failed", "cancelled")
+TERMINAL = TERMINAL_STATUSES
 DEFAULT_CHUNK_ROWS = 4096
 MAX_LISTED_ERRORS = 100  # the row keeps the first ones; error_count counts them all
 

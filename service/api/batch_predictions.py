@@ -20,12 +20,17 @@ from flask import Response, current_app, jsonify, stream_with_context
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api import data
-from service.api.checkpoints import find_checkpoint, imported_loss, network_for
+from service.api.checkpoints import (
+    find_checkpoint,
+    imported_loss,
+    network_for,
+    pick_checkpoint,
+)
 from service.api.common import not_found
 from service.api.events import EventsQuery, _start_after
 from service.api.predict import _classes, labels_for_checkpoint
-from service.app import read_session, services, transaction
 from service.auth import current_tenant
+from service.context import read_session, services, transaction
 from service.errors import ApiError, validation_error
 from service.event_stream import format_event
 from service.schemas.batch_predictions import (
@@ -58,7 +63,7 @@ def _checkpoint_id(session: Any, body: BatchPredictionBody) -> str:
         job = store_jobs.get(session, tenant, body.job_id)
         if job is None:
             raise not_found("job", body.job_id)
-        picked = store_checkpoints.pick_for_job(session, job.id, "best")
+        picked = pick_checkpoint(session, job, "best")
         if picked is None:
             raise ApiError(409, f"job {job.id} has no checkpoint yet", kind="no-checkpoint")
         return str(picked.id)

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from service.cli import client_commands, server_commands
+from service.cli import batch_commands, client_commands, server_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     server_commands.register(commands)
     client_commands.register(commands)
+    batch_commands.register(commands, client_commands.common_parser())
     return parser
 
 

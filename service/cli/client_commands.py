@@ -406,18 +406,20 @@ def guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
     return run
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the client sub-commands; each sets `handler` to a function(args) -> exit code."""
+def common_parser() -> argparse.ArgumentParser:
+    """The options every client command takes, as a parent parser."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", help=f"API base URL (default $WEIGHTSMITH_URL, else "
                                       f"{DEFAULT_URL})")
     common.add_argument("--api-key", help="API key (default $WEIGHTSMITH_API_KEY)")
     common.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     common.add_argument("--json", action="store_true", help="print JSON for scripts")
+    return common
 
-    from service.cli import batch_commands
 
-    batch_commands.register(commands, common)
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the client sub-commands; each sets `handler` to a function(args) -> exit code."""
+    common = common_parser()
 
     def add(name: str, handler: Callable[[argparse.Namespace], int], help: str,
             where: Any = commands) -> argparse.ArgumentParser:
