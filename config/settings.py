@@ -129,6 +129,10 @@ class Settings:
     # task can record the failure, the hard one (SIGKILL of the pool process) is the backstop.
     soft_limit_margin_s: int = 60
     hard_limit_margin_s: int = 120
+    # An epoch whose training loss is more than this many times the first epoch's ends the job
+    # diverged (stop_reason "diverged"), as a NaN or inf loss does: a service-wide guard, not
+    # a spec field, because it protects the service's compute from runs that cannot recover.
+    divergence_factor: float = 1e4
     limits: Limits = field(default_factory=Limits)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
@@ -172,6 +176,9 @@ class Settings:
             ),
             hard_limit_margin_s=_int(
                 env, "WEIGHTSMITH_HARD_LIMIT_MARGIN_S", d.hard_limit_margin_s
+            ),
+            divergence_factor=_float(
+                env, "WEIGHTSMITH_DIVERGENCE_FACTOR", d.divergence_factor
             ),
             limits=Limits.from_env(env),
             webhooks=_webhooks(env),

@@ -111,7 +111,8 @@ def train(spec: Any, X: Array, y: Array, *, init_params: Mapping[str, Array] | N
           on_epoch: Callable[[EpochReport], None] | None = None,
           should_stop: Callable[[], bool] | None = None,
           resume: bytes | None = None,
-          max_runtime_s: float | None = None) -> TrainResult:
+          max_runtime_s: float | None = None,
+          divergence_factor: float | None = None) -> TrainResult:
     """Train the network ``spec`` describes on X (N, features) or (N, C, H, W) / (N, H, W).
 
     Parameters
@@ -127,13 +128,16 @@ def train(spec: Any, X: Array, y: Array, *, init_params: Mapping[str, Array] | N
     max_runtime_s : a runtime budget on top of ``spec.training.max_runtime_s`` (the tighter
         one applies), for a caller's own limit (the worker's service-wide cap); unlike the
         spec's, it is not recorded in checkpoints, so it cannot make two runs' states differ
+    divergence_factor : an epoch whose training loss exceeds this many times the run's first
+        epoch loss (kept in the history, so a resumed run compares with the same value) ends
+        the run ``"diverged"``, as a non-finite loss does; None: only non-finite values do
 
     Returns
     -------
     TrainResult; divergence is reported in it (``stop_reason="diverged"``), not raised.
     """
     run = RunSetup(as_spec(spec), X, y, init_params=init_params, resume=resume)
-    return _Loop(run, on_epoch, should_stop, max_runtime_s).fit()
+    return _Loop(run, on_epoch, should_stop, max_runtime_s, divergence_factor).fit()
 
 
 class _Loop:
@@ -141,7 +145,8 @@ class _Loop:
 
     def __init__(self, run: RunSetup, on_epoch: Callable[[EpochReport], None] | None,
                  should_stop: Callable[[], bool] | None,
-                 max_runtime_s: float | None = None) -> None:
+                 max_runtime_s: float | None = None,
+                 divergence_factor: float | None = None) -> None:
         self.run = run
         self.on_epoch = on_epoch
         self.should_stop = should_stop
@@ -152,6 +157,7 @@ class _Loop:
         self.clip = t.clip_grad_norm
         budgets = [float(b) for b in (t.max_runtime_s, max_runtime_s) if b is not None]
         self.deadline = time.perf_counter() + min(budgets) if budgets else None
+        self.divergence_factor = divergence_factor
         self.failure: str | None = None
 
     def fit(self) -> TrainResult:
@@ -210,6 +216,19 @@ class _Loop:
         p["batch"], p["seconds"] = self.batches.num_batches, p["seconds"] + time.perf_counter() - t0
         return None
 
+    def _grown_loss(self, loss: float) -> str | None:
+        """Why `loss` counts as diverged: past ``divergence_factor`` times the first epoch's.
+
+        A finite blow-up (0.7 -> 4.5e22) is no less diverged than an overflow; comparing with
+        the first epoch (not the previous one) tolerates a noisy or warming-up run.
+        """
+        first = float(self.run.history[0]["loss"])
+        factor = self.divergence_factor
+        if factor is None or not first > 0.0 or loss <= factor * first:
+            return None
+        return (f"loss {loss:.6g} at epoch {self.run.epoch} is more than {factor:g} times the "
+                f"first epoch's {first:.6g}; lower the learning rate or clip gradients")
+
     def _interrupt(self) -> str | None:
         if self.should_stop is not None and self.should_stop():
             return "cancelled"
@@ -243,6 +262,10 @@ class _Loop:
             bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
             self.failure = str(DivergedError(run.epoch, (
                 f"{', '.join(bad)} became non-finite at epoch {run.epoch}")))
+            return "diverged"
+        grown = self._grown_loss(metrics["loss"])
+        if grown is not None:
+            self.failure = str(DivergedError(run.epoch, grown))
             return "diverged"
         if run.early_stopping is not None and run.early_stopping.should_stop:
             return "early_stopping"

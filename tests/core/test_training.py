@@ -172,6 +172,41 @@ def test_non_finite_loss_stops_with_diverged_and_names_the_epoch() -> None:
     assert epoch < 20
 
 
+def _finite_blow_up() -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """Plain SGD past its stable step on a linear regression: the loss grows about 5e4-fold
+    per epoch and stays finite in float64 (the 0.7 -> 4.5e22 of issue 19)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 4))
+    y = X @ np.array([1.0, -2.0, 0.5, 3.0])
+    spec = make_spec([{"type": "dense", "units": 1}], loss="mse", epochs=4, batch_size=8,
+                     validation_split=0.0, dtype="float64",
+                     optimizer={"type": "sgd", "learning_rate": 1.2})
+    return spec, X, y
+
+
+def test_a_finite_blow_up_past_the_divergence_factor_ends_diverged() -> None:
+    spec, X, y = _finite_blow_up()
+    unguarded = train(spec, X, y)
+    losses = [h["loss"] for h in unguarded.history]
+    assert unguarded.stop_reason == "epochs_done"  # every value finite: nothing else stops it
+    assert all(np.isfinite(losses)) and losses[1] > 1e4 * losses[0] > losses[1] / 1e3
+    result = train(spec, X, y, divergence_factor=1e4)
+    assert result.stop_reason == "diverged"
+    assert len(result.history) == 2  # epoch 2 is the first past 1e4 x epoch 1's loss
+    assert result.failure is not None
+    assert "at epoch 2 is more than 10000 times the first epoch's" in result.failure
+    # below the factor the same run goes on
+    assert train(spec, X, y, divergence_factor=1e12).stop_reason == "epochs_done"
+
+
+def test_the_divergence_factor_compares_with_the_first_epoch_across_a_resume() -> None:
+    spec, X, y = _finite_blow_up()
+    first = train({**spec, "training": {**spec["training"], "epochs": 1}}, X, y)
+    resumed = train(spec, X, y, resume=first.checkpoint(), divergence_factor=1e4)
+    assert resumed.stop_reason == "diverged"
+    assert len(resumed.history) == 2
+
+
 def test_early_stopping_stops_after_patience_epochs_without_improvement() -> None:
     X, y = blobs()
     frozen = {"type": "sgd", "learning_rate": 1e-30}  # steps vanish in float32 rounding

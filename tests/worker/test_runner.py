@@ -461,3 +461,40 @@ def test_a_restored_run_s_final_checkpoint_carries_the_restored_epoch_s_metrics(
     of_best = load_checkpoint(blobs[periodic[best].id]).params
     for name in of_best:
         np.testing.assert_array_equal(restored[name], of_best[name])
+
+
+def blow_up_data(_s: Any, claimed: store_ops.Claimed, _settings: Any) -> tuple[Any, Any, Any]:
+    import numpy as np
+
+    from core.spec import Spec
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 4))
+    return Spec.from_dict(claimed.spec), X, X @ np.array([1.0, -2.0, 0.5, 3.0])
+
+
+def test_a_finite_loss_blow_up_ends_the_job_diverged(sqlite_backend: Backend) -> None:
+    """Loss 2e4 -> 1e9 -> 3e13 stays finite; settings.divergence_factor (1e4) ends it.
+
+    Issue 19: such a run ended `succeeded`. Now it fails with stop_reason `diverged`, the
+    epochs before it are kept (metrics, periodic checkpoints) and no final checkpoint of the
+    blown-up weights is written.
+    """
+    b = sqlite_backend
+    spec = {
+        "name": "blow-up", "dataset": "ds_in_memory",
+        "model": {"layers": [{"type": "dense", "units": 1}]},
+        "loss": {"type": "mse"},
+        "optimizer": {"type": "sgd", "learning_rate": 1.2},
+        "training": {"epochs": 4, "batch_size": 8, "validation_split": 0.0,
+                     "dtype": "float64"},
+    }
+    job_id = create_job(b, spec)
+    assert b.settings.divergence_factor == 1e4
+    r = JobRunner(b.sessions, b.settings, job_id, "w1", data_fn=blow_up_data)
+    assert r.run() == "failed"
+    job = job_row(b, job_id)
+    assert (job.status, job.stop_reason) == ("failed", "diverged")
+    assert "at epoch 2 is more than 10000 times the first epoch's" in job.failure_reason
+    assert metric_epochs(b, job_id) == [1, 2]
+    assert all(kind != "final" for kind, _ in kept_checkpoints(b, job_id))
