@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Op
     app.extensions[EXTENSION_KEY] = Services(
         settings=settings,
         session_factory=make_session_factory(engine),
+        read_sessions=make_session_factory(engine, reads=True),
         engine=engine,
         dispatcher=Dispatcher(settings),
         model_cache=ModelCache(capacity=32),

@@ -30,6 +30,9 @@ class Services:
     engine: Any
     dispatcher: Any
     model_cache: ModelCache
+    # Sessions that only read (store.db.make_session_factory(reads=True)): on SQLite they
+    # never wait for a worker's commit.
+    read_sessions: sessionmaker[Session] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -46,6 +49,9 @@ def transaction() -> Iterator[Session]:
 
 @contextmanager
 def read_session() -> Iterator[Session]:
-    """A session for reads (no commit needed; closed at the end)."""
-    with services().session_factory() as session:
+    """A session for reads only (no commit; closed at the end); on SQLite it reads a snapshot
+    and never waits for a writer, so it must not write."""
+    found = services()
+    factory = found.read_sessions or found.session_factory
+    with factory() as session:
         yield session

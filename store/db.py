@@ -14,6 +14,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Execution option of the engine behind read-only sessions (make_session_factory(reads=True)).
+READ_ONLY_OPTION = "weightsmith_read_only"
 
 
 def _finite(value: Any) -> Any:
@@ -69,7 +71,11 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read-only session's deferred BEGIN reads a WAL snapshot and never waits for the
+        # write lock: under BEGIN IMMEDIATE every API read queued behind a worker's commit
+        # (600 MB of checkpoint parts) and gave up with "database is locked" (issue 19).
+        reads = connection.get_execution_options().get(READ_ONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN" if reads else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str | sa.URL, **kwargs: Any) -> Engine:
@@ -105,9 +111,16 @@ def single_statements(engine: Engine) -> Engine:
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions whose objects stay readable after commit (views serialise after the block)."""
-    return sessionmaker(bind=engine, expire_on_commit=False)
+def make_session_factory(engine: Engine, *, reads: bool = False) -> sessionmaker[Session]:
+    """Sessions whose objects stay readable after commit (views serialise after the block).
+
+    ``reads=True``: sessions that only read. On SQLite they begin a deferred transaction (a
+    snapshot of the WAL, never blocked by a writer) instead of BEGIN IMMEDIATE; a write in
+    one would fail with SQLITE_BUSY when another writer committed first, so never write in
+    them. Elsewhere they are ordinary sessions.
+    """
+    bind = engine.execution_options(**{READ_ONLY_OPTION: True}) if reads else engine
+    return sessionmaker(bind=bind, expire_on_commit=False)
 
 
 def read_bytea(s: Session, table: sa.Table, column: str, key: str, value: Any) -> bytes | None:

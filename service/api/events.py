@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from service.api.common import not_found
 from service.auth import current_tenant
-from service.context import services
+from service.context import read_session, services
 from service.errors import validation_error
 from service.event_stream import EventStream, StreamTiming
 from service.schemas.common import MAX_INT32, responses
@@ -68,7 +68,7 @@ def job_events(path: JobPath, query: EventsQuery) -> Response:
     from store import jobs as store_jobs
 
     after = _start_after(query)
-    with services().session_factory() as session:
+    with read_session() as session:
         if store_jobs.get(session, current_tenant(), path.job_id) is None:
             raise not_found("job", path.job_id)
     cfg = current_app.config
@@ -77,7 +77,9 @@ def job_events(path: JobPath, query: EventsQuery) -> Response:
     # direct_passthrough: the ASGI front gets the EventStream itself and follows it on its
     # event loop, without a thread (service/event_stream.py).
     return Response(
-        EventStream(services().session_factory, path.job_id, after, timing),
+        # Read-only sessions: on SQLite a stream's polls never wait for a worker's commit.
+        EventStream(services().read_sessions or services().session_factory, path.job_id,
+                    after, timing),
         mimetype="text/event-stream", direct_passthrough=True,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -18,7 +18,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
-from service.context import services
+from service.context import read_session
 from store.statuses import JOB_STATUSES
 
 bp = APIBlueprint("metrics", __name__, abp_tags=[Tag(name="health")])
@@ -37,7 +37,7 @@ class JobsByStatus(Collector):
 
         gauge = GaugeMetricFamily("weightsmith_jobs", "Jobs by status", labels=["status"])
         counts = dict.fromkeys(JOB_STATUSES, 0)
-        with self._app.app_context(), services().session_factory() as session:
+        with self._app.app_context(), read_session() as session:
             rows = session.execute(select(Job.status, func.count()).group_by(Job.status))
             for status, n in rows:
                 counts[str(status)] = int(n)
