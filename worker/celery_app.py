@@ -19,6 +19,7 @@ from celery import Celery, current_app
 from celery.signals import worker_init, worker_process_init
 
 from config.settings import Settings
+from worker.transports import transport_for
 
 TRAIN_TASK = "weightsmith.train_job"
 RECONCILE_TASK = "weightsmith.reconcile"
@@ -97,6 +98,9 @@ def make_celery(settings: Settings) -> Celery:
         },
         beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
     )
+    transport = transport_for(settings.broker_url)
+    if transport is not None:  # kombu's, except that a bad message is dropped, not fatal
+        app.conf.broker_transport = transport
     if settings.is_embedded_broker:
         # Broadcast control messages over files are polled by every worker for nothing.
         app.conf.worker_enable_remote_control = False
