@@ -72,6 +72,11 @@ class Limits:
     max_spec_bytes: int = 256 * 1024
     # JSON nesting of request bodies and of specs: predict's inputs nest 4 deep at most.
     max_json_depth: int = 64
+    # Budgets checked against the dry run's estimates before a job is stored (core/budget.py).
+    max_layers: int = 1000
+    max_training_memory_bytes: int = 2048 * MiB
+    max_flops_per_epoch: int = 10**13
+    max_predict_memory_bytes: int = 256 * MiB
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Limits:
@@ -95,6 +100,15 @@ class Limits:
             body_timeout_s=_int(env, "WEIGHTSMITH_BODY_TIMEOUT_S", d.body_timeout_s),
             max_spec_bytes=_int(env, "WEIGHTSMITH_MAX_SPEC_BYTES", d.max_spec_bytes),
             max_json_depth=_int(env, "WEIGHTSMITH_MAX_JSON_DEPTH", d.max_json_depth),
+            max_layers=_int(env, "WEIGHTSMITH_MAX_LAYERS", d.max_layers),
+            max_training_memory_bytes=_int(
+                env, "WEIGHTSMITH_MAX_TRAINING_MEMORY_BYTES", d.max_training_memory_bytes
+            ),
+            max_flops_per_epoch=_int(env, "WEIGHTSMITH_MAX_FLOPS_PER_EPOCH",
+                                     d.max_flops_per_epoch),
+            max_predict_memory_bytes=_int(
+                env, "WEIGHTSMITH_MAX_PREDICT_MEMORY_BYTES", d.max_predict_memory_bytes
+            ),
         )
 
 
@@ -133,6 +147,13 @@ class Settings:
     # diverged (stop_reason "diverged"), as a NaN or inf loss does: a service-wide guard, not
     # a spec field, because it protects the service's compute from runs that cannot recover.
     divergence_factor: float = 1e4
+    # Loaded networks the API keeps for predict, by the bytes of their arrays (not by count:
+    # one imported 50M-parameter model weighs 200 MB, another a few KB).
+    model_cache_bytes: int = 256 * MiB
+    # The worker runs a job under an address-space limit of what the process maps when the job
+    # starts, plus JOB_MEMORY_FACTOR x the job's estimate, plus this (threads' stacks and
+    # malloc arenas, BLAS buffers, the commit's serialised checkpoints): worker/memory_limit.py.
+    job_memory_headroom_bytes: int = 1024 * MiB
     limits: Limits = field(default_factory=Limits)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
@@ -179,6 +200,10 @@ class Settings:
             ),
             divergence_factor=_float(
                 env, "WEIGHTSMITH_DIVERGENCE_FACTOR", d.divergence_factor
+            ),
+            model_cache_bytes=_int(env, "WEIGHTSMITH_MODEL_CACHE_BYTES", d.model_cache_bytes),
+            job_memory_headroom_bytes=_int(
+                env, "WEIGHTSMITH_JOB_MEMORY_HEADROOM_BYTES", d.job_memory_headroom_bytes
             ),
             limits=Limits.from_env(env),
             webhooks=_webhooks(env),

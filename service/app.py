@@ -20,6 +20,7 @@ SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer"}}
 
 def create_app(settings: Settings | None = None, *, testing: bool = False) -> OpenAPI:
     """Build the WSGI application for `settings` (default: `Settings.from_env()`)."""
+    from core.budget import network_bytes
     from service import auth, bodies, dashboard, limits
     from service.api import register_blueprints
     from service.api.metrics import init_metrics
@@ -66,7 +67,8 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Op
         read_sessions=make_session_factory(engine, reads=True),
         engine=engine,
         dispatcher=Dispatcher(settings),
-        model_cache=ModelCache(capacity=32),
+        model_cache=ModelCache(None, max_bytes=settings.model_cache_bytes,
+                               size_of=network_bytes),
     )
     errors.init_app(app)
     bodies.init_app(app)  # a refused body is answered before authentication

@@ -21,20 +21,28 @@ def checked_spec(
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Parse the spec (core.spec), resolve its dataset, check the labels against the output
     units (core.datasets.validate_for_spec) and hold it to the service's limits (README,
-    "Configuration": WEIGHTSMITH_MAX_EPOCHS, _MAX_RUNTIME_S, _MAX_MODEL_PARAMS): every check a
+    "Configuration": WEIGHTSMITH_MAX_EPOCHS, _MAX_RUNTIME_S) and budgets (core.budget: layers,
+    parameters, training memory, FLOPs per epoch): every check a
     submission runs, so the dry run (`/v1/jobs:validate`) passes exactly what submit would.
 
     Returns (spec, dataset, dry-run report with the resolved `dataset_id`); any violation is a
     422 naming the field.
     """
+    import numpy as np
+
+    from core.budget import Budget, check_layer_count, check_training
     from core.datasets import validate_for_spec
     from core.dryrun import dry_run
     from core.spec import Spec
 
+    limits = services().settings.limits
+    budget = Budget.of(limits)
+    layers = body.get("model", {}).get("layers") if isinstance(body.get("model"), dict) else None
+    if isinstance(layers, list):  # before parsing: 10^6 layers took 11 s of CPU to parse
+        check_layer_count(len(layers), budget)
     spec = Spec.from_dict(body)
     if spec.name is not None and not re.fullmatch(NAME_PATTERN, str(spec.name)):
         raise validation_error("name", f"must match {NAME_PATTERN}")
-    limits = services().settings.limits
     if spec.training.epochs > limits.max_epochs:
         raise validation_error("training.epochs", f"must be at most {limits.max_epochs}")
     runtime = spec.training.max_runtime_s
@@ -51,11 +59,7 @@ def checked_spec(
             )
     input_shape = tuple(int(n) for n in dataset.X.shape[1:])
     report = dry_run(spec, input_shape, int(dataset.X.shape[0]))
-    if report["total_params"] > limits.max_model_params:
-        raise validation_error(
-            "model.layers", f"{report['total_params']} parameters exceed the limit of "
-            f"{limits.max_model_params}"
-        )
+    check_training(report, np.dtype(spec.training.dtype).itemsize, budget)
     validate_for_spec(dataset, spec)
     report = {**report, "input_shape": list(input_shape), "n_samples": int(dataset.X.shape[0]),
               "dataset_id": dataset_id}

@@ -1,7 +1,9 @@
 """Recently used networks, kept in memory so predict does not re-read a checkpoint per request.
 
 Checkpoints are immutable once written (a new epoch is a new checkpoint id), so an entry keyed
-by checkpoint id never goes stale; only memory bounds it, hence a small LRU.
+by checkpoint id never goes stale; only memory bounds it, hence an LRU bounded by the bytes of
+its entries (``size_of``), re-measured after each use (a network's layers keep the scratch of
+their last forward pass), and optionally by count.
 """
 
 from __future__ import annotations
@@ -12,17 +14,36 @@ from collections.abc import Callable
 from typing import Any
 
 
-class ModelCache:
-    """A thread-safe LRU of loaded networks (gunicorn gthread serves requests on threads)."""
+def _one(_value: Any) -> int:
+    return 1
 
-    def __init__(self, capacity: int = 32) -> None:
-        if capacity < 1:
+
+class ModelCache:
+    """A thread-safe LRU (gunicorn gthread serves requests on threads).
+
+    At most `capacity` entries and `max_bytes` bytes by `size_of`; an entry larger than
+    `max_bytes` on its own is returned but not kept.
+    """
+
+    def __init__(self, capacity: int | None = 32, *, max_bytes: int | None = None,
+                 size_of: Callable[[Any], int] = _one) -> None:
+        if capacity is not None and capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
+        if max_bytes is not None and max_bytes < 1:
+            raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
         self.capacity = capacity
+        self.max_bytes = max_bytes
+        self.size_of = size_of
         self._items: OrderedDict[str, Any] = OrderedDict()
+        self._sizes: dict[str, int] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+
+    @property
+    def bytes(self) -> int:
+        with self._lock:
+            return sum(self._sizes.values())
 
     def get_or_load(self, key: str, load: Callable[[], Any]) -> Any:
         """The cached value for `key`, or `load()` stored under it (outside the lock: slow I/O)."""
@@ -33,16 +54,34 @@ class ModelCache:
                 return self._items[key]
             self.misses += 1
         value = load()
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+        self._store(key, value)
         return value
+
+    def remeasure(self, key: str) -> None:
+        """Measure `key`'s entry again (it grew, e.g. by a forward pass) and evict to fit."""
+        with self._lock:
+            value = self._items.get(key)
+        if value is not None:
+            self._store(key, value)
+
+    def _store(self, key: str, value: Any) -> None:
+        size = int(self.size_of(value))
+        with self._lock:
+            self._items.pop(key, None)
+            self._sizes.pop(key, None)
+            if self.max_bytes is not None and size > self.max_bytes:
+                return  # kept by the caller for this request only
+            self._items[key] = value
+            self._sizes[key] = size
+            while (self.capacity is not None and len(self._items) > self.capacity) or (
+                    self.max_bytes is not None and sum(self._sizes.values()) > self.max_bytes):
+                old, _ = self._items.popitem(last=False)
+                self._sizes.pop(old, None)
 
     def discard(self, key: str) -> None:
         with self._lock:
             self._items.pop(key, None)
+            self._sizes.pop(key, None)
 
     def __len__(self) -> int:
         with self._lock:

@@ -197,6 +197,31 @@ def get_layer(path: LayerPath) -> Response:
     return Response(buffer.getvalue(), mimetype=choice)
 
 
+def inference_problem(network: Any, rows: int, limits: Any) -> str | None:
+    """Why a forward pass of `network` over `rows` rows would not fit the predict budget
+    (``limits.max_predict_memory_bytes``; predict runs its rows in chunks of PREDICT_BATCH)."""
+    from core.budget import inference_error, inference_memory
+    from core.network import PREDICT_BATCH
+
+    batch = min(rows, PREDICT_BATCH)
+    per_layer = inference_memory(network.input_shape,
+                                 [layer.output_shape for layer in network.layers],
+                                 batch, np.dtype(network.dtype).itemsize)
+    return inference_error(per_layer, batch, limits.max_predict_memory_bytes,
+                           [type(layer).__name__ for layer in network.layers])
+
+
+def check_import_budget(network: Any, limits: Any) -> None:
+    """An import must have at most `max_layers` layers and predict at least one row within
+    the predict budget (a 1 KB weights.npz of a padded conv grew an API process by 3 GB)."""
+    from core.budget import Budget, check_layer_count
+
+    check_layer_count(len(network.layers), Budget.of(limits))
+    problem = inference_problem(network, 1, limits)
+    if problem is not None:
+        raise validation_error("file", problem)
+
+
 def _read_import(query: CheckpointImportQuery) -> tuple[bytes, str | None, str | None]:
     """(bytes, model spec JSON, loss) from the raw body or the multipart fields."""
     if request.mimetype == "multipart/form-data":
@@ -283,6 +308,7 @@ def import_checkpoint(query: CheckpointImportQuery) -> tuple[Response, int, dict
     n_params = sum(int(np.asarray(a).size) for a in network.params.values())
     if n_params > limits.max_model_params:
         raise validation_error("file", f"{n_params} parameters exceed {limits.max_model_params}")
+    check_import_budget(network, limits)
     tenant = current_tenant()
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         model_spec = model_spec_dict(json.loads(str(npz["__spec__"][()])))

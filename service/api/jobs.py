@@ -193,6 +193,8 @@ def resume_job(path: JobPath) -> tuple[Response, int, dict[str, str]]:
         job = store_jobs.resume(session, current_tenant(), path.job_id, extra or 0,
                                 max_epochs=limits.max_epochs,
                                 active_cap=limits.max_concurrent_jobs)
+        # The budgets may have changed since submit: a refusal rolls the resume back.
+        checked_spec(session, current_tenant(), job.spec)
         out = job_json(job)
     services().dispatcher.train_job(out["id"])
     return jsonify(out), 202, {"Location": f"/v1/jobs/{out['id']}"}

@@ -18,7 +18,12 @@ from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api import data
-from service.api.checkpoints import find_checkpoint, network_for, pick_checkpoint
+from service.api.checkpoints import (
+    find_checkpoint,
+    inference_problem,
+    network_for,
+    pick_checkpoint,
+)
 from service.api.common import not_found
 from service.auth import current_tenant
 from service.context import read_session, services
@@ -178,6 +183,10 @@ def run_prediction(target: Target, inputs: list[Any],
                    model: dict[str, Any] | None = None) -> Response:
     network = network_for(target.checkpoint_id)
     X = checked_inputs(inputs, tuple(network.input_shape), network.dtype)
+    too_big = inference_problem(network, int(X.shape[0]), services().settings.limits)
+    if too_big is not None:
+        raise ApiError(413, f"inputs: {too_big}", kind="predict-budget-exceeded",
+                       errors=[{"field": "inputs", "message": too_big}])
     with np.errstate(all="ignore"):
         outputs = np.asarray(network.predict(X), dtype=np.float64)
     # An imported weights.npz may carry its own labels (`__classes__`).

@@ -37,6 +37,21 @@ def test_model_cache_is_lru_and_counts_hits() -> None:
         ModelCache(capacity=0)
 
 
+def test_model_cache_is_bounded_by_bytes_and_remeasures() -> None:
+    cache = ModelCache(None, max_bytes=10, size_of=len)
+    cache.get_or_load("a", lambda: [0] * 4)
+    cache.get_or_load("b", lambda: [0] * 4)
+    assert (len(cache), cache.bytes) == (2, 8)
+    cache.get_or_load("c", lambda: [0] * 4)  # 12 > 10: a, the least recently used, goes
+    assert "a" not in cache and cache.bytes == 8
+    grown = cache.get_or_load("b", lambda: [])
+    grown.extend([0] * 4)  # b grew while in use (a network's scratch after a forward pass)
+    cache.remeasure("b")
+    assert "c" not in cache and "b" in cache and cache.bytes == 8
+    big = cache.get_or_load("d", lambda: [0] * 11)  # larger than the cache: served, not kept
+    assert len(big) == 11 and "d" not in cache and "b" in cache
+
+
 def _npz(**arrays: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]

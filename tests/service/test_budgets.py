@@ -1,0 +1,215 @@
+"""Budgets enforced before work (issue 19): a job's estimated training memory, FLOPs per
+epoch, layers and parameters at validate, submit and resume; an import's and a predict
+batch's activation memory; the model cache by bytes.
+
+Every refusal names the field (the layer that takes most of the budget) and both figures,
+and stores nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from flask.testing import FlaskClient
+from flask_openapi3 import OpenAPI
+
+from config.settings import Settings
+from service.app import create_app
+from tests.service.conftest import TEST_LIMITS, make_key
+from tests.service.helpers import assert_problem, mlp_spec, npz_bytes
+
+GiB = 2**30
+
+
+def padded_conv(padding: int) -> dict[str, Any]:
+    """A 1x1 conv padded to (8 + 2p)^2 pixels, pooled down to 4x4: 172 parameters."""
+    side = 8 + 2 * padding
+    return {
+        "name": "padded", "dataset": "builtin:digits_images",
+        "model": {"layers": [
+            {"type": "conv2d", "filters": 1, "kernel_size": 1, "padding": padding},
+            {"type": "max_pool2d", "pool_size": side // 4},
+            {"type": "flatten"},
+            {"type": "dense", "units": 10},
+        ]},
+        "training": {"epochs": 1, "batch_size": 32},
+    }
+
+
+def deep_relus(n: int) -> dict[str, Any]:
+    """dense 64 -> 10 (650 parameters), then `n` ReLU layers: 7.2 GB at n = 10^5."""
+    return {"name": "deep", "dataset": "builtin:digits",
+            "model": {"layers": [{"type": "dense", "units": 10},
+                                 *({"type": "activation", "activation": "relu"}
+                                   for _ in range(n))]}}
+
+
+def key_for(app: OpenAPI) -> dict[str, str]:
+    key = make_key(app.extensions["weightsmith"].session_factory, "a")
+    return {"Authorization": f"Bearer {key}"}
+
+
+def jobs_stored(client: FlaskClient, auth: dict[str, str]) -> int:
+    return len(client.get("/v1/jobs", headers=auth).get_json()["items"])
+
+
+@pytest.mark.parametrize(("padding", "estimate"), [
+    (1200, "2,969,303,488 bytes (2.77 GiB)"),
+    (100_000, "20,481,638,922,688 bytes (18.6 TiB)"),
+])
+def test_a_padded_conv_is_refused_naming_the_layer_and_both_figures(
+    client: FlaskClient, auth: dict[str, str], broker_messages: Any, padding: int,
+    estimate: str,
+) -> None:
+    for url in ("/v1/jobs:validate", "/v1/jobs"):
+        body = assert_problem(client.post(url, json=padded_conv(padding), headers=auth), 422)
+        memory = [e for e in body["errors"] if "memory" in e["message"]]
+        assert [e["field"] for e in memory] == ["model.layers[0]"], body
+        message = memory[0]["message"]
+        assert f"training needs an estimated {estimate} of memory" in message
+        assert "for layer 0 (conv2d) with a batch of 32" in message
+        assert "the limit is 2,147,483,648 bytes (2 GiB)" in message
+    assert jobs_stored(client, auth) == 0
+    assert broker_messages() == []
+
+
+def test_a_hundred_thousand_relu_layers_are_refused_before_the_spec_is_parsed(
+    tmp_path: Path, migrated: None, broker_messages: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from core.spec import Spec
+
+    app = create_app(settings_with(tmp_path, max_upload_bytes=64 * 2**20), testing=True)
+    client = app.test_client()
+    auth = key_for(app)
+
+    def never(*_: Any) -> Any:
+        raise AssertionError("the layer cap comes before parsing")
+
+    monkeypatch.setattr(Spec, "from_dict", never)
+    spec = deep_relus(100_000)
+    for url in ("/v1/jobs:validate", "/v1/jobs"):
+        body = assert_problem(client.post(url, json=spec, headers=auth), 422)
+        assert body["errors"] == [{"field": "model.layers", "message":
+                                   "100,001 layers; a model has at most 1,000"}]
+    assert jobs_stored(client, auth) == 0
+    assert broker_messages() == []
+
+
+def settings_with(tmp_path: Path, **limits: Any) -> Settings:
+    return Settings(data_dir=tmp_path, limits=TEST_LIMITS.__class__(
+        **{**TEST_LIMITS.__dict__, **limits}))
+
+
+def test_flops_per_epoch_are_a_budget(tmp_path: Path, migrated: None) -> None:
+    app = create_app(settings_with(tmp_path, max_flops_per_epoch=10**7), testing=True)
+    client = app.test_client()
+    auth = key_for(app)
+    spec = mlp_spec("builtin:digits", hidden=64, outputs=10)
+    body = assert_problem(client.post("/v1/jobs", json=spec, headers=auth), 422)
+    # digits: 1617 training rows x 3 x (8320 + 1290) forward FLOPs, + 180 validation rows x 9610
+    (error,) = body["errors"]
+    assert error["field"] == "model.layers[0]"
+    assert error["message"].startswith("an epoch needs an estimated 4.83e+07 FLOPs")
+    assert error["message"].endswith("the limit is 1e+07 per epoch")
+    assert jobs_stored(client, auth) == 0
+
+
+def test_resume_checks_the_budget_again(tmp_path: Path, migrated: None) -> None:
+    """A job submitted under one budget is resumed under the budget of the day."""
+    generous = create_app(settings_with(tmp_path), testing=True)
+    key = make_key(generous.extensions["weightsmith"].session_factory, "a")
+    auth = {"Authorization": f"Bearer {key}"}
+    client = generous.test_client()
+    job = client.post("/v1/jobs", json=mlp_spec("builtin:digits", hidden=64, outputs=10),
+                      headers=auth).get_json()
+    assert client.post(f"/v1/jobs/{job['id']}/cancel", headers=auth).status_code == 200
+    strict = create_app(settings_with(tmp_path, max_training_memory_bytes=100_000),
+                        testing=True).test_client()
+    body = assert_problem(strict.post(f"/v1/jobs/{job['id']}/resume", headers=auth), 422)
+    assert [e["field"] for e in body["errors"]] == ["dataset"]  # the data is the largest part
+    assert "the limit is 100,000 bytes (97.7 KiB)" in body["errors"][0]["message"]
+    assert strict.get(f"/v1/jobs/{job['id']}", headers=auth).get_json()["status"] == "cancelled"
+
+
+def conv_weights(padding: int) -> bytes:
+    """A ~1 KB weights.npz of a padded 1x1 conv on 1x8x8 images (issue 19's import)."""
+    side = 8 + 2 * padding
+    spec = padded_conv(padding)["model"]
+    arrays = {"0.weight": np.ones((1, 1, 1, 1), np.float32), "0.bias": np.zeros(1, np.float32),
+              "3.weight": np.zeros((16, 10), np.float32), "3.bias": np.zeros(10, np.float32),
+              "__spec__": np.array(json.dumps(spec)),
+              "__input_mean__": np.zeros((1, 8, 8)), "__input_std__": np.ones((1, 8, 8))}
+    assert side // 4 * 4 <= side
+    return npz_bytes(**arrays)
+
+
+def import_npz(client: FlaskClient, auth: dict[str, str], data: bytes) -> Any:
+    return client.post("/v1/checkpoints", data=data,
+                       headers={**auth, "Content-Type": "application/x-npz"})
+
+
+def checkpoints_stored(app: OpenAPI) -> int:
+    import sqlalchemy as sa
+
+    from store.models import Checkpoint
+
+    with app.extensions["weightsmith"].session_factory() as s:
+        return int(s.scalar(sa.select(sa.func.count()).select_from(Checkpoint)) or 0)
+
+
+def test_an_import_that_cannot_predict_one_row_is_refused(
+    app: OpenAPI, client: FlaskClient, auth: dict[str, str],
+) -> None:
+    body = assert_problem(import_npz(client, auth, conv_weights(100_000)), 422)
+    (error,) = body["errors"]
+    assert error["field"] == "file"
+    assert error["message"].startswith("a batch of 1 rows needs an estimated 320,")
+    assert "for layer 0 (Conv2D)" in error["message"]
+    assert error["message"].endswith("the limit is 268,435,456 bytes (256 MiB)")
+    assert checkpoints_stored(app) == 0
+
+
+def test_predict_refuses_a_batch_whose_activations_exceed_the_budget(
+    app: OpenAPI, client: FlaskClient, auth: dict[str, str],
+) -> None:
+    """Padding 1200: one row is 46 MB of activations; 100 rows were 3 GB of API memory."""
+    created = import_npz(client, auth, conv_weights(1200))
+    assert created.status_code == 201, created.data
+    ident = created.get_json()["id"]
+    one = client.post(f"/v1/checkpoints/{ident}/predict", json={"inputs": [[[0.0] * 8] * 8]},
+                      headers=auth)
+    assert one.status_code == 200, one.data
+    cache = app.extensions["weightsmith"].model_cache
+    assert 46_000_000 < cache.bytes <= app.extensions["weightsmith"].settings.model_cache_bytes
+    rows = [[[0.0] * 8] * 8] * 100
+    body = assert_problem(client.post(f"/v1/checkpoints/{ident}/predict",
+                                      json={"inputs": rows}, headers=auth), 413)
+    (error,) = body["errors"]
+    assert error["field"] == "inputs"
+    assert error["message"].startswith("a batch of 100 rows needs an estimated 4,638,")
+    assert error["message"].endswith("the limit is 268,435,456 bytes (256 MiB)")
+
+
+def test_the_model_cache_is_bounded_by_bytes(tmp_path: Path, migrated: None) -> None:
+    settings = Settings(data_dir=tmp_path, limits=TEST_LIMITS, model_cache_bytes=3_000_000)
+    app = create_app(settings, testing=True)
+    client = app.test_client()
+    auth = key_for(app)
+    cache = app.extensions["weightsmith"].model_cache
+    rng = np.random.default_rng(0)
+    spec = json.dumps({"layers": [{"type": "dense", "units": 500}]})
+    for _ in range(6):  # 6 x (300 x 500 weights and their gradients: ~1.2 MB each)
+        data = npz_bytes(**{"0.weight": rng.normal(size=(300, 500)).astype(np.float32),
+                            "0.bias": np.zeros(500, np.float32), "__spec__": np.array(spec)})
+        created = import_npz(client, auth, data)
+        assert created.status_code == 201, created.data
+        ident = created.get_json()["id"]
+        out = client.post(f"/v1/checkpoints/{ident}/predict",
+                          json={"inputs": [[0.0] * 300]}, headers=auth)
+        assert out.status_code == 200
+        assert cache.bytes <= 3_000_000
+    assert 0 < len(cache) < 6
