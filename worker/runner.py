@@ -33,6 +33,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,20 @@ def default_train(spec: Any, X: Any, y: Any, **kwargs: Any) -> Any:
     return train(spec, X, y, **kwargs)
 
 
+def default_estimate(spec: Any, X: Any, settings: Settings) -> int:
+    """The job's estimated training memory in bytes, after checking it against the budgets
+    of the day (they may have changed since the job was submitted): a BudgetError fails it."""
+    import numpy as np
+
+    from core.budget import Budget, check_training, training_memory
+    from core.dryrun import dry_run
+
+    report = dry_run(spec, tuple(int(n) for n in X.shape[1:]), int(X.shape[0]))
+    itemsize = np.dtype(spec.training.dtype).itemsize
+    check_training(report, itemsize, Budget.of(settings.limits))
+    return training_memory(report, itemsize).total
+
+
 def default_data(s: Session, claimed: store_ops.Claimed,
                  settings: Settings) -> tuple[Any, Any, Any]:
     """(spec, X, y) of a claimed job: the parsed spec and its dataset's arrays."""
@@ -88,6 +103,8 @@ class JobRunner:
     def __init__(self, sessions: sessionmaker[Session], settings: Settings, job_id: str,
                  worker_id: str, *, train_fn: Callable[..., Any] = default_train,
                  data_fn: Callable[..., tuple[Any, Any, Any]] = default_data,
+                 estimate_fn: Callable[[Any, Any, Settings], int] | None = default_estimate,
+                 limit_memory: Callable[[int], AbstractContextManager[int]] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.sessions = sessions
         self.settings = settings
@@ -95,6 +112,12 @@ class JobRunner:
         self.worker_id = worker_id
         self.train_fn = train_fn
         self.data_fn = data_fn
+        self.estimate_fn = estimate_fn
+        # An address-space limit for the training (worker/memory_limit.py); only a process
+        # that runs one job at a time may set one, so the Celery task passes it.
+        self.limit_memory = limit_memory
+        self.estimate: int | None = None
+        self.memory_limit: int | None = None
         self.clock = clock
         self._started = 0.0  # time.monotonic() when run() began: the delivery's budget starts
         self._last_beat = 0.0
@@ -127,6 +150,8 @@ class JobRunner:
         self._last_beat = self._last_poll = self.clock()
         try:
             inputs = self._load(claimed)
+            if self.estimate_fn is not None:
+                self.estimate = self.estimate_fn(inputs.spec, inputs.X, self.settings)
         except store_ops.PERMANENT_ERRORS as exc:
             self._finish("failed", None, f"{type(exc).__name__}: {exc}")
             return "failed"
@@ -136,6 +161,10 @@ class JobRunner:
                                   commit_interval_s=self.settings.commit_interval_s)
         self._last_commit = self.clock()
         self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"commit-{self.job_id}")
+        # Start the commit thread now, outside the job's memory limit: a thread's stack
+        # and malloc arena would otherwise count against the job, and a thread that cannot
+        # start is a RuntimeError, not the MemoryError that fails the job with its reason.
+        self._writer.submit(int).result()
         try:
             return self._train(inputs)
         finally:
@@ -161,17 +190,32 @@ class JobRunner:
         elapsed = time.monotonic() - self._started
         return max(float(self.settings.limits.max_runtime_s) - elapsed, 0.0)
 
+    def _memory_limit(self) -> AbstractContextManager[int | None]:
+        if self.limit_memory is None or self.estimate is None:
+            return nullcontext(None)
+        from worker.memory_limit import job_limit
+
+        return self.limit_memory(job_limit(self.estimate,
+                                           self.settings.job_memory_headroom_bytes))
+
     def _train(self, inputs: Inputs) -> str:
         try:
-            result = self.train_fn(
-                inputs.spec, inputs.X, inputs.y, init_params=inputs.init_params,
-                resume=inputs.resume, on_epoch=self.on_epoch, should_stop=self.should_stop,
-                max_runtime_s=self.runtime_budget_s(),
-                divergence_factor=self.settings.divergence_factor,
-            )
+            with self._memory_limit() as limit:
+                self.memory_limit = limit
+                result = self.train_fn(
+                    inputs.spec, inputs.X, inputs.y, init_params=inputs.init_params,
+                    resume=inputs.resume, on_epoch=self.on_epoch, should_stop=self.should_stop,
+                    max_runtime_s=self.runtime_budget_s(),
+                    divergence_factor=self.settings.divergence_factor,
+                )
             self._wait_for_commit()
         except LeaseLost:
             return "lease_lost"
+        except MemoryError as exc:  # past the limit (restored by now): retrying cannot help
+            if self._stop == "lease_lost" or not self._settle():
+                return "lease_lost"
+            self._finish("failed", None, self._memory_reason(exc))
+            return "failed"
         except store_ops.PERMANENT_ERRORS as exc:  # e.g. a checkpoint of another shape
             if self._stop == "lease_lost" or not self._settle():
                 return "lease_lost"
@@ -183,6 +227,15 @@ class JobRunner:
         if self._stop == "lease_lost":
             return "lease_lost"
         return self._conclude(result)
+
+    def _memory_reason(self, exc: MemoryError) -> str:
+        from core.budget import show_bytes
+
+        reason = "MemoryError: the job ran out of memory"
+        if self.memory_limit is not None and self.estimate is not None:
+            reason += (f" under its limit of {show_bytes(self.memory_limit)} (estimated "
+                       f"training memory {show_bytes(self.estimate)}; the estimate was wrong)")
+        return f"{reason}: {exc}" if str(exc) else reason
 
     def _load(self, claimed: store_ops.Claimed) -> Inputs:
         with self.sessions() as s:

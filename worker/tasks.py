@@ -7,6 +7,9 @@ Failures, by kind (docs/reliability.md):
 
 - a bad spec, dataset or init checkpoint (SpecError, DatasetError, CheckpointError) fails the
   job at once: retrying cannot help;
+- a job past its budgets (core/budget.py, checked again here) fails at once, and one that runs
+  out of memory under the address-space limit derived from its estimate
+  (worker/memory_limit.py) fails with that reason, without a retry;
 - divergence ends the job ``failed`` with stop_reason ``diverged`` (the core reports it);
 - the runtime cap (``settings.limits.max_runtime_s``) stops the job in the core between
   batches, like a spec's own ``training.max_runtime_s`` (worker/runner.py); Celery's soft
@@ -45,6 +48,7 @@ from worker.celery_app import (
     settings_of,
 )
 from worker.engines import session_factory
+from worker.memory_limit import address_space_limit
 from worker.reconcile import reconcile_once
 from worker.runner import JobRunner
 
@@ -68,7 +72,9 @@ def train_job(self: Any, job_id: str) -> str:
     sessions = session_factory(settings)
     worker_id = new_worker_id()
     try:
-        outcome = JobRunner(sessions, settings, job_id, worker_id).run()
+        # A pool child runs one task at a time: it may limit its own address space.
+        outcome = JobRunner(sessions, settings, job_id, worker_id,
+                            limit_memory=address_space_limit).run()
     except SoftTimeLimitExceeded:
         # The backstop: the runner has the core stop cleanly at the runtime cap, so this fires
         # only for a single batch (or a setup, or a commit) that outlasts the margin.

@@ -51,7 +51,7 @@ def fake_data(_s: Any, claimed: store_ops.Claimed, _settings: Any) -> tuple[Any,
 
 def runner(b: Backend, job_id: str, trainer: FakeTrainer, worker: str = "w1") -> JobRunner:
     return JobRunner(b.sessions, b.settings, job_id, worker, train_fn=trainer,
-                     data_fn=fake_data, clock=Ticks())
+                     data_fn=fake_data, estimate_fn=None, clock=Ticks())
 
 
 def final_blob(b: Backend, job_id: str) -> bytes:
@@ -302,6 +302,7 @@ def test_short_epochs_are_committed_together_with_only_the_kept_checkpoints(
 
     trainer.on_batch = watch
     r = JobRunner(b.sessions, b.settings, job_id, "w1", train_fn=trainer, data_fn=fake_data,
+                  estimate_fn=None,
                   clock=lambda: 0.0)
     assert r.run() == "succeeded"
     assert seen == [0, 0, 0, 0, 0, 0]  # nothing was written while training
@@ -340,6 +341,7 @@ def test_the_commit_interval_setting_decides_when_epochs_are_written(
     trainer.on_batch = watch
     settings = dataclasses.replace(b.settings, commit_interval_s=interval_s)
     r = JobRunner(b.sessions, settings, job_id, "w1", train_fn=trainer, data_fn=fake_data,
+                  estimate_fn=None,
                   clock=Ticks())
     assert r.run() == "succeeded"
     assert any(seen) is written_while_training
