@@ -134,15 +134,19 @@ class EpochBuffer:
                 dropped.pending.checkpoint = None
         self.held = keep
 
-    def flush(self, s: Session, final: tuple[int, bytes, dict[str, float]] | None = None
-              ) -> None:
+    def flush(self, s: Session, final: tuple[int, bytes, dict[str, float]] | None = None,
+              *, max_stored_bytes: int | None = None) -> bool:
         """Write every pending epoch in order, then apply the checkpoint policy once.
 
         ``final`` (epoch, blob, metrics) adds the run's "final" checkpoint to the same batch,
         so the last commit lists and prunes the job's checkpoints once, not twice.
+
+        With ``max_stored_bytes`` (the tenant's quota) the checkpoints are written and pruned
+        in a savepoint, and rolled back if the tenant's stored bytes are then over it: the
+        epochs are recorded, the job's earlier checkpoints stay, and False says so.
         """
         if not self.pending and final is None:
-            return
+            return True
         best: dict[str, Any] | None = None
         if self.pending:
             store_ops.record_epochs(s, self.job_id,
@@ -158,12 +162,37 @@ class EpochBuffer:
                 items.extend((p.epoch, kind, blob, p.metrics) for kind in p.kinds)
         if final is not None:
             items.append((final[0], "final", final[1], final[2]))
-        store_ops.save_checkpoints(s, self.job_id, items, tenant_id=self.tenant_id,
-                                   model_spec=self.model_spec)
         if self.pending:
             last = self.pending[-1]
             store_ops.update_progress(s, self.job_id, last.epoch, last.metrics, best)
-        if items:
-            store_ops.apply_policy(s, self.job_id, self.policy)
+        written = self._write_checkpoints(s, items, max_stored_bytes)
         self.pending.clear()
         self.held.clear()
+        return written
+
+    def _write_checkpoints(self, s: Session, items: list[tuple[int, str, bytes,
+                                                                dict[str, float]]],
+                           max_stored_bytes: int | None) -> bool:
+        if not items:
+            return True
+        if max_stored_bytes is None:
+            store_ops.save_checkpoints(s, self.job_id, items, tenant_id=self.tenant_id,
+                                       model_spec=self.model_spec)
+            store_ops.apply_policy(s, self.job_id, self.policy)
+            return True
+        # After the policy's pruning, not before: a job that replaces one checkpoint by
+        # another of the same size never passes a quota it was under.
+        savepoint = s.begin_nested()
+        try:
+            store_ops.save_checkpoints(s, self.job_id, items, tenant_id=self.tenant_id,
+                                       model_spec=self.model_spec)
+            store_ops.apply_policy(s, self.job_id, self.policy)
+            over = store_ops.stored_bytes(s, self.job_id, self.tenant_id) > max_stored_bytes
+        except BaseException:
+            savepoint.rollback()
+            raise
+        if over:
+            savepoint.rollback()
+            return False
+        savepoint.commit()
+        return True

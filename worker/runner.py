@@ -50,6 +50,8 @@ from worker.epoch_buffer import EpochBuffer
 # on real workloads, without a database round trip per batch of a tiny model.
 POLL_S = 0.2
 SUCCESS_REASONS = frozenset({"epochs_done", "early_stopping", "max_runtime"})
+# stop_reason "quota": a checkpoint would take the tenant past limits.max_stored_bytes; the
+# job fails (resumable once space is freed) and keeps the checkpoints it had.
 
 
 class LeaseLost(Exception):
@@ -251,11 +253,13 @@ class JobRunner:
 
     def _conclude(self, result: Any) -> str:
         """Save the final checkpoint and the end status together, if the lease is still ours."""
-        reason = str(result.stop_reason)
+        reason = "quota" if self._stop == "quota" else str(result.stop_reason)
         if reason in SUCCESS_REASONS:
             status, failure = "succeeded", None
         elif reason == "cancelled":
             status, failure = "cancelled", None
+        elif reason == "quota":
+            status, failure = "failed", self._quota_reason()
         else:
             status, failure = "failed", getattr(result, "failure", None) or reason
         try:
@@ -266,16 +270,23 @@ class JobRunner:
                     raise LeaseLost(self.job_id)
                 assert self.buffer is not None
                 final = None
-                if reason != "diverged":
+                if reason not in ("diverged", "quota"):
                     final = (int(result.state.epoch), result.checkpoint(),
                              result.weights_metrics)
-                self.buffer.flush(s, final)
+                quota = self.settings.limits.max_stored_bytes
+                if not self.buffer.flush(s, final, max_stored_bytes=quota):
+                    status, reason, failure = "failed", "quota", self._quota_reason()
                 if not store_ops.finish(s, self.job_id, self.worker_id, status, reason,
                                         failure):
                     raise LeaseLost(self.job_id)
         except LeaseLost:
             return "lease_lost"
         return status
+
+    def _quota_reason(self) -> str:
+        return (f"the next checkpoint would take the tenant past its storage quota of "
+                f"{self.settings.limits.max_stored_bytes:,} bytes; the job stopped and kept its "
+                "last checkpoint: delete jobs, checkpoints or datasets, then resume it")
 
     def _finish(self, status: str, stop_reason: str | None, failure: str | None) -> None:
         with self.sessions.begin() as s:
@@ -352,7 +363,8 @@ class JobRunner:
                 self._stop = stop
                 raise LeaseLost(self.job_id)
             self._stop = self._stop or stop
-            batch.flush(s)
+            if not batch.flush(s, max_stored_bytes=self.settings.limits.max_stored_bytes):
+                self._stop = self._stop or "quota"  # should_stop ends training at once
 
     def _wait_for_commit(self) -> None:
         """Block until the commit in flight is done; re-raise its error here."""

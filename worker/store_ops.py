@@ -200,6 +200,15 @@ def save_checkpoints(s: Session, job_id: str,
                            in items])
 
 
+def stored_bytes(s: Session, job_id: str, tenant_id: str | None = None) -> int:
+    """The bytes the job's tenant stores (datasets, checkpoints, imports): its quota's count."""
+    from store import usage
+
+    if tenant_id is None:
+        tenant_id = s.scalar(sa.select(Job.tenant_id).where(Job.id == job_id))
+    return usage.stored_bytes(s, str(tenant_id))
+
+
 def apply_policy(s: Session, job_id: str, policy: CheckpointPolicy) -> list[str]:
     """Delete the job's checkpoints the policy does not keep (core.checkpoint_policy.kept);
     the deleted ids."""

@@ -500,3 +500,45 @@ def test_a_finite_loss_blow_up_ends_the_job_diverged(sqlite_backend: Backend) ->
     assert "at epoch 2 is more than 10000 times the first epoch's" in job.failure_reason
     assert metric_epochs(b, job_id) == [1, 2]
     assert all(kind != "final" for kind, _ in kept_checkpoints(b, job_id))
+
+
+@pytest.mark.parametrize("which", ["sqlite_backend", "postgres_backend"])
+def test_a_checkpoint_over_the_storage_quota_stops_the_job_and_keeps_the_last_one(
+    request: pytest.FixtureRequest, which: str,
+) -> None:
+    """keep_last 2, keep_best 1: epoch 1 stores two rows of one checkpoint, epoch 2 would
+    make three. A quota of 2.5 checkpoints lets the first commit through and stops the job at
+    the second (stop_reason quota), with epoch 1's checkpoints kept and nothing more stored;
+    with room made, resume continues from them."""
+    import dataclasses
+
+    from config.settings import Limits
+    from store import usage
+
+    b: Backend = request.getfixturevalue(which)  # the savepoint on both databases
+    every_epoch = b.settings.with_overrides(commit_interval_s=1e-9)  # a commit per epoch
+    spec = {**xor_spec(epochs=6), "dataset": "ds_in_memory"}
+    probe = create_job(b, spec)
+    assert JobRunner(b.sessions, every_epoch, probe, "w0", data_fn=xor_data).run() == "succeeded"
+    tenant = job_row(b, probe).tenant_id
+    with b.sessions() as s:
+        size = min(c.size_bytes for c in store_ops.checkpoints.list_for_job(s, probe))
+        used_before = usage.stored_bytes(s, tenant)
+    quota = used_before + 2 * size + size // 2
+    tight = dataclasses.replace(every_epoch, limits=Limits(max_stored_bytes=quota))
+    job_id = create_job(b, spec)
+    assert JobRunner(b.sessions, tight, job_id, "w1", data_fn=xor_data).run() == "failed"
+    job = job_row(b, job_id)
+    assert (job.status, job.stop_reason) == ("failed", "quota")
+    assert job.failure_reason.startswith(
+        f"the next checkpoint would take the tenant past its storage quota of {quota:,} bytes")
+    assert kept_checkpoints(b, job_id) == [("best", 1), ("periodic", 1)]
+    assert metric_epochs(b, job_id)[:2] == [1, 2]  # the epochs are recorded all the same
+    with b.sessions() as s:
+        assert usage.stored_bytes(s, tenant) <= quota
+    from store import jobs
+
+    with b.sessions.begin() as s:
+        jobs.resume(s, tenant, job_id)
+    assert JobRunner(b.sessions, every_epoch, job_id, "w2", data_fn=xor_data).run() == "succeeded"
+    assert ("final", 6) in kept_checkpoints(b, job_id)
