@@ -255,6 +255,10 @@ class WeightsmithClient:
     def manifest(self, job_id: str) -> dict[str, Any]:
         return self._json("GET", f"/v1/jobs/{job_id}/manifest")
 
+    def delete_job(self, job_id: str) -> None:
+        """Delete a finished job with its checkpoints, metrics and events (409 if active)."""
+        self._request("DELETE", f"/v1/jobs/{job_id}")
+
     def metrics(self, job_id: str, after_epoch: int = 0) -> list[dict[str, Any]]:
         """The whole per-epoch history after `after_epoch` (the cursor is the next after_epoch)."""
         items: list[dict[str, Any]] = []
@@ -329,6 +333,10 @@ class WeightsmithClient:
 
     def checkpoint(self, checkpoint_id: str) -> dict[str, Any]:
         return self._json("GET", f"/v1/checkpoints/{checkpoint_id}")
+
+    def delete_checkpoint(self, checkpoint_id: str) -> None:
+        """Delete a checkpoint (409 while a queued or running job needs it)."""
+        self._request("DELETE", f"/v1/checkpoints/{checkpoint_id}")
 
     def download_weights(self, checkpoint_id: str, path: str | Path | None = None) -> bytes:
         """The `weights.npz` bytes (docs/checkpoint-format.md); also written to `path`."""

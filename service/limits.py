@@ -200,6 +200,22 @@ def init_app(app: Flask, settings: Settings) -> RateLimiter:
     return limiter
 
 
+def refuse_when_storage_full(session: Session, tenant_id: str, limits: Limits) -> None:
+    """413 for a submit or resume while the tenant's stored bytes are at or over the quota:
+    the job's first checkpoint would pass it (the worker would stop the job at once)."""
+    from store import usage
+
+    used = usage.stored_bytes(session, tenant_id)
+    if used >= limits.max_stored_bytes:
+        raise ApiError(
+            413,
+            f"{used} bytes stored (datasets, checkpoints, imports); the tenant's quota is"
+            f" {limits.max_stored_bytes} bytes, and a job needs room for its checkpoints:"
+            " delete jobs, checkpoints or datasets first",
+            kind="storage-quota-exceeded",
+        )
+
+
 def check_storage(session: Session, tenant_id: str, new_bytes: int, limits: Limits) -> None:
     from store import usage
 
@@ -208,6 +224,7 @@ def check_storage(session: Session, tenant_id: str, new_bytes: int, limits: Limi
         raise ApiError(
             413,
             f"storing {new_bytes} more bytes would exceed the tenant's quota of"
-            f" {limits.max_stored_bytes} bytes ({used} used); delete datasets to free space",
+            f" {limits.max_stored_bytes} bytes ({used} used); delete datasets, jobs or"
+            " checkpoints to free space",
             kind="storage-quota-exceeded",
         )

@@ -139,6 +139,22 @@ def get_checkpoint(path: CheckpointPath) -> Response:
     return jsonify(body)
 
 
+@bp.delete("/checkpoints/<checkpoint_id>", responses=responses({204: None}, 404, 409))
+def delete_checkpoint(path: CheckpointPath) -> tuple[str, int]:
+    """Delete a checkpoint, trained or imported (409 while a queued or running job may
+    resume or warm-start from it)."""
+    from store.deletion import delete_checkpoint as delete
+    from store.errors import NotFound
+
+    with transaction() as session:
+        try:
+            delete(session, current_tenant(), path.checkpoint_id)
+        except NotFound:
+            raise not_found("checkpoint", path.checkpoint_id) from None
+    services().model_cache.discard(path.checkpoint_id)
+    return "", 204
+
+
 @bp.get(
     "/checkpoints/<checkpoint_id>/weights.npz",
     responses=responses({200: {"description": "weights.npz (docs/checkpoint-format.md)",

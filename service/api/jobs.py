@@ -17,12 +17,14 @@ from sqlalchemy.exc import IntegrityError
 from service.api.common import (
     check_idempotency_key,
     find_job,
+    not_found,
     storable_idempotency_key,
 )
 from service.auth import current_tenant
 from service.context import read_session, services, transaction
 from service.errors import ApiError, validation_error
 from service.job_specs import checked_spec
+from service.limits import refuse_when_storage_full
 from service.schemas.checkpoints import CheckpointPage
 from service.schemas.common import responses
 from service.schemas.jobs import (
@@ -107,6 +109,7 @@ def _submit(
     with read_session() as session:
         try:
             spec, _, report = checked_spec(session, tenant, raw)
+            refuse_when_storage_full(session, tenant, services().settings.limits)
         except Exception:
             # The key's first request may have passed when this body no longer does (its
             # dataset deleted since, a limit lowered): answering it is still a replay.
@@ -195,9 +198,29 @@ def resume_job(path: JobPath) -> tuple[Response, int, dict[str, str]]:
                                 active_cap=limits.max_concurrent_jobs)
         # The budgets may have changed since submit: a refusal rolls the resume back.
         checked_spec(session, current_tenant(), job.spec)
+        refuse_when_storage_full(session, current_tenant(), limits)
         out = job_json(job)
     services().dispatcher.train_job(out["id"])
     return jsonify(out), 202, {"Location": f"/v1/jobs/{out['id']}"}
+
+
+@bp.delete("/jobs/<job_id>", responses=responses({204: None}, 404, 409))
+def delete_job(path: JobPath) -> tuple[str, int]:
+    """Delete a finished job with its checkpoints, metrics and events (409 while it is
+    queued or running, or while an active job starts from one of its checkpoints)."""
+    from store import checkpoints as store_checkpoints
+    from store.deletion import delete_job as delete
+    from store.errors import NotFound
+
+    with transaction() as session:
+        kept = [c.id for c in store_checkpoints.list_for_job(session, path.job_id)]
+        try:
+            delete(session, current_tenant(), path.job_id)
+        except NotFound:
+            raise not_found("job", path.job_id) from None
+    for checkpoint_id in kept:
+        services().model_cache.discard(checkpoint_id)
+    return "", 204
 
 
 @bp.get("/jobs/<job_id>/metrics", responses=responses({200: MetricsPage}, 404))

@@ -342,6 +342,22 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     return OK
 
 
+def cmd_delete_job(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.delete_job(args.job)
+    _print_json({"deleted": args.job}) if args.json else view.console().print(
+        f"deleted {args.job} with its checkpoints, metrics and events")
+    return OK
+
+
+def cmd_delete_checkpoint(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.delete_checkpoint(args.checkpoint)
+    _print_json({"deleted": args.checkpoint}) if args.json else view.console().print(
+        f"deleted {args.checkpoint}")
+    return OK
+
+
 def cmd_datasets_upload(args: argparse.Namespace) -> int:
     if not Path(args.file).is_file():
         raise UsageError(f"no such file: {args.file}")
@@ -502,6 +518,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--watch", action="store_true", help="follow it, then print the verdict")
     add("manifest", cmd_manifest, "a job's manifest: what it depended on, by sha256").add_argument(
         "job")
+    return OK
+
+
+    add("delete-job", cmd_delete_job, "delete a finished job with its checkpoints, metrics "
+        "and events (frees storage)").add_argument("job")
+    add("delete-checkpoint", cmd_delete_checkpoint, "delete a checkpoint, trained or "
+        "imported (frees storage)").add_argument("checkpoint")
     datasets = commands.add_parser("datasets", help="upload and list data sets")
     sub = datasets.add_subparsers(dest="datasets_command", required=True, metavar="COMMAND")
     p = add("upload", cmd_datasets_upload, f"upload a data set ({', '.join(suffixes())})", sub)

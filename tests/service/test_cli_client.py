@@ -362,3 +362,22 @@ def test_validate_runs_submit_s_checks_on_a_dataset_file_beside_the_spec(
     assert "dataset: y row 3: label 2 is outside 0..1" in " ".join(err.split())
     code, out, _ = run(capsys, "datasets", "list", "--uploaded", "--json")
     assert len(json.loads(out)) == 2  # blobs.csv once, three.csv
+
+
+def test_delete_job_and_delete_checkpoint_free_storage(
+    env: str, inline_worker: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "submit", write_spec(tmp_path, tiny_spec("builtin:noisy_xor")),
+                       "--watch")
+    assert code == 0, err
+    job_id = inline_worker[0]
+    code, out, _ = run(capsys, "checkpoints", job_id, "--json")
+    first = json.loads(out)[0]["id"]
+    code, out, _ = run(capsys, "delete-checkpoint", first)
+    assert code == 0 and f"deleted {first}" in out
+    code, out, _ = run(capsys, "checkpoints", job_id, "--json")
+    assert first not in [c["id"] for c in json.loads(out)]
+    code, out, _ = run(capsys, "delete-job", job_id, "--json")
+    assert code == 0 and json.loads(out) == {"deleted": job_id}
+    code, _, err = run(capsys, "delete-job", job_id)
+    assert code == 3 and "404" in err
