@@ -25,6 +25,14 @@ def session_factory(settings: Settings) -> sessionmaker[Session]:
     return make_session_factory(engine)
 
 
+def read_sessions(settings: Settings) -> sessionmaker[Session]:
+    """Read-only sessions on the same engine (on SQLite they never wait for a writer)."""
+    from store.db import make_session_factory
+
+    session_factory(settings)
+    return make_session_factory(ENGINES[settings.database_url], reads=True)
+
+
 def dispose_engines() -> None:
     """Forget pooled connections inherited over fork, without closing the parent's sockets."""
     for engine in ENGINES.values():

@@ -66,7 +66,9 @@ def retry_countdown(settings: Settings, attempts: int) -> int:
     return int(min(base, MAX_RETRY_COUNTDOWN_S))
 
 
-@shared_task(name=TRAIN_TASK, bind=True, acks_late=True, ignore_result=True)
+# Strategy: a message for a job that is over is acked in the consumer (worker/strategy.py).
+@shared_task(name=TRAIN_TASK, bind=True, acks_late=True, ignore_result=True,
+             Strategy="worker.strategy:skip_finished_jobs")
 def train_job(self: Any, job_id: str) -> str:
     settings = settings_of(self.app)
     sessions = session_factory(settings)

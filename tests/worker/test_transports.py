@@ -151,3 +151,26 @@ def test_the_folder_broker_never_shows_a_reader_a_partial_message(
         message.ack()  # an unacked message is put back when the channel closes
         queue.close()
     assert sorted(p.name for p in folder.iterdir()) == []  # no temporary file left behind
+
+
+def test_messages_for_jobs_that_are_over_are_dropped_before_the_pool(backend: Backend) -> None:
+    """200 stale messages (a cancelled job, a finished one, a deleted one) are acked by the
+    consumer; the pool runs only the live job, once."""
+    from store import jobs
+
+    b = backend
+    cancelled = create_job(b, xor_spec(epochs=2))
+    with b.sessions.begin() as s:
+        jobs.request_cancel(s, cancelled)
+    stale = [cancelled, "job_01ZZZZZZZZZZZZZZZZZZZZZZZZ"] * 100
+    for job_id in stale:
+        b.send(job_id)
+    live = create_job(b, xor_spec(epochs=2))
+    b.send(live)
+    b.start_worker("w1")
+    assert wait_for(b, live, lambda j: j.status == "succeeded", timeout=120,
+                    what="the live job behind the stale messages").attempts == 1
+    log = (b.log_dir / "w1.log").read_text(errors="replace")
+    assert log.count("message dropped") == len(stale), log[-3000:]
+    assert log.count("weightsmith.train_job[") == 2, log[-3000:]  # received, succeeded: live
+    assert "skipped" not in log
