@@ -156,6 +156,13 @@ def check_training(report: Mapping[str, Any], itemsize: int, budget: Budget) -> 
         raise SpecError.many(errors)
 
 
+def check_job(spec: Any, report: Mapping[str, Any], budget: Budget) -> MemoryEstimate:
+    """Check a job (its Spec and dry run `report`) against `budget`; its training memory."""
+    itemsize = np.dtype(spec.training.dtype).itemsize
+    check_training(report, itemsize, budget)
+    return training_memory(report, itemsize)
+
+
 def inference_memory(input_shape: Sequence[int], output_shapes: Iterable[Sequence[int]],
                      rows: int, itemsize: int) -> list[int]:
     """Bytes of each layer's activations (outputs and scratch) for a forward of `rows` rows;

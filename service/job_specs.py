@@ -28,9 +28,7 @@ def checked_spec(
     Returns (spec, dataset, dry-run report with the resolved `dataset_id`); any violation is a
     422 naming the field.
     """
-    import numpy as np
-
-    from core.budget import Budget, check_layer_count, check_training
+    from core.budget import Budget, check_job, check_layer_count
     from core.datasets import validate_for_spec
     from core.dryrun import dry_run
     from core.spec import Spec
@@ -59,7 +57,7 @@ def checked_spec(
             )
     input_shape = tuple(int(n) for n in dataset.X.shape[1:])
     report = dry_run(spec, input_shape, int(dataset.X.shape[0]))
-    check_training(report, np.dtype(spec.training.dtype).itemsize, budget)
+    check_job(spec, report, budget)
     validate_for_spec(dataset, spec)
     report = {**report, "input_shape": list(input_shape), "n_samples": int(dataset.X.shape[0]),
               "dataset_id": dataset_id}

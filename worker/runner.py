@@ -78,15 +78,11 @@ def default_train(spec: Any, X: Any, y: Any, **kwargs: Any) -> Any:
 def default_estimate(spec: Any, X: Any, settings: Settings) -> int:
     """The job's estimated training memory in bytes, after checking it against the budgets
     of the day (they may have changed since the job was submitted): a BudgetError fails it."""
-    import numpy as np
-
-    from core.budget import Budget, check_training, training_memory
+    from core.budget import Budget, check_job
     from core.dryrun import dry_run
 
     report = dry_run(spec, tuple(int(n) for n in X.shape[1:]), int(X.shape[0]))
-    itemsize = np.dtype(spec.training.dtype).itemsize
-    check_training(report, itemsize, Budget.of(settings.limits))
-    return training_memory(report, itemsize).total
+    return check_job(spec, report, Budget.of(settings.limits)).total
 
 
 def default_data(s: Session, claimed: store_ops.Claimed,
