@@ -93,7 +93,8 @@ def test_bad_messages_are_dropped_and_the_worker_lives_on(backend: Backend) -> N
     log = (b.log_dir / "w1.log").read_text(errors="replace")
     assert log.count("dropped a malformed message") == 6, log  # the rest are Celery's to refuse
     for refused in ("Can't decode message body", "Received unregistered task of type 'nope.nope'",
-                    "job job_01ZZZZZZZZZZZZZZZZZZZZZZZZ: skipped"):
+                    "job job_01ZZZZZZZZZZZZZZZZZZZZZZZZ: over (finished, cancelled or deleted); "
+                    "message dropped"):
         assert refused in log
     if b.settings.is_embedded_broker:
         assert list((b.settings.broker_dir / "queue").glob(f"*.{QUEUE}.msg")) == []
@@ -172,5 +173,5 @@ def test_messages_for_jobs_that_are_over_are_dropped_before_the_pool(backend: Ba
                     what="the live job behind the stale messages").attempts == 1
     log = (b.log_dir / "w1.log").read_text(errors="replace")
     assert log.count("message dropped") == len(stale), log[-3000:]
-    assert log.count("weightsmith.train_job[") == 2, log[-3000:]  # received, succeeded: live
+    assert log.count("] received") == 1, log[-3000:]  # the live job's message only
     assert "skipped" not in log
