@@ -76,25 +76,24 @@ def _largest(values: Sequence[float]) -> int:
 
 @dataclass(frozen=True)
 class MemoryEstimate:
-    """Training memory by part, in bytes; ``layers[i]`` is layer i's share of ``model``."""
+    """Training memory in bytes: the dry run's whole estimate, the training data's share of
+    it, and ``layers[i]``, layer i's share."""
 
-    model: int
+    total: int
     data: int
     layers: tuple[int, ...]
     batch_rows: int
-
-    @property
-    def total(self) -> int:
-        return self.model + self.data
 
 
 def training_memory(report: Mapping[str, Any], itemsize: int) -> MemoryEstimate:
     """Split the dry run's estimate by layer.
 
-    A layer's share is its activations for one batch (the dry run's per-layer
-    ``memory_bytes`` when it reports one, else its output and that output's gradient) plus a
-    part of the rest of the estimate (parameters, gradients, optimizer state, scratch such as
-    a conv's im2col columns) in proportion to the layer's parameter bytes and activations.
+    The whole is the dry run's ``memory_bytes`` (parameters, gradients, optimizer state,
+    every layer's arrays for each batch size the run meets, the data's working copies). A
+    layer's share is its arrays for one training batch (the dry run's per-layer
+    ``memory_bytes``; without one, its output and that output's gradient) plus a part of the
+    rest, less the data (``data_bytes``), in proportion to the layer's parameter bytes and
+    arrays.
     """
     layers = report["layers"]
     batch = int(report["batch_size"])
@@ -103,13 +102,13 @@ def training_memory(report: Mapping[str, Any], itemsize: int) -> MemoryEstimate:
         else 2 * batch * math.prod(layer["output_shape"]) * itemsize
         for layer in layers
     ]
-    model = int(report["memory_bytes"])
-    rest = max(model - sum(activations), 0)
+    total, data = int(report["memory_bytes"]), int(report["data_bytes"])
+    rest = max(total - data - sum(activations), 0)
     weights = [int(layer["params"]) * itemsize + a
                for a, layer in zip(activations, layers, strict=True)]
     scale = rest / max(sum(weights), 1)
     shares = tuple(a + round(w * scale) for a, w in zip(activations, weights, strict=True))
-    return MemoryEstimate(model, int(report["data_bytes"]), shares, batch)
+    return MemoryEstimate(total, data, shares, batch)
 
 
 def training_errors(report: Mapping[str, Any], itemsize: int,

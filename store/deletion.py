@@ -4,8 +4,9 @@ The rule: nothing a queued or running job needs may go. A job is deleted only on
 (with it go its checkpoints, metrics, events and leases: foreign keys cascade, and a trigger
 deletes each checkpoint's parts). A checkpoint is deleted unless its job is queued or running
 (its resume point) or a queued or running job of the tenant warm-starts from it
-(``init_checkpoint``: a retry loads it again). The status test is part of the DELETE itself,
-so a resume racing the deletion either comes first (409) or finds nothing.
+(``init_checkpoint``: a retry loads it again). A checkpoint a registered model version serves
+(store/registry.py) stays too, and so does the job that made one. The status test is part of
+the DELETE itself, so a resume racing the deletion either comes first (409) or finds nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from store import registry
 from store.errors import Conflict, NotFound
 from store.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Checkpoint, Job
 
@@ -43,6 +45,10 @@ def delete_job(s: Session, tenant_id: str, job_id: str) -> None:
     if status is None:
         raise NotFound(job_id)
     own = set(s.scalars(sa.select(Checkpoint.id).where(Checkpoint.job_id == job_id)))
+    held = registry.versions_holding(s, job_id=job_id)
+    if held or registry.held_checkpoints(s, sorted(own)):
+        raise Conflict(f"job {job_id} made the registered model version(s) "
+                       f"{', '.join(held) or 'of its checkpoints'}, which keep their weights")
     user = _warm_starting(s, tenant_id, own)
     if user is not None:
         raise Conflict(f"job {user} starts from a checkpoint of job {job_id}; delete it after "
@@ -65,6 +71,8 @@ def delete_checkpoint(s: Session, tenant_id: str, checkpoint_id: str) -> None:
         Checkpoint.id == checkpoint_id, Checkpoint.tenant_id == tenant_id))
     if not exists:
         raise NotFound(checkpoint_id)
+    if registry.held_checkpoints(s, [checkpoint_id]):
+        raise Conflict(f"checkpoint {checkpoint_id} is a registered model version's weights")
     user = _warm_starting(s, tenant_id, {checkpoint_id})
     if user is not None:
         raise Conflict(f"job {user} starts from checkpoint {checkpoint_id}; delete it after "

@@ -31,11 +31,11 @@ ROOMY = Budget(max_layers=10, max_params=1000, max_memory_bytes=11_000,
 def test_each_layer_gets_its_activations_and_a_share_of_the_rest() -> None:
     m = training_memory(REPORT, itemsize=4)
     activations = 2 * 32 * 10 * 4  # an output and its gradient for a batch of 32: 2560
-    rest = 10_000 - 2 * activations  # 4880: parameters, gradients, optimizer state
+    rest = 10_000 - 500 - 2 * activations  # 4380: parameters, gradients, optimizer state
     weights = (650 * 4 + activations, activations)
     assert m.layers == (activations + round(rest * weights[0] / sum(weights)),
-                        activations + round(rest * weights[1] / sum(weights)))
-    assert (m.total, m.data, m.batch_rows) == (10_500, 500, 32)
+                        activations + round(rest * weights[1] / sum(weights))) == (5488, 4012)
+    assert (m.total, m.data, m.batch_rows) == (10_000, 500, 32)
 
 
 def test_a_dry_run_that_reports_layer_memory_is_taken_at_its_word() -> None:
@@ -47,12 +47,19 @@ def test_a_dry_run_that_reports_layer_memory_is_taken_at_its_word() -> None:
 def test_a_job_within_its_budget_passes_and_each_excess_is_named() -> None:
     check_training(REPORT, 4, ROOMY)
     with pytest.raises(BudgetError) as one:
-        check_training(REPORT, 4, Budget(10, 1000, 10_499, 10**7))
+        check_training(REPORT, 4, Budget(10, 1000, 9_999, 10**7))
     assert one.value.field == "model.layers[0]"
     assert one.value.message == (
-        "training needs an estimated 10,500 bytes (10.3 KiB) of memory (5,822 bytes "
-        "(5.69 KiB) of it for layer 0 (dense) with a batch of 32); the limit is 10,499 bytes "
-        "(10.3 KiB)")
+        "training needs an estimated 10,000 bytes (9.77 KiB) of memory (5,488 bytes "
+        "(5.36 KiB) of it for layer 0 (dense) with a batch of 32); the limit is 9,999 bytes "
+        "(9.76 KiB)")
+    data_heavy = {**REPORT, "memory_bytes": 50_000, "data_bytes": 40_000}
+    with pytest.raises(BudgetError) as data:
+        check_training(data_heavy, 4, Budget(10, 1000, 20_000, 10**7))
+    assert data.value.field == "dataset"
+    assert data.value.message.startswith(
+        "training needs an estimated 50,000 bytes (48.8 KiB) of memory (40,000 bytes "
+        "(39.1 KiB) of it for the data)")
     with pytest.raises(SpecErrors) as many:
         check_training(REPORT, 4, Budget(1, 100, 10**9, 10**6))
     assert [(e.field, e.message.split(";")[0]) for e in many.value.errors] == [

@@ -7,6 +7,7 @@ older release or a lowered limit would leave them), past the API's own checks.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -66,8 +67,8 @@ def run_job(b: Backend, spec: dict[str, Any], timeout: float = 120) -> Any:
 
 
 @pytest.mark.parametrize(("padding", "estimate"), [
-    (1200, "2,969,303,488 bytes (2.77 GiB)"),
-    (100_000, "20,481,638,922,688 bytes (18.6 TiB)"),
+    (1200, "47,804,069,728 bytes (44.5 GiB)"),
+    (100_000, "329,786,382,860,128 bytes (300 TiB)"),
 ])
 def test_a_job_past_its_budget_fails_at_once_in_the_worker(
     embedded: Any, padding: int, estimate: str,
@@ -84,22 +85,55 @@ def test_a_job_past_its_budget_fails_at_once_in_the_worker(
         assert run_job(b, xor_spec(epochs=2)).status == "succeeded"
 
 
-def test_a_wrong_estimate_fails_the_job_under_its_memory_limit(embedded: Any) -> None:
-    """10^5 ReLU layers (650 parameters): estimated at 0.26 GB of training memory, they
-    take ~1.3 GB in one epoch here (7.2 GB in the issue's probe): per-layer scratch the dry
-    run does not model. With the layer cap raised out of the way and the headroom lowered to
-    128 MiB (the default 1 GiB would let this one through), the limit is what stops them."""
-    env = {"max_layers": "200000", "job_memory_headroom_bytes": str(128 * 2**20)}
-    with running(embedded(**env), show_logs=True) as b:
-        worker = b.start_worker("w1")
-        job = run_job(b, deep_relus(100_000), timeout=240)
-        assert (job.status, job.attempts) == ("failed", 1), job.failure_reason
-        assert job.failure_reason.startswith("MemoryError: the job ran out of memory under its "
-                                             "limit of "), job.failure_reason
-        assert "(estimated training memory 256," in job.failure_reason
-        assert worker.poll() is None
-        # the limit was lifted with the job: the same pool process runs the next one
-        assert run_job(b, xor_spec(epochs=2)).status == "succeeded"
+WRONG_ESTIMATE = """
+import json, sys
+from config.settings import Settings
+from store import jobs, tenants
+from store.db import make_engine, make_session_factory
+from store.migrate import upgrade_to_head
+from store.models import Job
+from worker.memory_limit import address_space_limit
+from worker.runner import JobRunner
+
+settings = Settings(data_dir=sys.argv[1], job_memory_headroom_bytes=64 * 2**20)
+upgrade_to_head(settings.database_url)
+sessions = make_session_factory(make_engine(settings.database_url))
+out = {}
+for name, spec, estimate in json.loads(sys.argv[2]):
+    with sessions.begin() as s:
+        job_id = jobs.create_job(s, tenants.ensure_tenant(s, "t").id, spec, None).id
+    kwargs = {} if estimate is None else {"estimate_fn": lambda *_, e=estimate: e}
+    outcome = JobRunner(sessions, settings, job_id, "w", limit_memory=address_space_limit,
+                        **kwargs).run()
+    with sessions() as s:
+        job = s.get(Job, job_id)
+        out[name] = [outcome, job.status, job.attempts, job.failure_reason]
+print(json.dumps(out))
+"""
+
+
+def test_a_wrong_estimate_fails_the_job_under_its_memory_limit(tmp_path: Path) -> None:
+    """The runner as the pool child runs it (limit_memory set), with an estimate that is
+    wrong on purpose: 1 byte for a conv whose 16 x 128 x 128 feature maps take hundreds of
+    MB. The job fails at once with MemoryError's reason (no retry), the limit is lifted, and
+    the same process then runs a job with its real estimate. (The 10^5-ReLU case of the
+    issue is no longer one: the dry run now models each layer's scratch, and estimates it at
+    1.8 GB against ~1.3 GB measured.)"""
+    big = {"name": "big", "dataset": "builtin:digits_images",
+           "model": {"layers": [{"type": "conv2d", "filters": 16, "kernel_size": 3,
+                                 "padding": 61}, {"type": "flatten"},
+                                {"type": "dense", "units": 10}]},
+           "training": {"epochs": 1, "batch_size": 32}}
+    cases = [["wrong", big, 1], ["real", xor_spec(epochs=2), None]]
+    run = subprocess.run([sys.executable, "-c", WRONG_ESTIMATE, str(tmp_path), json.dumps(cases)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    outcome, status, attempts, reason = out["wrong"]
+    assert (outcome, status, attempts) == ("failed", "failed", 1), reason
+    assert reason.startswith("MemoryError: the job ran out of memory under its limit of ")
+    assert "(estimated training memory 1 bytes; the estimate was wrong)" in reason
+    assert out["real"][:3] == ["succeeded", "succeeded", 1]
 
 
 def test_the_limit_holds_inside_the_block_and_is_restored_after() -> None:
@@ -120,3 +154,12 @@ print(resource.getrlimit(resource.RLIMIT_AS) == before)
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout.split()
     assert out == ["refused", "True"]
+
+
+def test_a_hundred_thousand_layers_are_refused_by_the_worker_too(embedded: Any) -> None:
+    """Stored past the API (which refuses it before parsing), the worker's claim refuses it."""
+    with running(embedded(), show_logs=True) as b:
+        b.start_worker("w1")
+        job = run_job(b, deep_relus(100_000))
+        assert (job.status, job.attempts) == ("failed", 1)
+        assert "model.layers: 100,001 layers; a model has at most 1,000" in job.failure_reason
