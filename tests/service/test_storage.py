@@ -151,3 +151,23 @@ def test_an_import_counts_and_can_be_deleted(
     assert client.delete(f"/v1/checkpoints/{ident}", headers=auth).status_code == 204
     assert stored(app, auth) == 0
     assert ident not in app.extensions["weightsmith"].model_cache
+
+
+def test_what_a_registered_model_version_holds_is_not_deleted(
+    app: OpenAPI, client: FlaskClient, auth: dict[str, str],
+) -> None:
+    from store import registry
+    from store.models import Checkpoint
+
+    done = trained_job(app, client, auth)
+    items = client.get(f"/v1/jobs/{done['id']}/checkpoints", headers=auth).get_json()["items"]
+    with app.extensions["weightsmith"].session_factory.begin() as s:
+        checkpoint = s.get(Checkpoint, items[-1]["id"])
+        assert checkpoint is not None
+        model = registry.create_model(s, checkpoint.tenant_id, "m")
+        registry.add_version(s, model, checkpoint, dataset_id=None, dataset_sha256=None)
+    body = assert_problem(client.delete(f"/v1/checkpoints/{items[-1]['id']}", headers=auth), 409)
+    assert "is a registered model version's weights" in body["detail"]
+    body = assert_problem(client.delete(f"/v1/jobs/{done['id']}", headers=auth), 409)
+    assert "made the registered model version(s) m v1" in body["detail"]
+    assert client.delete(f"/v1/checkpoints/{items[0]['id']}", headers=auth).status_code == 204
