@@ -46,6 +46,7 @@ def test_openapi_31_lists_every_operation(client: FlaskClient) -> None:
         ("GET", "/v1/batch-predictions/{batch_id}/result"),
         ("POST", "/v1/batch-predictions/{batch_id}/cancel"),
         ("GET", "/v1/batch-predictions/{batch_id}/events"),
+        ("DELETE", "/v1/jobs/{job_id}"), ("DELETE", "/v1/checkpoints/{checkpoint_id}"),
     }
     assert operations == expected
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
