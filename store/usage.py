@@ -9,7 +9,9 @@ from store.models import Checkpoint, Dataset
 
 
 def stored_bytes(s: Session, tenant_id: str) -> int:
-    """Bytes of the tenant's uploaded datasets plus its checkpoints."""
+    """Bytes the tenant stores, its storage quota's count: uploaded datasets plus every
+    checkpoint row (periodic, best and final ones of its jobs, and imported weights, which
+    carry the tenant without a job)."""
     datasets = sa.select(sa.func.coalesce(sa.func.sum(Dataset.size_bytes), 0)).where(
         Dataset.tenant_id == tenant_id
     )
