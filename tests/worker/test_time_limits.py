@@ -35,6 +35,8 @@ LIMITS_ENV = {
     "WEIGHTSMITH_MAX_RUNTIME_S": str(MAX_RUNTIME_S),
     "WEIGHTSMITH_SOFT_LIMIT_MARGIN_S": str(SOFT_MARGIN_S),
     "WEIGHTSMITH_HARD_LIMIT_MARGIN_S": str(HARD_MARGIN_S),
+    # The job below is estimated at 2.9 GB of training memory, past the 2 GiB default budget.
+    "WEIGHTSMITH_MAX_TRAINING_MEMORY_BYTES": str(4 * 2**30),
 }
 
 
