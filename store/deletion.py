@@ -3,8 +3,8 @@
 The rule: nothing a queued or running job needs may go. A job is deleted only once finished
 (with it go its checkpoints, metrics, events and leases: foreign keys cascade, and a trigger
 deletes each checkpoint's parts). A checkpoint is deleted unless its job is queued or running
-(its resume point) or a queued or running job of the tenant warm-starts from it
-(``init_checkpoint``: a retry loads it again). A checkpoint a registered model version serves
+(its resume point) or a queued or running job of the tenant starts from it (a fork of it, or
+``init_checkpoint``: a retry loads it again). A checkpoint a registered model version serves
 (store/registry.py) stays too, and so does the job that made one. The status test is part of
 the DELETE itself, so a resume racing the deletion either comes first (409) or finds nothing.
 """
@@ -16,17 +16,23 @@ from sqlalchemy.orm import Session
 
 from store import registry
 from store.errors import Conflict, NotFound
-from store.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Checkpoint, Job
+from store.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Checkpoint, Fork, Job
 
 
 def _warm_starting(s: Session, tenant_id: str, checkpoint_ids: set[str]) -> str | None:
-    """An active job of the tenant whose spec's init_checkpoint is one of `checkpoint_ids`.
+    """An active job of the tenant that starts from one of `checkpoint_ids`: a fork of it,
+    or a job whose spec names it as init_checkpoint.
 
-    Read in Python: a tenant has at most max_concurrent_jobs active jobs, and JSON paths are
-    spelled differently by each database.
+    The spec is read in Python: a tenant has at most max_concurrent_jobs active jobs, and
+    JSON paths are spelled differently by each database.
     """
     if not checkpoint_ids:
         return None
+    forked = s.scalar(sa.select(Fork.job_id).join(Job, Job.id == Fork.job_id).where(
+        Fork.checkpoint_id.in_(sorted(checkpoint_ids)), Job.tenant_id == tenant_id,
+        Job.status.in_(ACTIVE_STATUSES)).limit(1))
+    if forked is not None:
+        return str(forked)
     rows = s.execute(sa.select(Job.id, Job.spec).where(
         Job.tenant_id == tenant_id, Job.status.in_(ACTIVE_STATUSES)))
     for job_id, spec in rows:

@@ -19,6 +19,7 @@ from service.auth import current_tenant
 from service.context import services, transaction
 from service.errors import ApiError, validation_error
 from service.job_specs import checked_spec
+from service.limits import refuse_when_storage_full
 from service.schemas.common import responses
 from service.schemas.forks import ForkBody
 from service.schemas.jobs import JobOut, JobPath
@@ -82,7 +83,7 @@ def _checkpoint(session: Any, job_id: str, body: ForkBody) -> Any:
     return found[0]
 
 
-@bp.post("/jobs/<job_id>/fork", responses=responses({202: JobOut}, 404, 409, 422, 429))
+@bp.post("/jobs/<job_id>/fork", responses=responses({202: JobOut}, 404, 409, 413, 422, 429))
 def fork_job(path: JobPath, body: ForkBody) -> tuple[Response, int, dict[str, str]]:
     """A new job from one of this job's checkpoints, with `overrides` applied."""
     tenant = current_tenant()
@@ -98,6 +99,7 @@ def fork_job(path: JobPath, body: ForkBody) -> tuple[Response, int, dict[str, st
             # The parent's data, not whatever its dataset's name names now (the newest upload).
             raw["dataset"] = parent.dataset_id
         spec, _, report = checked_spec(session, tenant, raw)
+        refuse_when_storage_full(session, tenant, services().settings.limits)
         child = spec.to_dict()
         if body.optimizer_state == "keep":
             for key in KEPT_BY_STATE:

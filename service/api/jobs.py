@@ -74,7 +74,7 @@ def validate_job(body: JobSpecBody) -> Response:
 
 @bp.post(
     "/jobs",
-    responses=responses({202: JobOut, 200: JobOut}, 409, 415),
+    responses=responses({202: JobOut, 200: JobOut}, 409, 413, 415),
     openapi_extensions={"parameters": [IDEMPOTENCY_KEY_PARAMETER]},
 )
 def submit_job(body: JobSpecBody) -> tuple[Response, int, dict[str, str]]:
@@ -182,7 +182,7 @@ def cancel_job(path: JobPath) -> tuple[Response, int]:
 
 @bp.post(
     "/jobs/<job_id>/resume",
-    responses=responses({202: JobOut}, 404, 409, 415),
+    responses=responses({202: JobOut}, 404, 409, 413, 415),
     openapi_extensions={"requestBody": RESUME_BODY},
 )
 def resume_job(path: JobPath) -> tuple[Response, int, dict[str, str]]:

@@ -21,6 +21,7 @@ from service.auth import current_tenant
 from service.context import read_session, services, transaction
 from service.errors import ApiError
 from service.job_specs import checked_spec
+from service.limits import refuse_when_storage_full
 from service.schemas.common import responses
 from service.schemas.jobs import JobOut, JobPath
 from service.schemas.reproducibility import Manifest
@@ -75,7 +76,7 @@ def job_manifest(path: JobPath) -> Response:
         })
 
 
-@bp.post("/jobs/<job_id>/reproduce", responses=responses({202: JobOut}, 404, 409, 429))
+@bp.post("/jobs/<job_id>/reproduce", responses=responses({202: JobOut}, 404, 409, 413, 429))
 def reproduce_job(path: JobPath) -> tuple[Response, int, dict[str, str]]:
     """A new job from the same spec, data and seed; both show the verdict once it ends."""
     tenant = current_tenant()
@@ -86,6 +87,7 @@ def reproduce_job(path: JobPath) -> tuple[Response, int, dict[str, str]]:
             raise ApiError(409, f"job {original.id} is {original.status}; only a succeeded "
                            "job can be reproduced", kind="conflict")
         spec, _, _ = checked_spec(session, tenant, dict(original.spec))
+        refuse_when_storage_full(session, tenant, limits)
         outcome = submissions.submit(
             session, tenant, spec.to_dict(), original.dataset_id, None, None,
             cap=limits.max_concurrent_jobs, first_event=status_event("queued"))

@@ -69,6 +69,11 @@ def test_a_full_quota_refuses_submit_and_resume_until_a_job_is_deleted(
     body = assert_problem(full_client.post(f"/v1/jobs/{cancelled['id']}/resume",
                                            headers=auth), 413)
     assert body["type"].endswith("storage-quota-exceeded")
+    for path in (f"/v1/jobs/{done['id']}/fork", f"/v1/jobs/{done['id']}/reproduce"):
+        body = assert_problem(full_client.post(path, json={"optimizer_state": "reset"}
+                                               if path.endswith("fork") else None,
+                                               headers=auth), 413)
+        assert body["type"].endswith("storage-quota-exceeded"), path
     assert len(client.get("/v1/jobs", headers=auth).get_json()["items"]) == 2  # no new job
     assert full_client.get(f"/v1/jobs/{cancelled['id']}", headers=auth).get_json()[
         "status"] == "cancelled"
@@ -171,3 +176,18 @@ def test_what_a_registered_model_version_holds_is_not_deleted(
     body = assert_problem(client.delete(f"/v1/jobs/{done['id']}", headers=auth), 409)
     assert "made the registered model version(s) m v1" in body["detail"]
     assert client.delete(f"/v1/checkpoints/{items[0]['id']}", headers=auth).status_code == 204
+
+
+def test_a_fork_keeps_the_checkpoint_it_starts_from(
+    app: OpenAPI, client: FlaskClient, auth: dict[str, str],
+) -> None:
+    done = trained_job(app, client, auth)
+    fork = client.post(f"/v1/jobs/{done['id']}/fork", json={"optimizer_state": "reset"},
+                       headers=auth)
+    assert fork.status_code == 202, fork.data
+    start = fork.get_json()["parent"]["checkpoint_id"]
+    body = assert_problem(client.delete(f"/v1/checkpoints/{start}", headers=auth), 409)
+    assert f"job {fork.get_json()['id']} starts from checkpoint {start}" in body["detail"]
+    assert_problem(client.delete(f"/v1/jobs/{done['id']}", headers=auth), 409)
+    client.post(f"/v1/jobs/{fork.get_json()['id']}/cancel", headers=auth)
+    assert client.delete(f"/v1/jobs/{done['id']}", headers=auth).status_code == 204
