@@ -215,3 +215,24 @@ def test_the_model_cache_is_bounded_by_bytes(tmp_path: Path, migrated: None) -> 
         assert out.status_code == 200
         assert cache.bytes <= 3_000_000
     assert 0 < len(cache) < 6
+
+
+def test_fork_and_reproduce_check_the_budget_too(tmp_path: Path, migrated: None) -> None:
+    from worker.runner import JobRunner
+
+    generous = create_app(settings_with(tmp_path), testing=True)
+    auth = key_for(generous)
+    client = generous.test_client()
+    job = client.post("/v1/jobs", json=mlp_spec("builtin:digits", hidden=64, outputs=10,
+                                                epochs=1), headers=auth).get_json()
+    services = generous.extensions["weightsmith"]
+    assert JobRunner(services.session_factory, services.settings, job["id"], "w").run() \
+        == "succeeded"
+    strict = create_app(settings_with(tmp_path, max_training_memory_bytes=100_000),
+                        testing=True).test_client()
+    for path, body in ((f"/v1/jobs/{job['id']}/fork", {"optimizer_state": "reset"}),
+                       (f"/v1/jobs/{job['id']}/reproduce", None)):
+        problem = assert_problem(strict.post(path, json=body, headers=auth), 422)
+        assert [e["field"] for e in problem["errors"]] == ["model.layers[0]"], path
+        assert "the limit is 100,000 bytes (97.7 KiB)" in problem["errors"][0]["message"]
+    assert jobs_stored(client, auth) == 1
