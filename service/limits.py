@@ -200,20 +200,65 @@ def init_app(app: Flask, settings: Settings) -> RateLimiter:
     return limiter
 
 
-def refuse_when_storage_full(session: Session, tenant_id: str, limits: Limits) -> None:
-    """413 for a submit or resume while the tenant's stored bytes are at or over the quota:
-    the job's first checkpoint would pass it (the worker would stop the job at once)."""
-    from store import usage
+class StoredBytes:
+    """Tenants' stored bytes as last read, so that a submission stays one statement.
 
-    used = usage.stored_bytes(session, tenant_id)
+    Job submission is the API's hottest write (one round trip on PostgreSQL, see
+    store/submissions.py); summing a tenant's datasets and checkpoints on every one would
+    triple it. A reading is reused for ``TTL_S`` while it is under ``FRESH_SHARE`` of the
+    quota: a submission stores no bytes, uploads and imports check the quota exactly, and a
+    worker stops a job whose checkpoint would pass it, so a stale reading of a tenant far from
+    the quota decides nothing wrong. Near or over the quota, every check reads again (a
+    deletion counts at once).
+    """
+
+    TTL_S = 5.0
+    FRESH_SHARE = 0.9
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[int, float]] = {}
+
+    def used(self, session: Session, tenant_id: str, limits: Limits) -> int:
+        from store import usage
+
+        seen = self._seen.get(tenant_id)
+        now = time.monotonic()
+        if seen is not None and seen[1] > now \
+                and seen[0] < self.FRESH_SHARE * limits.max_stored_bytes:
+            return seen[0]
+        used = usage.stored_bytes(session, tenant_id)
+        if len(self._seen) > 100_000:
+            self._seen.clear()
+        self._seen[tenant_id] = (used, now + self.TTL_S)
+        return used
+
+
+def refuse_when_storage_full(session: Session, tenant_id: str, limits: Limits) -> None:
+    """413 for a submit, resume, fork or reproduce while the tenant's stored bytes are at or
+    over the quota: the job's first checkpoint would pass it (the worker would stop it)."""
+    full = storage_full(session, tenant_id, limits)
+    if full is not None:
+        raise full
+
+
+def storage_full(session: Session, tenant_id: str, limits: Limits) -> ApiError | None:
+    """The 413 of :func:`refuse_when_storage_full`, or None while there is room."""
+    from service.context import services
+
+    extras = services().extras
+    gate: StoredBytes | None = extras.get("stored_bytes")
+    if gate is None:  # first check of this app; a lost race only costs one reading
+        gate = extras.setdefault("stored_bytes", StoredBytes())
+    used = gate.used(session, tenant_id, limits)
     if used >= limits.max_stored_bytes:
-        raise ApiError(
+        return ApiError(
             413,
             f"{used} bytes stored (datasets, checkpoints, imports); the tenant's quota is"
             f" {limits.max_stored_bytes} bytes, and a job needs room for its checkpoints:"
             " delete jobs, checkpoints or datasets first",
             kind="storage-quota-exceeded",
         )
+    return None
 
 
 def check_storage(session: Session, tenant_id: str, new_bytes: int, limits: Limits) -> None:

@@ -24,7 +24,7 @@ from service.auth import current_tenant
 from service.context import read_session, services, transaction
 from service.errors import ApiError, validation_error
 from service.job_specs import checked_spec
-from service.limits import refuse_when_storage_full
+from service.limits import refuse_when_storage_full, storage_full
 from service.schemas.checkpoints import CheckpointPage
 from service.schemas.common import responses
 from service.schemas.jobs import (
@@ -109,13 +109,18 @@ def _submit(
     with read_session() as session:
         try:
             spec, _, report = checked_spec(session, tenant, raw)
-            refuse_when_storage_full(session, tenant, services().settings.limits)
         except Exception:
             # The key's first request may have passed when this body no longer does (its
             # dataset deleted since, a limit lowered): answering it is still a replay.
             existing = None if key is None else store_jobs.job_id_for_key(session, tenant, key)
             if existing is None:
                 raise
+            return _replay(store_jobs.get(session, tenant, existing), body_hash)
+        full = storage_full(session, tenant, limits)  # outside the try: a database error
+        if full is not None:  # is a 503 (service/errors.py), not a failed replay lookup
+            existing = None if key is None else store_jobs.job_id_for_key(session, tenant, key)
+            if existing is None:
+                raise full
             return _replay(store_jobs.get(session, tenant, existing), body_hash)
     outcome = submissions.submit(
         services().engine, tenant, spec.to_dict(), report["dataset_id"], key, body_hash,

@@ -518,9 +518,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--watch", action="store_true", help="follow it, then print the verdict")
     add("manifest", cmd_manifest, "a job's manifest: what it depended on, by sha256").add_argument(
         "job")
-    return OK
-
-
     add("delete-job", cmd_delete_job, "delete a finished job with its checkpoints, metrics "
         "and events (frees storage)").add_argument("job")
     add("delete-checkpoint", cmd_delete_checkpoint, "delete a checkpoint, trained or "
