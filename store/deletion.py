@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from store import registry
 from store.errors import Conflict, NotFound
-from store.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Checkpoint, Fork, Job
+from store.models import Checkpoint, Fork, Job
+from store.statuses import ACTIVE_STATUSES, TERMINAL_STATUSES
 
 
 def _warm_starting(s: Session, tenant_id: str, checkpoint_ids: set[str]) -> str | None:

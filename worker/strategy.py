@@ -19,9 +19,10 @@ from typing import Any
 import sqlalchemy as sa
 from celery.worker.strategy import default
 
+from store.statuses import TERMINAL_STATUSES
+
 log = logging.getLogger(__name__)
 
-OVER = ("succeeded", "failed", "cancelled")
 
 
 def job_id_of(message: Any) -> str | None:
@@ -41,7 +42,7 @@ def is_over(settings: Any, job_id: str) -> bool:
 
     with read_sessions(settings)() as s:
         status = s.scalar(sa.select(Job.status).where(Job.id == job_id))
-    return status is None or status in OVER
+    return status is None or status in TERMINAL_STATUSES
 
 
 def skip_finished_jobs(task: Any, app: Any, consumer: Any, **kwargs: Any) -> Callable[..., Any]:
