@@ -103,7 +103,6 @@ def test_only_finished_jobs_can_be_deleted(
 def test_a_checkpoint_goes_unless_an_active_job_needs_it(
     app: OpenAPI, client: FlaskClient, auth: dict[str, str], other_auth: dict[str, str],
 ) -> None:
-    from store import jobs as store_jobs
 
     done = trained_job(app, client, auth)
     items = client.get(f"/v1/jobs/{done['id']}/checkpoints", headers=auth).get_json()["items"]
@@ -123,8 +122,10 @@ def test_a_checkpoint_goes_unless_an_active_job_needs_it(
 
     # a running job's own checkpoints are its resume points
     running = client.post("/v1/jobs", json=SPEC, headers=auth).get_json()["id"]
+    from store import claims
+
     with app.extensions["weightsmith"].session_factory.begin() as s:
-        assert store_jobs.claim_job(s, running, "w2") is not None
+        assert claims.claim_job(s, running, "w2") is not None
         from store import checkpoints as store_checkpoints
 
         own = store_checkpoints.save_checkpoint(s, running, 1, "periodic", b"resume-point").id

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import checkpoints, deletion, events, jobs, metrics, usage
+from store import checkpoints, claims, deletion, events, jobs, metrics, usage
 from store.db import make_engine, make_session_factory
 from store.errors import Conflict, NotFound
 from store.migrate import upgrade_to_head
@@ -43,7 +43,7 @@ def test_a_finished_job_goes_with_everything_it_stored(
     with migrated.begin() as s, pytest.raises(Conflict, match="is queued; only a finished"):
         deletion.delete_job(s, tenant, job_id)
     with migrated.begin() as s:
-        jobs.request_cancel(s, job_id)
+        jobs.cancel(s, tenant, job_id)
     with migrated.begin() as s, pytest.raises(NotFound):
         deletion.delete_job(s, "ten_other", job_id)
     with migrated.begin() as s:
@@ -63,14 +63,14 @@ def test_a_running_jobs_checkpoint_and_a_warm_start_stay(
         imported = checkpoints.import_checkpoint(s, tenant, blob=b"w" * 100).id
         warm = jobs.create_job(s, tenant, {**spec(), "init_checkpoint": imported}, None).id
         running = jobs.create_job(s, tenant, spec(), None).id
-        assert jobs.claim_job(s, running, "w1") is not None
+        assert claims.claim_job(s, running, "w1") is not None
         own = checkpoints.save_checkpoint(s, running, 1, "periodic", b"r" * 100).id
     with migrated.begin() as s, pytest.raises(Conflict, match=f"job {warm} starts from"):
         deletion.delete_checkpoint(s, tenant, imported)
     with migrated.begin() as s, pytest.raises(Conflict, match="queued or running"):
         deletion.delete_checkpoint(s, tenant, own)
     with migrated.begin() as s:
-        jobs.request_cancel(s, warm)
+        jobs.cancel(s, tenant, warm)
     with migrated.begin() as s:
         deletion.delete_checkpoint(s, tenant, imported)
     with migrated() as s:

@@ -101,7 +101,7 @@ sessions = make_session_factory(make_engine(settings.database_url))
 out = {}
 for name, spec, estimate in json.loads(sys.argv[2]):
     with sessions.begin() as s:
-        job_id = jobs.create_job(s, tenants.ensure_tenant(s, "t").id, spec, None).id
+        job_id = jobs.create_job(s, tenants.get_or_create(s, "t").id, spec, None).id
     kwargs = {} if estimate is None else {"estimate_fn": lambda *_, e=estimate: e}
     outcome = JobRunner(sessions, settings, job_id, "w", limit_memory=address_space_limit,
                         **kwargs).run()

@@ -163,11 +163,12 @@ def test_messages_for_jobs_that_are_over_are_dropped_before_the_pool(backend: Ba
     """200 stale messages (a cancelled job, a finished one, a deleted one) are acked by the
     consumer; the pool runs only the live job, once."""
     from store import jobs
+    from store.models import Job
 
     b = backend
     cancelled = create_job(b, xor_spec(epochs=2))
     with b.sessions.begin() as s:
-        jobs.request_cancel(s, cancelled)
+        jobs.cancel(s, s.get(Job, cancelled).tenant_id, cancelled)
     stale = [cancelled, "job_01ZZZZZZZZZZZZZZZZZZZZZZZZ"] * 100
     for job_id in stale:
         b.send(job_id)
