@@ -10,12 +10,13 @@ WORKDIR /app
 
 # Dependencies first, so a code change does not reinstall them.
 COPY pyproject.toml README.md ./
-RUN mkdir -p config core store worker service migrations \
+RUN mkdir -p config core export store worker service migrations \
     && pip install . \
     && pip uninstall -y weightsmith
 
 COPY config ./config
 COPY core ./core
+COPY export ./export
 COPY store ./store
 COPY worker ./worker
 COPY service ./service

@@ -29,7 +29,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict core config store worker
+	$(BIN)/mypy --strict core config store worker export
 
 fuzz: $(STAMP)
 	$(BIN)/python -m pytest tests/service/test_fuzz.py -m fuzz -p no:cacheprovider $(PYTEST_ARGS)

@@ -20,6 +20,7 @@ STDLIB = frozenset(sys.stdlib_module_names) | {"__future__"}
 ALLOWED: dict[str, frozenset[str]] = {
     "config": frozenset(),
     "core": frozenset({"numpy"}),
+    "export": frozenset({"core", "numpy", "onnx"}),
     "store": frozenset({"sqlalchemy", "alembic"}),
     "migrations": frozenset({"store", "sqlalchemy", "alembic"}),
     "worker": frozenset(
@@ -31,6 +32,7 @@ ALLOWED: dict[str, frozenset[str]] = {
             "config", "core", "store", "worker", "flask", "flask_openapi3",
             "pydantic", "werkzeug", "prometheus_client", "httpx", "rich", "gunicorn", "kombu",
             "celery", "sqlalchemy", "numpy", "redis", "jinja2", "markupsafe", "a2wsgi",
+            "export",
         }
     ),
 }

@@ -21,7 +21,7 @@ def test_ruff_finds_nothing() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_core_config_store_and_worker_pass_mypy_strict() -> None:
+def test_core_config_store_worker_and_export_pass_mypy_strict() -> None:
     result = _run(str(BIN / "mypy"), "--no-incremental", "--strict", "core", "config", "store",
-                  "worker")
+                  "worker", "export")
     assert result.returncode == 0, result.stdout + result.stderr
