@@ -14,6 +14,7 @@ import pytest
 
 from core.activations import ACTIVATIONS, Softplus
 from export.onnx.activations import ACTIVATION_EXPORTERS
+from export.onnx.model import onnx_model
 from tests.export.helpers import ATOL, RTOL, assert_exports_predict, network, run_onnx
 
 # Every registered activation by name, plus the parameters that differ from the defaults.
@@ -25,7 +26,9 @@ VARIANTS: list[Any] = [
 
 
 def label(activation: Any) -> str:
-    return activation if isinstance(activation, str) else f"{activation['type']}-{activation['alpha']}"
+    if isinstance(activation, str):
+        return activation
+    return f"{activation['type']}-{activation['alpha']}"
 
 
 @pytest.mark.parametrize("activation", VARIANTS, ids=label)
@@ -62,8 +65,6 @@ def grid() -> np.ndarray:
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 def test_activation_over_a_dense_grid(name: str) -> None:
     net = network([{"type": "activation", "activation": name}], (11,), standardize=False)
-    from export.onnx.model import onnx_model
-
     X = grid()
     np.testing.assert_allclose(run_onnx(onnx_model(net), X), net.predict(X), rtol=RTOL,
                                atol=ATOL)
@@ -71,7 +72,5 @@ def test_activation_over_a_dense_grid(name: str) -> None:
 
 def test_softplus_is_the_identity_above_torchs_threshold() -> None:
     net = network([{"type": "activation", "activation": "softplus"}], (4,), standardize=False)
-    from export.onnx.model import onnx_model
-
     X = np.array([[Softplus.threshold + 1e-3, 25.0, 1e4, 3e38]], dtype=np.float32)
     np.testing.assert_array_equal(run_onnx(onnx_model(net), X), X)
