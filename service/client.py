@@ -345,6 +345,17 @@ class WeightsmithClient:
             Path(path).write_bytes(data)
         return data
 
+    def export_onnx(self, checkpoint_id: str, path: str | Path | None = None,
+                    opset: int | None = None) -> bytes:
+        """The checkpoint as an ONNX model's bytes (server's default opset unless `opset`);
+        also written to `path` when given."""
+        params = {"opset": opset} if opset is not None else None
+        data = self._request("GET", f"/v1/checkpoints/{checkpoint_id}/model.onnx",
+                             params=params).content
+        if path is not None:
+            Path(path).write_bytes(data)
+        return data
+
     def layer(self, checkpoint_id: str, name: str) -> np.ndarray:
         """One weight array (e.g. `0.weight`), from the JSON form of the layer endpoint."""
         body = self._json("GET", f"/v1/checkpoints/{checkpoint_id}/layers/{name}")

@@ -24,6 +24,7 @@ from core.errors import (
     SpecErrors,
     WeightsmithError,
 )
+from export.errors import ExportError
 from store.errors import BadCursor, Conflict, InvalidValue, NotFound, QuotaExceeded
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,13 @@ def _invalid_spec(exc: SpecError) -> Response:
 def _invalid_dataset(exc: DatasetError) -> Response:
     return problem(422, str(exc), kind="invalid-dataset",
                    errors=[{"field": exc.field or "dataset", "message": exc.message}])
+
+
+@problem_for(ExportError)
+def _not_exportable(exc: ExportError) -> Response:
+    """A network the exporter (export/) cannot write: a layer or activation without a form."""
+    return problem(422, str(exc), kind="not-exportable",
+                   errors=[{"field": exc.field or "model", "message": exc.message}])
 
 
 @problem_for(CheckpointError)

@@ -12,6 +12,7 @@ def register_blueprints(app: OpenAPI) -> None:
         compare,
         datasets,
         events,
+        exports,
         forks,
         health,
         jobs,
@@ -26,6 +27,6 @@ def register_blueprints(app: OpenAPI) -> None:
 
     init_body_guard(app)
 
-    for module in (health, metrics, datasets, compare, jobs, events, checkpoints, predict,
-                   forks, models, reproducibility, webhooks, keys, batch_predictions):
+    for module in (health, metrics, datasets, compare, jobs, events, checkpoints, exports,
+                   predict, forks, models, reproducibility, webhooks, keys, batch_predictions):
         app.register_api(module.bp)

@@ -23,6 +23,7 @@ import numpy as np
 from rich.markup import escape
 
 from core.datasets.formats import suffixes
+from export.onnx.opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from service.cli import client_view as view
 from service.client import DEFAULT_URL, WeightsmithAPIError, WeightsmithClient, server_url
 
@@ -277,6 +278,23 @@ def cmd_download(args: argparse.Namespace) -> int:
     return OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        data = EXPORT_FORMATS[args.format](client, args.checkpoint, args.output, args.opset)
+    if args.json:
+        _print_json({"checkpoint": args.checkpoint, "format": args.format, "path": args.output,
+                     "size_bytes": len(data)})
+    else:
+        view.console().print(f"wrote {args.output} ({len(data)} bytes, {args.format})")
+    return OK
+
+
+# --format -> the client method that fetches that format (path, opset).
+EXPORT_FORMATS: dict[str, Callable[[WeightsmithClient, str, str, int | None], bytes]] = {
+    "onnx": lambda client, checkpoint, path, opset: client.export_onnx(checkpoint, path, opset),
+}
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     inputs = read_inputs(args.input)
     with _client(args) as client:
@@ -472,6 +490,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add("checkpoints", cmd_checkpoints, "a job's kept checkpoints").add_argument("job")
     p = add("download", cmd_download, "download a checkpoint's weights.npz")
     p.add_argument("checkpoint")
+    p.add_argument("-o", "--output", required=True, help="file to write")
+    p = add("export", cmd_export, "download a checkpoint as a model file for other runtimes")
+    p.add_argument("checkpoint")
+    p.add_argument("--format", choices=sorted(EXPORT_FORMATS), default="onnx",
+                   help="model format (default onnx)")
+    p.add_argument("--opset", type=int, help=f"ONNX opset, {MIN_OPSET} to {MAX_OPSET} "
+                                             f"(default {DEFAULT_OPSET})")
     p.add_argument("-o", "--output", required=True, help="file to write")
     p = add("predict", cmd_predict, "predict rows of INPUT (.json, .csv or .npy)")
     p.add_argument("target", metavar="JOB|CKPT")
