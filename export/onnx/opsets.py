@@ -6,7 +6,8 @@ long (1.18, May 2024). The IR version is the smallest one that carries the opset
 table, ``onnx.helper.find_min_ir_version_for``): 7 for opsets 13-14, 8 for 15-18, 9 for
 19-20, 10 for 21. onnxruntime 1.16 reads IR versions up to 9 and opsets up to 19, so a model
 of the default opset loads in 1.16 and every later release; 20 needs onnxruntime 1.17 and 21
-needs 1.18, whatever the IR version says.
+needs 1.18, whatever the IR version says (checked by running every opset's export of one
+model with each layer type in onnxruntime 1.16.3, 1.17.3 and 1.18.1).
 """
 
 from __future__ import annotations
