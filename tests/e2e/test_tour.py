@@ -28,16 +28,17 @@ def cli_json(served: Served, *argv: str) -> Any:
     return json.loads(done.stdout)
 
 
-def readme_numpy_snippet() -> str:
-    """The README's "inference with NumPy alone" code block (the one after the marker)."""
+def readme_snippet(marker: str = "numpy-inference") -> str:
+    """The README's Python code block after `<!-- marker -->` ("inference with NumPy alone",
+    or the onnxruntime one of "Exporting to ONNX")."""
     text = (ROOT / "README.md").read_text()
-    match = re.search(r"<!-- numpy-inference -->\s*```python\n(.*?)```", text, re.S)
-    assert match, "README.md lost its NumPy inference snippet"
+    match = re.search(rf"<!-- {marker} -->\s*```python\n(.*?)```", text, re.S)
+    assert match, f"README.md lost its {marker} snippet"
     return match.group(1)
 
 
-def test_tour_digits_mlp_submit_watch_predict_download_numpy(served: Served,
-                                                             tmp_path: Path) -> None:
+def test_tour_digits_mlp_submit_watch_predict_download_numpy_onnx(served: Served,
+                                                                  tmp_path: Path) -> None:
     done = cli(served, "submit", str(EXAMPLES / "digits_mlp.json"), "--watch")
     assert done.returncode == 0, done.stdout + done.stderr
     job_id = re.search(r"submitted (job_\w+)", done.stdout).group(1)  # type: ignore[union-attr]
@@ -66,11 +67,19 @@ def test_tour_digits_mlp_submit_watch_predict_download_numpy(served: Served,
                            "--checkpoint", best["id"])
 
     scope: dict[str, Any] = {"X": X}
-    exec(readme_numpy_snippet().replace("weights.npz", str(weights)), scope)
+    exec(readme_snippet().replace("weights.npz", str(weights)), scope)
     np.testing.assert_allclose(scope["probabilities"], served_pred["outputs"],
                                rtol=1e-4, atol=1e-6)
     assert scope["labels"].tolist() == served_pred["classes"]
     assert np.mean(scope["labels"] == np.asarray(digits.y[:50])) >= 0.9
+
+    model = tmp_path / "digits.onnx"
+    done = cli(served, "export", best["id"], "--format", "onnx", "-o", str(model))
+    assert done.returncode == 0, done.stderr
+    scope = {"X": X}
+    exec(readme_snippet("onnx-inference").replace("model.onnx", str(model)), scope)
+    np.testing.assert_allclose(scope["outputs"], served_pred["outputs"], rtol=1e-5, atol=1e-6)
+    assert scope["labels"].tolist() == served_pred["classes"]
 
 
 def test_tour_regression_uploads_its_csv_and_learns(served: Served) -> None:
