@@ -74,3 +74,20 @@ def test_softplus_is_the_identity_above_torchs_threshold() -> None:
     net = network([{"type": "activation", "activation": "softplus"}], (4,), standardize=False)
     X = np.array([[Softplus.threshold + 1e-3, 25.0, 1e4, 3e38]], dtype=np.float32)
     np.testing.assert_array_equal(run_onnx(onnx_model(net), X), X)
+
+
+# Where core keeps relative precision and a plain ONNX operator would not: ELU near 0
+# (exp(x) - 1 cancels), sigmoid and SiLU far in the negative tail (onnxruntime's Sigmoid is
+# accurate to 1e-7 absolute only). The compositions hold 1e-6 relative there, no atol.
+TAILS = {
+    "elu": -np.logspace(-9.0, -1.0, 99),
+    "sigmoid": -np.linspace(10.0, 80.0, 99),
+    "silu": -np.linspace(10.0, 80.0, 99),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TAILS))
+def test_exact_compositions_keep_relative_precision(name: str) -> None:
+    net = network([{"type": "activation", "activation": name}], (99,), standardize=False)
+    X = TAILS[name][None].astype(np.float32)
+    np.testing.assert_allclose(run_onnx(onnx_model(net), X), net.predict(X), rtol=1e-6, atol=0)
