@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from core.layers import (
     ActivationLayer,
     AvgPool2D,
@@ -21,6 +23,7 @@ from core.layers import (
     Dense,
     Dropout,
     Flatten,
+    LayerNorm,
     MaxPool2D,
 )
 from export.onnx.activations import export_activation
@@ -78,6 +81,33 @@ def _batch_norm(graph: Graph, layer: BatchNorm, x: str) -> str:
     return export_activation(graph, layer.activation, y)
 
 
+def _layer_norm(graph: Graph, layer: LayerNorm, x: str) -> str:
+    """torch.nn.LayerNorm over all of a sample's values, (F,) or (C, H, W).
+
+    ``LayerNormalization(axis=1)`` from opset 17, where it exists (gamma of ones when the
+    layer has no affine part: the operator requires a scale); below 17, core's arithmetic
+    itself: the row mean, then the biased variance of the centred values, then
+    1 / sqrt(var + eps). Both equal core to the suite's tolerance in onnxruntime; a row
+    whose mean is ~1000 times its spread is ill-conditioned in float32 for core as much as
+    here (both forms then differ from core by 1e-4, as two float32 summation orders do).
+    """
+    shape = layer.input_shape
+    affine = layer.elementwise_affine
+    gamma = graph.constant("gamma", layer.params["gamma"] if affine else np.ones(shape))
+    beta = graph.constant("beta", layer.params["beta"]) if affine else None
+    if graph.opset >= 17:
+        inputs = [x, gamma] if beta is None else [x, gamma, beta]
+        return graph.op("LayerNormalization", *inputs, axis=1, epsilon=layer.eps)
+    axes = list(range(1, 1 + len(shape)))
+    centred = graph.op("Sub", x, graph.op("ReduceMean", x, axes=axes, keepdims=1))
+    var = graph.op("ReduceMean", graph.op("Mul", centred, centred), axes=axes, keepdims=1)
+    std = graph.op("Sqrt", graph.op("Add", var, graph.constant("eps", layer.eps)))
+    y = graph.op("Mul", centred, graph.op("Reciprocal", std))
+    if beta is None:
+        return y
+    return graph.op("Add", graph.op("Mul", y, gamma), beta)
+
+
 def _activation(graph: Graph, layer: ActivationLayer, x: str) -> str:
     return export_activation(graph, layer.activation, x)
 
@@ -90,5 +120,6 @@ LAYER_EXPORTERS: dict[str, LayerExporter] = {
     "flatten": _flatten,
     "dropout": _dropout,
     "batch_norm": _batch_norm,
+    "layer_norm": _layer_norm,
     "activation": _activation,
 }

@@ -51,6 +51,13 @@ CASES: dict[str, tuple[list[dict[str, Any]], tuple[int, ...], str]] = {
                              dense(3)], (5,), "cross_entropy"),
     "batch_norm-channels": ([conv(), {"type": "batch_norm", "eps": 1e-3}, FLAT, dense(3)],
                             (2, 6, 6), "mse"),
+    "layer_norm-features": ([dense(6), {"type": "layer_norm"}, dense(3)], (5,),
+                            "cross_entropy"),
+    "layer_norm-images": ([conv(), {"type": "layer_norm", "eps": 1e-3}, FLAT, dense(3)],
+                          (2, 6, 6), "mse"),
+    "layer_norm-without-affine": ([dense(6), {"type": "layer_norm",
+                                              "elementwise_affine": False}, dense(3)], (5,),
+                                  "mse"),
     "activation": ([dense(6), {"type": "activation", "activation": "tanh"}, dense(3)],
                    (5,), "binary_cross_entropy"),
     "images-without-channel": ([conv(), FLAT, dense(3)], (8, 8), "cross_entropy"),
@@ -101,3 +108,14 @@ def test_batch_norm_keeps_running_statistics_and_eps() -> None:
     stored = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
     assert (stored["layers.1.running_var"] == net.buffers["1.running_var"]).all()
     assert (stored["layers.1.running_mean"] == net.buffers["1.running_mean"]).all()
+
+
+@pytest.mark.parametrize("opset", [13, 16, 17, 21])
+@pytest.mark.parametrize("input_shape", [(6,), (2, 3, 4)])
+def test_layer_norm_is_layer_normalization_from_opset_17(opset: int,
+                                                         input_shape: tuple[int, ...]) -> None:
+    net = network([{"type": "layer_norm"}, FLAT, dense(3)], input_shape, loss="cross_entropy")
+    model = assert_exports_predict(net, opset=opset)
+    operators = ops(model)
+    assert ("LayerNormalization" in operators) == (opset >= 17)
+    assert ("ReduceMean" in operators) == (opset < 17)

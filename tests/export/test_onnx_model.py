@@ -25,6 +25,7 @@ EVERY_LAYER = [
     {"type": "flatten"},
     {"type": "dense", "units": 16, "activation": "softplus"},
     {"type": "batch_norm", "activation": {"type": "elu", "alpha": 0.7}},
+    {"type": "layer_norm"},
     {"type": "dropout", "rate": 0.3},
     {"type": "activation", "activation": {"type": "leaky_relu", "alpha": 0.1}},
     {"type": "dense", "units": 8, "activation": "tanh"},
