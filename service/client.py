@@ -345,13 +345,15 @@ class WeightsmithClient:
             Path(path).write_bytes(data)
         return data
 
-    def export_onnx(self, checkpoint_id: str, path: str | Path | None = None,
-                    opset: int | None = None) -> bytes:
-        """The checkpoint as an ONNX model's bytes (server's default opset unless `opset`);
-        also written to `path` when given."""
+    def export_onnx(self, target: str, path: str | Path | None = None,
+                    opset: int | None = None, version: int | None = None) -> bytes:
+        """A checkpoint (by id), or with `version` a registered model (by name) at that
+        version, as an ONNX model's bytes (the server's default opset unless `opset`); also
+        written to `path` when given."""
         params = {"opset": opset} if opset is not None else None
-        data = self._request("GET", f"/v1/checkpoints/{checkpoint_id}/model.onnx",
-                             params=params).content
+        where = (f"/v1/checkpoints/{target}" if version is None
+                 else f"/v1/models/{target}/versions/{version}")
+        data = self._request("GET", f"{where}/model.onnx", params=params).content
         if path is not None:
             Path(path).write_bytes(data)
         return data

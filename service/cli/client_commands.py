@@ -280,18 +280,20 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        data = EXPORT_FORMATS[args.format](client, args.checkpoint, args.output, args.opset)
+        data = EXPORT_FORMATS[args.format](client, args.target, args.output, args.opset,
+                                           args.version)
     if args.json:
-        _print_json({"checkpoint": args.checkpoint, "format": args.format, "path": args.output,
-                     "size_bytes": len(data)})
+        _print_json({"target": args.target, "version": args.version, "format": args.format,
+                     "path": args.output, "size_bytes": len(data)})
     else:
         view.console().print(f"wrote {args.output} ({len(data)} bytes, {args.format})")
     return OK
 
 
-# --format -> the client method that fetches that format (path, opset).
-EXPORT_FORMATS: dict[str, Callable[[WeightsmithClient, str, str, int | None], bytes]] = {
-    "onnx": lambda client, checkpoint, path, opset: client.export_onnx(checkpoint, path, opset),
+# --format -> the client method that fetches that format (target, path, opset, version).
+EXPORT_FORMATS: dict[str, Callable[[WeightsmithClient, str, str, int | None, int | None],
+                                   bytes]] = {
+    "onnx": WeightsmithClient.export_onnx,
 }
 
 
@@ -491,8 +493,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = add("download", cmd_download, "download a checkpoint's weights.npz")
     p.add_argument("checkpoint")
     p.add_argument("-o", "--output", required=True, help="file to write")
-    p = add("export", cmd_export, "download a checkpoint as a model file for other runtimes")
-    p.add_argument("checkpoint")
+    p = add("export", cmd_export, "download a checkpoint, or a registered model's version, "
+                                  "as a model file for other runtimes")
+    p.add_argument("target", metavar="CKPT|MODEL")
+    p.add_argument("--version", type=int, help="a version of the model named MODEL")
     p.add_argument("--format", choices=sorted(EXPORT_FORMATS), default="onnx",
                    help="model format (default onnx)")
     p.add_argument("--opset", type=int, help=f"ONNX opset, {MIN_OPSET} to {MAX_OPSET} "

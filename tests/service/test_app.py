@@ -26,6 +26,7 @@ def test_openapi_31_lists_every_operation(client: FlaskClient) -> None:
         ("GET", "/v1/jobs/{job_id}/checkpoints"), ("GET", "/v1/checkpoints/{checkpoint_id}"),
         ("GET", "/v1/checkpoints/{checkpoint_id}/weights.npz"),
         ("GET", "/v1/checkpoints/{checkpoint_id}/model.onnx"),
+        ("GET", "/v1/models/{name}/versions/{version}/model.onnx"),
         ("GET", "/v1/checkpoints/{checkpoint_id}/layers/{name}"), ("POST", "/v1/checkpoints"),
         ("POST", "/v1/jobs/{job_id}/predict"), ("POST", "/v1/checkpoints/{checkpoint_id}/predict"),
         ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),

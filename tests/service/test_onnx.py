@@ -133,6 +133,35 @@ def test_a_trained_jobs_checkpoint_is_the_owners_only(client: FlaskClient, seede
     assert_problem(client.get(f"/v1/checkpoints/{ident}/model.onnx"), 401)
 
 
+def register(client: FlaskClient, auth: dict[str, str], name: str, checkpoint_id: str) -> int:
+    """A model `name` with `checkpoint_id` as its next version; returns the version number."""
+    client.post("/v1/models", json={"name": name}, headers=auth)
+    response = client.post(f"/v1/models/{name}/versions", json={"checkpoint_id": checkpoint_id},
+                           headers=auth)
+    assert response.status_code == 201, response.data
+    version: int = response.get_json()["version"]
+    return version
+
+
+def test_a_model_version_exports_its_checkpoint(client: FlaskClient, auth: dict[str, str],
+                                                other_auth: dict[str, str]) -> None:
+    ident, _ = import_trained(client, auth, "xor")
+    version = register(client, auth, "xor-net", ident)
+    response = client.get(f"/v1/models/xor-net/versions/{version}/model.onnx?opset=13",
+                          headers=auth)
+    assert response.status_code == 200, response.data
+    assert response.data == get_onnx(client, auth, ident, "?opset=13").data
+    assert response.headers["Content-Disposition"] == \
+        f'attachment; filename="xor-net-v{version}.onnx"'
+    for path in (f"xor-net/versions/{version + 1}", f"no-such-model/versions/{version}"):
+        assert_problem(client.get(f"/v1/models/{path}/model.onnx", headers=auth), 404)
+    assert_problem(client.get(f"/v1/models/xor-net/versions/{version}/model.onnx",
+                              headers=other_auth), 404)
+    body = assert_problem(client.get(f"/v1/models/xor-net/versions/{version}/model.onnx"
+                                     "?opset=9", headers=auth), 422)
+    assert body["errors"][0]["field"] == "opset"
+
+
 def test_client_export_onnx(ws: WeightsmithClient, client: FlaskClient,  # noqa: F811
                             auth: dict[str, str], tmp_path: Path) -> None:
     ident, _ = import_trained(client, auth, "xor")
@@ -143,6 +172,8 @@ def test_client_export_onnx(ws: WeightsmithClient, client: FlaskClient,  # noqa:
     with pytest.raises(WeightsmithAPIError) as refused:
         ws.export_onnx(ident, opset=99)
     assert refused.value.status == 422 and refused.value.errors[0]["field"] == "opset"
+    version = register(client, auth, "xor-net", ident)
+    assert ws.export_onnx("xor-net", version=version) == ws.export_onnx(ident)
 
 
 def test_weightsmith_export_command(env: str, client: FlaskClient,  # noqa: F811
@@ -162,6 +193,12 @@ def test_weightsmith_export_command(env: str, client: FlaskClient,  # noqa: F811
     report = json.loads(out)
     assert code == 0 and report["format"] == "onnx"
     assert report["size_bytes"] == (tmp_path / "default.onnx").stat().st_size
+
+    version = register(client, auth, "digits", ident)
+    code = main(["export", "digits", "--version", str(version), "-o", str(tmp_path / "v.onnx")])
+    assert code == 0, capsys.readouterr().err
+    assert (tmp_path / "v.onnx").read_bytes() == (tmp_path / "default.onnx").read_bytes()
+    capsys.readouterr()
 
     code = main(["export", ident, "--opset", "30", "-o", str(tmp_path / "no.onnx")])
     _, err = capsys.readouterr()
