@@ -62,11 +62,8 @@ def download_version_onnx(path: VersionPath, query: OnnxQuery) -> Response:
     from store import registry
 
     with read_session() as session:
-        model = registry.get_model(session, current_tenant(), path.name)
-        if model is None:
-            raise not_found("model", path.name)
-        version = registry.get_version(session, model.id, path.version)
+        version = registry.resolve(session, current_tenant(), path.name, version=path.version)
         if version is None:
-            raise not_found("version", f"{path.name} v{path.version}")
+            raise not_found("model version", f"{path.name} v{path.version}")
         checkpoint_id = version.checkpoint_id
     return onnx_download(checkpoint_id, query.opset, f"{path.name}-v{path.version}.onnx")
