@@ -13,8 +13,8 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from service.api.checkpoints import find_checkpoint, network_for
 from service.api.common import not_found
-from service.app import read_session
 from service.auth import current_tenant
+from service.context import read_session
 from service.schemas.checkpoints import CheckpointPath
 from service.schemas.common import responses
 from service.schemas.exports import OnnxQuery
