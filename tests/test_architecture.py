@@ -25,7 +25,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "migrations": frozenset({"store", "sqlalchemy", "alembic"}),
     "worker": frozenset(
         {"config", "core", "store", "celery", "kombu", "sqlalchemy", "billiard", "threadpoolctl",
-         "httpx", "numpy"}
+         "httpx", "numpy", "optuna"}  # optuna: TPE search, worker/sweep_search.py only
     ),
     "service": frozenset(
         {

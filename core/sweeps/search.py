@@ -46,3 +46,8 @@ def random_point(space: SearchSpace, seed: int, index: int) -> Params:
     values = {p.path: p.distribution.from_unit(float(u))
               for p, u in zip(space.parameters, draws, strict=True)}
     return space.active(values)
+
+
+def trial_seed(seed: int, index: int) -> int:
+    """A 32-bit seed for trial ``index`` of a sweep seeded with ``seed`` (TPE's sampler)."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])

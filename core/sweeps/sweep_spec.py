@@ -103,6 +103,15 @@ class SweepSpec:
                 "max_retries": self.max_retries, "time_budget_s": self.time_budget_s}
 
     @property
+    def objective(self) -> tuple[str, str]:
+        """(metric, mode) that ranks trials: the scheduler's, else the base's checkpoint
+        monitor (whose "best" checkpoint it already picks)."""
+        if self.scheduler is not None:
+            return self.scheduler.metric, self.scheduler.mode
+        monitor = self.base_spec.checkpoints.monitor
+        return monitor, default_mode(monitor)
+
+    @property
     def epochs(self) -> int:
         """The base spec's epochs: ASHA's largest resource and each trial's budget."""
         return self.base_spec.training.epochs
