@@ -133,6 +133,9 @@ class Job(Base):
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(200))
     request_hash: Mapped[str | None] = mapped_column(sa.String(64))
     event_seq: Mapped[int] = mapped_column(default=0)  # last JobEvent.seq handed out
+    # a sweep's trial (store/sweeps.py); a job outlives nothing here: sweeps are never deleted
+    sweep_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("sweeps.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)  # reconcile's clock for "queued"
     started_at: Mapped[datetime | None]
@@ -438,3 +441,97 @@ class BatchChunk(Base):
     chunk_index: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     rows: Mapped[int]
     data: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
+SWEEP_STATUSES = JOB_STATUSES
+#: how a trial ended, as the sweep counts it ("pruned" is a job that succeeded, stopped early)
+TRIAL_OUTCOMES = ("succeeded", "pruned", "failed", "cancelled")
+
+
+class Sweep(Base):
+    """A hyperparameter sweep: its body, its state, and the next trial index to hand out.
+
+    Every decision is a conditional UPDATE or an INSERT keyed by (sweep, trial) on these rows
+    (store/sweeps.py), so the controller keeps nothing in memory.
+    """
+
+    __tablename__ = "sweeps"
+    __table_args__ = (
+        sa.CheckConstraint(_in("status", SWEEP_STATUSES), name="status"),
+        sa.UniqueConstraint("tenant_id", "idempotency_key"),
+        sa.Index("ix_sweeps_tenant_created", "tenant_id", "created_at", "id"),
+        sa.Index("ix_sweeps_active", "status",
+                 postgresql_where=sa.text(ACTIVE_JOBS_PREDICATE),
+                 sqlite_where=sa.text(ACTIVE_JOBS_PREDICATE)),
+    )
+
+    id: Mapped[str] = _id("sweep")
+    tenant_id: Mapped[str] = _tenant_fk()
+    name: Mapped[str] = mapped_column(sa.String(200))
+    spec: Mapped[dict[str, Any]]  # the body as stored, every default filled
+    status: Mapped[str] = mapped_column(sa.String(16), default="queued")
+    stop_reason: Mapped[str | None] = mapped_column(sa.String(32))
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    trials_created: Mapped[int] = mapped_column(default=0)  # the next trial's index
+    ends_seen: Mapped[int] = mapped_column(default=0)  # trials whose end was recorded
+    event_seq: Mapped[int] = mapped_column(default=0)
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(200))
+    request_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    deadline_at: Mapped[datetime | None]  # created_at + time_budget_s
+    finished_at: Mapped[datetime | None]
+
+
+class SweepTrial(Base):
+    """One trial: its parameters, its current job (a retry is a new job) and how it ended."""
+
+    __tablename__ = "sweep_trials"
+    __table_args__ = (
+        sa.CheckConstraint(f"outcome IS NULL OR {_in('outcome', TRIAL_OUTCOMES)}",
+                           name="outcome"),
+    )
+
+    sweep_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("sweeps.id", ondelete="CASCADE"), primary_key=True)
+    trial_index: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    params: Mapped[dict[str, Any]]
+    job_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
+    attempts: Mapped[int] = mapped_column(default=1)
+    outcome: Mapped[str | None] = mapped_column(sa.String(16))  # NULL while it runs
+    end_seq: Mapped[int | None]  # the order the sweep saw trials end in (TPE's history)
+    value: Mapped[float | None] = mapped_column(sa.Float(precision=53))  # best of the metric
+    best_epoch: Mapped[int | None]
+    epochs_run: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class SweepRung(Base):
+    """ASHA's table: a trial's metric at a rung, in report order, and what was decided."""
+
+    __tablename__ = "sweep_rungs"
+    __table_args__ = (sa.UniqueConstraint("sweep_id", "trial_index", "rung"),)
+
+    sweep_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("sweeps.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)  # per sweep, from 1
+    trial_index: Mapped[int]
+    rung: Mapped[int]  # the epoch
+    value: Mapped[float | None] = mapped_column(sa.Float(precision=53))  # NULL: NaN
+    continues: Mapped[bool]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SweepEvent(Base):
+    """The sweep's event log behind its Server-Sent Events; ``seq`` is the SSE id."""
+
+    __tablename__ = "sweep_events"
+
+    sweep_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("sweeps.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    type: Mapped[str] = mapped_column(sa.String(32))
+    data: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
