@@ -62,6 +62,8 @@ class Limits:
     max_concurrent_jobs: int = 8
     max_predict_rows: int = 10_000
     max_stored_bytes: int = 4096 * MiB
+    max_sweep_trials: int = 1000  # per sweep (docs/sweeps.md)
+    max_sweep_concurrent: int = 8  # a sweep's trials at once; the job quota applies as well
     rate_limit: str = "50 per second"
     # Requests that fail authentication, per client address (each costs a key lookup).
     auth_failure_limit: str = "20 per minute"
@@ -95,6 +97,10 @@ class Limits:
             ),
             max_predict_rows=_int(env, "WEIGHTSMITH_MAX_PREDICT_ROWS", d.max_predict_rows),
             max_stored_bytes=_int(env, "WEIGHTSMITH_MAX_STORED_BYTES", d.max_stored_bytes),
+            max_sweep_trials=_int(env, "WEIGHTSMITH_MAX_SWEEP_TRIALS", d.max_sweep_trials),
+            max_sweep_concurrent=_int(
+                env, "WEIGHTSMITH_MAX_SWEEP_CONCURRENT", d.max_sweep_concurrent
+            ),
             rate_limit=env.get("WEIGHTSMITH_RATE_LIMIT") or d.rate_limit,
             auth_failure_limit=env.get("WEIGHTSMITH_AUTH_FAILURE_LIMIT") or d.auth_failure_limit,
             body_timeout_s=_int(env, "WEIGHTSMITH_BODY_TIMEOUT_S", d.body_timeout_s),

@@ -25,6 +25,7 @@ TRAIN_TASK = "weightsmith.train_job"
 RECONCILE_TASK = "weightsmith.reconcile"
 DELIVER_WEBHOOK_TASK = "weightsmith.deliver_webhook"
 SCORE_BATCH_TASK = "weightsmith.score_batch"
+SWEEP_STEP_TASK = "weightsmith.sweep_step"
 
 # Redis must not re-deliver a message whose task can still legitimately be running.
 VISIBILITY_MARGIN_S = 600
@@ -70,7 +71,8 @@ def broker_url(settings: Settings) -> str:
 
 
 def make_celery(settings: Settings) -> Celery:
-    """A Celery app for ``settings``; tasks come from ``worker.tasks`` (by name)."""
+    """A Celery app for ``settings``; tasks come from ``worker.tasks`` (by name; it imports
+    ``worker.sweep_tasks``)."""
     app = Celery("weightsmith", broker=broker_url(settings), include=["worker.tasks"])
     max_runtime = settings.limits.max_runtime_s
     app.conf.update(

@@ -43,13 +43,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from store.db import single_statements
-from worker import store_ops
+from worker import store_ops, sweep_controller
 from worker.epoch_buffer import EpochBuffer
 
 # How often should_stop reads the cancel flag: short, so cancel lands within about one batch
 # on real workloads, without a database round trip per batch of a tiny model.
 POLL_S = 0.2
-SUCCESS_REASONS = frozenset({"epochs_done", "early_stopping", "max_runtime"})
+SUCCESS_REASONS = frozenset({"epochs_done", "early_stopping", "max_runtime", "pruned"})
 # stop_reason "quota": a checkpoint would take the tenant past limits.max_stored_bytes; the
 # job fails (resumable once space is freed) and keeps the checkpoints it had.
 
@@ -126,7 +126,9 @@ class JobRunner:
             bind = s.get_bind()
         self._reads = single_statements(bind if isinstance(bind, Engine) else bind.engine)
         self._poll_conn: Connection | None = None  # held for the run: see _poll
-        self._stop: str | None = None  # "cancelled" or "lease_lost" once seen
+        self._stop: str | None = None  # "cancelled", "lease_lost" or "pruned" once seen
+        # a sweep trial under ASHA: its rungs are committed at once and decided in the commit
+        self.plan: sweep_controller.TrialPlan | None = None
         self.buffer: EpochBuffer | None = None
         self._writer: ThreadPoolExecutor | None = None
         self._in_flight: Future[None] | None = None
@@ -245,11 +247,16 @@ class JobRunner:
             # A resumed run carries its own weights; the warm start only seeds the first run.
             if resume is None and init_params is None:
                 init_params = store_ops.init_params(s, claimed)
+            self.plan = sweep_controller.trial_plan(s, self.job_id)
+        if self.plan is not None and self.plan.pruned_at is not None:
+            self._stop = "pruned"  # decided before a crash: end where the checkpoint is
         return Inputs(spec, X, y, resume, init_params)
 
     def _conclude(self, result: Any) -> str:
         """Save the final checkpoint and the end status together, if the lease is still ours."""
         reason = "quota" if self._stop == "quota" else str(result.stop_reason)
+        if reason == "cancelled" and self._stop == "pruned":
+            reason = "pruned"
         if reason in SUCCESS_REASONS:
             status, failure = "succeeded", None
         elif reason == "cancelled":
@@ -339,10 +346,13 @@ class JobRunner:
         """Buffer the epoch; commit what is pending once per ``settings.commit_interval_s``."""
         assert self.buffer is not None
         since_commit = self.clock() - self._last_commit
-        due = since_commit >= self.settings.commit_interval_s
+        rung = self.plan is not None and int(report.epoch) in self.plan.rungs
+        due = rung or since_commit >= self.settings.commit_interval_s
         self.buffer.add(report, since_commit=since_commit, committing=due)
         if due:
             self._commit_pending()
+        if rung:  # the decision lands before the next batch: a pruned trial stops right here
+            self._wait_for_commit()
 
     def _commit_pending(self) -> None:
         """Hand the pending epochs to the writer thread, after the previous commit landed."""
@@ -359,8 +369,14 @@ class JobRunner:
                 self._stop = stop
                 raise LeaseLost(self.job_id)
             self._stop = self._stop or stop
+            rungs = [] if self.plan is None else [
+                (p.epoch, p.metrics) for p in batch.pending if p.epoch in self.plan.rungs]
             if not batch.flush(s, max_stored_bytes=self.settings.limits.max_stored_bytes):
                 self._stop = self._stop or "quota"  # should_stop ends training at once
+            for epoch, metrics in rungs:
+                assert self.plan is not None
+                if not sweep_controller.report_rung(s, self.plan, epoch, metrics):
+                    self._stop = self._stop or "pruned"
 
     def _wait_for_commit(self) -> None:
         """Block until the commit in flight is done; re-raise its error here."""

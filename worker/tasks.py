@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from store import webhooks as store_webhooks
-from worker import store_ops, webhooks
+from worker import store_ops, sweep_tasks, webhooks
 from worker.batch_scoring import score
 from worker.celery_app import (
     DELIVER_WEBHOOK_TASK,
@@ -98,6 +98,8 @@ def train_job(self: Any, job_id: str) -> str:
         raise self.retry(exc=exc, countdown=countdown, max_retries=None) from exc
     log.info("job %s: %s", job_id, outcome)
     send_due_webhooks(self.app, sessions)
+    if outcome != "skipped":
+        sweep_tasks.after_job(self.app, sessions, job_id)
     return outcome
 
 
@@ -154,4 +156,5 @@ def reconcile(self: Any) -> list[str]:
     settings = settings_of(self.app)
     sessions = session_factory(settings)
     send_due_webhooks(self.app, sessions, older_than_s=settings.queued_grace_s)
+    sweep_tasks.send_sweep_steps(self.app, sessions)
     return reconcile_once(self.app, sessions, settings)

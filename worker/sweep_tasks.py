@@ -1,0 +1,67 @@
+"""The Celery task ``sweep_step(sweep_id)`` and the two places that send it.
+
+It is sent when a sweep is submitted or cancelled (by the API), when one of its trials ends
+(``after_job``, from ``train_job``) and for every active sweep on each reconcile beat
+(``send_sweep_steps``). Any number of copies may run: the step decides under the sweep's
+row lock and each decision is conditional (worker/sweep_controller.py, store/sweeps.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+from sqlalchemy.orm import Session, sessionmaker
+
+from config.settings import Settings
+from store import jobs as store_jobs
+from store import sweeps
+from worker import sweep_controller
+from worker.celery_app import SWEEP_STEP_TASK, TRAIN_TASK, settings_of
+
+log = logging.getLogger(__name__)
+
+
+def run_step(app: Any, sessions: sessionmaker[Session], settings: Settings,
+             sweep_id: str) -> list[str]:
+    """One step: decide and commit, then cancel and dispatch; the jobs sent."""
+    with sessions.begin() as s:
+        result = sweep_controller.step(s, sweep_id, settings.limits)
+    if result.cancel:
+        with sessions.begin() as s:
+            for job_id in result.cancel:
+                store_jobs.request_cancel(s, job_id)
+    for job_id in result.dispatch:
+        app.send_task(TRAIN_TASK, args=[job_id])
+    if result.finished:
+        log.info("sweep %s finished", sweep_id)
+    return result.dispatch
+
+
+@shared_task(name=SWEEP_STEP_TASK, bind=True, acks_late=True, ignore_result=True)
+def sweep_step(self: Any, sweep_id: str) -> list[str]:
+    from worker.tasks import session_factory
+
+    settings = settings_of(self.app)
+    return run_step(self.app, session_factory(settings), settings, sweep_id)
+
+
+def after_job(app: Any, sessions: sessionmaker[Session], job_id: str) -> str | None:
+    """Send a step for the sweep whose trial ``job_id`` is (after it ran); the sweep's id."""
+    with sessions() as s:
+        trial = sweeps.trial_of_job(s, job_id)
+        sweep_id = None if trial is None else trial.sweep_id
+    if sweep_id is not None:
+        app.send_task(SWEEP_STEP_TASK, args=[sweep_id])
+    return sweep_id
+
+
+def send_sweep_steps(app: Any, sessions: sessionmaker[Session]) -> list[str]:
+    """A step for every active sweep (reconcile: repairs lost messages and dead steps, and
+    notices time budgets running out)."""
+    with sessions() as s:
+        active = sweeps.active_ids(s)
+    for sweep_id in active:
+        app.send_task(SWEEP_STEP_TASK, args=[sweep_id])
+    return active
