@@ -18,7 +18,7 @@ from kombu.transport import redis as kombu_redis
 from kombu.utils.uuid import uuid
 
 from config.settings import Settings
-from worker.celery_app import DELIVER_WEBHOOK_TASK, SCORE_BATCH_TASK, TRAIN_TASK
+from worker.celery_app import DELIVER_WEBHOOK_TASK, SCORE_BATCH_TASK, SWEEP_STEP_TASK, TRAIN_TASK
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,11 @@ class Dispatcher:
         """Send `score_batch(batch_id)`; call only after the batch's row is committed."""
         return self._send(
             lambda i: self.celery.send_task(SCORE_BATCH_TASK, args=[i]), batch_id)
+
+    def sweep_step(self, sweep_id: str) -> bool:
+        """Send `sweep_step(sweep_id)`; call only after the sweep's change is committed."""
+        return self._send(
+            lambda i: self.celery.send_task(SWEEP_STEP_TASK, args=[i]), sweep_id)
 
     def _send(self, publish: Callable[[str], Any], row_id: str) -> bool:
         if time.monotonic() < self._down_until:

@@ -39,6 +39,7 @@ def job_json(job: Any, links: Mapping[str, Any] | None = None) -> dict[str, Any]
         "failure_reason": field("failure_reason"),
         "attempts": int(field("attempts") or 0),
         "cancel_requested": bool(field("cancel_requested")),
+        "sweep_id": field("sweep_id"),
         "created_at": isoformat(field("created_at")),
         "started_at": isoformat(field("started_at")),
         "finished_at": isoformat(field("finished_at")),

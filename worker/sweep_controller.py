@@ -39,10 +39,8 @@ TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 
 
 def stored_spec(sweep: Sweep) -> SweepSpec:
-    """The sweep's body as stored (checked when it was submitted, under the limits then)."""
-    search = sweep.spec["search"]
-    return SweepSpec.from_dict(sweep.spec, max_trials=int(search["max_trials"]),
-                               max_concurrent=int(search["max_concurrent"]))
+    """The sweep's body as stored."""
+    return SweepSpec.from_stored(sweep.spec)
 
 
 def trial_spec(spec: SweepSpec, params: Mapping[str, Any]) -> dict[str, Any]:

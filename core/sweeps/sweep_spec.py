@@ -7,6 +7,7 @@ the core reads no configuration.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +95,13 @@ class SweepSpec:
         return cls(name=name, base=dict(s.data["base"]), base_spec=base_spec, space=space,
                    search=search, scheduler=scheduler, max_retries=max_retries,
                    time_budget_s=budget)
+
+    @classmethod
+    def from_stored(cls, data: Mapping[str, Any]) -> SweepSpec:
+        """A body stored by ``to_dict`` (checked when submitted, under the limits then)."""
+        search = data["search"]
+        return cls.from_dict(data, max_trials=int(search["max_trials"]),
+                             max_concurrent=int(search["max_concurrent"]))
 
     def to_dict(self) -> dict[str, Any]:
         """The body as stored: every default filled, the base as written."""

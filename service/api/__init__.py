@@ -21,6 +21,7 @@ def register_blueprints(app: OpenAPI) -> None:
         models,
         predict,
         reproducibility,
+        sweeps,
         webhooks,
     )
     from service.api.common import init_body_guard
@@ -28,5 +29,6 @@ def register_blueprints(app: OpenAPI) -> None:
     init_body_guard(app)
 
     for module in (health, metrics, datasets, compare, jobs, events, checkpoints, exports,
-                   predict, forks, models, reproducibility, webhooks, keys, batch_predictions):
+                   predict, forks, models, reproducibility, webhooks, keys, batch_predictions,
+                   sweeps):
         app.register_api(module.bp)

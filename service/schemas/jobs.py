@@ -92,6 +92,7 @@ class JobOut(BaseModel):
     failure_reason: str | None = None
     attempts: int
     cancel_requested: bool = False
+    sweep_id: str | None = None  # the sweep whose trial this job is (docs/sweeps.md)
     created_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None

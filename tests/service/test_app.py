@@ -49,6 +49,9 @@ def test_openapi_31_lists_every_operation(client: FlaskClient) -> None:
         ("POST", "/v1/batch-predictions/{batch_id}/cancel"),
         ("GET", "/v1/batch-predictions/{batch_id}/events"),
         ("DELETE", "/v1/jobs/{job_id}"), ("DELETE", "/v1/checkpoints/{checkpoint_id}"),
+        ("POST", "/v1/sweeps"), ("GET", "/v1/sweeps"), ("GET", "/v1/sweeps/{sweep_id}"),
+        ("GET", "/v1/sweeps/{sweep_id}/trials"), ("POST", "/v1/sweeps/{sweep_id}/cancel"),
+        ("GET", "/v1/sweeps/{sweep_id}/events"),
     }
     assert operations == expected
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
