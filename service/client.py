@@ -327,6 +327,27 @@ class WeightsmithClient:
         except RECONNECTABLE:
             return None
 
+    # -- sweeps (docs/sweeps.md) ------------------------------------------------------------------
+    def submit_sweep(self, body: dict[str, Any], idempotency_key: str | None = None
+                     ) -> dict[str, Any]:
+        """Submit a sweep (a fresh Idempotency-Key per call unless given, as `submit`)."""
+        key = idempotency_key or uuid.uuid4().hex
+        return self._json("POST", "/v1/sweeps", json=body, headers={"Idempotency-Key": key})
+
+    def get_sweep(self, sweep_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/sweeps/{sweep_id}")
+
+    def list_sweeps(self, page_size: int = 50) -> Iterator[dict[str, Any]]:
+        """Every sweep, newest first, following the cursor pages lazily."""
+        return self._pages("/v1/sweeps", {"limit": page_size})
+
+    def sweep_trials(self, sweep_id: str, order: str = "index") -> list[dict[str, Any]]:
+        """Every trial of the sweep, by index or best first."""
+        return list(self._pages(f"/v1/sweeps/{sweep_id}/trials", {"order": order}))
+
+    def cancel_sweep(self, sweep_id: str) -> dict[str, Any]:
+        return self._json("POST", f"/v1/sweeps/{sweep_id}/cancel")
+
     # -- checkpoints and predictions ------------------------------------------------------------
     def checkpoints(self, job_id: str) -> list[dict[str, Any]]:
         return list(self._pages(f"/v1/jobs/{job_id}/checkpoints", {}))

@@ -25,6 +25,7 @@ from rich.markup import escape
 from core.datasets.formats import suffixes
 from export.onnx.opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from service.cli import client_view as view
+from service.cli import sweep_commands
 from service.client import DEFAULT_URL, WeightsmithAPIError, WeightsmithClient, server_url
 
 OK, JOB_NOT_OK, USAGE, API_ERROR = 0, 1, 2, 3
@@ -560,3 +561,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = add("list", cmd_datasets_list, "list your data sets, then the builtin ones", sub)
     p.add_argument("--uploaded", action="store_true", help="only the data sets you uploaded")
     add("delete", cmd_datasets_delete, "delete a data set", sub).add_argument("dataset")
+    sweep = commands.add_parser("sweep", help="hyperparameter sweeps (docs/sweeps.md)")
+    sub = sweep.add_subparsers(dest="sweep_command", required=True, metavar="COMMAND")
+    sweep_commands.register(sub, add, _client, _read_json, _print_json)
