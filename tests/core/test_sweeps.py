@@ -279,3 +279,14 @@ def test_distributions_map_a_unit_draw_with_inclusive_bounds() -> None:
     assert LogUniform(1e-4, 1e-2).from_unit(0.5) == pytest.approx(1e-3, rel=1e-12)
     assert LogUniform(1e-4, 1e-2).from_unit(0.0) == 1e-4
     assert math.isclose(LogUniform(1e-4, 1e-2).from_unit(0.9999999999), 1e-2, rel_tol=1e-8)
+
+
+def test_the_example_sweep_parses_and_its_corners_pass() -> None:
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "digits_sweep.json"
+    sweep = parse(json.loads(path.read_text()))
+    check_corners(sweep.space, sweep.base, digits_dry_run(100_000))
+    assert (sweep.search.max_trials, sweep.epochs, sweep.objective) == (
+        27, 27, ("val_accuracy", "max"))
