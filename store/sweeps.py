@@ -203,9 +203,9 @@ def pruned_at(s: Session, sweep_id: str, index: int) -> int | None:
 
 def finish(s: Session, sweep_id: str, status: str, stop_reason: str | None) -> bool:
     """End the sweep (once)."""
-    done = s.execute(sa.update(Sweep)
-                     .where(Sweep.id == sweep_id, Sweep.status.in_(ACTIVE_STATUSES))
-                     .values(status=status, stop_reason=stop_reason, finished_at=utcnow()))
+    done = _changed(s, sa.update(Sweep)
+                    .where(Sweep.id == sweep_id, Sweep.status.in_(ACTIVE_STATUSES))
+                    .values(status=status, stop_reason=stop_reason, finished_at=utcnow()))
     return bool(done)
 
 
