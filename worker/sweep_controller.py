@@ -218,10 +218,11 @@ def trial_plan(s: Session, job_id: str) -> TrialPlan | None:
     if trial is None:
         return None
     sweep = s.get(Sweep, trial.sweep_id)
+    job = s.get(Job, job_id)
     scheduler = None if sweep is None else sweep.spec.get("scheduler")
-    if sweep is None or scheduler is None:
+    if sweep is None or job is None or scheduler is None:
         return None
-    epochs = int(Spec.from_dict(s.get(Job, job_id).spec).training.epochs)  # type: ignore[union-attr]
+    epochs = int(job.spec["training"]["epochs"])  # the stored spec has every default filled
     return TrialPlan(sweep.id, int(trial.trial_index),
                      rungs(int(scheduler["grace_epochs"]), int(scheduler["reduction_factor"]),
                            epochs),
