@@ -16,7 +16,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -289,6 +289,12 @@ class WeightsmithClient:
         dropped connection, this reopens it with `Last-Event-ID`). `max_reconnects` counts
         consecutive reopenings that brought no event, so a dead server ends the loop.
         """
+        return self._follow(f"/v1/jobs/{job_id}/events", lambda: self._status_or_none(job_id),
+                            last_event_id, max_reconnects)
+
+    def _follow(self, path: str, status: Callable[[], str | None], last_event_id: int | None,
+                max_reconnects: int) -> Iterator[Event]:
+        """An event stream followed across reconnections until `status()` is terminal."""
         retry_s, idle = 1.0, 0
         while True:
             headers = {"Accept": "text/event-stream"}
@@ -296,7 +302,7 @@ class WeightsmithClient:
                 headers["Last-Event-ID"] = str(last_event_id)
             got_any, dropped = False, False
             try:
-                with self._http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers,
+                with self._http.stream("GET", path, headers=headers,
                                        timeout=httpx.Timeout(30.0, read=60.0)) as response:
                     if response.is_error:
                         response.read()
@@ -312,7 +318,7 @@ class WeightsmithClient:
             except RECONNECTABLE:
                 dropped = True
             # The server ends a stream cleanly once a finished job's last event is out.
-            if not dropped and self._status_or_none(job_id) in TERMINAL_STATUSES:
+            if not dropped and status() in TERMINAL_STATUSES:
                 return
             idle = 0 if got_any else idle + 1
             if idle > max_reconnects:
@@ -347,6 +353,19 @@ class WeightsmithClient:
 
     def cancel_sweep(self, sweep_id: str) -> dict[str, Any]:
         return self._json("POST", f"/v1/sweeps/{sweep_id}/cancel")
+
+    def sweep_events(self, sweep_id: str, last_event_id: int | None = None, *,
+                     max_reconnects: int = 100) -> Iterator[Event]:
+        """The sweep's events (trial started, rung reported, pruned, finished, new best, sweep
+        finished) as they happen, until it ends; reconnects as `events` does."""
+        def status() -> str | None:
+            try:
+                return str(self.get_sweep(sweep_id)["status"])
+            except RECONNECTABLE:
+                return None
+
+        return self._follow(f"/v1/sweeps/{sweep_id}/events", status, last_event_id,
+                            max_reconnects)
 
     # -- checkpoints and predictions ------------------------------------------------------------
     def checkpoints(self, job_id: str) -> list[dict[str, Any]]:

@@ -68,3 +68,18 @@ def test_a_bad_space_exits_3_naming_the_path(capsys: pytest.CaptureFixture[str],
     path.write_text(json.dumps(body(space={"optimizer.nope": {"uniform": [0, 1]}})))
     code, _, err = run(capsys, "sweep", "submit", str(path))
     assert code == 3 and 'space["optimizer.nope"]: no such field' in err
+
+
+def test_the_client_follows_a_sweep_s_events_to_its_end(env: str, api_key: str,  # noqa: F811
+                                                         sweep_worker: None) -> None:
+    from service.client import WeightsmithClient
+
+    with WeightsmithClient(env, api_key) as client:
+        sweep = client.submit_sweep(body())
+        kinds = [event.event for event in client.sweep_events(sweep["id"])]
+        assert kinds[0] == "status" and kinds[-1] == "sweep_finished"
+        assert kinds.count("trial_finished") == 3
+        assert client.get_sweep(sweep["id"])["status"] == "succeeded"
+        later = [e.id for e in client.sweep_events(sweep["id"], last_event_id=len(kinds) - 1)]
+        assert later == [len(kinds)]
+        assert [s["id"] for s in client.list_sweeps()] == [sweep["id"]]
