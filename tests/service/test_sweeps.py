@@ -166,3 +166,27 @@ def test_cancel_is_202_and_the_sweep_ends_cancelled(app: Any, client: FlaskClien
     sweep = client.get(f"/v1/sweeps/{sweep_id}", headers=auth).get_json()
     assert (sweep["status"], sweep["stop_reason"], sweep["trials"]["total"]) == (
         "cancelled", "cancelled", 0)
+
+
+def test_the_event_stream_reads_the_same_both_ways(app: Any, client: FlaskClient,
+                                                   settings: Settings,
+                                                   auth: dict[str, str]) -> None:
+    """Synchronously (a WSGI server) and asynchronously (the ASGI front), the same bytes."""
+    import asyncio
+
+    from service.event_stream import StreamTiming
+    from service.sweep_stream import SweepEventStream
+
+    sweep_id = client.post("/v1/sweeps", json=body(), headers=auth).get_json()["id"]
+    run_sweep(app, settings, sweep_id)
+    sessions = app.extensions["weightsmith"].session_factory
+    timing = StreamTiming(5.0, 1.0, 0.02)
+
+    async def follow() -> bytes:
+        return b"".join([chunk async for chunk in SweepEventStream(sessions, sweep_id, 2,
+                                                                   timing)])
+
+    sync = b"".join(SweepEventStream(sessions, sweep_id, 2, timing))
+    assert asyncio.run(follow()) == sync
+    assert sync.count(b"event: trial_finished") == 3 and b"id: 3\n" in sync
+    assert b"id: 2\n" not in sync
