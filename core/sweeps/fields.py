@@ -3,12 +3,15 @@ own declarations.
 
 Optimizer and LR-schedule fields come from their registries' ``spec_params`` (for every type
 the sweep can reach: the base's and any ``type`` choice in the space), so a field that only
-``sgd`` declares is known when the space may pick ``sgd``. Any other field is known by its
-value in the base spec with every default filled (``Spec.to_dict``): an int is an integer
-field, a float a number, a bool a boolean, a string a choice; a field that is null by
-default may hold anything the spec parser accepts, and an object or list only what a
-``choice`` offers. Bounds not declared here are still enforced: every corner of the space
-goes through ``Spec.from_dict`` (core.sweeps.corners).
+``sgd`` declares is known when the space may pick ``sgd``. Other fields must exist in the base
+spec with every default filled (``Spec.to_dict``); their kind and bounds come from their
+section's declaration (``TRAINING_PARAMS`` and the other section constants, the layer's or
+loss's registry entry) and, for a field no single kind covers (``batch_size``: an int or
+"full"), from the base's value: an int is an integer field, a float a number, a bool a
+boolean, a string a string; a field that is null by default may hold anything the spec
+parser accepts, and an object or list only what a ``choice`` offers. Rules no declaration
+states (a rule between fields, a dataset's shape) are still enforced: every corner of the
+space goes through ``Spec.from_dict`` and the dry run (core.sweeps.corners).
 """
 
 from __future__ import annotations
@@ -49,7 +52,38 @@ def field_param(steps: tuple[Step, ...], filled: Mapping[str, Any],
     found, value = lookup(filled, steps)
     if not found:
         return None
-    return inferred_param(name, value)
+    declared = _declared(name, _section_params(steps, filled))
+    if declared is not None and declared.kind != "custom":
+        return declared
+    return inferred_param(name, value)  # int-or-"full" and the like: known by the base's value
+
+
+def _section_params(steps: tuple[Step, ...], filled: Mapping[str, Any]) -> tuple[Param, ...]:
+    """The declarations of the section holding ``steps``'s field: a spec section's module
+    constant, or the registry entry of the layer or loss type the base spec has there."""
+    from core.spec.layers import LAYER_SPECS
+    from core.spec.training import (
+        CHECKPOINT_PARAMS,
+        EARLY_STOPPING_PARAMS,
+        LOSS_SPECS,
+        REGULARIZATION_PARAMS,
+        TRAINING_PARAMS,
+    )
+
+    sections: dict[tuple[Step, ...], tuple[Param, ...]] = {
+        ("training",): TRAINING_PARAMS, ("regularization",): REGULARIZATION_PARAMS,
+        ("checkpoints",): CHECKPOINT_PARAMS, ("training", "early_stopping"): EARLY_STOPPING_PARAMS,
+    }
+    parent = steps[:-1]
+    if parent in sections:
+        return sections[parent]
+    found, section = lookup(filled, parent)
+    kind = section.get("type") if found and isinstance(section, Mapping) else None
+    if len(parent) == 3 and parent[:2] == ("model", "layers") and kind in LAYER_SPECS:
+        return LAYER_SPECS[kind].spec_params
+    if parent == ("loss",) and kind in LOSS_SPECS:
+        return LOSS_SPECS[kind].spec_params
+    return ()
 
 
 def inferred_param(name: str, value: Any) -> Param:

@@ -80,7 +80,12 @@ def test_the_issue_body_parses_in_sorted_path_order_and_round_trips() -> None:
     ({"model.layers[0].units": {"uniform": [8, 64]}}, 'space["model.layers[0].units"]',
      "uniform cannot give values of a integer field"),
     ({"training.dtype": {"int_uniform": [1, 2]}}, 'space["training.dtype"]',
-     "int_uniform cannot give values of a string field"),
+     "int_uniform cannot give values of a named-choice field"),
+    ({"training.validation_split": {"uniform": [0.1, 1.0]}},
+     'space["training.validation_split"]',
+     "uniform [0.1, 1.0] reaches outside the field's values: a number in [0, 1)"),
+    ({"model.layers[1].units": {"int_uniform": [0, 10]}}, 'space["model.layers[1].units"]',
+     "int_uniform [0, 10] reaches outside the field's values: a positive integer"),
     ({"optimizer.type": {"choice": ["adam", "adamx"]}}, 'space["optimizer.type"]',
      "choice 'adamx' is not one of"),
     ({"optimizer.learning_rate": {"uniform": [-0.1, 0.1]}}, 'space["optimizer.learning_rate"]',
@@ -202,13 +207,14 @@ def test_corners_pass_for_the_issue_space() -> None:
 
 
 def test_a_corner_the_parser_refuses_names_the_path_and_the_corner() -> None:
-    sweep = parse(body(space={"training.validation_split": {"uniform": [0.1, 1.0]}}))
+    # an activation is an object or a name: only the parser knows which names exist
+    sweep = parse(body(space={"model.layers[0].activation": {"choice": ["relu", "relux"]}}))
     with pytest.raises(SpecError) as info:
         check_corners(sweep.space, sweep.base, digits_dry_run(100_000))
-    assert info.value.field == 'space["training.validation_split"]'
-    assert info.value.message == (
-        "the corner {training.validation_split=1.0} fails the job spec: "
-        "training.validation_split: must be a number in [0, 1), got 1.0")
+    assert info.value.field == 'space["model.layers[0].activation"]'
+    assert info.value.message.startswith(
+        "the corner {model.layers[0].activation='relux'} fails the job spec: "
+        "model.layers[0].activation")
 
 
 def test_a_corner_the_dry_run_refuses_names_the_path_and_the_corner() -> None:
