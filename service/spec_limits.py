@@ -17,8 +17,8 @@ import numpy as np
 from config.settings import Limits
 from service.errors import ApiError, validation_error
 
-# The endpoints whose whole JSON body is a job spec.
-SPEC_ENDPOINTS = frozenset({"jobs.validate_job", "jobs.submit_job"})
+# The endpoints whose whole JSON body is a job spec (or a sweep: a base spec and its space).
+SPEC_ENDPOINTS = frozenset({"jobs.validate_job", "jobs.submit_job", "sweeps.submit_sweep"})
 _STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"')
 _STEP = np.zeros(256, dtype=np.int8)
 _STEP[[ord("["), ord("{")]] = 1

@@ -68,6 +68,10 @@ class Distribution(ABC):
         return None
 
 
+#: values one ``choice`` may list: each is a corner the dry run checks when the sweep is submitted
+MAX_CHOICES = 256
+
+
 class Choice(Distribution):
     """One of a list of values, equally likely."""
 
@@ -81,6 +85,8 @@ class Choice(Distribution):
     def parse(cls, raw: Any, field: str) -> Choice:
         if not isinstance(raw, list) or not raw:
             raise SpecError(field, f"choice must be a non-empty list of values, got {show(raw)}")
+        if len(raw) > MAX_CHOICES:
+            raise SpecError(field, f"choice lists {len(raw)} values; at most {MAX_CHOICES}")
         seen = [json.dumps(v, sort_keys=True) for v in raw]
         if len(set(seen)) != len(seen):
             raise SpecError(field, "choice lists a value twice")

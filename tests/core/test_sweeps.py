@@ -102,6 +102,8 @@ def test_the_issue_body_parses_in_sorted_path_order_and_round_trips() -> None:
      "choice must be a non-empty list"),
     ({"training.epochs": {"choice": [3, 3]}}, 'space["training.epochs"]',
      "choice lists a value twice"),
+    ({"training.epochs": {"choice": list(range(1, 258))}}, 'space["training.epochs"]',
+     "choice lists 257 values; at most 256"),
     ({"training.epochs": {"choice": [3], "uniform": [1, 2]}}, 'space["training.epochs"]',
      "exactly one distribution"),
     ({"training.epochs": {"normal": [3, 1]}}, 'space["training.epochs"]', "unknown key 'normal'"),

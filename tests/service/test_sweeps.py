@@ -190,3 +190,10 @@ def test_the_event_stream_reads_the_same_both_ways(app: Any, client: FlaskClient
     assert asyncio.run(follow()) == sync
     assert sync.count(b"event: trial_finished") == 3 and b"id: 3\n" in sync
     assert b"id: 2\n" not in sync
+
+
+def test_a_body_past_the_spec_byte_limit_is_413_before_parsing(client: FlaskClient,
+                                                               auth: dict[str, str]) -> None:
+    huge = body(space={"name": {"choice": ["x" * 300_000]}})  # past 256 KiB
+    problem = assert_problem(client.post("/v1/sweeps", json=huge, headers=auth), 413)
+    assert "WEIGHTSMITH_MAX_SPEC_BYTES" in problem["detail"]
