@@ -22,6 +22,8 @@ from core.sweeps.fields import field_param
 from core.sweeps.paths import Step, assign, parse_path
 
 Params = dict[str, Any]
+#: parameters one space may hold (with MAX_CHOICES, a bound on the corners a submission checks)
+MAX_PARAMETERS = 64
 
 
 def field_name(path: str) -> str:
@@ -60,6 +62,8 @@ class SearchSpace:
         if not isinstance(raw, Mapping) or not raw:
             raise SpecError("space", f"must be a non-empty JSON object of parameters, "
                             f"got {show(raw)}")
+        if len(raw) > MAX_PARAMETERS:
+            raise SpecError("space", f"has {len(raw)} parameters; at most {MAX_PARAMETERS}")
         errors: list[SpecError] = []
         parsed: dict[str, Parameter] = {}
         for path in sorted(raw):

@@ -132,10 +132,15 @@ def test_every_bad_parameter_is_reported_at_once() -> None:
                                       'space["training.shuffle"]']
 
 
-def test_an_empty_space_is_refused() -> None:
+def test_an_empty_or_too_large_space_is_refused() -> None:
     with pytest.raises(SpecError) as info:
         parse(body(space={}))
     assert info.value.field == "space"
+    many = {f"model.layers[0].units{i}": {"choice": [1]} for i in range(65)}
+    with pytest.raises(SpecError) as info:
+        parse(body(space=many))
+    assert (info.value.field, info.value.message) == ("space",
+                                                      "has 65 parameters; at most 64")
 
 
 def test_a_field_only_another_reachable_optimizer_declares_is_known() -> None:
