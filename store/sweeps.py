@@ -141,13 +141,14 @@ def _mark_job(s: Session, sweep_id: str, job_id: str) -> None:
     _changed(s, sa.update(Job).where(Job.id == job_id).values(sweep_id=sweep_id))
 
 
-def record_end(s: Session, sweep_id: str, index: int, job_id: str, outcome: str, *,
+def record_end(s: Session, sweep_id: str, index: int, job_id: str | None, outcome: str, *,
                value: float | None, best_epoch: int | None, epochs_run: int) -> int | None:
     """Record how the trial's job ``job_id`` ended; its end number, or None if recorded
-    already (or the trial has moved to another job)."""
+    already (or the trial has moved to another job). ``job_id`` None: its job was deleted."""
     trial = (SweepTrial.sweep_id == sweep_id, SweepTrial.trial_index == index)
+    same_job = SweepTrial.job_id.is_(None) if job_id is None else SweepTrial.job_id == job_id
     ended = _changed(s, sa.update(SweepTrial)
-                     .where(*trial, SweepTrial.job_id == job_id, SweepTrial.outcome.is_(None))
+                     .where(*trial, same_job, SweepTrial.outcome.is_(None))
                      .values(outcome=outcome, value=_finite(value), best_epoch=best_epoch,
                              epochs_run=epochs_run, finished_at=utcnow()))
     if not ended:

@@ -133,6 +133,12 @@ def step(s: Session, sweep_id: str, limits: Limits) -> StepResult:
     before = best_trial(trials, mode)
     for trial in trials:
         job = jobs.get(trial.job_id or "")
+        if trial.outcome is None and trial.job_id is None:  # its job was deleted (SET NULL)
+            if sweeps.record_end(s, sweep_id, trial.trial_index, None, "cancelled", value=None,
+                                 best_epoch=None, epochs_run=int(trial.epochs_run)):
+                events.append(("trial_finished", {"trial": trial.trial_index, "job_id": None,
+                                                  "outcome": "cancelled"}))
+            continue
         if trial.outcome is not None or job is None or job.status not in TERMINAL:
             continue
         if job.status == "failed" and trial.attempts <= spec.max_retries and not stopping:

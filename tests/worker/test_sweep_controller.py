@@ -219,3 +219,19 @@ def test_a_spent_time_budget_starts_nothing_and_ends_succeeded(
     with b.sessions() as s:
         ended = s.scalars(sa.select(SweepTrial.outcome).where(SweepTrial.sweep_id == sweep_id))
         assert set(ended) == {"cancelled"}
+
+
+def test_a_trial_whose_job_was_deleted_ends_cancelled_and_the_sweep_goes_on(
+        sqlite_backend: Backend) -> None:
+    b = sqlite_backend
+    sweep_id = create_sweep(b, sweep_body(scheduler=None))
+    queue = Queue()
+    run_step(queue, b.sessions, b.settings, sweep_id)
+    gone = queue.sent.pop(0)[1]
+    with b.sessions.begin() as s:
+        s.execute(sa.delete(Job).where(Job.id == gone))
+    drive(b, sweep_id, queue=queue)
+    got = outcome(b, sweep_id)
+    assert got["sweep"]["status"] == "succeeded"
+    assert [t["status"] for t in got["trials"]].count("cancelled") == 1
+    assert got["sweep"]["trials"]["total"] == 6
