@@ -12,7 +12,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from service.event_stream import BATCH, TERMINAL, EventStream, format_event
+from service.event_stream import BATCH, EventStream, format_event
+from store.statuses import TERMINAL_STATUSES as TERMINAL
 
 
 class SweepEventStream(EventStream):

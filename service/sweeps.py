@@ -31,24 +31,30 @@ def parse(body: Mapping[str, Any], limits: Limits) -> SweepSpec:
                                max_concurrent=limits.max_sweep_concurrent)
 
 
-def check(session: Session, tenant_id: str, spec: SweepSpec) -> None:
-    """The base and every corner, as a job submission checks a spec; SpecError if not."""
-    from core.datasets import validate_for_spec
-    from service.api.jobs import checked_spec
+def check(session: Session, tenant_id: str, spec: SweepSpec, limits: Limits) -> SweepSpec:
+    """The base and every corner, as a job submission checks a spec; SpecError if not.
 
-    def dry_run(candidate: Spec) -> None:
+    Returns the sweep with its base's dataset as the resolved id (a spec may name an upload
+    by name; the trials must train on the upload this check saw).
+    """
+    from service.job_specs import checked_spec
+
+    def dry_run(candidate: Spec) -> dict[str, Any]:
         try:
-            parsed, dataset, _ = checked_spec(session, tenant_id, candidate.to_dict())
-            validate_for_spec(dataset, parsed)
+            return checked_spec(session, tenant_id, candidate.to_dict())[2]
         except ApiError as exc:
             first = (exc.errors or [{"field": "", "message": exc.detail}])[0]
             raise SpecError(first["field"], first["message"]) from exc
 
     try:
-        dry_run(spec.base_spec)
+        report = dry_run(spec.base_spec)
     except SpecError as exc:
         raise SpecError(f"base.{exc.field}" if exc.field else "base", exc.message) from exc
     check_corners(spec.space, spec.base, dry_run)
+    resolved = report.get("dataset_id")
+    if resolved is None or resolved == spec.base.get("dataset"):
+        return spec
+    return parse({**spec.to_dict(), "base": {**spec.base, "dataset": resolved}}, limits)
 
 
 def create(session: Session, tenant_id: str, spec: SweepSpec, key: str | None,

@@ -30,8 +30,9 @@ from sqlalchemy.orm import Session
 
 from store.columns import utcnow
 from store.errors import Conflict
-from store.models import ACTIVE_STATUSES, Job, Metric, Sweep, SweepEvent, SweepRung, SweepTrial
+from store.models import Job, Metric, Sweep, SweepEvent, SweepRung, SweepTrial
 from store.pages import Page, newest_first
+from store.statuses import ACTIVE_STATUSES
 
 EVENTS = cast(sa.Table, SweepEvent.__table__)
 

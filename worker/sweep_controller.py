@@ -28,14 +28,12 @@ from sqlalchemy.orm import Session
 from config.settings import Limits
 from core.spec import Spec
 from core.sweeps import RungResult, SweepSpec, continues, grid_points, random_point, rungs
-from store import jobs as store_jobs
-from store import sweeps
+from store import submissions, sweeps
 from store.columns import utcnow
 from store.models import Job, Sweep, SweepRung, SweepTrial
+from store.statuses import TERMINAL_STATUSES as TERMINAL
+from store.statuses import status_event
 from store.sweep_resources import best_trial
-
-QUEUED_EVENT = {"status": "queued", "stop_reason": None, "failure_reason": None}
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 
 
 def stored_spec(sweep: Sweep) -> SweepSpec:
@@ -98,10 +96,10 @@ def _submit(s: Session, sweep: Sweep, spec: SweepSpec, job_spec: dict[str, Any],
     dataset = spec.base_spec.dataset
     dataset_id = None if dataset is None or dataset.startswith("builtin:") else dataset
     key = f"sweep:{sweep.id}:{index}:{attempt}"  # a duplicate step finds this job, not a new one
-    made = store_jobs.submit(s, sweep.tenant_id, job_spec, dataset_id, key, None,
-                             cap=limits.max_concurrent_jobs, first_event=("status", QUEUED_EVENT))
+    made = submissions.submit(s, sweep.tenant_id, job_spec, dataset_id, key, None,
+                             cap=limits.max_concurrent_jobs, first_event=status_event("queued"))
     if made.existing_id is not None:
-        return made.existing_id
+        return str(made.existing_id)
     return None if made.job is None else str(made.job["id"])
 
 
@@ -112,7 +110,7 @@ class StepResult:
     holds the sweep, so touching a job row here could deadlock)."""
 
     dispatch: list[str]
-    cancel: list[str]
+    cancel: list[tuple[str, str]]  # (tenant id, job id)
     finished: bool
 
 
@@ -167,7 +165,8 @@ def step(s: Session, sweep_id: str, limits: Limits) -> StepResult:
                                     "epoch": after.best_epoch}))
     running = [t for t in trials if t.outcome is None]
     active = len(running)
-    cancel = [t.job_id for t in running if stopping and t.job_id is not None]
+    cancel = [(sweep.tenant_id, t.job_id) for t in running
+              if stopping and t.job_id is not None]
     if not stopping:
         target = target_trials(spec)
         index = int(sweep.trials_created)

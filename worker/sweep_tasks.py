@@ -8,6 +8,7 @@ row lock and each decision is conditional (worker/sweep_controller.py, store/swe
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -17,8 +18,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from store import jobs as store_jobs
 from store import sweeps
+from store.errors import Conflict
 from worker import sweep_controller
 from worker.celery_app import SWEEP_STEP_TASK, TRAIN_TASK, settings_of
+from worker.engines import session_factory
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +32,9 @@ def run_step(app: Any, sessions: sessionmaker[Session], settings: Settings,
     with sessions.begin() as s:
         result = sweep_controller.step(s, sweep_id, settings.limits)
     if result.cancel:
-        with sessions.begin() as s:
-            for job_id in result.cancel:
-                store_jobs.request_cancel(s, job_id)
+        for tenant_id, job_id in result.cancel:
+            with contextlib.suppress(Conflict), sessions.begin() as s:  # ended meanwhile
+                store_jobs.cancel(s, tenant_id, job_id)
     for job_id in result.dispatch:
         app.send_task(TRAIN_TASK, args=[job_id])
     if result.finished:
@@ -41,8 +44,6 @@ def run_step(app: Any, sessions: sessionmaker[Session], settings: Settings,
 
 @shared_task(name=SWEEP_STEP_TASK, bind=True, acks_late=True, ignore_result=True)
 def sweep_step(self: Any, sweep_id: str) -> list[str]:
-    from worker.tasks import session_factory
-
     settings = settings_of(self.app)
     return run_step(self.app, session_factory(settings), settings, sweep_id)
 

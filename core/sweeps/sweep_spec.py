@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import SpecError
+from core.monitors import MONITORS, direction
 from core.spec import Spec
 from core.spec.fields import MISSING, Section
-from core.spec.optim import MONITORS, default_mode
 from core.sweeps.space import SearchSpace, field_name
 
 SWEEP_KEYS = ("name", "base", "space", "search", "scheduler", "max_retries", "time_budget_s")
@@ -117,7 +117,7 @@ class SweepSpec:
         if self.scheduler is not None:
             return self.scheduler.metric, self.scheduler.mode
         monitor = self.base_spec.checkpoints.monitor
-        return monitor, default_mode(monitor)
+        return monitor, direction(monitor)
 
     @property
     def epochs(self) -> int:
@@ -169,7 +169,7 @@ def _scheduler(raw: Any, base: Spec | None, errors: list[SpecError]) -> AshaSpec
     s.check_keys(("type", "metric", "mode", "grace_epochs", "reduction_factor"))
     s.choice("type", MISSING, SCHEDULERS)
     metric = s.choice("metric", MISSING, MONITORS)
-    mode = s.choice("mode", default_mode(metric), ("min", "max"))
+    mode = s.choice("mode", direction(metric) if metric is not None else "min", ("min", "max"))
     grace = s.integer("grace_epochs", 1, minimum=1)
     factor = s.integer("reduction_factor", 3, minimum=2)
     if base is not None and metric is not None:

@@ -17,21 +17,21 @@ from sqlalchemy.exc import IntegrityError
 from service import sweeps as sweep_rules
 from service.api.common import check_idempotency_key, not_found, storable_idempotency_key
 from service.api.events import EventsQuery, _start_after
-from service.app import read_session, services, transaction
 from service.auth import current_tenant
+from service.context import read_session, services, transaction
 from service.errors import ApiError, validation_error
 from service.event_stream import StreamTiming
 from service.schemas.common import PageQuery, responses
 from service.schemas.jobs import IDEMPOTENCY_KEY_PARAMETER
 from service.schemas.sweeps import SweepBody, SweepOut, SweepPage, SweepPath, TrialPage, TrialsQuery
 from service.sweep_stream import SweepEventStream
+from store.statuses import TERMINAL_STATUSES
 
 bp = APIBlueprint(
     "sweeps", __name__, url_prefix="/v1",
     abp_tags=[Tag(name="sweeps")], abp_security=[{"bearer": []}],
 )
 
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 EVENT_TYPES = ["status", "trial_started", "rung_reported", "trial_pruned", "trial_retried",
                "trial_finished", "new_best", "sweep_finished"]
 
@@ -68,7 +68,7 @@ def submit_sweep(body: SweepBody) -> tuple[Response, int, dict[str, str]]:
     tenant = current_tenant()
     spec = sweep_rules.parse(raw, services().settings.limits)
     with read_session() as session:
-        sweep_rules.check(session, tenant, spec)
+        spec = sweep_rules.check(session, tenant, spec, services().settings.limits)
     try:
         with transaction() as session:
             sweep, created = sweep_rules.create(session, tenant, spec, key, body_hash)
@@ -121,7 +121,7 @@ def cancel_sweep(path: SweepPath) -> tuple[Response, int]:
 
     with transaction() as session:
         sweep = _find(session, path.sweep_id)
-        if sweep.status in TERMINAL:
+        if sweep.status in TERMINAL_STATUSES:
             raise ApiError(409, f"sweep {sweep.id} already finished ({sweep.status})",
                            kind="conflict")
         store_sweeps.request_cancel(session, sweep.id)

@@ -18,7 +18,8 @@ from rich.table import Table
 from rich.text import Text
 
 from service.cli import client_view as view
-from service.client import TERMINAL, WeightsmithClient
+from service.client import WeightsmithClient
+from store.statuses import TERMINAL_STATUSES as TERMINAL
 
 WATCH_INTERVAL_S = 1.0
 COUNTS = ("total", "queued", "running", "succeeded", "pruned", "failed")
