@@ -1,4 +1,4 @@
-"""Submitting and reading sweeps: the rules below the views (CONVENTIONS 14).
+"""Submitting and reading sweeps: the rules below the views (docs/architecture.md).
 
 A sweep is checked whole before anything is stored: the body by ``core.sweeps`` (limits from
 settings), the base spec as ``POST /v1/jobs`` checks a job (dataset, limits, dry run), and

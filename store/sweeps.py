@@ -14,8 +14,8 @@ both make it:
   the first report's decision (``record_rung``);
 - a sweep finishes once: ``WHERE status IN ('queued', 'running')``.
 
-Callers own the session (CONVENTIONS 8). ``lock`` serialises a sweep's writers (the rung
-table's report order must be one order).
+Callers own the session (docs/architecture.md, "store"). ``lock`` serialises a sweep's writers
+(the rung table's report order must be one order).
 """
 
 from __future__ import annotations
