@@ -81,8 +81,8 @@ def run_load(production: BackendFactory, n: int) -> None:
     assert outcomes["succeeded"] == n
     metrics = per_job_counts(b, Metric, job_ids)
     assert metrics == {j: METRICS_PER_EPOCH * epochs[j] for j in job_ids}
-    events = per_job_counts(b, JobEvent, job_ids)  # running, each epoch, succeeded
-    assert events == {j: 2 + epochs[j] for j in job_ids}
+    events = per_job_counts(b, JobEvent, job_ids)  # queued, running, each epoch, succeeded
+    assert events == {j: 3 + epochs[j] for j in job_ids}
     kept = per_job_counts(b, Checkpoint, job_ids)  # periodic(s), best, final; pruned to policy
     assert set(kept) == set(job_ids) and min(kept.values()) >= 2
 
