@@ -85,7 +85,8 @@ def test_bad_bodies_are_422_naming_the_field_and_store_nothing(
         assert problem["errors"][0]["field"] == field, problem
     corner = assert_problem(client.post("/v1/sweeps", json=cases[-1][0], headers=auth), 422)
     assert "{model.layers[0].units=100000}" in corner["errors"][0]["message"]
-    assert "parameters exceed the limit" in corner["errors"][0]["message"]
+    assert "parameters" in corner["errors"][0]["message"]
+    assert "the limit is 200,000" in corner["errors"][0]["message"]
     assert client.get("/v1/sweeps", headers=auth).get_json()["items"] == []
 
 
