@@ -93,8 +93,10 @@ def test_an_sse_client_misses_no_epoch_across_an_api_restart(
         # Training goes on without the API: later epochs are committed with no stream open.
         wait_until(lambda: job_row(b, job_id).epoch_done > done_at_kill, 60,
                    "an epoch while the API is down")
-        api.start()
+        # Stamped before start() returns: the faster front answers the reconnecting client
+        # while start() still waits for the port, so the replay may come before it returns.
         restarted_at = time.monotonic()
+        api.start()
 
         follower.join(timeout=120)
         assert not follower.is_alive(), "the client did not reach the end of the stream"
