@@ -15,6 +15,7 @@ The registries are imported when first needed, not at import time: they import
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +67,7 @@ def schedule_params(kind: str) -> tuple[Param, ...]:
     return ((MONITOR,) if cls.reads_metric else ()) + cls.spec_params + (WARMUP_EPOCHS,)
 
 
-class _Fields:
+class _Fields(ABC):
     """``type`` plus the fields that type declares, every default filled, read-only.
 
     A field reads as an attribute (``spec.momentum``); a field that only another type
@@ -78,12 +79,14 @@ class _Fields:
     fields: tuple[tuple[str, Any], ...]
 
     @classmethod
+    @abstractmethod
     def _params(cls, kind: str) -> tuple[Param, ...]:
-        raise NotImplementedError
+        """The fields ``kind`` declares (its registry entry's, in documentation order)."""
 
     @classmethod
+    @abstractmethod
     def _kinds(cls) -> list[str]:
-        raise NotImplementedError
+        """Every type name this spec may hold."""
 
     def _fill(self, kind: str, values: dict[str, Any]) -> None:
         if kind not in self._kinds():
