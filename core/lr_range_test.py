@@ -202,14 +202,16 @@ class RangeTest:
         return self._lrs[:len(self.losses)]
 
     def finished(self, loop_stop: str) -> str:
-        """Why the test ended, given the training loop's stop reason: the test's own reason,
-        or ``steps_done`` when the loop ran out of epochs exactly at the last step, or the
-        loop's reason (``cancelled``, ``max_runtime``, ``diverged`` at an epoch's end)."""
+        """Why the test ended, given the training loop's stop reason: the test's own reason;
+        ``steps_done`` when the loop ran out of epochs exactly at the last step;
+        ``loss_not_finite`` for the loop's ``diverged`` (a validation loss that became
+        non-finite at an epoch's end: the blow-up the test looks for); else the loop's
+        reason (``cancelled``, ``max_runtime``)."""
         if self.stop_reason is not None:
             return self.stop_reason
         if loop_stop == "epochs_done" and len(self.losses) >= self.spec.steps:
             return STEPS_DONE
-        return loop_stop
+        return LOSS_NOT_FINITE if loop_stop == "diverged" else loop_stop
 
     def result(self) -> dict[str, Any]:
         """The series and the suggestion, JSON-able (every value finite)."""

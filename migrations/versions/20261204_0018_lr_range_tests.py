@@ -29,7 +29,8 @@ def upgrade() -> None:
     sa.Column('steps', sa.Integer(), nullable=False),
     sa.Column('result', JSON, nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], name=op.f('fk_lr_range_tests_job_id_jobs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['job_id'], ['jobs.id'],
+                            name=op.f('fk_lr_range_tests_job_id_jobs'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('job_id', name=op.f('pk_lr_range_tests'))
     )
 

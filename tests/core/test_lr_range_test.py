@@ -144,6 +144,7 @@ def test_after_steps_batches_the_test_is_done() -> None:
         fresh.rate(1.0)
     assert fresh.finished("epochs_done") == STEPS_DONE  # the loop ran out first
     assert RangeTest(spec).finished("cancelled") == "cancelled"
+    assert RangeTest(spec).finished("diverged") == LOSS_NOT_FINITE
 
 
 def test_the_suggestion_is_the_steepest_descent_of_the_smoothed_loss() -> None:
