@@ -62,9 +62,12 @@ def _checked(session: Any, tenant: str, raw: Any) -> tuple[Spec, dict[str, Any]]
 
 @bp.post("/jobs:lr_range_test", responses=responses({202: JobOut}, 409, 413, 415))
 def submit_lr_range_test(body: LrRangeTestBody) -> tuple[Response, int, dict[str, str]]:
-    """A short job that raises the rate exponentially batch by batch from `min_lr` to
-    `max_lr` over `steps` batches, stops once the smoothed loss passes 4x its minimum, stores
-    no checkpoints, and suggests a rate (`GET /v1/jobs/{id}/lr_range_test`); 202 + Location."""
+    """Start a learning-rate range test of a spec: a short job; 202 + Location.
+
+    The job raises the rate exponentially batch by batch from `min_lr` to `max_lr` over
+    `steps` batches, stops once the smoothed loss passes 4x its minimum, stores no
+    checkpoints, and suggests a rate (`GET /v1/jobs/{id}/lr_range_test`, docs/lr-range-test.md).
+    """
     raw = request.get_json(silent=True)
     if not isinstance(raw, dict):
         raise validation_error("body", "must be a JSON object with spec, min_lr, max_lr, steps")

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.lr_range_test import PARAMS
+from core.lr_range_test import MIN_STEPS, PARAMS
 
 
 def _param(name: str) -> Any:
@@ -32,13 +32,17 @@ class LrRangeTestBody(BaseModel):
         }},
     )
 
-    spec: Any = Field(None, description="a job spec (docs/spec.md); its optimizer's "
-                                        "learning_rate and lr_schedule are the test's to set")
-    min_lr: Any = Field(None, description=f"{_param('min_lr').doc} > 0; default "
+    spec: Any = Field(..., json_schema_extra={"type": "object"},
+                      description="a job spec (docs/spec.md); its optimizer's learning_rate "
+                                  "and lr_schedule are the test's to set")
+    min_lr: Any = Field(None, json_schema_extra={"type": "number", "exclusiveMinimum": 0},
+                        description=f"{_param('min_lr').doc} > 0; default "
                                           f"{_param('min_lr').default:g}")
-    max_lr: Any = Field(None, description=f"{_param('max_lr').doc} Default "
+    max_lr: Any = Field(None, json_schema_extra={"type": "number", "exclusiveMinimum": 0},
+                        description=f"{_param('max_lr').doc} Default "
                                           f"{_param('max_lr').default:g}")
-    steps: Any = Field(None, description=f"{_param('steps').doc} At least "
+    steps: Any = Field(None, json_schema_extra={"type": "integer", "minimum": MIN_STEPS},
+                       description=f"{_param('steps').doc} At least "
                                          f"{_param('steps').low:g}, at most "
                                          "WEIGHTSMITH_MAX_LR_RANGE_STEPS; default "
                                          f"{_param('steps').default}")
