@@ -96,6 +96,9 @@ class RangeTestSpec:
         if not min_lr < max_lr:
             errors.append(SpecError("max_lr", f"must be greater than min_lr ({min_lr:g}), "
                                               f"got {max_lr:g}"))
+        elif not math.isfinite(max_lr / min_lr):
+            errors.append(SpecError("max_lr", f"max_lr / min_lr must be a finite number, got "
+                                              f"{max_lr:g} / {min_lr:g}"))
         if steps > max_steps:
             errors.append(SpecError("steps", f"must be at most {max_steps}, got {steps}"))
         if errors:

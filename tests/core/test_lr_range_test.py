@@ -63,7 +63,8 @@ def test_the_range_is_checked_and_each_error_names_its_field() -> None:
              ({"max_lr": 0}, "max_lr"), ({"min_lr": 1.0, "max_lr": 1.0}, "max_lr"),
              ({"min_lr": 2.0, "max_lr": 1.0}, "max_lr"), ({"steps": 9}, "steps"),
              ({"steps": 1001}, "steps"), ({"steps": 2.5}, "steps"),
-             ({"min_lr": "big"}, "min_lr"), ({"steps": True}, "steps")]
+             ({"min_lr": "big"}, "min_lr"), ({"steps": True}, "steps"),
+             ({"min_lr": 1e-300, "max_lr": 1e300}, "max_lr")]  # the ratio overflows
     for body, field in cases:
         with pytest.raises(SpecError) as caught:
             RangeTestSpec.from_dict(body, max_steps=1000)

@@ -154,3 +154,36 @@ def test_a_range_test_is_one_of_the_tenants_jobs_under_its_quota(
     assert cancelled.status_code in (200, 202)
     assert client.get(f"/v1/jobs/{ids[0]}/lr_range_test", headers=auth).get_json()[
         "status"] == "cancelled"
+
+
+def test_budgets_storage_and_the_steps_setting_apply_as_for_any_job(
+        app: Any, client: FlaskClient, auth: dict[str, str], session_factory: Any,
+        settings: Settings) -> None:
+    import dataclasses
+
+    from service.app import create_app
+
+    def with_limits(**limits: Any) -> FlaskClient:
+        changed = dataclasses.replace(settings, limits=dataclasses.replace(
+            settings.limits, **limits))
+        return create_app(changed, testing=True).test_client()
+
+    before = job_count(session_factory)
+    problem = assert_problem(with_limits(max_training_memory_bytes=100_000).post(
+        "/v1/jobs:lr_range_test", json=BODY, headers=auth), 422)
+    assert [e["field"] for e in problem["errors"]] == ["spec.model.layers[0]"]
+    assert "the limit is 100,000 bytes" in problem["errors"][0]["message"]
+
+    problem = assert_problem(with_limits(max_lr_range_steps=50).post(
+        "/v1/jobs:lr_range_test", json=BODY, headers=auth), 422)
+    assert problem["errors"] == [{"field": "steps", "message": "must be at most 50, got 60"}]
+
+    # one uploaded byte counts: a tenant at its storage quota starts no range test either
+    csv = b"x1,x2,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n"
+    upload = client.post("/v1/datasets?name=tiny", data=csv, headers={
+        **auth, "Content-Type": "text/csv"})
+    assert upload.status_code == 201, upload.data
+    problem = assert_problem(with_limits(max_stored_bytes=1).post(
+        "/v1/jobs:lr_range_test", json=BODY, headers=auth), 413)
+    assert problem["type"].endswith("storage-quota-exceeded")
+    assert job_count(session_factory) == before
