@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from config.settings import Settings
-from store.models import Job
+from store.models import Job, LrRangeTest
 from tests.service.helpers import assert_problem
 from worker.runner import JobRunner
 
@@ -80,6 +80,10 @@ def test_a_range_test_runs_as_a_job_stops_by_the_rule_and_stores_no_checkpoints(
         "items"] == []
     done = client.get(f"/v1/jobs/{job['id']}", headers=auth).get_json()
     assert done["status"] == "succeeded" and done["stop_reason"] == result["stop_reason"]
+
+    assert client.delete(f"/v1/jobs/{job['id']}", headers=auth).status_code == 204
+    with session_factory() as s:  # its result went with it
+        assert s.scalar(sa.select(sa.func.count()).select_from(LrRangeTest)) == 0
 
 
 def test_the_same_seed_gives_the_same_series_and_all_steps_run_when_nothing_blows_up(
