@@ -64,6 +64,7 @@ class Limits:
     max_stored_bytes: int = 4096 * MiB
     max_sweep_trials: int = 1000  # per sweep (docs/sweeps.md)
     max_sweep_concurrent: int = 8  # a sweep's trials at once; the job quota applies as well
+    max_lr_range_steps: int = 1000  # batches of a learning-rate range test (docs/lr-range-test.md)
     rate_limit: str = "50 per second"
     # Requests that fail authentication, per client address (each costs a key lookup).
     auth_failure_limit: str = "20 per minute"
@@ -100,6 +101,9 @@ class Limits:
             max_sweep_trials=_int(env, "WEIGHTSMITH_MAX_SWEEP_TRIALS", d.max_sweep_trials),
             max_sweep_concurrent=_int(
                 env, "WEIGHTSMITH_MAX_SWEEP_CONCURRENT", d.max_sweep_concurrent
+            ),
+            max_lr_range_steps=_int(
+                env, "WEIGHTSMITH_MAX_LR_RANGE_STEPS", d.max_lr_range_steps
             ),
             rate_limit=env.get("WEIGHTSMITH_RATE_LIMIT") or d.rate_limit,
             auth_failure_limit=env.get("WEIGHTSMITH_AUTH_FAILURE_LIMIT") or d.auth_failure_limit,

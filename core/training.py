@@ -32,7 +32,8 @@ from core.network import Network
 from core.training_run import RunSetup, as_spec
 
 Array = NDArray[Any]
-STOP_REASONS = ("epochs_done", "early_stopping", "max_runtime", "cancelled", "diverged")
+STOP_REASONS = ("epochs_done", "early_stopping", "max_runtime", "cancelled", "diverged",
+                "batch_lr")
 
 
 @dataclass
@@ -112,7 +113,8 @@ def train(spec: Any, X: Array, y: Array, *, init_params: Mapping[str, Array] | N
           should_stop: Callable[[], bool] | None = None,
           resume: bytes | None = None,
           max_runtime_s: float | None = None,
-          divergence_factor: float | None = None) -> TrainResult:
+          divergence_factor: float | None = None,
+          batch_lr: Callable[[float], float | None] | None = None) -> TrainResult:
     """Train the network ``spec`` describes on X (N, features) or (N, C, H, W) / (N, H, W).
 
     Parameters
@@ -131,13 +133,18 @@ def train(spec: Any, X: Array, y: Array, *, init_params: Mapping[str, Array] | N
     divergence_factor : an epoch whose training loss exceeds this many times the run's first
         epoch loss (kept in the history, so a resumed run compares with the same value) ends
         the run ``"diverged"``, as a non-finite loss does; None: only non-finite values do
+    batch_lr : a per-batch rate rule (core.lr_range_test.RangeTest.rate): called with each
+        batch's loss before its backward pass, it returns the rate that batch's step takes,
+        or None to end the run there with stop_reason ``"batch_lr"`` (it is asked before the
+        non-finite check, so it may end a run a NaN would have called diverged); it
+        overrides the schedule's rate batch by batch
 
     Returns
     -------
     TrainResult; divergence is reported in it (``stop_reason="diverged"``), not raised.
     """
     run = RunSetup(as_spec(spec), X, y, init_params=init_params, resume=resume)
-    return _Loop(run, on_epoch, should_stop, max_runtime_s, divergence_factor).fit()
+    return _Loop(run, on_epoch, should_stop, max_runtime_s, divergence_factor, batch_lr).fit()
 
 
 class _Loop:
@@ -146,7 +153,8 @@ class _Loop:
     def __init__(self, run: RunSetup, on_epoch: Callable[[EpochReport], None] | None,
                  should_stop: Callable[[], bool] | None,
                  max_runtime_s: float | None = None,
-                 divergence_factor: float | None = None) -> None:
+                 divergence_factor: float | None = None,
+                 batch_lr: Callable[[float], float | None] | None = None) -> None:
         self.run = run
         self.on_epoch = on_epoch
         self.should_stop = should_stop
@@ -158,6 +166,7 @@ class _Loop:
         budgets = [float(b) for b in (t.max_runtime_s, max_runtime_s) if b is not None]
         self.deadline = time.perf_counter() + min(budgets) if budgets else None
         self.divergence_factor = divergence_factor
+        self.batch_lr = batch_lr
         self.failure: str | None = None
 
     def fit(self) -> TrainResult:
@@ -194,6 +203,12 @@ class _Loop:
                 return reason
             outputs = net.forward(xb, training=True)
             value = loss.forward(outputs, yb)
+            if self.batch_lr is not None:
+                lr = self.batch_lr(value)
+                if lr is None:
+                    p["batch"], p["seconds"] = index, p["seconds"] + time.perf_counter() - t0
+                    return "batch_lr"
+                opt.lr = lr
             if not math.isfinite(value):
                 self.failure = str(DivergedError(run.epoch + 1, (
                     f"loss became {value} at epoch {run.epoch + 1}, batch {index + 1}; "

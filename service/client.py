@@ -252,6 +252,18 @@ class WeightsmithClient:
         """Run a succeeded job again from its spec, data and seed; both then show the verdict."""
         return self._json("POST", f"/v1/jobs/{job_id}/reproduce")
 
+    def lr_range_test(self, spec: dict[str, Any], *, min_lr: float | None = None,
+                      max_lr: float | None = None, steps: int | None = None) -> dict[str, Any]:
+        """Start a learning-rate range test of `spec` (a short job; None: the server's
+        defaults); its result is `lr_range_test_result(job["id"])` once the job has ended."""
+        body = {"spec": spec, "min_lr": min_lr, "max_lr": max_lr, "steps": steps}
+        return self._json("POST", "/v1/jobs:lr_range_test",
+                          json={k: v for k, v in body.items() if v is not None})
+
+    def lr_range_test_result(self, job_id: str) -> dict[str, Any]:
+        """A range test's (lr, loss) series and suggested rate (empty until it has ended)."""
+        return self._json("GET", f"/v1/jobs/{job_id}/lr_range_test")
+
     def manifest(self, job_id: str) -> dict[str, Any]:
         return self._json("GET", f"/v1/jobs/{job_id}/manifest")
 

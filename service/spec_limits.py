@@ -17,8 +17,10 @@ import numpy as np
 from config.settings import Limits
 from service.errors import ApiError, validation_error
 
-# The endpoints whose whole JSON body is a job spec (or a sweep: a base spec and its space).
-SPEC_ENDPOINTS = frozenset({"jobs.validate_job", "jobs.submit_job", "sweeps.submit_sweep"})
+# The endpoints whose whole JSON body is a job spec (or a sweep: a base spec and its space;
+# a range test: a spec and three numbers).
+SPEC_ENDPOINTS = frozenset({"jobs.validate_job", "jobs.submit_job", "sweeps.submit_sweep",
+                            "lr_range_tests.submit_lr_range_test"})
 _STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"')
 _STEP = np.zeros(256, dtype=np.int8)
 _STEP[[ord("["), ord("{")]] = 1

@@ -316,6 +316,21 @@ class Reproduction(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class LrRangeTest(Base):
+    """A job that is a learning-rate range test (core/lr_range_test.py): the range asked for
+    and, once it ran, its (lr, loss) series and suggestion (``result``)."""
+
+    __tablename__ = "lr_range_tests"
+
+    job_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    min_lr: Mapped[float] = mapped_column(sa.Float)
+    max_lr: Mapped[float] = mapped_column(sa.Float)
+    steps: Mapped[int]
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class RegisteredModel(Base):
     """A named model of a tenant: numbered, immutable versions, and aliases that move."""
 

@@ -42,6 +42,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
+from core.lr_range_test import STOP_REASONS as RANGE_TEST_STOPS
+from core.lr_range_test import RangeTest
+from core.spec import CheckpointPolicy
 from store.db import single_statements
 from worker import store_ops, sweep_controller
 from worker.epoch_buffer import EpochBuffer
@@ -49,7 +52,11 @@ from worker.epoch_buffer import EpochBuffer
 # How often should_stop reads the cancel flag: short, so cancel lands within about one batch
 # on real workloads, without a database round trip per batch of a tiny model.
 POLL_S = 0.2
-SUCCESS_REASONS = frozenset({"epochs_done", "early_stopping", "max_runtime", "pruned"})
+SUCCESS_REASONS = frozenset({"epochs_done", "early_stopping", "max_runtime", "pruned",
+                             *RANGE_TEST_STOPS})
+# A learning-rate range test (core/lr_range_test.py) runs with this policy and no final
+# checkpoint: it stores no weights, only its series (store/lr_range_tests.py).
+NO_CHECKPOINTS = CheckpointPolicy(keep_last=0, keep_best=0)
 # stop_reason "quota": a checkpoint would take the tenant past limits.max_stored_bytes; the
 # job fails (resumable once space is freed) and keeps the checkpoints it had.
 
@@ -129,6 +136,8 @@ class JobRunner:
         self._stop: str | None = None  # "cancelled", "lease_lost" or "pruned" once seen
         # a sweep trial under ASHA: its rungs are committed at once and decided in the commit
         self.plan: sweep_controller.TrialPlan | None = None
+        # a learning-rate range test: the per-batch hook whose series the job ends with
+        self.range_test: RangeTest | None = None
         self.buffer: EpochBuffer | None = None
         self._writer: ThreadPoolExecutor | None = None
         self._in_flight: Future[None] | None = None
@@ -155,7 +164,8 @@ class JobRunner:
         except store_ops.PERMANENT_ERRORS as exc:
             self._finish("failed", None, f"{type(exc).__name__}: {exc}")
             return "failed"
-        self.buffer = EpochBuffer(self.job_id, inputs.spec.checkpoints,
+        policy = inputs.spec.checkpoints if self.range_test is None else NO_CHECKPOINTS
+        self.buffer = EpochBuffer(self.job_id, policy,
                                   tenant_id=claimed.tenant_id,
                                   model_spec=claimed.spec.get("model"),
                                   commit_interval_s=self.settings.commit_interval_s)
@@ -205,8 +215,7 @@ class JobRunner:
                 result = self.train_fn(
                     inputs.spec, inputs.X, inputs.y, init_params=inputs.init_params,
                     resume=inputs.resume, on_epoch=self.on_epoch, should_stop=self.should_stop,
-                    max_runtime_s=self.runtime_budget_s(),
-                    divergence_factor=self.settings.divergence_factor,
+                    max_runtime_s=self.runtime_budget_s(), **self._run_options(),
                 )
             self._wait_for_commit()
         except LeaseLost:
@@ -228,6 +237,13 @@ class JobRunner:
             return "lease_lost"
         return self._conclude(result)
 
+    def _run_options(self) -> dict[str, Any]:
+        """A range test sets each batch's rate and expects the loss to blow up: the
+        divergence guard would end it as a failure at the first epoch it reaches."""
+        if self.range_test is not None:
+            return {"batch_lr": self.range_test.rate, "divergence_factor": None}
+        return {"divergence_factor": self.settings.divergence_factor}
+
     def _memory_reason(self, exc: MemoryError) -> str:
         from core.budget import show_bytes
 
@@ -248,6 +264,7 @@ class JobRunner:
             if resume is None and init_params is None:
                 init_params = store_ops.init_params(s, claimed)
             self.plan = sweep_controller.trial_plan(s, self.job_id)
+            self.range_test = store_ops.range_test(s, self.job_id)
         if self.plan is not None and self.plan.pruned_at is not None:
             self._stop = "pruned"  # decided before a crash: end where the checkpoint is
         return Inputs(spec, X, y, resume, init_params)
@@ -257,6 +274,9 @@ class JobRunner:
         reason = "quota" if self._stop == "quota" else str(result.stop_reason)
         if reason == "cancelled" and self._stop == "pruned":
             reason = "pruned"
+        test = self.range_test
+        if test is not None:
+            reason = test.finished(reason)
         if reason in SUCCESS_REASONS:
             status, failure = "succeeded", None
         elif reason == "cancelled":
@@ -273,7 +293,9 @@ class JobRunner:
                     raise LeaseLost(self.job_id)
                 assert self.buffer is not None
                 final = None
-                if reason not in ("diverged", "quota"):
+                if test is not None:
+                    store_ops.record_range_test(s, self.job_id, test)
+                elif reason not in ("diverged", "quota"):
                     final = (int(result.state.epoch), result.checkpoint(),
                              result.weights_metrics)
                 quota = self.settings.limits.max_stored_bytes

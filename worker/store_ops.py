@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from config.settings import Settings
 from core.checkpoint_policy import kept
 from core.errors import CheckpointError, DatasetError, SpecError
+from core.lr_range_test import RangeTest, RangeTestSpec
 from core.spec import CheckpointPolicy
 from store import (
     checkpoints,
@@ -25,6 +26,7 @@ from store import (
     events,
     leases,
     lineage,
+    lr_range_tests,
     metrics,
     reproductions,
 )
@@ -112,6 +114,18 @@ def _dataset_limits(settings: Settings) -> Any:
     return DatasetLimits(max_bytes=settings.limits.max_stored_bytes,
                          max_rows=settings.limits.max_dataset_rows,
                          max_features=settings.limits.max_dataset_features)
+
+
+def range_test(s: Session, job_id: str) -> RangeTest | None:
+    """The per-batch hook of a learning-rate range test job (None for any other job)."""
+    row = lr_range_tests.get(s, job_id)
+    if row is None:
+        return None
+    return RangeTest(RangeTestSpec(float(row.min_lr), float(row.max_lr), int(row.steps)))
+
+
+def record_range_test(s: Session, job_id: str, test: RangeTest) -> None:
+    lr_range_tests.record_result(s, job_id, test.result())
 
 
 def latest_checkpoint_blob(s: Session, job_id: str) -> bytes | None:

@@ -17,6 +17,7 @@ def register_blueprints(app: OpenAPI) -> None:
         health,
         jobs,
         keys,
+        lr_range_tests,
         metrics,
         models,
         predict,
@@ -30,5 +31,5 @@ def register_blueprints(app: OpenAPI) -> None:
 
     for module in (health, metrics, datasets, compare, jobs, events, checkpoints, exports,
                    predict, forks, models, reproducibility, webhooks, keys, batch_predictions,
-                   sweeps):
+                   sweeps, lr_range_tests):
         app.register_api(module.bp)

@@ -26,6 +26,7 @@ JSON_ENDPOINTS = frozenset(
         "models.set_alias",
         "models.predict_model",
         "forks.fork_job",
+        "lr_range_tests.submit_lr_range_test",
     }
 )
 

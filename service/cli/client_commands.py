@@ -148,6 +148,43 @@ def cmd_submit(args: argparse.Namespace) -> int:
         return _watch(client, job["id"], args.json) if args.watch else OK
 
 
+def cmd_lr_range_test(args: argparse.Namespace) -> int:
+    """Start a range test, wait for it (unless --no-wait), print its series and suggestion."""
+    spec = _read_spec(args.spec)
+    with _client(args) as client:
+        spec = with_local_dataset(client, args, spec)
+        job = client.lr_range_test(spec, min_lr=args.min_lr, max_lr=args.max_lr,
+                                   steps=args.steps)
+        if args.no_wait:
+            _print_json(job) if args.json else view.console().print(
+                f"started {job['id']}; its result: weightsmith lr-range-test-result "
+                f"{job['id']}")
+            return OK
+        for _ in client.events(job["id"]):  # until the job has ended
+            pass
+        result = client.lr_range_test_result(job["id"])
+    return _show_lr_range_test(result, args.json)
+
+
+def cmd_lr_range_test_result(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        return _show_lr_range_test(client.lr_range_test_result(args.job), args.json)
+
+
+def _show_lr_range_test(result: dict[str, Any], as_json: bool) -> int:
+    if as_json:
+        _print_json(result)
+    else:
+        out = view.console()
+        out.print(view.lr_range_table(result))
+        suggestion = result.get("suggestion")
+        out.print(f"{result['job_id']} {result['status']} ({result['stop_reason']}): "
+                  f"{len(result['series'])} of {result['steps']} batches; suggested "
+                  f"learning rate: {view.fmt_value(suggestion['lr']) if suggestion else 'none'}",
+                  highlight=False)
+    return OK if result["status"] == "succeeded" else JOB_NOT_OK
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     spec = _read_spec(args.spec)
     with _client(args) as client:
@@ -477,6 +514,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_spec_and_dataset(p)
     p.add_argument("--idempotency-key", help="submitting again with it returns the same job")
     p.add_argument("--watch", action="store_true", help="follow the job with a progress bar")
+    p = add("lr-range-test", cmd_lr_range_test,
+            "find a learning rate: raise it batch by batch and watch the loss "
+            "(docs/lr-range-test.md)")
+    add_spec_and_dataset(p)
+    p.add_argument("--min-lr", type=float, help="the first batch's rate (default 1e-7)")
+    p.add_argument("--max-lr", type=float, help="the last batch's rate (default 10)")
+    p.add_argument("--steps", type=int, help="batches from min to max (default 100)")
+    p.add_argument("--no-wait", action="store_true", help="print the job and return")
+    add("lr-range-test-result", cmd_lr_range_test_result,
+        "a range test's series and suggested rate").add_argument("job")
     add_spec_and_dataset(add(
         "validate", cmd_validate,
         "dry-run a job spec with every check submit runs: shapes, parameters, FLOPs"))

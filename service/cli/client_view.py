@@ -180,6 +180,23 @@ def datasets_table(items: Iterable[dict[str, Any]]) -> Table:
     return table
 
 
+def lr_range_table(result: dict[str, Any], rows: int = 12) -> Table:
+    """A range test's series, about `rows` points evenly spread, the suggestion among them
+    (marked) and the last point (where it stopped)."""
+    series = result.get("series") or []
+    suggestion = result.get("suggestion") or {}
+    chosen = suggestion.get("index")
+    step = max(1, len(series) // rows)
+    picked = sorted({*range(0, len(series), step), *([chosen] if chosen is not None else []),
+                     *([len(series) - 1] if series else [])})
+    table = Table("#", "lr", "loss", "smoothed loss", "")
+    for i in picked:
+        point = series[i]
+        table.add_row(str(i), fmt_value(point["lr"]), fmt_value(point["loss"]),
+                      fmt_value(point["smoothed_loss"]), "<- suggested" if i == chosen else "")
+    return table
+
+
 def dry_run_table(report: dict[str, Any]) -> Table:
     table = Table("layer", "type", "output_shape", "params", "flops", "memory")
     for layer in report.get("layers", []):

@@ -42,6 +42,7 @@ def test_every_variable_overrides_its_setting() -> None:
         "WEIGHTSMITH_MAX_SPEC_BYTES": "4096",
         "WEIGHTSMITH_MAX_JSON_DEPTH": "16",
         "WEIGHTSMITH_API_CONNECTIONS": "300",
+        "WEIGHTSMITH_MAX_LR_RANGE_STEPS": "40",
     }
     s = Settings.from_env(env)
     assert (s.database_url, s.broker_url) == (env["WEIGHTSMITH_DATABASE_URL"],
@@ -57,6 +58,7 @@ def test_every_variable_overrides_its_setting() -> None:
     assert (s.limits.body_timeout_s, s.limits.max_spec_bytes, s.limits.max_json_depth) == (
         9, 4096, 16)
     assert s.api_connections == 300
+    assert s.limits.max_lr_range_steps == 40
 
 
 @pytest.mark.parametrize(

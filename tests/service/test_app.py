@@ -32,6 +32,7 @@ def test_openapi_31_lists_every_operation(client: FlaskClient) -> None:
         ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
         ("GET", "/v1/jobs:compare"), ("GET", "/v1/jobs/{job_id}/metrics.csv"),
         ("GET", "/v1/jobs/{job_id}/manifest"), ("POST", "/v1/jobs/{job_id}/reproduce"),
+        ("POST", "/v1/jobs:lr_range_test"), ("GET", "/v1/jobs/{job_id}/lr_range_test"),
         ("POST", "/v1/jobs/{job_id}/fork"),
         ("POST", "/v1/webhooks"), ("GET", "/v1/webhooks"), ("GET", "/v1/webhooks/{webhook_id}"),
         ("DELETE", "/v1/webhooks/{webhook_id}"), ("POST", "/v1/webhooks/{webhook_id}/ping"),

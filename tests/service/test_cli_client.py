@@ -381,3 +381,27 @@ def test_delete_job_and_delete_checkpoint_free_storage(
     assert code == 0 and json.loads(out) == {"deleted": job_id}
     code, _, err = run(capsys, "delete-job", job_id)
     assert code == 3 and "404" in err
+
+
+def test_lr_range_test_waits_and_prints_the_series_and_the_suggestion(
+    env: str, inline_worker: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(tmp_path, {**tiny_spec("builtin:digits"), "model": {"layers": [
+        {"type": "dense", "units": 16, "activation": "relu"}, {"type": "dense", "units": 10}]}})
+    code, out, err = run(capsys, "lr-range-test", spec, "--min-lr", "1e-4", "--max-lr", "1e3",
+                         "--steps", "50", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["status"] == "succeeded" and result["job_id"] in inline_worker
+    assert (result["min_lr"], result["max_lr"], result["steps"]) == (1e-4, 1e3, 50)
+    assert result["stop_reason"] in ("loss_exceeded", "loss_not_finite", "steps_done")
+    assert result["series"][0]["lr"] == 1e-4 and result["suggestion"] is not None
+
+    code, out, err = run(capsys, "lr-range-test-result", result["job_id"])
+    assert code == 0, err
+    suggested = result["suggestion"]
+    assert f"suggested learning rate: {suggested['lr']:.4g}" in " ".join(out.split())
+    assert "<- suggested" in out
+
+    code, out, err = run(capsys, "lr-range-test", spec, "--min-lr", "1", "--max-lr", "0.1")
+    assert code == 3 and "max_lr" in err

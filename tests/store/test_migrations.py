@@ -22,7 +22,7 @@ TABLES = {"tenants", "api_keys", "datasets", "jobs", "metrics", "checkpoints",
           "checkpoint_parts", "job_events", "job_leases", "webhooks", "webhook_deliveries",
           "webhook_attempts", "reproductions", "registered_models", "model_versions",
           "model_aliases", "forks", "batch_predictions", "batch_chunks", "sweeps",
-          "sweep_trials", "sweep_rungs", "sweep_events"}
+          "sweep_trials", "sweep_rungs", "sweep_events", "lr_range_tests"}
 
 
 def schema_diff(url: str) -> list[object]:
@@ -147,5 +147,16 @@ def test_revision_0008_indexes_datasets_by_name_and_sha256_and_drops_them_again(
     command.downgrade(alembic_config(db_url), "0008-1")
     assert not {"ix_datasets_tenant_name", "ix_datasets_tenant_sha256"} & set(dataset_indexes())
     assert "ix_datasets_tenant_created" in dataset_indexes()
+    upgrade_to_head(db_url)
+    assert schema_diff(db_url) == []
+
+
+def test_revision_0018_adds_the_lr_range_tests_table_and_drops_it_again(db_url: str) -> None:
+    from alembic import command
+
+    upgrade_to_head(db_url)
+    assert "lr_range_tests" in tables(db_url)
+    command.downgrade(alembic_config(db_url), "0018-1")
+    assert "lr_range_tests" not in tables(db_url) and "jobs" in tables(db_url)
     upgrade_to_head(db_url)
     assert schema_diff(db_url) == []

@@ -60,6 +60,14 @@ export async function getJSON(path) {
   return response.json();
 }
 
+// getJSON, except that a 404 answers null: a resource only some jobs have.
+export async function getJSONIfFound(path) {
+  const response = await fetch(path, { headers: authHeaders({ Accept: "application/json" }) });
+  if (response.status === 404) return null;
+  if (!response.ok) throw await problem(response);
+  return response.json();
+}
+
 export async function postJSON(path, body) {
   const response = await fetch(path, {
     method: "POST", body: JSON.stringify(body),

@@ -33,13 +33,15 @@ function niceStep(raw) {
 }
 
 // series: [{name, cls, points: [[x, y], ...]}]; draws every finite point, one <path> each.
-// Options: logY (a log10 axis; non-positive values are left out), marks ([{x, label}]: dashed
-// vertical lines, e.g. the best epoch). Every point carries a <title>: its value on hover.
-export function lineChart(container, series, { width = 520, height = 260, xLabel = "epoch", logY = false, marks = [] } = {}) {
+// Options: logY / logX (a log10 axis; non-positive values are left out), marks ([{x, label}]:
+// dashed vertical lines, e.g. the best epoch, in data units). Every point carries a <title>:
+// its value on hover.
+export function lineChart(container, series, { width = 520, height = 260, xLabel = "epoch", logY = false, logX = false, marks = [] } = {}) {
   const pad = { left: 52, right: 12, top: 28, bottom: 34 }; // the legend sits above the plot
   const fy = logY ? Math.log10 : (y) => y; // plotted y
-  const usable = ([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!logY || y > 0);
-  const all = series.flatMap((s) => s.points).filter(usable).map(([x, y]) => [x, fy(y)]);
+  const fx = logX ? Math.log10 : (x) => x; // plotted x
+  const usable = ([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!logY || y > 0) && (!logX || x > 0);
+  const all = series.flatMap((s) => s.points).filter(usable).map(([x, y]) => [fx(x), fy(y)]);
   const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "line-chart", role: "img" });
   container.replaceChildren(root);
   if (!all.length) {
@@ -65,12 +67,22 @@ export function lineChart(container, series, { width = 520, height = 260, xLabel
     axes.append(svg("text", { x: pad.left - 6, y: sy(yv) + 4, "text-anchor": "end" }, tick(logY ? 10 ** yv : yv)));
   }
   for (const mark of marks) {
-    if (!Number.isFinite(mark.x) || mark.x < x0 || mark.x > x1) continue;
-    axes.append(svg("line", { x1: sx(mark.x), x2: sx(mark.x), y1: pad.top, y2: pad.top + h, class: `mark ${mark.cls || ""}` }));
-    axes.append(svg("text", { x: sx(mark.x) + 3, y: pad.top + 10, class: "mark-label" }, mark.label));
+    const mx = logX && mark.x > 0 ? fx(mark.x) : logX ? NaN : mark.x;
+    if (!Number.isFinite(mx) || mx < x0 || mx > x1) continue;
+    axes.append(svg("line", { x1: sx(mx), x2: sx(mx), y1: pad.top, y2: pad.top + h, class: `mark ${mark.cls || ""}` }));
+    const right = sx(mx) > pad.left + 0.75 * w; // label on the left of a line near the edge
+    axes.append(svg("text", { x: sx(mx) + (right ? -3 : 3), y: pad.top + 10, class: "mark-label", "text-anchor": right ? "end" : "start" }, mark.label));
   }
-  for (const xv of [x0, Math.round((x0 + x1) / 2), x1]) {
-    axes.append(svg("text", { x: sx(xv), y: height - 16, "text-anchor": "middle" }, String(Math.round(xv))));
+  if (logX) { // the powers of ten in range (every other one past eight of them): round ticks
+    const first = Math.ceil(x0);
+    const every = Math.floor(x1) - first >= 8 ? 2 : 1;
+    for (let p = first; p <= x1; p += every) {
+      axes.append(svg("text", { x: sx(p), y: height - 16, "text-anchor": "middle", class: "x-tick" }, tick(10 ** p)));
+    }
+  } else {
+    for (const xv of [x0, Math.round((x0 + x1) / 2), x1]) {
+      axes.append(svg("text", { x: sx(xv), y: height - 16, "text-anchor": "middle" }, String(Math.round(xv))));
+    }
   }
   axes.append(svg("text", { x: pad.left + w / 2, y: height - 2, "text-anchor": "middle", class: "axis-label" }, xLabel));
   root.append(axes);
@@ -78,12 +90,13 @@ export function lineChart(container, series, { width = 520, height = 260, xLabel
   series.forEach((s, i) => {
     const pts = s.points.filter(usable);
     if (!pts.length) return;
-    const d = pts.map(([x, y], j) => `${j ? "L" : "M"}${sx(x).toFixed(1)},${sy(fy(y)).toFixed(1)}`).join(" ");
+    const d = pts.map(([x, y], j) => `${j ? "L" : "M"}${sx(fx(x)).toFixed(1)},${sy(fy(y)).toFixed(1)}`).join(" ");
     root.append(svg("path", { d, class: `curve ${s.cls}`, "data-points": pts.length, fill: "none" }));
     const dots = svg("g", { class: `dots ${s.cls}` });
     for (const [x, y] of pts) {
-      const dot = svg("circle", { cx: sx(x).toFixed(1), cy: sy(fy(y)).toFixed(1), r: 3, class: "dot" });
-      dot.append(svg("title", {}, `${s.name} · ${xLabel} ${x}: ${Number(y.toPrecision(5))}`));
+      const dot = svg("circle", { cx: sx(fx(x)).toFixed(1), cy: sy(fy(y)).toFixed(1), r: 3, class: "dot" });
+      const shownX = logX ? Number(x.toPrecision(4)) : x;
+      dot.append(svg("title", {}, `${s.name} · ${xLabel} ${shownX}: ${Number(y.toPrecision(5))}`));
       dots.append(dot);
     }
     root.append(dots);

@@ -1,6 +1,6 @@
 // One job: live loss/accuracy curves, the kept checkpoints, and per-layer weight heatmaps and
 // histograms of a chosen checkpoint (the best one first).
-import { el, ending, fmt, getBlob, getJSON, percentDone, postJSON, requireKey, showError, streamEvents } from "./api.js";
+import { el, ending, fmt, getBlob, getJSON, getJSONIfFound, percentDone, postJSON, requireKey, showError, streamEvents } from "./api.js";
 import { asMatrix, heatmap, histogram, kernelGrid, lineChart } from "./charts.js";
 
 const page = document.getElementById("main").dataset;
@@ -159,6 +159,32 @@ async function showWeights(checkpoint) {
   }
 }
 
+// A learning-rate range test (POST /v1/jobs:lr_range_test): its loss against the rate on a
+// log axis, the suggested rate marked. Other jobs answer 404: the section stays hidden.
+async function loadRangeTest() {
+  const test = await getJSONIfFound(`/v1/jobs/${jobId}/lr_range_test`);
+  if (!test) return;
+  document.getElementById("lr-range").hidden = false;
+  const rate = (v) => String(Number(v.toPrecision(4))); // 1e-7, 0.00005, 0.6093
+  // The y axis stops at the stop rule's line, 4x the lowest smoothed loss: the blow-up past
+  // it would flatten the descent the suggestion is read from.
+  const ceiling = 4 * (test.min_smoothed_loss ?? Infinity);
+  const points = (key) => test.series.filter((p) => p[key] <= ceiling).map((p) => [p.lr, p[key]]);
+  const s = test.suggestion;
+  const marks = s ? [{ x: s.lr, label: `suggested ${rate(s.lr)}`, cls: "suggested" }] : [];
+  lineChart(document.getElementById("lr-range-chart"), [
+    { name: "loss", cls: "range-loss", points: points("loss") },
+    { name: "smoothed loss", cls: "range-smoothed", points: points("smoothed_loss") },
+  ], { xLabel: "learning rate", logX: true, marks });
+  const off = test.series.filter((p) => p.loss > ceiling).length;
+  const done = test.series.length ? `${test.series.length} of ${test.steps} batches` : "not run yet";
+  document.getElementById("lr-range-summary").textContent =
+    `${rate(test.min_lr)} → ${rate(test.max_lr)} over ${test.steps} batches · ${done}` +
+    (test.stop_reason ? ` · stopped: ${test.stop_reason}` : "") +
+    (s ? ` · suggested learning rate ${rate(s.lr)}` : test.series.length ? " · no rate suggested: the loss never fell" : "") +
+    (off ? ` · ${off} loss${off > 1 ? "es" : ""} above 4× the lowest smoothed loss off the chart` : "");
+}
+
 async function refreshJob() {
   job = await getJSON(`/v1/jobs/${jobId}`);
   drawSummary();
@@ -199,6 +225,7 @@ async function main() {
     if (!TERMINAL.has(job.status)) following = follow();
     await loadMetrics();
     await loadCheckpoints();
+    await loadRangeTest();
   } catch (error) {
     showError(error.message);
     return;
@@ -207,6 +234,7 @@ async function main() {
     await following;
     await loadMetrics();
     await loadCheckpoints();
+    await loadRangeTest();
   }
   document.body.dataset.ready = "1";
 }
