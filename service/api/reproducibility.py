@@ -26,7 +26,7 @@ from service.schemas.common import responses
 from service.schemas.jobs import JobOut, JobPath
 from service.schemas.reproducibility import Manifest
 from store import checkpoints as store_checkpoints
-from store import leases, lineage, reproductions, submissions
+from store import leases, lineage, lr_range_tests, reproductions, submissions
 from store.errors import QuotaExceeded
 from store.resources import job_json
 from store.statuses import status_event
@@ -86,6 +86,11 @@ def reproduce_job(path: JobPath) -> tuple[Response, int, dict[str, str]]:
         if original.status != "succeeded":
             raise ApiError(409, f"job {original.id} is {original.status}; only a succeeded "
                            "job can be reproduced", kind="conflict")
+        if lr_range_tests.get(session, original.id) is not None:
+            # A range test stores no checkpoints to compare; it is deterministic for its
+            # seed, so the same request again is its reproduction.
+            raise ApiError(409, f"job {original.id} is a learning-rate range test; submit "
+                           "the test again to reproduce it", kind="conflict")
         spec, _, _ = checked_spec(session, tenant, dict(original.spec))
         refuse_when_storage_full(session, tenant, limits)
         outcome = submissions.submit(

@@ -80,6 +80,8 @@ def test_a_range_test_runs_as_a_job_stops_by_the_rule_and_stores_no_checkpoints(
         "items"] == []
     done = client.get(f"/v1/jobs/{job['id']}", headers=auth).get_json()
     assert done["status"] == "succeeded" and done["stop_reason"] == result["stop_reason"]
+    again = client.post(f"/v1/jobs/{job['id']}/reproduce", headers=auth)
+    assert_problem(again, 409)  # no checkpoints to compare: the same request is its reproduction
 
     assert client.delete(f"/v1/jobs/{job['id']}", headers=auth).status_code == 204
     with session_factory() as s:  # its result went with it
