@@ -45,6 +45,18 @@ def window(x: Array, i: int, j: int, stride: int, oh: int, ow: int) -> Array:
     return x[..., i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride]
 
 
+def tiles(x: Array, k: int, oh: int, ow: int) -> Array:
+    """x (N, C, H, W) as (N, C, oh, k, ow, k) windows of stride k (a view; rows and columns
+    past the last whole window are left out): [..., a, i, b, j] is x[..., k*a + i, k*b + j]."""
+    n, c = x.shape[0], x.shape[1]
+    return x[:, :, :oh * k, :ow * k].reshape(n, c, oh, k, ow, k)
+
+
+def offset_major(t: Array) -> Array:
+    """A :func:`tiles` view reordered to (k, k, N, C, oh, ow): one window offset per plane."""
+    return t.transpose(3, 5, 0, 1, 2, 4)
+
+
 def im2col(xp: Array, cols: Array, stride: int) -> None:
     """Fill ``cols`` (C, kh, kw, N, oh, ow) from the padded input ``xp`` seen as (C, N, Hp, Wp).
 
