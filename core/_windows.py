@@ -77,16 +77,19 @@ def col2im_add(dcols: Array, dxp: Array, stride: int) -> None:
 
 
 def plane_windows(flat: Array, channels: int, batch: int, plane: int, offset: int,
-                  length: int) -> Array:
-    """View (C, N, length) of ``flat`` (C*N planes of ``plane`` elements, plus slack).
+                  length: int, start: int = 0, count: int | None = None) -> Array:
+    """View (C, count, length) of ``flat`` (C*N planes of ``plane`` elements, plus slack).
 
-    Row ``(c, n)`` starts ``offset`` elements into its plane. With stride 1 the kernel offset
-    (i, j) of a padded image of width Wp is the flat offset i*Wp + j, so each im2col slice is
-    one contiguous run of oh*Wp elements per plane: long inner loops instead of rows of ow.
+    Row ``(c, n)`` starts ``offset`` elements into the plane of image ``start + n`` of
+    channel ``c`` (``count`` images, all ``batch`` by default). With stride 1 the kernel
+    offset (i, j) of a padded image of width Wp is the flat offset i*Wp + j, so each im2col
+    slice is one contiguous run of oh*Wp elements per plane: long inner loops instead of
+    rows of ow.
     """
     size = flat.itemsize
+    count = batch - start if count is None else count
     view: Array = np.lib.stride_tricks.as_strided(
-        flat[offset:], shape=(channels, batch, length),
+        flat[start * plane + offset:], shape=(channels, count, length),
         strides=(batch * plane * size, plane * size, size))
     return view
 
@@ -103,9 +106,16 @@ def im2col_wide(xp_flat: Array, cols: Array, width: int, plane: int) -> None:
             cols[:, i, j] = plane_windows(xp_flat, c, n, plane, i * width + j, length)
 
 
-def col2im_wide(dcols: Array, dxp_flat: Array, width: int, plane: int) -> None:
-    """Adjoint of :func:`im2col_wide`: add ``dcols`` (C, kh, kw, N, oh*Wp) into the planes."""
-    c, kh, kw, n, length = dcols.shape
+def col2im_wide(dcols: Array, dxp_flat: Array, width: int, plane: int, batch: int,
+                start: int = 0) -> None:
+    """Adjoint of :func:`im2col_wide`: add ``dcols`` (C, kh, kw, m, oh*Wp) of images
+    ``start .. start + m`` into the planes of a batch of ``batch`` images.
+
+    Every element inside an image's padding receives its kh*kw terms in (i, j) order
+    whichever images a call covers; only padding (discarded) sees other orders.
+    """
+    c, kh, kw, m, length = dcols.shape
     for i in range(kh):
         for j in range(kw):
-            plane_windows(dxp_flat, c, n, plane, i * width + j, length)[...] += dcols[:, i, j]
+            plane_windows(dxp_flat, c, batch, plane, i * width + j, length, start,
+                          m)[...] += dcols[:, i, j]

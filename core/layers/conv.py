@@ -22,6 +22,11 @@ from core.layers.base import Array, Layer, Shape, spec_field
 from core.layers.dense import default_bias_init
 
 
+# The input gradient's columns are made and folded back this many bytes at a time (about
+# one core's L2 cache on the development machine: 8 images of the 16->32 conv on 14x14).
+_CHUNK_BYTES = 1 << 20
+
+
 def _pair(value: Any) -> tuple[int, int]:
     if isinstance(value, (list, tuple)):
         return int(value[0]), int(value[1])
@@ -151,14 +156,26 @@ class Conv2D(Layer):
         self.grads["bias"][...] = grad_t[k]
         if not self.needs_input_grad:
             return None
-        dcols = self.scratch("dcols", (k, dz_t2.shape[1]))
-        np.matmul(self.params["weight"].reshape(self.filters, k).T, dz_t2, out=dcols)
+        weight_t = self.params["weight"].reshape(self.filters, k).T
         dflat = self.scratch("dxp", (c * n * hp * wp + self.kw - 1,))
         dflat.fill(0.0)
         dplanes = dflat[:c * n * hp * wp].reshape(c, n, hp, wp)
         if self.stride == 1:
-            col2im_wide(dcols.reshape(c, self.kh, self.kw, n, -1), dflat, wp, hp * wp)
+            # A few images at a time: their columns' gradient (about 1 MiB) is still in
+            # the cache when col2im adds it back, instead of a round trip through memory.
+            # Each column is the same dot product whatever the chunk: the same bits.
+            length = self.oh * self._row
+            step = max(1, _CHUNK_BYTES // (k * length * dflat.itemsize))
+            dcols = self.scratch("dcols", (k, min(step, n) * length))
+            for start in range(0, n, step):
+                m = min(step, n - start)
+                chunk = dcols[:, :m * length]
+                np.matmul(weight_t, dz_t2[:, start * length:(start + m) * length], out=chunk)
+                col2im_wide(chunk.reshape(c, self.kh, self.kw, m, length), dflat, wp,
+                            hp * wp, n, start)
         else:
+            dcols = self.scratch("dcols", (k, dz_t2.shape[1]))
+            np.matmul(weight_t, dz_t2, out=dcols)
             col2im_add(dcols.reshape(c, self.kh, self.kw, n, self.oh, self.ow), dplanes,
                        self.stride)
         top, _, left, _ = self.pads
