@@ -45,18 +45,6 @@ def window(x: Array, i: int, j: int, stride: int, oh: int, ow: int) -> Array:
     return x[..., i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride]
 
 
-def tiles(x: Array, k: int, oh: int, ow: int) -> Array:
-    """x (N, C, H, W) as (N, C, oh, k, ow, k) windows of stride k (a view; rows and columns
-    past the last whole window are left out): [..., a, i, b, j] is x[..., k*a + i, k*b + j]."""
-    n, c = x.shape[0], x.shape[1]
-    return x[:, :, :oh * k, :ow * k].reshape(n, c, oh, k, ow, k)
-
-
-def offset_major(t: Array) -> Array:
-    """A :func:`tiles` view reordered to (k, k, N, C, oh, ow): one window offset per plane."""
-    return t.transpose(3, 5, 0, 1, 2, 4)
-
-
 def im2col(xp: Array, cols: Array, stride: int) -> None:
     """Fill ``cols`` (C, kh, kw, N, oh, ow) from the padded input ``xp`` seen as (C, N, Hp, Wp).
 
@@ -76,21 +64,20 @@ def col2im_add(dcols: Array, dxp: Array, stride: int) -> None:
             window(dxp, i, j, stride, oh, ow)[...] += dcols[:, i, j]
 
 
-def plane_windows(flat: Array, channels: int, batch: int, plane: int, offset: int,
-                  length: int, start: int = 0, count: int | None = None) -> Array:
-    """View (C, count, length) of ``flat`` (C*N planes of ``plane`` elements, plus slack).
+def wide_windows(flat: Array, channels: int, batch: int, plane: int, width: int, kh: int,
+                 kw: int, length: int) -> Array:
+    """View (kh, kw, C, N, length) of ``flat`` (C*N planes of ``plane`` elements, plus slack).
 
-    Row ``(c, n)`` starts ``offset`` elements into the plane of image ``start + n`` of
-    channel ``c`` (``count`` images, all ``batch`` by default). With stride 1 the kernel
-    offset (i, j) of a padded image of width Wp is the flat offset i*Wp + j, so each im2col
-    slice is one contiguous run of oh*Wp elements per plane: long inner loops instead of
-    rows of ow.
+    Row ``[i, j, c, n]`` starts i*Wp + j elements into the plane of image n of channel c:
+    with stride 1 that is where kernel offset (i, j) of a padded image of width Wp = ``width``
+    reads, so each im2col slice is one contiguous run of oh*Wp elements per plane (long
+    inner loops instead of rows of ow). One view for every offset: building a strided view
+    costs tens of microseconds, indexing it one.
     """
     size = flat.itemsize
-    count = batch - start if count is None else count
     view: Array = np.lib.stride_tricks.as_strided(
-        flat[start * plane + offset:], shape=(channels, count, length),
-        strides=(batch * plane * size, plane * size, size))
+        flat, shape=(kh, kw, channels, batch, length),
+        strides=(width * size, size, batch * plane * size, plane * size, size))
     return view
 
 
@@ -101,9 +88,8 @@ def im2col_wide(xp_flat: Array, cols: Array, width: int, plane: int) -> None:
     layer discards them in forward and zeroes their gradient in backward.
     """
     c, kh, kw, n, length = cols.shape
-    for i in range(kh):
-        for j in range(kw):
-            cols[:, i, j] = plane_windows(xp_flat, c, n, plane, i * width + j, length)
+    windows = wide_windows(xp_flat, c, n, plane, width, kh, kw, length)
+    np.copyto(cols, windows.transpose(2, 0, 1, 3, 4))
 
 
 def col2im_wide(dcols: Array, dxp_flat: Array, width: int, plane: int, batch: int,
@@ -115,7 +101,7 @@ def col2im_wide(dcols: Array, dxp_flat: Array, width: int, plane: int, batch: in
     whichever images a call covers; only padding (discarded) sees other orders.
     """
     c, kh, kw, m, length = dcols.shape
+    windows = wide_windows(dxp_flat, c, batch, plane, width, kh, kw, length)
     for i in range(kh):
         for j in range(kw):
-            plane_windows(dxp_flat, c, batch, plane, i * width + j, length, start,
-                          m)[...] += dcols[:, i, j]
+            windows[i, j, :, start:start + m] += dcols[:, i, j]

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from core._windows import offset_major, output_size, tiles, window
+from core._windows import output_size, window
 from core.errors import SpecError
 from core.layers.base import Array, Layer, Shape, spec_field
 
@@ -22,7 +22,6 @@ class _Pool2D(Layer):
         self.k = int(pool_size)
         self.stride = int(stride) if stride is not None else self.k
         self._x: Array = np.empty(0)
-        self._bools: dict[str, Array] = {}
 
     @classmethod
     def from_spec(cls, spec: Any) -> _Pool2D:
@@ -53,13 +52,6 @@ class _Pool2D(Layer):
             combine(out, window(x, i, j, self.stride, self.oh, self.ow), out=out)
         return out
 
-    def bools(self, key: str, shape: tuple[int, ...]) -> Array:
-        """A reused boolean work array (the layer's scratch arrays are in its dtype)."""
-        array = self._bools.get(key)
-        if array is None or array.shape != shape:
-            array = self._bools[key] = np.empty(shape, dtype=bool)
-        return array
-
     def _zeroed_dx(self) -> Array:
         dx = self.scratch("dx", self._x.shape)
         dx.fill(0.0)
@@ -78,8 +70,6 @@ class MaxPool2D(_Pool2D):
 
     def backward(self, dy: Array) -> Array | None:
         """(N, C, oh, ow) -> (N, C, H, W)."""
-        if self.stride == self.k:
-            return self._backward_tiles(dy)
         h, w = self._x.shape[2], self._x.shape[3]
         # Disjoint windows that tile the input write every dx element exactly once.
         tiled = self.stride == self.k and h == self.oh * self.k and w == self.ow * self.k
@@ -108,37 +98,6 @@ class MaxPool2D(_Pool2D):
             else:
                 np.multiply(dy, hit, out=part)
                 target += part
-        return dx
-
-
-    def _backward_tiles(self, dy: Array) -> Array:
-        """Backward when stride == pool size: whole-array passes over the (.., k, .., k) tiles.
-
-        The same first-maximum routing as the offset loop, in a handful of passes: one
-        comparison of every input with its window's maximum, the claims settled per offset on
-        the small (N, C, oh, ow) planes, then one product ``dy * hit`` (the loop's very
-        expression, so the same bits) straight into dx.
-        """
-        k, oh, ow = self.k, self.oh, self.ow
-        h, w = self._x.shape[2], self._x.shape[3]
-        covered = h == oh * k and w == ow * k
-        # Rows and columns past the last whole window get no gradient (torch's floor mode).
-        dx = self.scratch("dx", self._x.shape) if covered else self._zeroed_dx()
-        n, c = dy.shape[0], dy.shape[1]
-        # Offset-major (k, k, N, C, oh, ow) masks: each offset's plane is contiguous, and
-        # every pass below runs along ow (a (.., k, .., k) view would loop over just k).
-        hit = self.bools("hit", (k, k, n, c, oh, ow))
-        np.equal(offset_major(tiles(self._x, k, oh, ow)), self._out, out=hit)
-        offsets = self._offsets()
-        if len(offsets) > 1:
-            claimed = self.bools("claimed", (n, c, oh, ow))
-            np.copyto(claimed, hit[0, 0])
-            for i, j in offsets[1:-1]:
-                np.greater(hit[i, j], claimed, out=hit[i, j])  # a maximum nobody before claimed
-                claimed |= hit[i, j]
-            i, j = offsets[-1]
-            np.logical_not(claimed, out=hit[i, j])  # whatever is unclaimed peaks here
-        np.multiply(dy, hit, out=offset_major(tiles(dx, k, oh, ow)))
         return dx
 
 
