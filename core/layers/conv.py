@@ -21,7 +21,6 @@ from core.layers.activation import activation_of
 from core.layers.base import Array, Layer, Shape, spec_field
 from core.layers.dense import default_bias_init
 
-
 # The input gradient's columns are made and folded back this many bytes at a time (about
 # one core's L2 cache on the development machine: 8 images of the 16->32 conv on 14x14).
 _CHUNK_BYTES = 1 << 20
