@@ -43,7 +43,9 @@ class Conv2D(Layer):
     Forward gathers the kh*kw shifted windows into channel-major columns (C*kh*kw + 1,
     N*oh*row) -- the extra row of ones carries the bias -- and runs ONE GEMM for the batch;
     the activation pass moves the result back to NCHW. Backward: dW (and db) by one GEMM,
-    dX's columns by another, then col2im slice-adds them back. Stride 1 uses "wide" rows
+    dX's columns by another (stride 1: a few images at a time), then col2im slice-adds them
+    back. Every variation of these (chunks, operand order, row padding) computes each value
+    as the same sum in the same order: same bits. Stride 1 uses "wide" rows
     (row = padded width) so every im2col/col2im slice is one contiguous run per plane.
     """
 
