@@ -64,18 +64,20 @@ def col2im_add(dcols: Array, dxp: Array, stride: int) -> None:
             window(dxp, i, j, stride, oh, ow)[...] += dcols[:, i, j]
 
 
-def plane_windows(flat: Array, channels: int, batch: int, plane: int, offset: int,
-                  length: int) -> Array:
-    """View (C, N, length) of ``flat`` (C*N planes of ``plane`` elements, plus slack).
+def wide_windows(flat: Array, channels: int, batch: int, plane: int, width: int, kh: int,
+                 kw: int, length: int) -> Array:
+    """View (kh, kw, C, N, length) of ``flat`` (C*N planes of ``plane`` elements, plus slack).
 
-    Row ``(c, n)`` starts ``offset`` elements into its plane. With stride 1 the kernel offset
-    (i, j) of a padded image of width Wp is the flat offset i*Wp + j, so each im2col slice is
-    one contiguous run of oh*Wp elements per plane: long inner loops instead of rows of ow.
+    Row ``[i, j, c, n]`` starts i*Wp + j elements into the plane of image n of channel c:
+    with stride 1 that is where kernel offset (i, j) of a padded image of width Wp = ``width``
+    reads, so each im2col slice is one contiguous run of oh*Wp elements per plane (long
+    inner loops instead of rows of ow). One view for every offset: building a strided view
+    costs tens of microseconds, indexing it one.
     """
     size = flat.itemsize
     view: Array = np.lib.stride_tricks.as_strided(
-        flat[offset:], shape=(channels, batch, length),
-        strides=(batch * plane * size, plane * size, size))
+        flat, shape=(kh, kw, channels, batch, length),
+        strides=(width * size, size, batch * plane * size, plane * size, size))
     return view
 
 
@@ -86,14 +88,20 @@ def im2col_wide(xp_flat: Array, cols: Array, width: int, plane: int) -> None:
     layer discards them in forward and zeroes their gradient in backward.
     """
     c, kh, kw, n, length = cols.shape
-    for i in range(kh):
-        for j in range(kw):
-            cols[:, i, j] = plane_windows(xp_flat, c, n, plane, i * width + j, length)
+    windows = wide_windows(xp_flat, c, n, plane, width, kh, kw, length)
+    np.copyto(cols, windows.transpose(2, 0, 1, 3, 4))
 
 
-def col2im_wide(dcols: Array, dxp_flat: Array, width: int, plane: int) -> None:
-    """Adjoint of :func:`im2col_wide`: add ``dcols`` (C, kh, kw, N, oh*Wp) into the planes."""
-    c, kh, kw, n, length = dcols.shape
+def col2im_wide(dcols: Array, dxp_flat: Array, width: int, plane: int, batch: int,
+                start: int = 0) -> None:
+    """Adjoint of :func:`im2col_wide`: add ``dcols`` (C, kh, kw, m, oh*Wp) of images
+    ``start .. start + m`` into the planes of a batch of ``batch`` images.
+
+    Every element inside an image's padding receives its kh*kw terms in (i, j) order
+    whichever images a call covers; only padding (discarded) sees other orders.
+    """
+    c, kh, kw, m, length = dcols.shape
+    windows = wide_windows(dxp_flat, c, batch, plane, width, kh, kw, length)
     for i in range(kh):
         for j in range(kw):
-            plane_windows(dxp_flat, c, n, plane, i * width + j, length)[...] += dcols[:, i, j]
+            windows[i, j, :, start:start + m] += dcols[:, i, j]

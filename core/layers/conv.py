@@ -21,6 +21,15 @@ from core.layers.activation import activation_of
 from core.layers.base import Array, Layer, Shape, spec_field
 from core.layers.dense import default_bias_init
 
+# The input gradient's columns are made and folded back this many bytes at a time (about
+# one core's L2 cache on the development machine: 8 images of the 16->32 conv on 14x14).
+_CHUNK_BYTES = 1 << 20
+# Rows of the long GEMM operands (columns, outputs, their gradients) are this many elements
+# longer than they need be: a row length of a multiple of 4 KiB (the 16->32 conv's 14,336
+# floats on 14x14 images of a 64 batch) maps every row onto the same cache sets while
+# OpenBLAS packs them. The padding is never read; the sums are the same.
+_ROW_PAD = 16
+
 
 def _pair(value: Any) -> tuple[int, int]:
     if isinstance(value, (list, tuple)):
@@ -34,7 +43,9 @@ class Conv2D(Layer):
     Forward gathers the kh*kw shifted windows into channel-major columns (C*kh*kw + 1,
     N*oh*row) -- the extra row of ones carries the bias -- and runs ONE GEMM for the batch;
     the activation pass moves the result back to NCHW. Backward: dW (and db) by one GEMM,
-    dX's columns by another, then col2im slice-adds them back. Stride 1 uses "wide" rows
+    dX's columns by another (stride 1: a few images at a time), then col2im slice-adds them
+    back. Every variation of these (chunks, operand order, row padding) computes each value
+    as the same sum in the same order: same bits. Stride 1 uses "wide" rows
     (row = padded width) so every im2col/col2im slice is one contiguous run per plane.
     """
 
@@ -102,6 +113,10 @@ class Conv2D(Layer):
         planes[:, :, top:top + h, left:left + w] = x.transpose(1, 0, 2, 3)
         return flat
 
+    def rows(self, key: str, count: int, length: int, zero: bool = False) -> Array:
+        """A (count, length) scratch matrix whose rows are _ROW_PAD elements apart."""
+        return self.scratch(key, (count, length + _ROW_PAD), zero)[:, :length]
+
     def forward(self, x: Array, training: bool) -> Array:
         """(N, C, H, W) -> (N, filters, oh, ow)."""
         self._x_shape = x.shape
@@ -114,7 +129,7 @@ class Conv2D(Layer):
         length = n * self.oh * self._row
         # Channel-major columns (C*kh*kw + 1, N*oh*row) for ONE GEMM over the batch; the
         # last row is ones so the GEMM adds the bias (and yields its gradient in backward).
-        cols = self.scratch("cols", (k + 1, length))
+        cols = self.rows("cols", k + 1, length)
         cols[k] = 1.0
         patches = cols[:k].reshape(c, self.kh, self.kw, n, -1)
         if self.stride == 1:
@@ -127,7 +142,7 @@ class Conv2D(Layer):
         kernel = self.scratch("kernel", (self.filters, k + 1))
         kernel[:, :k] = self.params["weight"].reshape(self.filters, k)
         kernel[:, k] = self.params["bias"]
-        out_t = self.scratch("out_t", (self.filters, length))
+        out_t = self.rows("out_t", self.filters, length)
         np.matmul(kernel, cols, out=out_t)
         valid = out_t.reshape(self.filters, n, self.oh, self._row)[..., :self.ow]
         # The activation's single pass also moves the result back to NCHW.
@@ -139,23 +154,42 @@ class Conv2D(Layer):
         c, n, hp, wp = self._geometry(self._x_shape)
         k = c * self.kh * self.kw
         # Garbage columns of the wide layout keep a zero gradient: they add nothing below.
-        dz_t = self.scratch("dz_t", (self.filters, n, self.oh, self._row), zero=True)
-        self.activation.backward(dy, out=dz_t[..., :self.ow].transpose(1, 0, 2, 3))
-        dz_t2 = dz_t.reshape(self.filters, -1)
-        grad = self.scratch("grad", (self.filters, k + 1))
-        np.matmul(dz_t2, self._cols.T, out=grad)
-        self.grads["weight"].reshape(self.filters, k)[...] = grad[:, :k]
-        self.grads["bias"][...] = grad[:, k]
+        dz_t2 = self.rows("dz_t", self.filters, n * self.oh * self._row, zero=True)
+        dz_t = dz_t2.reshape(self.filters, n, self.oh, self._row)
+        # The activation's gradient in dy's own (contiguous) layout, then one plain copy
+        # into the channel-major rows: a ufunc writing through the transposed view with
+        # a boolean mask (ReLU's) casts in small buffered pieces, about twice as slow.
+        dz = self.activation.backward(dy, out=self.writable(dy))
+        np.copyto(dz_t[..., :self.ow].transpose(1, 0, 2, 3), dz)
+        # The gradient GEMM runs transposed, cols (k+1, L) @ dz.T (L, filters): the same
+        # sums in the same order (bit for bit), but OpenBLAS packs the long operand faster
+        # this way round (2.9 -> 2.2 ms for the 16->32 conv of a 64-image batch).
+        grad_t = self.scratch("grad_t", (k + 1, self.filters))
+        np.matmul(self._cols, dz_t2.T, out=grad_t)
+        self.grads["weight"].reshape(self.filters, k)[...] = grad_t[:k].T
+        self.grads["bias"][...] = grad_t[k]
         if not self.needs_input_grad:
             return None
-        dcols = self.scratch("dcols", (k, dz_t2.shape[1]))
-        np.matmul(self.params["weight"].reshape(self.filters, k).T, dz_t2, out=dcols)
+        weight_t = self.params["weight"].reshape(self.filters, k).T
         dflat = self.scratch("dxp", (c * n * hp * wp + self.kw - 1,))
         dflat.fill(0.0)
         dplanes = dflat[:c * n * hp * wp].reshape(c, n, hp, wp)
         if self.stride == 1:
-            col2im_wide(dcols.reshape(c, self.kh, self.kw, n, -1), dflat, wp, hp * wp)
+            # A few images at a time: their columns' gradient (about 1 MiB) is still in
+            # the cache when col2im adds it back, instead of a round trip through memory.
+            # Each column is the same dot product whatever the chunk: the same bits.
+            length = self.oh * self._row
+            step = max(1, _CHUNK_BYTES // (k * length * dflat.itemsize))
+            dcols = self.scratch("dcols", (k, min(step, n) * length))
+            for start in range(0, n, step):
+                m = min(step, n - start)
+                chunk = dcols[:, :m * length]
+                np.matmul(weight_t, dz_t2[:, start * length:(start + m) * length], out=chunk)
+                col2im_wide(chunk.reshape(c, self.kh, self.kw, m, length), dflat, wp,
+                            hp * wp, n, start)
         else:
+            dcols = self.scratch("dcols", (k, dz_t2.shape[1]))
+            np.matmul(weight_t, dz_t2, out=dcols)
             col2im_add(dcols.reshape(c, self.kh, self.kw, n, self.oh, self.ow), dplanes,
                        self.stride)
         top, _, left, _ = self.pads

@@ -105,3 +105,43 @@ def test_every_fused_activation_through_the_channel_major_path(activation: str) 
     x = np.random.default_rng(5).standard_normal((2, 2, 5, 4))
     errors = check_layer(layer, x)
     assert max(errors.values()) <= 1e-7, errors
+
+
+def _gradients(layer: Conv2D, x: np.ndarray, dy: np.ndarray) -> list[bytes]:
+    layer.forward(x, training=True)
+    dx = layer.backward(dy.copy())
+    assert dx is not None
+    return [dx.tobytes(), layer.grads["weight"].tobytes(), layer.grads["bias"].tobytes()]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("kernel", "padding", "shape"),
+                         [(3, 1, (3, 6, 5)), (3, "same", (2, 4, 4)), ((2, 3), "valid", (2, 5, 7))])
+def test_input_gradient_folded_back_a_few_images_at_a_time_is_the_whole_batchs_bits(
+        monkeypatch: pytest.MonkeyPatch, dtype: type, kernel: int, padding: object,
+        shape: tuple[int, int, int]) -> None:
+    """col2im runs over chunks of images (about 1 MiB of columns); a small batch is one chunk.
+
+    Forcing chunks of one and of two images must not change a bit: each element of an image
+    still gets its kernel offsets' terms in the same order, whatever else a call covers.
+    """
+    import core.layers.conv as conv
+
+    layer = Conv2D(4, kernel, 1, padding, ACTIVATIONS["relu"]())  # type: ignore[arg-type]
+    layer.build(shape, np.random.default_rng(6), dtype)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((7, *shape)).astype(dtype)
+    dy = rng.standard_normal((7, *layer.output_shape)).astype(dtype)
+    whole = _gradients(layer, x, dy)
+    k = shape[0] * layer.kh * layer.kw
+    per_image = k * layer.oh * (shape[2] + layer.pads[2] + layer.pads[3]) * x.itemsize
+    for images in (1, 2):
+        monkeypatch.setattr(conv, "_CHUNK_BYTES", images * per_image)
+        assert _gradients(layer, x, dy) == whole, images
+    monkeypatch.setattr(conv, "_CHUNK_BYTES", 1)  # a chunk is never less than one image
+    assert _gradients(layer, x, dy) == whole
+    if dtype is np.float64:
+        layer = Conv2D(3, kernel, 1, padding, ACTIVATIONS["tanh"]())  # type: ignore[arg-type]
+        layer.build(shape, np.random.default_rng(2), dtype)
+        errors = check_layer(layer, x[:3])
+        assert max(errors.values()) <= 1e-7, errors
