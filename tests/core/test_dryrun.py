@@ -49,9 +49,11 @@ def test_mlp_report_by_hand() -> None:
     report = dry_run(Spec.from_dict(MLP), (64,), 1797)
     batch, f32 = 32, 4
     assert report["layers"] == [
-        # 2*64*128 MACs + 128 bias adds + 128 relu; holds output, 2x input (dx, x.T), mask
+        # 2*64*128 MACs + 128 bias adds + 128 relu; holds output, 2x input (dx, x.T), mask,
+        # the zeros relu compares against
         {"index": 0, "type": "dense", "output_shape": [128], "params": 64 * 128 + 128,
-         "flops": 2 * 64 * 128 + 128 + 128, "memory_bytes": batch * (128 + 128 + 128) * f32},
+         "flops": 2 * 64 * 128 + 128 + 128,
+         "memory_bytes": batch * (128 + 128 + 128 + 128) * f32},
         {"index": 1, "type": "dropout", "output_shape": [128], "params": 0, "flops": 128,
          "memory_bytes": batch * 3 * 128 * f32},
         {"index": 2, "type": "dense", "output_shape": [10], "params": 128 * 10 + 10,
@@ -64,7 +66,7 @@ def test_mlp_report_by_hand() -> None:
     # adam: params + grads + 2 moments. Layers hold arrays for every batch size the run
     # meets: 32, the last batch's 1617 % 32 = 17 and the 180 validation rows; per row the
     # three layers, the input and three loss arrays of the output's width.
-    per_row = 384 + 384 + 266 + 64 + 3 * 10
+    per_row = 512 + 384 + 266 + 64 + 3 * 10
     data = 1797 * 64 * f32
     # the split copy, and standardization's float64 deviations over the training rows
     assert report["memory_bytes"] == f32 * (4 * 9610 + (32 + 17 + 180) * per_row) \
@@ -84,8 +86,8 @@ def test_cnn_report_by_hand() -> None:
     assert report["batch_size"] == 100 and report["n_val"] == 0
     # conv per sample: padded planes 10x10 and their gradient, im2col columns (9 + 1 rows)
     # and their gradient (9) over wide rows of 10, GEMM output and its gradient, output,
-    # relu's mask, input gradient
-    conv = 2 * 100 + (2 * 9 + 1) * 8 * 10 + 2 * 8 * 8 * 10 + 512 + 512 + 64
+    # relu's mask and zeros, input gradient
+    conv = 2 * 100 + (2 * 9 + 1) * 8 * 10 + 2 * 8 * 8 * 10 + 512 + 512 + 512 + 64
     held = [conv, 5 * 512, 4 * 128 + 512, 0, 10 + 2 * 128]
     assert [layer["memory_bytes"] for layer in report["layers"]] == [100 * h * 8 for h in held]
     # sgd with momentum keeps one buffer; full batch: one batch size, no validation

@@ -134,8 +134,8 @@ def test_resume_checks_the_budget_again(tmp_path: Path, migrated: None) -> None:
                         testing=True).test_client()
     body = assert_problem(strict.post(f"/v1/jobs/{job['id']}/resume", headers=auth), 422)
     assert body["errors"] == [{"field": "model.layers[0]", "message": (
-        "training needs an estimated 1,749,440 bytes (1.67 MiB) of memory (955,485 bytes "
-        "(933 KiB) of it for layer 0 (dense) with a batch of 16); the limit is 100,000 bytes "
+        "training needs an estimated 1,799,872 bytes (1.72 MiB) of memory (1,022,433 bytes "
+        "(998 KiB) of it for layer 0 (dense) with a batch of 16); the limit is 100,000 bytes "
         "(97.7 KiB)")}]
     assert strict.get(f"/v1/jobs/{job['id']}", headers=auth).get_json()["status"] == "cancelled"
 
