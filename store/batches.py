@@ -106,12 +106,14 @@ def heartbeat(s: Session, batch_id: str, worker_id: str, *,
 
 
 def write_chunk(s: Session, batch: BatchPrediction, worker_id: str, chunk_index: int,
-                outputs: bytes, rows: int, errors: list[RowError]) -> bool | None:
+                outputs: bytes | memoryview, rows: int, errors: list[RowError]) -> bool | None:
     """Store one chunk and advance ``rows_done`` by ``rows``, if the lease is still ours.
 
-    Call inside the transaction that should hold both. The same UPDATE beats the heartbeat
-    and reads the cancel flag, which it returns; None (nothing written) when the lease was
-    lost or the chunk is not the next one. The error list grows to MAX_LISTED_ERRORS.
+    Call inside the transaction that should hold both. ``outputs`` may be a view of the
+    caller's buffer (no copy is made): it is written before this returns. The same UPDATE
+    beats the heartbeat and reads the cancel flag, which it returns; None (nothing written)
+    when the lease was lost or the chunk is not the next one. The error list grows to
+    MAX_LISTED_ERRORS.
     """
     expected_done = chunk_index * batch.chunk_rows
     listed = list(batch.errors or [])
