@@ -9,8 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from flask.testing import FlaskClient
 
+from config.settings import Settings
 from service import registry_cache
+from service.app import create_app
 from service.errors import ApiError
 from service.registry_cache import Generations, RegistryCache
 from tests.reliability.processes import free_port
@@ -149,3 +152,47 @@ def test_without_redis_nothing_is_cached() -> None:
     with cache.change("tenant_1", "digits"):
         truth.value = 2
     assert resolve(cache, truth) == 2
+
+
+def test_through_the_api_a_move_is_served_at_once_and_refused_without_redis(
+        settings: Settings, migrated: None, redis_url: str) -> None:
+    from core.checkpoint import export_weights_npz
+    from core.network import build_network
+    from tests.service.conftest import make_key
+
+    def app_on(broker_url: str) -> FlaskClient:
+        return create_app(settings.with_overrides(broker_url=broker_url),
+                          testing=True).test_client()
+
+    live, other, down = app_on(redis_url), app_on(redis_url), app_on(
+        f"redis://127.0.0.1:{free_port()}/0")
+    auth = {"Authorization": "Bearer " + make_key(
+        live.application.extensions["weightsmith"].session_factory, "acme")}
+    model = {"layers": [{"type": "dense", "units": 3}]}
+    for seed in (1, 2):
+        made = live.post("/v1/checkpoints", headers={**auth,
+                                                     "Content-Type": "application/x-npz"},
+                         data=bytes(export_weights_npz(build_network(model, (4,), seed=seed))))
+        assert made.status_code == 201, made.data
+        if seed == 1:
+            assert live.post("/v1/models", json={"name": "m"}, headers=auth).status_code == 201
+        assert live.post("/v1/models/m/versions", headers=auth, json={
+            "checkpoint_id": made.get_json()["id"]}).status_code == 201
+    assert live.put("/v1/models/m/aliases/champion", json={"version": 1},
+                    headers=auth).status_code == 200
+
+    def served(client: FlaskClient) -> int:
+        answer = client.post("/v1/models/m/predict", headers=auth,
+                             json={"inputs": [[0.0, 1.0, 2.0, 3.0]], "alias": "champion"})
+        assert answer.status_code == 200, answer.data
+        return int(answer.get_json()["model"]["version"])
+
+    assert [served(other) for _ in range(3)] == [1, 1, 1]  # cached in the other app
+    assert live.put("/v1/models/m/aliases/champion", json={"version": 2},
+                    headers=auth).status_code == 200
+    assert served(other) == 2
+    refused = down.put("/v1/models/m/aliases/champion", json={"version": 1}, headers=auth)
+    assert refused.status_code == 503, refused.data
+    assert served(other) == served(down) == 2  # nothing moved; the database answers `down`
+    history = live.get("/v1/models/m/aliases/champion/history", headers=auth).get_json()
+    assert [span["version"] for span in history["items"]] == [1, 2]
