@@ -13,6 +13,7 @@ from config.settings import Settings
 from service import errors
 from service.context import EXTENSION_KEY, Services
 from service.model_cache import ModelCache
+from service.registry_cache import make_registry_cache
 from service.schemas.common import Problem
 
 SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer"}}
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Op
         dispatcher=Dispatcher(settings),
         model_cache=ModelCache(None, max_bytes=settings.model_cache_bytes,
                                size_of=network_bytes),
+        registry_cache=make_registry_cache(settings.broker_url),
     )
     errors.init_app(app)
     bodies.init_app(app)  # a refused body is answered before authentication

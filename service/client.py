@@ -189,14 +189,18 @@ class WeightsmithClient:
         return self._json("GET", "/healthz")
 
     def upload_dataset(self, source: str | Path | bytes, *, filename: str | None = None,
-                       name: str | None = None, target: str | None = None) -> dict[str, Any]:
-        """Upload a CSV, NPZ or JSON data set (a path, or bytes with a `filename` for its type)."""
+                       name: str | None = None, target: str | None = None,
+                       features_only: bool = False) -> dict[str, Any]:
+        """Upload a CSV, NPZ or JSON data set (a path, or bytes with a `filename` for its type);
+        `features_only`: without a target, for batch predictions only."""
         if isinstance(source, bytes):
             data, filename = source, filename or "data.csv"
         else:
             path = Path(source)
             data, filename = path.read_bytes(), filename or path.name
-        form = {k: v for k, v in (("name", name), ("target", target)) if v is not None}
+        form = {k: v for k, v in (("name", name), ("target", target),
+                                  ("features_only", "true" if features_only else None))
+                if v is not None}
         files = {"file": (filename, data, "application/octet-stream")}
         return self._json("POST", "/v1/datasets", files=files, data=form)
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from service.model_cache import ModelCache
+from service.registry_cache import RegistryCache
 
 EXTENSION_KEY = "weightsmith"
 
@@ -34,6 +35,9 @@ class Services:
     # never wait for a worker's commit.
     read_sessions: sessionmaker[Session] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    # Model predict's resolutions (alias/version -> checkpoint), service/registry_cache.py;
+    # without Redis it caches nothing.
+    registry_cache: RegistryCache = field(default_factory=lambda: RegistryCache(None))
 
 
 def services() -> Services:

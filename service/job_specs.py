@@ -30,6 +30,7 @@ def checked_spec(
     """
     from core.budget import Budget, check_job, check_layer_count
     from core.datasets import validate_for_spec
+    from core.datasets.validate import check_trainable
     from core.dryrun import dry_run
     from core.spec import Spec
 
@@ -47,6 +48,7 @@ def checked_spec(
     if runtime is not None and runtime > limits.max_runtime_s:
         raise validation_error("training.max_runtime_s", f"must be at most {limits.max_runtime_s}")
     dataset_id, dataset = data.lookup(session, tenant, spec.dataset)
+    check_trainable(dataset)  # before the dry run: "no target" is the answer, not a shape
     if spec.init_checkpoint is not None:
         from store import checkpoints as store_checkpoints
 

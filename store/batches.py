@@ -106,32 +106,37 @@ def heartbeat(s: Session, batch_id: str, worker_id: str, *,
 
 
 def write_chunk(s: Session, batch: BatchPrediction, worker_id: str, chunk_index: int,
-                outputs: bytes, rows: int, errors: list[RowError]) -> bool | None:
+                outputs: bytes | memoryview, rows: int, errors: list[RowError]) -> bool | None:
     """Store one chunk and advance ``rows_done`` by ``rows``, if the lease is still ours.
 
-    Call inside the transaction that should hold both. The same UPDATE beats the heartbeat
-    and reads the cancel flag, which it returns; None (nothing written) when the lease was
-    lost or the chunk is not the next one. The error list grows to MAX_LISTED_ERRORS.
+    Call inside the transaction that should hold both. ``outputs`` may be a view of the
+    caller's buffer (no copy is made): it is written before this returns. The same UPDATE
+    beats the heartbeat and reads the cancel flag, which it returns; None (nothing written)
+    when the lease was lost or the chunk is not the next one. The error list grows to
+    MAX_LISTED_ERRORS.
     """
     expected_done = chunk_index * batch.chunk_rows
     listed = list(batch.errors or [])
     room = max(MAX_LISTED_ERRORS - len(listed), 0)
     listed += [e.to_json() for e in errors[:room]]
     now = utcnow()
+    values: dict[str, Any] = {"rows_done": expected_done + rows, "heartbeat_at": now}
+    if errors:  # the list is rewritten only when it grows
+        values.update(error_count=BatchPrediction.error_count + len(errors), errors=listed)
     advanced = s.execute(
         sa.update(BatchPrediction)
         .where(BatchPrediction.id == batch.id, BatchPrediction.lease_owner == worker_id,
                BatchPrediction.status == "running",
                BatchPrediction.rows_done == expected_done)
-        .values(rows_done=expected_done + rows, heartbeat_at=now,
-                error_count=BatchPrediction.error_count + len(errors), errors=listed)
+        .values(**values)
         .returning(BatchPrediction.cancel_requested)
         .execution_options(synchronize_session=False)
     ).first()
     if advanced is None:
         return None
-    s.add(BatchChunk(batch_id=batch.id, chunk_index=chunk_index, rows=rows, data=outputs))
-    s.flush()
+    # A Core INSERT: no ORM object to track for a row that is never read back here.
+    s.execute(sa.insert(BatchChunk).values(batch_id=batch.id, chunk_index=chunk_index,
+                                           rows=rows, data=outputs))
     batch.errors = listed
     return bool(advanced.cancel_requested)
 

@@ -143,8 +143,10 @@ def resolve(conn: sa.Connection, tenant_id: str, name: str, *, alias: str | None
     number, or the newest, in one prebuilt statement on a bare connection (predict's hot path:
     no ORM session, no objects).
 
-    Read on every request (never cached), so a moved alias serves its new version from the
-    next request in every API process.
+    The API calls it when its per-process cache cannot vouch for an answer
+    (service/registry_cache.py: a Redis generation token per model, moved around every
+    alias move and new version), so a moved alias serves its new version from the next
+    request in every API process.
     """
     by = "alias" if alias is not None else "version" if version is not None else "newest"
     params = {"tenant": tenant_id, "name": name, "alias": alias, "version": version}

@@ -15,18 +15,31 @@ from typing import Any
 
 import numpy as np
 
-from core.datasets.dataset import Array, Dataset, DatasetLimits, check_size, encode_labels, finish
+from core.datasets.dataset import (
+    Array,
+    Dataset,
+    DatasetLimits,
+    check_size,
+    encode_labels,
+    finish,
+    finish_features,
+)
 from core.errors import DatasetError
 
 
-def parse_csv(data: bytes, target: str | None, limits: DatasetLimits) -> Dataset:
-    """CSV with a header row; the ``target`` column (default last) holds y."""
+def parse_csv(data: bytes, target: str | None, limits: DatasetLimits,
+              features_only: bool = False) -> Dataset:
+    """CSV with a header row; the ``target`` column (default last) holds y.
+
+    ``features_only``: every column is a feature (no y); a cell "nan" or "inf" is kept (a
+    batch prediction lists its row), an empty one is still an error.
+    """
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DatasetError(f"CSV must be UTF-8 text: byte {exc.start} is not valid UTF-8 "
                            "(save the file as UTF-8)", "file") from None
-    fast = _parse_numeric_csv(text, target, limits)
+    fast = _parse_numeric_csv(text, target, limits, features_only)
     if fast is not None:
         return fast
     # The careful path: slower, but it names the row and column of every problem. It reads
@@ -42,12 +55,13 @@ def parse_csv(data: bytes, target: str | None, limits: DatasetLimits) -> Dataset
         header = [cell.strip() for cell in first]
         _check_header(header)
         width = len(header)
-        if width < 2:
+        if width < (1 if features_only else 2):
             raise DatasetError("the CSV needs at least one feature column and a target "
                                "column", "file")
-        check_size(0, width - 1, limits)
-        t = width - 1 if target is None else _target_index(header, target)
+        t = None if features_only else width - 1 if target is None else \
+            _target_index(header, target)
         features = [i for i in range(width) if i != t]
+        check_size(0, len(features), limits)
         names = [header[i] for i in features]
         values: array[float] = array("d")
         labels: list[str] = []
@@ -57,28 +71,31 @@ def parse_csv(data: bytes, target: str | None, limits: DatasetLimits) -> Dataset
             if len(row) != width:
                 raise DatasetError(f"row {index} (line {reader.line_num}) has {len(row)} "
                                    f"columns, expected {width} like the header", "file")
-            values.extend(_row_numbers(row, features, names, index))
-            labels.append(row[t])
+            values.extend(_row_numbers(row, features, names, index, features_only))
+            labels.append("" if t is None else row[t])
     except csv.Error as exc:
         raise DatasetError(f"line {reader.line_num}: not valid CSV: {exc}", "file") from None
     if not labels:
         raise DatasetError("the CSV has a header but no data rows", "file")
     X = np.frombuffer(values, dtype=np.float64).reshape(len(labels), len(features)).copy()
+    if t is None:
+        return finish_features(X, limits=limits, feature_names=names)
     y, classes = _target_values(np.array(labels, dtype=object), header[t], t)
     return finish(X, y, limits=limits, classes=classes, feature_names=names)
 
 
-def _parse_numeric_csv(text: str, target: str | None, limits: DatasetLimits) -> Dataset | None:
+def _parse_numeric_csv(text: str, target: str | None, limits: DatasetLimits,
+                       features_only: bool = False) -> Dataset | None:
     """NumPy's C parser for the common all-numeric file; None sends it to the careful path."""
     first, _, rest = text.partition("\n")
     try:
         header = [cell.strip() for cell in next(csv.reader([first], strict=True), [])]
     except csv.Error:
         return None
-    if len(header) < 2 or not rest.strip():
+    if len(header) < (1 if features_only else 2) or not rest.strip():
         return None
     _check_header(header)
-    check_size(0, len(header) - 1, limits)
+    check_size(0, len(header) - (0 if features_only else 1), limits)
     # NumPy allocates max_rows x columns up front (5,000 columns x the row limit was 37 GiB):
     # the lines in the text bound the rows, so it allocates by what was sent.
     max_rows = min(limits.max_rows + 1, rest.count("\n") + 1)
@@ -92,7 +109,11 @@ def _parse_numeric_csv(text: str, target: str | None, limits: DatasetLimits) -> 
         return None
     if table.shape[0] > limits.max_rows:
         raise _too_many_rows(limits)
-    if table.shape[1] != len(header) or not bool(np.isfinite(table).all()):
+    if table.shape[1] != len(header):
+        return None
+    if features_only:
+        return finish_features(table, limits=limits, feature_names=header)
+    if not bool(np.isfinite(table).all()):
         return None
     t = len(header) - 1 if target is None else _target_index(header, target)
     features = [i for i in range(len(header)) if i != t]
@@ -136,7 +157,7 @@ def _is_number(cell: str) -> bool:
 
 
 def _row_numbers(row: list[str], features: list[int], names: list[str],
-                 index: int) -> list[float]:
+                 index: int, nonfinite_ok: bool = False) -> list[float]:
     """One data row's feature cells as floats; the first bad cell is named."""
     out = []
     for j, column in enumerate(features):
@@ -148,7 +169,7 @@ def _row_numbers(row: list[str], features: list[int], names: list[str],
             value = float(cell)
         except ValueError:
             raise DatasetError(f"{where}: {cell[:40]!r} is not a number", "file") from None
-        if not math.isfinite(value):
+        if not math.isfinite(value) and not nonfinite_ok:
             raise DatasetError(f"{where}: NaN or inf values are not allowed", "file")
         out.append(value)
     return out

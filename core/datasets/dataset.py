@@ -14,6 +14,10 @@ from core.errors import DatasetError
 
 Array = NDArray[Any]
 
+# The kind of a dataset uploaded without a target (`features_only`): batch predictions score
+# it, training refuses it (validate.check_trainable).
+FEATURES_ONLY = "features"
+
 # Few distinct non-negative integer targets mean class labels; more mean a measured quantity.
 MAX_CLASSES = 100
 
@@ -26,7 +30,8 @@ class Dataset:
     ----------
     X : (N, F), (N, H, W) or (N, C, H, W) floating array
     y : (N,) int64 class indices for classification; (N,) or (N, k) floats for regression
-    kind : "classification", "regression" or "unknown"
+    kind : "classification", "regression", "unknown", or FEATURES_ONLY ("features": no
+        target, uploaded for scoring; y has shape (N, 0))
     classes : label of each class index (strings from a CSV/JSON target, else 0..K-1)
     feature_names : CSV header names of the feature columns, or None
     """
@@ -130,3 +135,22 @@ def infer_kind(y: Array) -> str:
     if integral and float(y.max()) < 10 * MAX_CLASSES and len(np.unique(y)) <= MAX_CLASSES:
         return "classification"
     return "regression"
+
+
+def finish_features(X: Array, *, limits: DatasetLimits,
+                    feature_names: list[str] | None = None) -> Dataset:
+    """A features-only dataset (kind FEATURES_ONLY, y of shape (N, 0)): X checked for shape,
+    size and type like :func:`finish`'s, but a row with NaN or inf is kept: scoring lists it
+    by index (a batch prediction's per-row errors) and scores the others."""
+    if X.ndim not in (2, 3, 4):
+        raise DatasetError(f"X must be (N, features), (N, H, W) or (N, C, H, W), got shape "
+                           f"{X.shape}", "X")
+    n = int(X.shape[0])
+    if n == 0:
+        raise DatasetError("the dataset has no rows", "X")
+    check_size(n, math.prod(X.shape[1:]), limits)
+    if X.dtype.kind not in "fiub":
+        raise DatasetError(f"X must be numeric, got dtype {X.dtype}", "X")
+    if X.dtype.kind != "f":
+        X = X.astype(np.float64)
+    return Dataset(X, np.zeros((n, 0), dtype=np.float64), FEATURES_ONLY, None, feature_names)

@@ -20,7 +20,15 @@ from typing import Any
 import numpy as np
 
 from core.datasets.csvfile import parse_csv
-from core.datasets.dataset import Array, Dataset, DatasetLimits, check_size, encode_labels, finish
+from core.datasets.dataset import (
+    Array,
+    Dataset,
+    DatasetLimits,
+    check_size,
+    encode_labels,
+    finish,
+    finish_features,
+)
 from core.errors import DatasetError
 
 MAX_JSON_DEPTH = 8
@@ -29,7 +37,7 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 def parse_dataset(data: bytes, fmt: str, *, target: str | None = None,
-                  limits: DatasetLimits | None = None) -> Dataset:
+                  limits: DatasetLimits | None = None, features_only: bool = False) -> Dataset:
     """Parse an upload into a :class:`Dataset`.
 
     Parameters
@@ -38,6 +46,8 @@ def parse_dataset(data: bytes, fmt: str, *, target: str | None = None,
     fmt : a name in :data:`FORMATS` ("csv", "npz" or "json")
     target : formats that take one (CSV): the label column (default: the last column)
     limits : size limits; ``max_bytes`` also bounds an NPZ's decompressed size
+    features_only : the file has no target (a dataset to score, never to train on): every
+        CSV column is a feature, an NPZ or JSON holds X only; rows with NaN/inf are kept
     """
     limits = limits or DatasetLimits()
     if len(data) > limits.max_bytes:
@@ -51,13 +61,16 @@ def parse_dataset(data: bytes, fmt: str, *, target: str | None = None,
         takers = ", ".join(f.name.upper() for f in FORMATS.values() if f.takes_target)
         raise DatasetError(f"target only applies to {takers}; {fmt} files name X and y",
                            "target")
-    return form.parse(data, target, limits)
+    if features_only and target is not None:
+        raise DatasetError("a features_only dataset has no target column", "target")
+    return form.parse(data, target, limits, features_only)
 
 
-def parse_npz(data: bytes, limits: DatasetLimits) -> Dataset:
-    """An ``.npz`` with arrays X and y; sizes are checked from the headers before reading."""
+def parse_npz(data: bytes, limits: DatasetLimits, features_only: bool = False) -> Dataset:
+    """An ``.npz`` with arrays X and y (only X when ``features_only``); sizes are checked
+    from the headers before reading."""
     try:
-        arrays = _read_npz(data, limits)
+        arrays = _read_npz(data, limits, ("X",) if features_only else ("X", "y"))
     except DatasetError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, struct.error, EOFError,
@@ -67,6 +80,8 @@ def parse_npz(data: bytes, limits: DatasetLimits) -> Dataset:
         # one of them is the same answer for the user.
         raise DatasetError(f"not a readable .npz file (a zip archive of .npy arrays): "
                            f"{type(exc).__name__}: {str(exc)[:120]}", "file") from None
+    if features_only:
+        return finish_features(arrays["X"], limits=limits)
     X, y = arrays["X"], arrays["y"]
     classes = None
     if y.dtype.kind in "US":
@@ -74,20 +89,24 @@ def parse_npz(data: bytes, limits: DatasetLimits) -> Dataset:
     return finish(X, y, limits=limits, classes=classes)
 
 
-def _read_npz(data: bytes, limits: DatasetLimits) -> dict[str, Array]:
+def _read_npz(data: bytes, limits: DatasetLimits,
+              names: tuple[str, ...] = ("X", "y")) -> dict[str, Array]:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         members = {info.filename: info for info in archive.infolist()}
+        found = sorted(m.removesuffix(".npy") for m in members)
         for needed in ("X.npy", "y.npy"):
-            if needed not in members:
+            if needed not in members and needed[:-4] in names:
                 raise DatasetError(f"the .npz has no array {needed[:-4]!r}; it needs X and y "
-                                   f"(found {sorted(m.removesuffix('.npy') for m in members)})",
-                                   "file")
+                                   f"(found {found})", "file")
+            if needed in members and needed[:-4] not in names:
+                raise DatasetError(f"the .npz has an array {needed[:-4]!r}, but a "
+                                   "features_only dataset holds X only", "features_only")
         # The sizes in the zip directory bound what zipfile will ever inflate.
-        total = sum(members[m].file_size for m in ("X.npy", "y.npy"))
+        total = sum(members[m + ".npy"].file_size for m in names)
         if total > limits.max_bytes:
             raise DatasetError(f"the arrays decompress to {total} bytes, more than the limit "
                                f"of {limits.max_bytes}", "file")
-        return {name: _read_member(archive, name + ".npy", limits) for name in ("X", "y")}
+        return {name: _read_member(archive, name + ".npy", limits) for name in names}
 
 
 def _read_member(archive: zipfile.ZipFile, name: str, limits: DatasetLimits) -> Array:
@@ -118,8 +137,9 @@ def _read_member(archive: zipfile.ZipFile, name: str, limits: DatasetLimits) -> 
             raise DatasetError(f"array {label!r} could not be read: {exc}", "file") from None
 
 
-def parse_json(data: bytes, limits: DatasetLimits) -> Dataset:
-    """``{"X": [[...], ...], "y": [...]}``; nesting deeper than MAX_JSON_DEPTH is refused."""
+def parse_json(data: bytes, limits: DatasetLimits, features_only: bool = False) -> Dataset:
+    """``{"X": [[...], ...], "y": [...]}`` (``{"X": ...}`` alone when ``features_only``);
+    nesting deeper than MAX_JSON_DEPTH is refused."""
     depth = _json_depth(data)
     if depth > MAX_JSON_DEPTH:
         raise DatasetError(f"JSON nested {depth} levels deep; at most {MAX_JSON_DEPTH} "
@@ -128,23 +148,32 @@ def parse_json(data: bytes, limits: DatasetLimits) -> Dataset:
         doc = json.loads(data)
     except (ValueError, RecursionError) as exc:
         raise DatasetError(f"not valid JSON: {exc}", "file") from None
-    if not isinstance(doc, dict) or "X" not in doc or "y" not in doc:
+    if features_only:
+        if not isinstance(doc, dict) or "X" not in doc:
+            raise DatasetError('a features_only JSON must be an object {"X": [[...], ...]}',
+                               "file")
+        if "y" in doc:
+            raise DatasetError("the JSON has y, but a features_only dataset holds X only",
+                               "features_only")
+    elif not isinstance(doc, dict) or "X" not in doc or "y" not in doc:
         raise DatasetError('JSON must be an object {"X": [[...], ...], "y": [...]}', "file")
     unknown = sorted(set(doc) - {"X", "y", "feature_names"})
     if unknown:
         raise DatasetError(f"unknown keys {unknown}; expected X, y and optional "
                            "feature_names", "file")
     X = _json_array(doc["X"], "X")
+    names = doc.get("feature_names")
+    if names is not None and (not isinstance(names, list)
+                              or not all(isinstance(n, str) for n in names)):
+        raise DatasetError("feature_names must be a list of strings", "feature_names")
+    if features_only:
+        return finish_features(X, limits=limits, feature_names=names)
     raw_y = doc["y"]
     classes = None
     if isinstance(raw_y, list) and raw_y and all(isinstance(v, str) for v in raw_y):
         y, classes = encode_labels(np.array(raw_y, dtype=str))
     else:
         y = _json_array(raw_y, "y")
-    names = doc.get("feature_names")
-    if names is not None and (not isinstance(names, list)
-                              or not all(isinstance(n, str) for n in names)):
-        raise DatasetError("feature_names must be a list of strings", "feature_names")
     return finish(X, y, limits=limits, classes=classes, feature_names=names)
 
 
@@ -198,7 +227,8 @@ class DatasetFormat:
     """
 
     name: str
-    parse: Callable[[bytes, str | None, DatasetLimits], Dataset]  # (data, target, limits)
+    # (data, target, limits, features_only)
+    parse: Callable[[bytes, str | None, DatasetLimits, bool], Dataset]
     media_types: tuple[str, ...]  # Content-Types that mean this format; the first is its own
     suffixes: tuple[str, ...]  # file name suffixes, lower case, with the dot
     summary: str  # what the file holds, for the API docs and the CLI's help
@@ -212,12 +242,12 @@ FORMATS: dict[str, DatasetFormat] = {f.name: f for f in (
         "CSV with a header row; the `target` column (default the last) holds the labels",
         {"type": "string"}, takes_target=True),
     DatasetFormat(
-        "npz", lambda data, _target, limits: parse_npz(data, limits),
+        "npz", lambda data, _target, limits, features: parse_npz(data, limits, features),
         ("application/x-npz", "application/zip", "application/octet-stream"), (".npz",),
         "NPZ with arrays `X` and `y` (never unpickled)",
         {"type": "string", "format": "binary"}),
     DatasetFormat(
-        "json", lambda data, _target, limits: parse_json(data, limits),
+        "json", lambda data, _target, limits, features: parse_json(data, limits, features),
         ("application/json",), (".json",),
         'JSON `{"X": [[...], ...], "y": [...]}` (optional `feature_names`)',
         {"type": "object", "required": ["X", "y"],

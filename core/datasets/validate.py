@@ -6,12 +6,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.datasets.dataset import Dataset
+from core.datasets.dataset import FEATURES_ONLY, Dataset
 from core.errors import DatasetError, SpecError
 from core.spec.shapes import infer_shapes
 
 if TYPE_CHECKING:
     from core.spec import Spec
+
+
+def check_trainable(dataset: Dataset) -> None:
+    """Raise DatasetError("dataset") for a dataset without a target (features only)."""
+    if dataset.kind == FEATURES_ONLY:
+        raise DatasetError("the dataset was uploaded with features_only (no target): it can be "
+                           "scored by a batch prediction, not trained on; upload it with its "
+                           "target to train", "dataset")
 
 
 def validate_for_spec(dataset: Dataset, spec: Spec) -> None:
@@ -21,6 +29,7 @@ def validate_for_spec(dataset: Dataset, spec: Spec) -> None:
     DatasetError (naming the first bad row, 1-based) for labels or targets that do not fit
     the loss and the output layer.
     """
+    check_trainable(dataset)
     X, y = dataset.X, dataset.y
     shapes = infer_shapes(spec.model, X.shape[1:])
     last = len(shapes) - 1

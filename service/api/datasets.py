@@ -78,9 +78,11 @@ def _checked_text(field: str, value: str | None, pattern: str) -> str | None:
     return value
 
 
-def _read_upload(query: DatasetUploadQuery) -> tuple[bytes, str, str | None, str | None]:
-    """(bytes, format, name, target) from a multipart field `file` or the raw body."""
-    name, target = query.name, query.target
+def _read_upload(query: DatasetUploadQuery
+                 ) -> tuple[bytes, str, str | None, str | None, bool]:
+    """(bytes, format, name, target, features_only) from a multipart field `file` or the
+    raw body."""
+    name, target, features_only = query.name, query.target, query.features_only
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
@@ -91,18 +93,31 @@ def _read_upload(query: DatasetUploadQuery) -> tuple[bytes, str, str | None, str
                            f"{_either(suffixes())} file", kind="unsupported-media-type")
         name = name or _checked_text("name", request.form.get("name"), NAME_PATTERN)
         target = target or _checked_text("target", request.form.get("target"), TARGET_PATTERN)
+        features_only = features_only or _checked_flag("features_only",
+                                                       request.form.get("features_only"))
         if name is None and upload.filename:
             # Only the base name, and only if it is a safe name: a path must never get through.
             base = PurePosixPath(upload.filename.replace("\\", "/")).name[:100]
             name = base if re.fullmatch(NAME_PATTERN, base) else None
-        return upload.read(), form.name, name, target
+        return upload.read(), form.name, name, target, features_only
     form = format_for(media_type=request.mimetype)
     if form is None:
         own = [f.media_types[0] for f in FORMATS.values()]
         raise ApiError(415, f"unsupported Content-Type {request.mimetype or 'none'!r}: send "
                        f"{_either([*own, 'multipart/form-data'])}",
                        kind="unsupported-media-type")
-    return request.get_data(cache=True), form.name, name, target
+    return request.get_data(cache=True), form.name, name, target, features_only
+
+
+def _checked_flag(field: str, value: str | None) -> bool:
+    """A multipart form's boolean field, spelled as a query's would be."""
+    if value is None or value == "":
+        return False
+    if value.lower() in ("true", "1", "yes", "on"):
+        return True
+    if value.lower() in ("false", "0", "no", "off"):
+        return False
+    raise validation_error(field, "must be true or false")
 
 
 def _either(words: Sequence[str]) -> str:
@@ -119,10 +134,13 @@ def upload_dataset(query: DatasetUploadQuery) -> tuple[Response, int, dict[str, 
 
     201 with the new dataset, or 200 with the one you already uploaded with the same bytes
     (read the same way: the same `target`): nothing more is stored or counted.
+
+    `features_only=true`: a dataset without a target, to score with a batch prediction
+    (training on it is refused with a 422 naming `dataset`).
     """
     from core.datasets import DatasetLimits, parse_dataset
 
-    raw, fmt, name, target = _read_upload(query)
+    raw, fmt, name, target, features_only = _read_upload(query)
     if not raw:
         raise validation_error("file", "the upload is empty")
     limits = services().settings.limits
@@ -130,7 +148,7 @@ def upload_dataset(query: DatasetUploadQuery) -> tuple[Response, int, dict[str, 
         check_npz(raw, limits.max_upload_bytes * DECOMPRESSION_FACTOR)
     try:
         dataset = parse_dataset(
-            raw, fmt, target=target,
+            raw, fmt, target=target, features_only=features_only,
             limits=DatasetLimits(
                 max_rows=limits.max_dataset_rows,
                 max_features=limits.max_dataset_features,

@@ -101,7 +101,8 @@ def get_model(path: ModelPath) -> Response:
 def create_version(path: ModelPath, body: VersionBody) -> tuple[Response, int, dict[str, str]]:
     """Register a checkpoint (by id, or a job's best or latest) as the next version."""
     tenant = current_tenant()
-    with transaction() as session:
+    # A new version changes what "newest" resolves to.
+    with services().registry_cache.change(tenant, path.name), transaction() as session:
         model = _model(session, path.name)
         if body.job_id is not None:
             job = store_jobs.get(session, tenant, body.job_id)
@@ -145,7 +146,8 @@ def get_version(path: VersionPath) -> Response:
 @bp.put("/models/<name>/aliases/<alias>", responses=responses({200: ModelOut}, 404))
 def set_alias(path: AliasPath, body: AliasBody) -> Response:
     """Point the alias at a version; the move is recorded (see its history)."""
-    with transaction() as session:
+    with services().registry_cache.change(current_tenant(), path.name), \
+            transaction() as session:
         model = _model(session, path.name)
         if registry.get_version(session, model.id, body.version) is None:
             raise not_found("version", f"{path.name} v{body.version}")
@@ -158,7 +160,8 @@ def set_alias(path: AliasPath, body: AliasBody) -> Response:
 
 @bp.delete("/models/<name>/aliases/<alias>", responses=responses({204: None}, 404))
 def delete_alias(path: AliasPath) -> tuple[str, int]:
-    with transaction() as session:
+    with services().registry_cache.change(current_tenant(), path.name), \
+            transaction() as session:
         model = _model(session, path.name)
         previous = registry.delete_alias(session, model.id, path.alias)
         if previous is None:
@@ -195,20 +198,33 @@ def alias_history(path: AliasPath) -> Response:
 def predict_model(path: ModelPath, body: ModelPredictBody) -> Response:
     """Predict with the version an alias points at, a version by number, or the newest.
 
-    The alias is resolved on every request (one indexed query), so a move is served from the
-    next request on, in every API process.
+    After an alias moves, every API process serves the new version from its next request.
     """
-    with _reads().connect() as conn:
-        row = registry.resolve(conn, current_tenant(), path.name, alias=body.alias,
-                                   version=body.version)
-    if row is None:
+    tenant = current_tenant()
+    asked = ("alias", body.alias) if body.alias is not None else \
+        ("version", str(body.version)) if body.version is not None else ("newest", "")
+    resolved = services().registry_cache.resolve(
+        (tenant, path.name, *asked), tenant, path.name,
+        lambda: _resolve(tenant, path.name, body.alias, body.version))
+    if resolved is None:
         what = (body.alias and f"@{body.alias}") or (body.version and f" v{body.version}")
         raise not_found("model version", f"{path.name}{what or ''}")
+    target, number = resolved
+    return run_prediction(target, body.inputs, model={"name": path.name, "version": number})
+
+
+def _resolve(tenant: str, name: str, alias: str | None, version: int | None
+             ) -> tuple[Target, int] | None:
+    """The checkpoint (with its labels) and version number a predict means, from the
+    database: one prebuilt statement, then the labels (cached per checkpoint)."""
+    with _reads().connect() as conn:
+        row = registry.resolve(conn, tenant, name, alias=alias, version=version)
+    if row is None:
+        return None
     checkpoint_id, number, job_id = row
-    with read_session() as session:  # a cache hit after the first request for a checkpoint
+    with read_session() as session:
         labels = labels_for_checkpoint(session, checkpoint_id, job_id)
-    return run_prediction(Target(checkpoint_id, labels), body.inputs,
-                          model={"name": path.name, "version": number})
+    return Target(checkpoint_id, labels), int(number)
 
 
 def _reads() -> Any:

@@ -420,7 +420,8 @@ def cmd_datasets_upload(args: argparse.Namespace) -> int:
     if not Path(args.file).is_file():
         raise UsageError(f"no such file: {args.file}")
     with _client(args) as client:
-        dataset = client.upload_dataset(args.file, name=args.name, target=args.target)
+        dataset = client.upload_dataset(args.file, name=args.name, target=args.target,
+                                        features_only=args.features_only)
     _print_json(dataset) if args.json else view.console().print(view.datasets_table([dataset]))
     return OK
 
@@ -605,6 +606,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("file")
     p.add_argument("--name")
     p.add_argument("--target", help="CSV target column (default the last)")
+    p.add_argument("--features-only", action="store_true",
+                   help="the file has no target: rows to score with batch-predict (a job "
+                        "cannot train on it)")
     p = add("list", cmd_datasets_list, "list your data sets, then the builtin ones", sub)
     p.add_argument("--uploaded", action="store_true", help="only the data sets you uploaded")
     add("delete", cmd_datasets_delete, "delete a data set", sub).add_argument("dataset")

@@ -21,6 +21,10 @@ class DatasetUploadQuery(BaseModel):
         None, pattern=TARGET_PATTERN,
         description="CSV: the target column (name or 0-based index); default the last column",
     )
+    features_only: bool = Field(
+        False, description="true: the file has no target (CSV: every column is a feature; "
+        "NPZ and JSON: X only); rows with NaN or inf are kept. Such a dataset can be scored "
+        "by a batch prediction; a job refuses it (422 naming `dataset`)")
 
 
 class DatasetListQuery(PageQuery):
@@ -68,6 +72,7 @@ UPLOAD_BODY: dict[str, Any] = {
                     "file": {"type": "string", "format": "binary"},
                     "name": {"type": "string"},
                     "target": {"type": "string"},
+                    "features_only": {"type": "boolean"},
                 },
             }
         },

@@ -15,7 +15,7 @@ from core.datasets import (
     parse_dataset,
     suffixes,
 )
-from core.datasets.dataset import finish
+from core.datasets.dataset import finish, finish_features
 from core.errors import DatasetError
 
 
@@ -29,9 +29,12 @@ def test_the_file_suffix_decides_before_the_content_type() -> None:
 
 
 def test_a_new_entry_is_parsed_recognised_and_listed(monkeypatch: pytest.MonkeyPatch) -> None:
-    def parse_lines(data: bytes, target: str | None, limits: DatasetLimits) -> Dataset:
+    def parse_lines(data: bytes, target: str | None, limits: DatasetLimits,
+                    features_only: bool) -> Dataset:
         rows = [[float(v) for v in line.split()] for line in data.decode().splitlines()]
         array = np.array(rows)
+        if features_only:
+            return finish_features(array, limits=limits)
         return finish(array[:, :-1], array[:, -1].astype(np.int64), limits=limits)
 
     lines = DatasetFormat("lines", parse_lines, ("text/x-lines",), (".lines",),
@@ -40,6 +43,7 @@ def test_a_new_entry_is_parsed_recognised_and_listed(monkeypatch: pytest.MonkeyP
     assert format_for(filename="a.lines") is lines and ".lines" in suffixes()
     data = parse_dataset(b"0 1 0\n1 0 1\n", "lines")
     assert data.X.tolist() == [[0.0, 1.0], [1.0, 0.0]] and data.y.tolist() == [0, 1]
+    assert parse_dataset(b"0 1 0\n", "lines", features_only=True).X.shape == (1, 3)
     with pytest.raises(DatasetError, match="target only applies to CSV; lines files"):
         parse_dataset(b"0 1 0\n", "lines", target="label")
 

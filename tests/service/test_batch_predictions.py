@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 from typing import Any
 
@@ -14,9 +13,7 @@ from flask_openapi3 import OpenAPI
 from sqlalchemy import select as sa_select
 
 from config.settings import Settings
-from service.api.data import dataset_to_npz
-from store import datasets as store_datasets
-from tests.service.helpers import mlp_spec, upload_csv
+from tests.service.helpers import mlp_spec, npz_bytes, upload_csv
 from worker.batch_scoring import score
 from worker.runner import JobRunner
 
@@ -119,16 +116,12 @@ def features(app: OpenAPI, dataset_id: str) -> np.ndarray:
             return np.asarray(npz["X"])
 
 
-def store_dataset(app: OpenAPI, tenant_id: str, X: np.ndarray, y: np.ndarray) -> str:
-    """A dataset written as the upload path would store it, NaN rows included (the upload
-    path refuses them; a file scored in batch may hold them all the same)."""
-    blob = dataset_to_npz(X, y)
-    with app.extensions["weightsmith"].session_factory.begin() as s:
-        row = store_datasets.create(
-            s, tenant_id, name="with-nan", format="npz", n_rows=len(X), x_shape=list(X.shape),
-            y_shape=list(y.shape), kind="classification", classes=[0, 1, 2],
-            sha256=hashlib.sha256(blob).hexdigest(), size_bytes=len(blob), blob=blob)
-        return row.id
+def upload_features(client: FlaskClient, auth: dict[str, str], X: np.ndarray) -> str:
+    """``X`` uploaded without a target (features_only), NaN rows included."""
+    response = client.post("/v1/datasets?features_only=true", data=npz_bytes(X=X),
+                           headers={**auth, "Content-Type": "application/x-npz"})
+    assert response.status_code == 201, response.data
+    return str(response.get_json()["id"])
 
 
 def tenant_of(client: FlaskClient, auth: dict[str, str], job_id: str) -> str:
@@ -150,8 +143,7 @@ def test_rows_that_cannot_be_scored_are_listed_by_index_and_the_rest_are_scored(
     X[bad[2], 1] = -np.inf
     X[bad[3]] = np.nan
     X[bad[4], 3] = np.nan
-    dataset = store_dataset(app, tenant_of(client, auth, trained["job_id"]), X,
-                            np.zeros(ROWS, dtype=np.int64))
+    dataset = upload_features(client, auth, X)
     batch = submit(client, auth, job_id=trained["job_id"], dataset_id=dataset)
     assert run_worker(app, settings, batch["id"]) == "succeeded"
     done = client.get(f"/v1/batch-predictions/{batch['id']}", headers=auth).get_json()

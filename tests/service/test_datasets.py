@@ -15,6 +15,7 @@ from tests.service.helpers import (
     blobs,
     csv_bytes,
     json_bytes,
+    mlp_spec,
     npz_bytes,
     upload_csv,
 )
@@ -267,3 +268,54 @@ def test_the_upload_body_and_its_415_come_from_the_format_registry(
                           data={"file": (io.BytesIO(b"x"), "notes.txt")})
     assert unknown.status_code == 415
     assert "use a .csv, .npz or .json file" in unknown.get_json()["detail"]
+
+
+def test_a_features_only_upload_is_scored_not_trained_on(
+        client: FlaskClient, auth: dict[str, str]) -> None:
+    X, _ = blobs(20)
+    X[3, 1] = np.nan  # kept: a batch prediction lists the row
+    header = ",".join(f"f{i}" for i in range(X.shape[1]))
+    csv_text = "\n".join([header, *(",".join(repr(float(v)) for v in row) for row in X)])
+    raw = client.post("/v1/datasets?features_only=true", data=csv_text.encode(),
+                      headers={**auth, "Content-Type": "text/csv"})
+    assert raw.status_code == 201, raw.data
+    multipart = client.post("/v1/datasets", headers=auth, data={
+        "file": (io.BytesIO(csv_text.encode()), "rows.csv"), "features_only": "true"},
+        content_type="multipart/form-data")
+    assert multipart.status_code == 200  # the same bytes read the same way: the stored one
+    body = raw.get_json()
+    assert multipart.get_json()["id"] == body["id"]
+    assert (body["kind"], body["x_shape"], body["y_shape"], body["classes"]) == (
+        "features", [20, 4], [20, 0], None)
+
+    # The same bytes read with a target are another dataset (the last column as labels).
+    with_target = client.post("/v1/datasets", data=csv_bytes(*blobs(20)),
+                              headers={**auth, "Content-Type": "text/csv"})
+    assert with_target.status_code == 201
+
+    for path, spec in (("/v1/jobs", mlp_spec(body["id"])),
+                       ("/v1/jobs:validate", mlp_spec(body["id"]))):
+        refused = assert_problem(client.post(path, json=spec, headers=auth), 422)
+        assert [e["field"] for e in refused["errors"]] == ["dataset"]
+        assert "features_only" in refused["errors"][0]["message"]
+
+
+def test_features_only_refusals_name_the_field(client: FlaskClient,
+                                               auth: dict[str, str]) -> None:
+    X, y = blobs(10)
+    cases = [
+        ("/v1/datasets?features_only=true&target=label", csv_bytes(X, y), "text/csv",
+         "target"),
+        ("/v1/datasets?features_only=true", npz_bytes(X=X, y=y), "application/x-npz",
+         "features_only"),
+        ("/v1/datasets", npz_bytes(X=X), "application/x-npz", "file"),  # no flag: needs y
+    ]
+    for path, data, media, field in cases:
+        problem = assert_problem(client.post(path, data=data, headers={
+            **auth, "Content-Type": media}), 422)
+        assert [e["field"] for e in problem["errors"]] == [field], problem
+    bad_flag = assert_problem(client.post("/v1/datasets", headers=auth, data={
+        "file": (io.BytesIO(npz_bytes(X=X)), "rows.npz"), "features_only": "maybe"},
+        content_type="multipart/form-data"), 422)
+    assert [e["field"] for e in bad_flag["errors"]] == ["features_only"]
+    assert client.get("/v1/datasets", headers=auth).get_json()["items"] == []
