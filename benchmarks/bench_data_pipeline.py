@@ -1,7 +1,7 @@
 """The data pipeline's setup cost and memory at two commits, measured alternately in one run.
 
 Usage: ``.venv/bin/python benchmarks/bench_data_pipeline.py --base REV [--head REV]
-[--rounds 3] [--quick]``
+[--rounds 3] [--quick] [--only epoch|rss] [--clock wall|cpu]``
 
 Issue 18's figures, on the 784-256-128-10 MLP of ``peers/torch_mlp.py`` (Adam, batch 128)
 over 60,000 rows of 784 features (179 MiB as float32), one BLAS thread, each measurement in a
@@ -49,6 +49,8 @@ def status(key):
     raise KeyError(key)
 
 case, variant, dtype, rows = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+if sys.argv[5] == "cpu":
+    time.perf_counter = time.process_time  # the loop's own timings too
 from core.training import train
 before_data = status("VmRSS")
 rng = np.random.default_rng(0)
@@ -119,10 +121,15 @@ def main() -> None:
     p.add_argument("--head", default="HEAD", help="the later commit (default HEAD)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="6,000 rows instead of 60,000")
+    p.add_argument("--only", choices=("epoch", "rss"), help="one kind of case")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="cpu: the process's CPU time (user + system, page faults included) "
+                   "instead of wall time, for a machine others are loading")
     args = p.parse_args()
     rows = "6000" if args.quick else "60000"
     cases = [("epoch", v, "float32") for v in ("plain", "defaults")] + [
         ("rss", v, d) for v in ("plain", "defaults") for d in ("float32", "uint8")]
+    cases = [c for c in cases if args.only in (None, c[0])]
     table: dict[str, dict[str, list[dict[str, float]]]] = {
         "/".join(c): {"base": [], "head": []} for c in cases}
     loads: list[float] = []
@@ -132,7 +139,7 @@ def main() -> None:
             for r in range(args.rounds):
                 for case in cases:
                     for side in (("base", "head") if r % 2 == 0 else ("head", "base")):
-                        figures = ratios(measure(trees[side], *case, rows))
+                        figures = ratios(measure(trees[side], *case, rows, args.clock))
                         table["/".join(case)][side].append(figures)
                         loads.append(os.getloadavg()[0])
                         shown = "  ".join(f"{k} {v:.3f}" for k, v in figures.items())
@@ -156,6 +163,7 @@ def main() -> None:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path = results / f"bench_data_pipeline-{stamp}.json"
     path.write_text(json.dumps({"base": args.base, "head": args.head, "rows": int(rows),
+                                "clock": args.clock,
                                 "loads": loads, "summary": summary, "rounds": table},
                                indent=2))
     print(f"written {path.relative_to(ROOT)}")

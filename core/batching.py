@@ -68,7 +68,8 @@ class Rows:
         self.dtype = np.dtype(dtype)
         self.n = int(index.shape[0])
         # All of X in order (no split): a batch of consecutive rows is a slice, no gather.
-        self.index: Array | None = None if self.n == X.shape[0] else index
+        whole = self.n == X.shape[0] and bool(np.array_equal(index, np.arange(self.n)))
+        self.index: Array | None = None if whole else index
         self.preprocessing = preprocessing
         # Rows of a C-contiguous X in the run dtype can be handed out as views; any other
         # layout is gathered into a C-contiguous buffer, as the whole-split copy was.
