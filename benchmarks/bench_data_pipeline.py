@@ -110,7 +110,7 @@ def ratios(m: dict[str, float]) -> dict[str, float]:
                 "steady_epoch_s": m["steady_epoch_s"]}
     model_state = 4 * m["params"] * 4  # float32 parameters, gradients, Adam's two moments
     beyond = m["peak_rss"] - m["rss_before_data"]
-    return {"peak_mib": beyond / 2**20,
+    return {"process_peak_mib": m["peak_rss"] / 2**20, "peak_mib": beyond / 2**20,
             "over_data_and_model": beyond / (m["data_bytes"] + model_state),
             "over_float32_data": beyond / m["float32_data_bytes"]}
 
