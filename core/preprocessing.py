@@ -121,7 +121,6 @@ class Preprocessing:
         return cls(np.asarray(arrays[MEAN_KEY]), np.asarray(arrays[STD_KEY]))
 
 
-
 def _carried_sum(head: Array | None, rest: Iterable[Array], mean: Array | None
                  ) -> tuple[int, Array]:
     """(rows, float64 sum over the rows) of ``head`` then ``rest``; with ``mean``, the sum of

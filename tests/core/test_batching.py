@@ -14,8 +14,9 @@ from core.preprocessing import Preprocessing
 from core.reproducibility import weights_sha256
 from core.training import train
 
+# (30, 3, 64, 64): a sample larger than NumPy's 8192-element cast buffer
 SHAPES = [(1000, 1), (9, 1, 1, 1), (1000, 2), (301, 784), (200, 1, 8, 8), (57, 3, 5, 5),
-          (4000, 16), (7, 5)]
+          (4000, 16), (7, 5), (30, 3, 64, 64)]
 DATA_DTYPES = ["uint8", "int8", "uint16", "int16", "float16", "float32", "float64"]
 
 
