@@ -89,7 +89,7 @@ def training_memory(report: Mapping[str, Any], itemsize: int) -> MemoryEstimate:
     """Split the dry run's estimate by layer.
 
     The whole is the dry run's ``memory_bytes`` (parameters, gradients, optimizer state,
-    every layer's arrays for each batch size the run meets, the data's working copies). A
+    every layer's arrays for each batch size the run meets, the data and its batch buffers). A
     layer's share is its arrays for one training batch (the dry run's per-layer
     ``memory_bytes``; without one, its output and that output's gradient) plus a part of the
     rest, less the data (``data_bytes``), in proportion to the layer's parameter bytes and

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from core.batching import FIT_CHUNK_ROWS
 from core.metrics import EVAL_BATCH
 from core.network import EVAL_CHUNK
 from core.spec.job import Spec
@@ -76,8 +77,9 @@ def dry_run(spec: Spec, input_shape: Sequence[int], n_samples: int) -> dict[str,
     memory, in the run's dtype: parameters, gradients and optimizer state; every layer's
     arrays for each batch size the run meets -- the batch, the ragged last batch, the
     validation chunks -- with the batch itself and the loss's arrays; and the data: the
-    run's split copy plus the larger of the standardization fit's float64 temporary and
-    the shuffle buffer), ``data_bytes`` (the training arrays once, in the run's dtype),
+    arrays once (never copied by the run), the buffers batches are gathered into and the
+    standardization fit's chunk), ``data_bytes`` (the data set's arrays once, in the run's
+    dtype: an upper bound for data kept in a narrower dtype, such as uint8 images),
     ``batch_size`` (resolved) and ``n_train``/``n_val``.
 
     Raises
@@ -107,11 +109,14 @@ def dry_run(spec: Spec, input_shape: Sequence[int], n_samples: int) -> dict[str,
     state = spec.optimizer.state_arrays()  # the optimizer class declares its state
     # the batch's inputs, and the loss's outputs-sized arrays (link, gradient, targets)
     held_per_row += math.prod(shape) + 3 * math.prod(shapes[-1])
-    data_bytes = int(n_samples * math.prod(shape) * itemsize)
-    # The run's split copies of the data, then either the standardization fit's float64
-    # deviations over the training rows or (later, never larger) the shuffle buffer.
-    data_held = data_bytes + n_train * math.prod(shape) * (
-        8 if spec.training.standardize else itemsize)
+    sample = math.prod(shape)
+    data_bytes = int(n_samples * sample * itemsize)
+    # The data itself, once (the run never copies it: core.batching), plus the buffers the
+    # training batch and a validation chunk are gathered into before their cast, and the
+    # standardization fit's float64 chunk.
+    data_held = data_bytes + (batch_rows + min(EVAL_BATCH, n_val)) * sample * itemsize
+    if spec.training.standardize:
+        data_held += (FIT_CHUNK_ROWS + 1) * sample * 8
     memory = ((2 + state) * total_params
               + held_rows(batch_rows, n_train, n_val) * held_per_row) * itemsize
     return {

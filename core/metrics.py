@@ -7,6 +7,7 @@ counts each of its k columns as one prediction.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -31,17 +32,25 @@ def correct_count(outputs: Array, targets: Array, loss_name: str) -> tuple[int, 
 
 def evaluate(network: Network, loss: Loss, X: Array, y: Array, *, classification: bool,
              batch_size: int = EVAL_BATCH) -> dict[str, float]:
-    """Mean loss (and accuracy) over X (N, ...), y in eval mode, in chunks of ``batch_size``.
+    """Mean loss (and accuracy) over X (N, ...), y in eval mode, in chunks of ``batch_size``."""
+    chunks = ((X[s:s + batch_size], y[s:s + batch_size])
+              for s in range(0, int(X.shape[0]), batch_size))
+    return evaluate_batches(network, loss, chunks, classification=classification)
 
-    The mean weights each chunk's mean loss by its row count, so it equals the loss over
+
+def evaluate_batches(network: Network, loss: Loss, batches: Iterable[tuple[Array, Array]], *,
+                     classification: bool) -> dict[str, float]:
+    """Mean loss (and accuracy) over ``batches`` of (x, y) in eval mode.
+
+    The mean weights each batch's mean loss by its row count, so it equals the loss over
     all rows at once (up to rounding) for every unweighted loss.
     """
-    total, n = 0.0, int(X.shape[0])
+    total, n = 0.0, 0
     correct = count = 0
-    for start in range(0, n, batch_size):
-        xb, yb = X[start:start + batch_size], y[start:start + batch_size]
+    for xb, yb in batches:
         outputs = network.forward(xb, training=False)
         total += loss.forward(outputs, yb) * xb.shape[0]
+        n += int(xb.shape[0])
         if classification:
             c, k = correct_count(outputs, yb, network.loss_name or "")
             correct, count = correct + c, count + k

@@ -8,6 +8,9 @@ user can apply with NumPy alone from ``weights.npz`` (docs/checkpoint-format.md)
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -52,6 +55,34 @@ class Preprocessing:
         std_cast[std_cast == 0.0] = 1.0
         return cls(mean.astype(dtype), std_cast)
 
+    @classmethod
+    def fit_chunks(cls, chunks: Callable[[], Iterable[Array]], dtype: DTypeLike = np.float32
+                   ) -> Preprocessing:
+        """:meth:`fit` on the rows that ``chunks()`` yields in order (run-dtype arrays of
+        consecutive rows), without ever holding them all: bit for bit the same statistics.
+
+        ``chunks`` is called twice: NumPy's mean and std are two passes (the sum, then the
+        sum of squared deviations from the mean), each a float64 sum over the rows taken one
+        row after the other when a sample has several values. Each chunk is added below a
+        carried row of the sums so far, so one sum over all chunks is that same sequence of
+        additions. A sample of one value is summed pairwise by NumPy instead: those rows are
+        a single column, small enough to be joined and fitted by :meth:`fit` itself.
+        """
+        first = iter(chunks())
+        head = next(first, None)
+        if head is None:
+            raise ValueError("cannot fit standardization on zero rows")
+        if math.prod(head.shape[1:]) == 1:
+            # Copies: a chunk may be a buffer that the next chunk overwrites.
+            return cls.fit(np.concatenate([head.copy(), *(c.copy() for c in first)]), dtype)
+        n, total = _carried_sum(head, first, None)
+        mean = total / n
+        _, squares = _carried_sum(None, chunks(), mean)
+        std = np.sqrt(squares / n)
+        std_cast = std.astype(dtype)
+        std_cast[std_cast == 0.0] = 1.0
+        return cls(mean.astype(dtype), std_cast)
+
     @property
     def dtype(self) -> np.dtype[Any]:
         """The dtype of the statistics (the run dtype)."""
@@ -88,3 +119,31 @@ class Preprocessing:
         if MEAN_KEY not in arrays or STD_KEY not in arrays:
             return None
         return cls(np.asarray(arrays[MEAN_KEY]), np.asarray(arrays[STD_KEY]))
+
+
+def _carried_sum(head: Array | None, rest: Iterable[Array], mean: Array | None
+                 ) -> tuple[int, Array]:
+    """(rows, float64 sum over the rows) of ``head`` then ``rest``; with ``mean``, the sum of
+    squared deviations ``(x - mean) ** 2`` instead, formed as ``np.var`` forms them."""
+    n = 0
+    total: Array | None = None
+    buf: Array | None = None
+    for chunk in itertools.chain([] if head is None else [head], rest):
+        rows = int(chunk.shape[0])
+        if buf is None or buf.shape[0] < rows + 1:
+            buf = np.empty((rows + 1, *chunk.shape[1:]), dtype=np.float64)
+        block = buf[:rows + 1]
+        if mean is None:
+            block[1:] = chunk
+        else:
+            np.subtract(chunk, mean, out=block[1:])
+            np.square(block[1:], out=block[1:])
+        if total is None:  # NumPy's sum starts from the first row (a -0.0 stays -0.0)
+            total = np.add.reduce(block[1:], axis=0)
+        else:
+            block[0] = total
+            total = np.add.reduce(block, axis=0)
+        n += rows
+    if total is None:
+        raise ValueError("cannot fit standardization on zero rows")
+    return n, total

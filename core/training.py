@@ -1,11 +1,13 @@
 """The training loop: ``train(spec, X, y, ...) -> TrainResult``.
 
-One run, in order: cast X once to the run dtype; split off the LAST ``validation_split``
-fraction of a seeded permutation; fit the standardization on the training rows only; then
-per epoch: shuffle (the run's own Generator), gather the shuffled rows once, and per batch
-forward (training mode), loss, backward, L1/L2 penalty gradients, global-norm clipping and one
-optimizer step on the network's single flat parameter array. After each epoch: validation in
-eval mode, the schedule's step, the best-epoch and early-stopping bookkeeping, ``on_epoch``.
+One run, in order: split off the LAST ``validation_split`` fraction of a seeded
+permutation; fit the standardization on the training rows only; then per epoch: shuffle (the
+run's own Generator), and per batch gather its rows, cast them to the run dtype and
+standardize them (core.batching: X itself is never copied), forward (training mode), loss,
+backward, L1/L2 penalty gradients, global-norm clipping and one optimizer step on the
+network's single flat parameter array. After each epoch: validation in eval mode (in
+batches too), the schedule's step, the best-epoch and early-stopping bookkeeping,
+``on_epoch``.
 
 The reported ``loss`` is the data loss only (mean over the epoch's batches, weighted by batch
 size), without the L1/L2 penalty: PyTorch users log it that way, and it stays comparable
@@ -27,7 +29,7 @@ from numpy.typing import NDArray
 from core.batching import EpochBatches
 from core.checkpoint import TrainingState, dump_checkpoint, export_weights_npz
 from core.errors import DivergedError
-from core.metrics import correct_count, evaluate
+from core.metrics import EVAL_BATCH, correct_count, evaluate_batches
 from core.network import Network
 from core.training_run import RunSetup, as_spec
 
@@ -120,7 +122,8 @@ def train(spec: Any, X: Array, y: Array, *, init_params: Mapping[str, Array] | N
     Parameters
     ----------
     spec : Spec or its dict form (docs/spec.md)
-    X : ndarray (N, ...) inputs; cast once to ``spec.training.dtype``
+    X : ndarray (N, ...) inputs in any numeric dtype (uint8 images stay uint8 in memory);
+        each batch is cast to ``spec.training.dtype``, exactly as casting all of X first
     y : ndarray (N,) integer class labels, or (N,) / (N, k) regression or BCE targets
     init_params : name -> array replacing the initial weights (warm start)
     on_epoch : called with an :class:`EpochReport` after every completed epoch
@@ -159,7 +162,7 @@ class _Loop:
         self.on_epoch = on_epoch
         self.should_stop = should_stop
         t = run.spec.training
-        self.batches = EpochBatches(run.X_train, run.y_train, run.batch_size, bool(t.shuffle))
+        self.batches = EpochBatches(run.train_rows, run.batch_size, bool(t.shuffle))
         reg = run.spec.regularization
         self.l1, self.l2 = float(reg.l1 or 0.0), float(reg.l2 or 0.0)
         self.clip = t.clip_grad_norm
@@ -191,12 +194,11 @@ class _Loop:
         run, net, opt = self.run, self.run.network, self.run.optimizer
         p = run.begin_epoch()
         perm = self.batches.order(run.shuffle_rng)
-        Xe, ye = self.batches.gather(perm)
         flat_grads = {"all": net.flat_grads}
         classification, loss_name = run.classification, run.loss_name
         loss = run.loss
         t0 = time.perf_counter()
-        for index, (xb, yb) in enumerate(self.batches.batches(Xe, ye, p["batch"]), p["batch"]):
+        for index, (xb, yb) in enumerate(self.batches.batches(perm, p["batch"]), p["batch"]):
             reason = self._interrupt()
             if reason is not None:
                 p["batch"], p["seconds"] = index, p["seconds"] + time.perf_counter() - t0
@@ -260,9 +262,9 @@ class _Loop:
         metrics: dict[str, float] = {"loss": p["loss_sum"] / p["seen"]}
         if run.classification:
             metrics["accuracy"] = p["correct"] / p["count"]
-        if run.X_val.shape[0]:
-            val = evaluate(run.network, run.loss, run.X_val, run.y_val,
-                           classification=run.classification)
+        if run.val_rows.n:
+            val = evaluate_batches(run.network, run.loss, run.val_rows.batches(EVAL_BATCH),
+                                   classification=run.classification)
             metrics.update({f"val_{k}": v for k, v in val.items()})
         metrics["lr"] = p["lr"]
         metrics["seconds"] = p["seconds"] + time.perf_counter() - t0

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from core.batching import shuffle_generator, split_indices
+from core.batching import FIT_CHUNK_ROWS, Rows, shuffle_generator, split_indices
 from core.checkpoint import TrainingState, load_state, model_spec_dict
 from core.clipping import clip_grad_norm
 from core.datasets import Dataset, validate_for_spec
@@ -46,8 +47,8 @@ class RunSetup:
 
     Attributes
     ----------
-    X_train, y_train, X_val, y_val : run-dtype inputs (standardized when asked) and targets;
-        class labels are ``intp``
+    train_rows, val_rows : the two sides of the split (:class:`core.batching.Rows`): batches
+        of run-dtype inputs, standardized when asked, and targets (class labels ``intp``)
     network, loss, optimizer, schedule : built from the spec; the optimizer updates the
         network's ONE flat parameter array (``{"all": network.flat_params}``)
     epoch : epochs completed; ``partial`` the accumulators of the epoch in progress
@@ -76,24 +77,21 @@ class RunSetup:
         X = X.reshape((X.shape[0], *net.input_shape))
         y = y.astype(np.intp if self.loss_name == "cross_entropy" else self.dtype, copy=False)
         train_idx, val_idx = split_indices(X.shape[0], float(t.validation_split or 0.0), seed)
-        # One cast per split; np.take copies the rows (so the arrays are ours to modify),
-        # astype then converts in one pass.
-        X_train = np.take(X, train_idx, axis=0).astype(self.dtype, copy=False)
-        X_val = np.take(X, val_idx, axis=0).astype(self.dtype, copy=False)
+        # No copy of X: each side of the split gathers, casts and standardizes its rows one
+        # batch at a time (core.batching), the same values a whole cast copy would hold.
+        self.train_rows = Rows(X, y, train_idx, self.dtype)
+        self.val_rows = Rows(X, y, val_idx, self.dtype)
         state = load_state(resume) if resume is not None else None
         prep: Preprocessing | None = None
         if state is not None:
             prep = state.preprocessing
         elif t.standardize:
-            prep = Preprocessing.fit(X_train, self.dtype)
-        if prep is not None:
-            # The split copies are ours: standardize them in place (no third copy of X).
-            X_train, X_val = prep.apply_inplace(X_train), prep.apply_inplace(X_val)
+            prep = Preprocessing.fit_chunks(partial(self.train_rows.chunks, FIT_CHUNK_ROWS),
+                                            self.dtype)
+        self.train_rows.preprocessing = self.val_rows.preprocessing = prep
         net.preprocessing = prep
-        self.X_train, self.X_val = X_train, X_val
-        self.y_train, self.y_val = np.take(y, train_idx, axis=0), np.take(y, val_idx, axis=0)
         full = t.batch_size == "full" or t.batch_size is None
-        self.batch_size = int(X_train.shape[0]) if full else int(t.batch_size)
+        self.batch_size = self.train_rows.n if full else int(t.batch_size)
         self.loss = make_loss(spec.loss, self.dtype)
         self.optimizer = make_optimizer(spec.optimizer, {"all": net.flat_params})
         self.schedule = make_schedule(t.lr_schedule, self.optimizer, int(t.epochs))

@@ -10,10 +10,10 @@ The limit is the address space the pool process already maps when the job starts
 interpreter, NumPy and BLAS, the loaded data), plus ``JOB_MEMORY_FACTOR`` times the estimate,
 plus ``settings.job_memory_headroom_bytes``: address space is not memory in use (every thread
 reserves a stack and, with glibc, a 64 MB malloc arena; OpenBLAS maps buffers per thread), and
-a run makes working copies the estimate counts once (the data cast to the run's dtype, each
-epoch's shuffled gather, the commit's serialised checkpoints). It applies to the whole process,
-so only a process that runs one job at a time may set it: Celery's prefork pool child, for the
-task's duration (worker/tasks.py); the previous limit is restored after.
+a run makes working copies the estimate counts once (the commit's serialised checkpoints;
+the estimate counts the loaded data again, though a run never copies it). It applies to the
+whole process, so only a process that runs one job at a time may set it: Celery's prefork
+pool child, for the task's duration (worker/tasks.py); the previous limit is restored after.
 """
 
 from __future__ import annotations

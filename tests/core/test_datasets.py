@@ -360,3 +360,25 @@ def test_careful_path_features_and_string_labels_are_read_row_by_row() -> None:
     ds = parse_dataset(b"a,b,label\n1,2.5,cat\n-3,4,dog\n5,6e1,cat\n", "csv", limits=SMALL)
     assert ds.X.tolist() == [[1.0, 2.5], [-3.0, 4.0], [5.0, 60.0]]
     assert ds.classes == ["cat", "dog"] and ds.y.tolist() == [0, 1, 0]
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int8", "uint16", "int16"])
+def test_npz_integer_features_keep_their_dtype(dtype: str) -> None:
+    """Image pixels stay in their own dtype: a quarter of float32's bytes for uint8."""
+    info = np.iinfo(dtype)
+    X = np.random.default_rng(0).integers(info.min, int(info.max) + 1, (6, 1, 4, 4))
+    X = X.astype(dtype)
+    ds = parse_dataset(npz_compressed(X=X, y=np.arange(6) % 2), "npz")
+    assert ds.X.dtype == np.dtype(dtype)
+    assert ds.X.tobytes() == X.tobytes()
+    assert ds.X.nbytes * 4 == X.astype(np.float32).nbytes * np.dtype(dtype).itemsize
+
+
+@pytest.mark.parametrize(("dtype", "values"), [
+    ("int32", [[2**31 - 1, -5]]), ("int64", [[2**53 + 1, 0]]), ("uint32", [[7, 2**32 - 1]]),
+    ("bool", [[True, False]])])
+def test_npz_wider_integers_and_booleans_become_float64(dtype: str, values: Any) -> None:
+    X = np.array(values * 3, dtype=dtype)
+    ds = parse_dataset(npz(X=X, y=np.arange(3)), "npz")
+    assert ds.X.dtype == np.float64
+    np.testing.assert_array_equal(ds.X, X.astype(np.float64))

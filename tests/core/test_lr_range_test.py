@@ -182,12 +182,12 @@ def test_each_batch_steps_with_its_scheduled_rate() -> None:
     setup = RunSetup(Spec.from_dict(test_spec.job_spec(Spec.from_dict(spec).to_dict(), 160)),
                      X, y)
     net, loss = setup.network, setup.loss
-    xb, yb = setup.X_train[:16], setup.y_train[:16]
+    xb, yb = setup.train_rows.rows(slice(0, 16))
     assert loss.forward(net.forward(xb, training=True), yb) == test.losses[0]
     net.backward(loss.backward())
     net.flat_params -= np.float32(0.05) * net.flat_grads
-    second = loss.forward(net.forward(setup.X_train[16:32], training=True),
-                          setup.y_train[16:32])
+    xb, yb = setup.train_rows.rows(slice(16, 32))
+    second = loss.forward(net.forward(xb, training=True), yb)
     assert second == pytest.approx(test.losses[1], rel=1e-6)
     assert test.lrs == [float(v) for v in test_spec.lrs()]
 

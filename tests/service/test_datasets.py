@@ -319,3 +319,33 @@ def test_features_only_refusals_name_the_field(client: FlaskClient,
         content_type="multipart/form-data"), 422)
     assert [e["field"] for e in bad_flag["errors"]] == ["features_only"]
     assert client.get("/v1/datasets", headers=auth).get_json()["items"] == []
+
+
+def test_uint8_images_are_stored_and_trained_on_as_uint8(
+    client: FlaskClient, auth: dict[str, str], session_factory: Any, settings: Any,
+) -> None:
+    """Issue 18: an image upload is not widened: the worker gets the uint8 pixels back (a
+    quarter of float32's bytes) and a job's validation takes them like floats."""
+    from store import keys
+    from worker import store_ops
+
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (40, 1, 8, 8)).astype(np.uint8)
+    y = np.arange(40) % 3
+    up = client.post("/v1/datasets?name=pixels", data=npz_bytes(X=X, y=y),
+                     headers={**auth, "Content-Type": "application/x-npz"})
+    assert up.status_code == 201, up.data
+    ident = up.get_json()["id"]
+    with session_factory() as s:
+        tenant = keys.tenant_for_key(s, auth["Authorization"].split()[1])
+        claimed = store_ops.Claimed(attempts=1, tenant_id=str(tenant), spec={"dataset": ident},
+                                    dataset_id=ident, last_error=None)
+        stored_X, stored_y = store_ops.load_dataset(s, claimed, settings)
+    assert stored_X.dtype == np.uint8 and stored_X.tobytes() == X.tobytes()
+    assert stored_X.nbytes * 4 == X.astype(np.float32).nbytes
+    assert stored_y.tolist() == y.tolist()
+    spec = {"dataset": ident, "model": {"layers": [
+        {"type": "conv2d", "filters": 2, "kernel_size": 3}, {"type": "flatten"},
+        {"type": "dense", "units": 3}]}, "training": {"epochs": 1}}
+    checked = client.post("/v1/jobs:validate", json=spec, headers=auth)
+    assert checked.status_code == 200, checked.data
