@@ -9,7 +9,6 @@ the other rows of its chunk are scored as usual.
 
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import dataclass
 
@@ -19,9 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from store import batches
 from store import checkpoints as store_checkpoints
-from store import datasets as store_datasets
 from store import webhooks as store_webhooks
 from store.models import BatchPrediction
+from worker.store_ops import dataset_arrays
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +44,10 @@ def dataset_features(s: Session, tenant_id: str, dataset_id: str) -> np.ndarray:
 
     if dataset_id.startswith(BUILTIN_PREFIX):
         return np.asarray(load_builtin(dataset_id[len(BUILTIN_PREFIX):]).X)
-    blob = store_datasets.get_blob(s, tenant_id, dataset_id)
-    if blob is None:
+    arrays = dataset_arrays(s, tenant_id, dataset_id)
+    if arrays is None:
         raise BatchInputError(f"dataset {dataset_id} no longer exists")
-    with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
-        return np.asarray(npz["X"])
+    return np.asarray(arrays[0])
 
 
 def load_inputs(sessions: sessionmaker[Session], batch: BatchPrediction

@@ -15,7 +15,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any, cast
 
 import numpy as np
 
@@ -28,20 +28,23 @@ _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
-def parse_dataset(data: bytes, fmt: str, *, target: str | None = None,
+def parse_dataset(data: bytes | IO[bytes], fmt: str, *, target: str | None = None,
                   limits: DatasetLimits | None = None) -> Dataset:
     """Parse an upload into a :class:`Dataset`.
 
     Parameters
     ----------
-    data : the raw bytes of the file
+    data : the raw bytes of the file, or the file (seekable; the API spools uploads to
+        disk): an NPZ's arrays are then read from it member by member, never held as one
+        more copy of the file; text is read into bytes once
     fmt : a name in :data:`FORMATS` ("csv", "npz" or "json")
     target : formats that take one (CSV): the label column (default: the last column)
     limits : size limits; ``max_bytes`` also bounds an NPZ's decompressed size
     """
     limits = limits or DatasetLimits()
-    if len(data) > limits.max_bytes:
-        raise DatasetError(f"the file has {len(data)} bytes, more than the limit of "
+    size = len(data) if isinstance(data, bytes) else data.seek(0, io.SEEK_END)
+    if size > limits.max_bytes:
+        raise DatasetError(f"the file has {size} bytes, more than the limit of "
                            f"{limits.max_bytes}", "file")
     if fmt not in FORMATS:
         raise DatasetError(f"unknown format {fmt!r}; expected one of {sorted(FORMATS)}",
@@ -51,10 +54,15 @@ def parse_dataset(data: bytes, fmt: str, *, target: str | None = None,
         takers = ", ".join(f.name.upper() for f in FORMATS.values() if f.takes_target)
         raise DatasetError(f"target only applies to {takers}; {fmt} files name X and y",
                            "target")
-    return form.parse(data, target, limits)
+    if not isinstance(data, bytes):
+        data.seek(0)
+        if fmt != "npz":
+            data = data.read()  # text is parsed from bytes: the one copy of the file
+    # parse_npz takes a file as it takes bytes (zipfile reads either)
+    return form.parse(cast(bytes, data), target, limits)
 
 
-def parse_npz(data: bytes, limits: DatasetLimits) -> Dataset:
+def parse_npz(data: bytes | IO[bytes], limits: DatasetLimits) -> Dataset:
     """An ``.npz`` with arrays X and y; sizes are checked from the headers before reading."""
     try:
         arrays = _read_npz(data, limits)
@@ -74,8 +82,8 @@ def parse_npz(data: bytes, limits: DatasetLimits) -> Dataset:
     return finish(X, y, limits=limits, classes=classes)
 
 
-def _read_npz(data: bytes, limits: DatasetLimits) -> dict[str, Array]:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+def _read_npz(data: bytes | IO[bytes], limits: DatasetLimits) -> dict[str, Array]:
+    with zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data) as archive:
         members = {info.filename: info for info in archive.infolist()}
         for needed in ("X.npy", "y.npy"):
             if needed not in members:
