@@ -14,7 +14,6 @@ from flask_openapi3 import OpenAPI
 from sqlalchemy import select as sa_select
 
 from config.settings import Settings
-from service.api.data import dataset_to_npz
 from store import datasets as store_datasets
 from tests.service.helpers import mlp_spec, upload_csv
 from worker.batch_scoring import score
@@ -110,24 +109,28 @@ def network_of(app: OpenAPI, checkpoint_id: str) -> Any:
 
 
 def features(app: OpenAPI, dataset_id: str) -> np.ndarray:
+    from service.api.data import stored_arrays
     from store.models import Dataset
 
     with app.extensions["weightsmith"].session_factory() as s:
         row = s.get(Dataset, dataset_id)
-        assert row is not None and row.blob is not None
-        with np.load(io.BytesIO(row.blob), allow_pickle=False) as npz:
-            return np.asarray(npz["X"])
+        assert row is not None
+        arrays = stored_arrays(s, row.tenant_id, dataset_id)
+        assert arrays is not None
+        return np.asarray(arrays[0])
 
 
 def store_dataset(app: OpenAPI, tenant_id: str, X: np.ndarray, y: np.ndarray) -> str:
     """A dataset written as the upload path would store it, NaN rows included (the upload
     path refuses them; a file scored in batch may hold them all the same)."""
-    blob = dataset_to_npz(X, y)
+    from core.datasets import stored
+
+    blob = b"".join(stored.frames([X, y]))
     with app.extensions["weightsmith"].session_factory.begin() as s:
         row = store_datasets.create(
             s, tenant_id, name="with-nan", format="npz", n_rows=len(X), x_shape=list(X.shape),
             y_shape=list(y.shape), kind="classification", classes=[0, 1, 2],
-            sha256=hashlib.sha256(blob).hexdigest(), size_bytes=len(blob), blob=blob)
+            sha256=hashlib.sha256(blob).hexdigest(), size_bytes=len(blob), data=[blob])
         return row.id
 
 
