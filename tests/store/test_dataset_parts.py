@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 from functools import partial
 
 import numpy as np
@@ -109,7 +110,7 @@ def test_parts_are_full_whatever_the_pieces_written(s: Session, pieces: int) -> 
     row = datasets.create(s, tenant.id, name="d", format="npz", n_rows=300, x_shape=[300, 11],
                           y_shape=[300], kind="classification", classes=None, sha256="0" * 64,
                           size_bytes=len(whole),
-                          data=[memoryview(whole)[a:b] for a, b in zip(cuts, cuts[1:])])
+                          data=[memoryview(whole)[a:b] for a, b in itertools.pairwise(cuts)])
     sizes = s.scalars(sa.select(sa.func.length(DatasetPart.data))
                       .where(DatasetPart.dataset_id == row.id).order_by(DatasetPart.seq)).all()
     assert all(size == PART_BYTES for size in sizes[:-1]) and 0 < sizes[-1] <= PART_BYTES
