@@ -12,16 +12,19 @@ length of the stored frames (the bytes the dataset occupies, what the storage qu
 the downgrade writes the npz back and its length. `uploads` and `upload_parts` hold files
 arriving in pieces (`/v1/uploads`).
 
-The framing and the trigger statements are copied here, not imported, so that this revision
-never changes.
+The stored frames are the npz's own members (.npy files) laid end to end, so the move needs
+only the standard library. The framing and the trigger statements are copied here, not
+imported, so that this revision never changes.
 """
 
 from __future__ import annotations
 
+import ast
 import io
-from collections.abc import Iterator, Sequence
+import math
+import zipfile
+from collections.abc import Sequence
 
-import numpy as np
 import sqlalchemy as sa
 from alembic import op
 
@@ -62,36 +65,37 @@ def _parts_table(name: str, key: str) -> None:
                    f" ALTER COLUMN {key} SET STORAGE PLAIN")
 
 
-def _frames(arrays: Sequence[np.ndarray]) -> Iterator[bytes]:
-    """core.datasets.stored.frames as of this revision."""
-    for array in arrays:
-        array = np.ascontiguousarray(array)
-        out = io.BytesIO()
-        header = np.lib.format.header_data_from_array_1_0(array)
-        try:
-            np.lib.format.write_array_header_1_0(out, header)
-        except ValueError:
-            out = io.BytesIO()
-            np.lib.format.write_array_header_2_0(out, header)
-        data = array.tobytes()
-        yield out.getvalue() + data + bytes(-(out.tell() + len(data)) % ALIGN)
+def _frames(npz: bytes) -> bytes:
+    """The stored bytes of an npz of X and y: its two members, which are .npy files, one
+    after the other, each padded to ALIGN bytes (core.datasets.stored as of this revision;
+    the standard library suffices, so the migration needs no NumPy)."""
+    with zipfile.ZipFile(io.BytesIO(npz)) as archive:
+        members = [archive.read(name) for name in ("X.npy", "y.npy")]
+    return b"".join(member + bytes(-len(member) % ALIGN) for member in members)
 
 
-def _unframe(stored: bytes) -> list[np.ndarray]:
-    arrays, offset = [], 0
-    for _ in range(2):
-        stream = io.BytesIO(stored[offset:])
-        version = np.lib.format.read_magic(stream)
-        read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                else np.lib.format.read_array_header_2_0)
-        shape, fortran, dtype = read(stream)
-        start = offset + stream.tell()
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        flat = np.frombuffer(stored, dtype=dtype, count=nbytes // dtype.itemsize, offset=start)
-        arrays.append(flat.reshape(shape, order="F" if fortran else "C"))
-        offset = start + nbytes
-        offset += -offset % ALIGN
-    return arrays
+def _npy_length(stored: bytes, offset: int) -> int:
+    """The length of the .npy file at `offset`: its header, then its data."""
+    major = stored[offset + 6]
+    size_bytes = 2 if major == 1 else 4
+    start = offset + 8 + size_bytes
+    header_length = int.from_bytes(stored[offset + 8:start], "little")
+    header = ast.literal_eval(stored[start:start + header_length].decode("latin-1"))
+    kind, width = header["descr"][1], int(header["descr"][2:] or 0)
+    itemsize = 4 * width if kind == "U" else width
+    return start + header_length - offset + math.prod(header["shape"]) * itemsize
+
+
+def _npz(stored: bytes) -> bytes:
+    """The npz of the two .npy files in `stored`, compressed as np.savez_compressed does."""
+    out = io.BytesIO()
+    offset = 0
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in ("X.npy", "y.npy"):
+            length = _npy_length(stored, offset)
+            archive.writestr(name, stored[offset:offset + length])
+            offset += length + -length % ALIGN
+    return out.getvalue()
 
 
 DATASETS = sa.table('datasets', sa.column('id', sa.String), sa.column('blob', sa.LargeBinary),
@@ -124,8 +128,7 @@ def upgrade() -> None:
     ids = conn.scalars(sa.select(DATASETS.c.id).where(DATASETS.c.blob.is_not(None))).all()
     for dataset_id in ids:
         blob = conn.scalar(sa.select(DATASETS.c.blob).where(DATASETS.c.id == dataset_id))
-        with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
-            stored = b"".join(_frames([npz["X"], npz["y"]]))
+        stored = _frames(bytes(blob))
         rows = [{"dataset_id": dataset_id, "seq": seq, "data": stored[start:start + PART_BYTES]}
                 for seq, start in enumerate(range(0, len(stored), PART_BYTES))]
         conn.execute(PARTS.insert(), rows)
@@ -149,11 +152,9 @@ def downgrade() -> None:
     for dataset_id in ids:
         stored = b"".join(conn.scalars(sa.select(PARTS.c.data).where(
             PARTS.c.dataset_id == dataset_id).order_by(PARTS.c.seq)))
-        X, y = _unframe(stored)
-        out = io.BytesIO()
-        np.savez_compressed(out, X=X, y=y)
+        blob = _npz(stored)
         conn.execute(DATASETS.update().where(DATASETS.c.id == dataset_id)
-                     .values(blob=out.getvalue(), size_bytes=len(out.getvalue())))
+                     .values(blob=blob, size_bytes=len(blob)))
     for owner, parts, _key in reversed(PART_TABLES):
         op.execute(f"DROP TRIGGER {owner}_delete_parts" + (f" ON {owner}" if _postgresql() else ""))
         if _postgresql():

@@ -30,7 +30,7 @@ def register_blueprints(app: OpenAPI) -> None:
 
     init_body_guard(app)
 
-    for module in (health, metrics, uploads, datasets, compare, jobs, events, checkpoints, exports,
+    for module in (health, metrics, datasets, uploads, compare, jobs, events, checkpoints, exports,
                    predict, forks, models, reproducibility, webhooks, keys, batch_predictions,
                    sweeps, lr_range_tests):
         app.register_api(module.bp)
