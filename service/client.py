@@ -209,12 +209,13 @@ class WeightsmithClient:
     def upload_dataset(self, source: str | Path | bytes, *, filename: str | None = None,
                        name: str | None = None, target: str | None = None,
                        progress: Callable[[int, int], None] | None = None,
-                       piece_bytes: int = PIECE_BYTES, resume: str | None = None
+                       piece_bytes: int | None = None, resume: str | None = None
                        ) -> dict[str, Any]:
         """Upload a CSV, NPZ or JSON data set (a path, or bytes with a `filename` for its type).
 
         A file over `PIECES_FROM` bytes (or any, given `resume`: an upload id to continue)
-        goes through `/v1/uploads` in pieces of `piece_bytes`, each read from the file as it
+        goes through `/v1/uploads` in pieces of `piece_bytes` (default `PIECE_BYTES`), each
+        read from the file as it
         is sent; a piece whose connection breaks is sent again from the offset the server
         reports. `progress(sent, total)` is called as bytes are accepted.
         """
@@ -233,7 +234,7 @@ class WeightsmithClient:
             return body
         upload = self.get_upload(resume) if resume else self.start_upload(size, filename)
         with _opened(source) as file:
-            self._send_pieces(upload, file, piece_bytes, progress)
+            self._send_pieces(upload, file, piece_bytes or PIECE_BYTES, progress)
         request = {"upload_id": upload["id"], "name": name, "target": target}
         return self._json("POST", "/v1/datasets",
                           json={k: v for k, v in request.items() if v is not None})

@@ -247,3 +247,34 @@ def wait_for_no_writer(client: Any, upload_id: str) -> int:
         if received or time.monotonic() > deadline:
             return received
         time.sleep(0.05)
+
+
+def test_the_cli_sends_a_large_file_in_pieces_with_a_progress_bar(
+        live: str, api_key: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from service import client as client_module
+    from service.cli import main
+
+    monkeypatch.setenv("WEIGHTSMITH_URL", live)
+    monkeypatch.setenv("WEIGHTSMITH_API_KEY", api_key)
+    monkeypatch.setattr(client_module, "PIECES_FROM", 100_000)
+    monkeypatch.setattr(client_module, "PIECE_BYTES", 128 * 1024)
+    sent: list[tuple[int, int]] = []
+    send_piece = client_module.WeightsmithClient.send_piece
+
+    def counting(self: Any, upload_id: str, data: bytes, first: int, total: int) -> Any:
+        sent.append((first, len(data)))
+        return send_piece(self, upload_id, data, first, total)
+
+    monkeypatch.setattr(client_module.WeightsmithClient, "send_piece", counting)
+    X, y = blobs(5000, 40, 3, seed=3)
+    data = npz_bytes(X=X.astype(np.float32), y=y)
+    path = tmp_path / "big.npz"
+    path.write_bytes(data)
+    assert main(["datasets", "upload", str(path), "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["sha256"] == hashlib.sha256(data).hexdigest() and body["name"] == "big.npz"
+    assert [first for first, _ in sent] == list(range(0, len(data), 128 * 1024))
+    assert sum(length for _, length in sent) == len(data)
