@@ -47,7 +47,7 @@ def frames(arrays: Sequence[np.ndarray]) -> Iterator[memoryview]:
         array = np.ascontiguousarray(array)
         header = _header(array)
         yield memoryview(header)
-        data = memoryview(array.reshape(-1)).cast("B") if array.size else memoryview(b"")
+        data = array.reshape(-1).data.cast("B") if array.size else memoryview(b"")
         yield data
         pad = -(len(header) + data.nbytes) % ALIGN
         if pad:
@@ -101,7 +101,7 @@ def load(read_into: Callable[[Callable[[int], memoryview]], object]
 
     def allocate(size: int) -> memoryview:
         landing.append(np.empty(size, dtype=np.uint8))
-        return memoryview(landing[-1])
+        return landing[-1].data
 
     if read_into(allocate) is None:
         return None
