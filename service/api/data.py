@@ -1,7 +1,7 @@
 """Resolve a job's `dataset` reference ("builtin:<name>", an uploaded id or name) to arrays.
 
 Datasets never change once stored, so parsed arrays are kept in a small LRU keyed by id: job
-submission checks labels against the spec without re-reading the blob every time.
+submission checks labels against the spec without re-reading its parts every time.
 """
 
 from __future__ import annotations
@@ -16,7 +16,11 @@ from service.errors import ApiError, validation_error
 from service.model_cache import ModelCache
 
 BUILTIN_PREFIX = "builtin:"
-_uploaded = ModelCache(capacity=16)
+# Bounded by bytes too: with uploads of up to 2 GiB (issue 18) sixteen datasets could fill
+# the API's memory. A dataset larger than this is read for its check and not kept.
+UPLOADED_CACHE_BYTES = 256 * 1024 * 1024
+_uploaded = ModelCache(capacity=16, max_bytes=UPLOADED_CACHE_BYTES,
+                       size_of=lambda data: int(data.X.nbytes + data.y.nbytes))
 
 
 @lru_cache(maxsize=8)
