@@ -15,6 +15,9 @@ and int64 labels (188.6 MB of arrays).
   read in binary by ``store.db.read_bytea`` and parsed by ``core.datasets.parse_dataset``,
   then the same first batch.
 
+The floor, also alternately: the same COPY of the parts with its blocks read and dropped
+(what the database and the driver cost before any byte reaches an array).
+
 Also timed once: storing the dataset as the API does (``store.datasets.create`` with the
 arrays' frames streamed into parts by COPY).
 """
@@ -92,6 +95,19 @@ def peer(sessions: Any, table: Any) -> dict[str, float]:
     return {"read_s": t1 - t0, "parse_s": t2 - t1, "batch_s": t3 - t2, "total_s": t3 - t0}
 
 
+def copy_floor(sessions: Any, dataset_id: str) -> float:
+    """The database's share: the same COPY of the parts, its blocks read and dropped."""
+    from store.db import driver_connection
+
+    t0 = time.perf_counter()
+    with sessions() as s, driver_connection(s.connection()).cursor() as cur, cur.copy(
+            "COPY (SELECT seq, data FROM dataset_parts WHERE dataset_id = %s)"
+            " TO STDOUT (FORMAT BINARY)", (dataset_id,)) as copy:
+        for _block in copy:
+            pass
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     import sqlalchemy as sa
 
@@ -125,11 +141,14 @@ def main() -> None:
         del X, y
         for r in range(args.rounds):
             row: dict[str, Any] = {"ours": ours(sessions, settings, tenant, dataset_id),
-                                   "peer": peer(sessions, table), "load": harness.load()}
+                                   "peer": peer(sessions, table),
+                                   "copy_floor_s": copy_floor(sessions, dataset_id),
+                                   "load": harness.load()}
             print(f"round {r + 1}/{args.rounds}: ours {row['ours']['total_s']:.3f} s (read "
                   f"{row['ours']['read_s']:.3f}), one bytea + npz "
                   f"{row['peer']['total_s']:.3f} s (read {row['peer']['read_s']:.3f}, parse "
-                  f"{row['peer']['parse_s']:.3f}); load {row['load']}", flush=True)
+                  f"{row['peer']['parse_s']:.3f}), the COPY alone {row['copy_floor_s']:.3f};"
+                  f" load {row['load']}", flush=True)
             for key, value in row.items():
                 runs.setdefault(key, []).append(value)
         engine.dispose()
@@ -143,7 +162,11 @@ def main() -> None:
           harness.median([r["read_s"] for r in runs["ours"]]), "<=0.3 s",
           harness.verdict(ours_s <= 0.3)],
          ["one bytea + npz (before)", peer_s,
-          harness.median([r["read_s"] for r in runs["peer"]]), "", ""]])
+          harness.median([r["read_s"] for r in runs["peer"]]), "", ""],
+         ["the COPY alone (database floor)", harness.median(runs["copy_floor_s"]), "", "",
+          ""]])
+    print(f"  ours / before: {ours_s / peer_s:.2f}; ours / the COPY alone: "
+          f"{ours_s / harness.median(runs['copy_floor_s']):.2f}")
     print(f"  storing it (create + parts by COPY + commit): {store_s:.3f} s")
     harness.write_results("bench_dataset_io", {
         "bytes": size, "rounds": args.rounds, "runs": runs, "store_s": store_s,
