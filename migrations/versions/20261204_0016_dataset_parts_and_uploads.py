@@ -1,7 +1,7 @@
 """dataset bytes in parts, as .npy frames; uploads in pieces
 
 Revision ID: 0016
-Revises: 0011
+Revises: 0018
 Create Date: 2026-12-04 15:00:00+00:00
 
 A dataset was one compressed npz in `datasets.blob`; its bytes move to `dataset_parts`, laid
@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0016'
-down_revision: str | Sequence[str] | None = '0011'
+down_revision: str | Sequence[str] | None = '0018'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
