@@ -41,6 +41,15 @@ def put(client: FlaskClient, auth: dict[str, str], upload_id: str, data: bytes, 
         **auth, "Content-Range": header, "Content-Type": "application/octet-stream"})
 
 
+def chunked_put(client: FlaskClient, auth: dict[str, str], upload_id: str, body: bytes,
+                content_range: str) -> Any:
+    """A piece sent chunked, without Content-Length (as tests/service/test_bodies.py)."""
+    return client.put(f"/v1/uploads/{upload_id}", input_stream=io.BytesIO(body),
+                      headers={**auth, "Content-Range": content_range,
+                               "Transfer-Encoding": "chunked"},
+                      environ_overrides={"wsgi.input_terminated": True})
+
+
 def image_npz(rows: int = 3000) -> tuple[bytes, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(7)
     X = rng.integers(0, 256, (rows, 1, 8, 8)).astype(np.uint8)
@@ -147,11 +156,12 @@ def test_a_resent_piece_with_other_bytes_a_short_body_and_a_long_one_are_refused
     refused = assert_problem(put(client, auth, upload["id"], bytes(other), 8000, len(data)),
                              409)
     assert refused["errors"][0]["field"] == "Content-Range" and "differ" in refused["detail"]
-    # a body longer than its range: Content-Length left out, so only the count can tell
-    long = client.put(f"/v1/uploads/{upload['id']}", input_stream=io.BytesIO(data[9000:9101]),
-                      headers={
-        **auth, "Content-Range": f"bytes 9000-9099/{len(data)}"})
-    assert assert_problem(long, 400)["errors"][0]["field"] == "Content-Range"
+    # a body longer or shorter than its range, chunked: only the count can tell
+    for body in (data[9000:9101], data[9000:9099]):
+        wrong = chunked_put(client, auth, upload["id"], body, f"bytes 9000-9099/{len(data)}")
+        problem = assert_problem(wrong, 400)
+        assert problem["errors"][0]["field"] == "Content-Range"
+        assert "longer" in problem["detail"] or "short" in problem["detail"]
     got = client.get(f"/v1/uploads/{upload['id']}", headers=auth).get_json()
     assert got["received_bytes"] == 9000
     assert put(client, auth, upload["id"], data[9000:], 9000, len(data)).status_code == 200
@@ -278,3 +288,17 @@ def test_the_cli_sends_a_large_file_in_pieces_with_a_progress_bar(
     assert body["sha256"] == hashlib.sha256(data).hexdigest() and body["name"] == "big.npz"
     assert [first for first, _ in sent] == list(range(0, len(data), 128 * 1024))
     assert sum(length for _, length in sent) == len(data)
+
+
+def test_a_piece_over_the_body_limit_is_413_by_the_bytes_read_and_nothing_is_kept(
+        client: FlaskClient, auth: dict[str, str], session_factory: Any,
+        settings: Any) -> None:
+    limit = settings.limits.max_upload_bytes
+    upload = start(client, auth, limit)
+    # chunked (no Content-Length): only counting the bytes read can refuse it
+    response = chunked_put(client, auth, upload["id"], b"x" * (limit + 4096),
+                           f"bytes 0-{limit - 1}/{limit}")
+    assert assert_problem(response, 413)["errors"][0]["field"] == "body"
+    assert client.get(f"/v1/uploads/{upload['id']}", headers=auth).get_json()[
+        "received_bytes"] == 0
+    assert stored_parts(session_factory) == 0
