@@ -53,7 +53,11 @@ class Limits:
     """Every limit a request is checked against before anything is stored (README's
     configuration table)."""
 
-    max_upload_bytes: int = 64 * MiB
+    # One request body, and one dataset file however it arrives (whole, or in pieces through
+    # /v1/uploads): 2 GiB holds MNIST-sized image sets as float32 (issue 18; it was 64 MiB).
+    max_upload_bytes: int = 2048 * MiB
+    # An upload arriving in pieces is deleted this long after it was started, finished or not.
+    upload_expiry_s: int = 24 * 3600
     max_dataset_rows: int = 1_000_000
     max_dataset_features: int = 100_000
     max_model_params: int = 50_000_000
@@ -86,6 +90,7 @@ class Limits:
         d = cls()
         return cls(
             max_upload_bytes=_int(env, "WEIGHTSMITH_MAX_UPLOAD_BYTES", d.max_upload_bytes),
+            upload_expiry_s=_int(env, "WEIGHTSMITH_UPLOAD_EXPIRY_S", d.upload_expiry_s),
             max_dataset_rows=_int(env, "WEIGHTSMITH_MAX_DATASET_ROWS", d.max_dataset_rows),
             max_dataset_features=_int(
                 env, "WEIGHTSMITH_MAX_DATASET_FEATURES", d.max_dataset_features

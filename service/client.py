@@ -12,6 +12,8 @@ connection drops or the server ends a long stream, so no event is lost or repeat
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import time
@@ -35,6 +37,22 @@ RECONNECTABLE = (httpx.TransportError,)
 RATE_LIMIT_RETRIES = 3
 MAX_RETRY_AFTER_S = 10.0
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# Files larger than this go to the server in pieces through /v1/uploads (docs/api.md): each
+# piece must arrive within the server's body timeout, and a broken connection costs one piece.
+PIECES_FROM = 32 * 1024 * 1024
+PIECE_BYTES = 16 * 1024 * 1024
+PIECE_RETRIES = 5  # broken connections in a row before an upload gives up
+
+
+@contextlib.contextmanager
+def _opened(source: str | Path | bytes) -> Iterator[Any]:
+    """`source` as a seekable binary file: bytes in memory, or the file opened."""
+    if isinstance(source, bytes):
+        yield io.BytesIO(source)
+        return
+    with open(source, "rb") as file:
+        yield file
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -190,19 +208,79 @@ class WeightsmithClient:
 
     def upload_dataset(self, source: str | Path | bytes, *, filename: str | None = None,
                        name: str | None = None, target: str | None = None,
-                       features_only: bool = False) -> dict[str, Any]:
+                       features_only: bool = False,
+                       progress: Callable[[int, int], None] | None = None,
+                       piece_bytes: int | None = None, resume: str | None = None
+                       ) -> dict[str, Any]:
         """Upload a CSV, NPZ or JSON data set (a path, or bytes with a `filename` for its type);
-        `features_only`: without a target, for batch predictions only."""
+        `features_only`: without a target, for batch predictions only.
+
+        A file over `PIECES_FROM` bytes (or any, given `resume`: an upload id to continue)
+        goes through `/v1/uploads` in pieces of `piece_bytes` (default `PIECE_BYTES`), each
+        read from the file as it is sent; a piece whose connection breaks is sent again from
+        the offset the server reports. `progress(sent, total)` is called as bytes are accepted.
+        """
         if isinstance(source, bytes):
-            data, filename = source, filename or "data.csv"
+            size, filename = len(source), filename or "data.csv"
         else:
             path = Path(source)
-            data, filename = path.read_bytes(), filename or path.name
-        form = {k: v for k, v in (("name", name), ("target", target),
-                                  ("features_only", "true" if features_only else None))
-                if v is not None}
-        files = {"file": (filename, data, "application/octet-stream")}
-        return self._json("POST", "/v1/datasets", files=files, data=form)
+            size, filename = path.stat().st_size, filename or path.name
+        if size <= PIECES_FROM and resume is None:
+            form = {k: v for k, v in (("name", name), ("target", target),
+                                      ("features_only", "true" if features_only else None))
+                    if v is not None}
+            with _opened(source) as file:
+                files = {"file": (filename, file, "application/octet-stream")}
+                body = self._json("POST", "/v1/datasets", files=files, data=form)
+            if progress is not None:
+                progress(size, size)
+            return body
+        upload = self.get_upload(resume) if resume else self.start_upload(size, filename)
+        with _opened(source) as file:
+            self._send_pieces(upload, file, piece_bytes or PIECE_BYTES, progress)
+        request = {"upload_id": upload["id"], "name": name, "target": target,
+                   "features_only": features_only or None}
+        return self._json("POST", "/v1/datasets",
+                          json={k: v for k, v in request.items() if v is not None})
+
+    def start_upload(self, size_bytes: int, filename: str | None = None) -> dict[str, Any]:
+        """Start an upload in pieces (`POST /v1/uploads`)."""
+        return self._json("POST", "/v1/uploads",
+                          json={"size_bytes": size_bytes, "filename": filename})
+
+    def get_upload(self, upload_id: str) -> dict[str, Any]:
+        """An upload's state: `received_bytes` is where to resume."""
+        return self._json("GET", f"/v1/uploads/{upload_id}")
+
+    def send_piece(self, upload_id: str, data: bytes, first: int, total: int
+                   ) -> dict[str, Any]:
+        """Send bytes `first`..`first + len(data) - 1` of an upload of `total` bytes."""
+        header = f"bytes {first}-{first + len(data) - 1}/{total}"
+        return self._json("PUT", f"/v1/uploads/{upload_id}", content=data, headers={
+            "Content-Range": header, "Content-Type": "application/octet-stream"})
+
+    def _send_pieces(self, upload: dict[str, Any], file: Any, piece_bytes: int,
+                     progress: Callable[[int, int], None] | None) -> None:
+        total, offset = int(upload["size_bytes"]), int(upload["received_bytes"])
+        failures = 0
+        while offset < total:
+            if progress is not None:
+                progress(offset, total)
+            file.seek(offset)
+            piece = file.read(min(piece_bytes, total - offset))
+            try:
+                offset = int(self.send_piece(upload["id"], piece, offset, total)
+                             ["received_bytes"])
+                failures = 0
+            except RECONNECTABLE:
+                failures += 1
+                if failures > PIECE_RETRIES:
+                    raise
+                time.sleep(min(2.0 ** failures * 0.1, 5.0))
+                # what arrived before the break: the server kept whole pieces only
+                offset = int(self.get_upload(upload["id"])["received_bytes"])
+        if progress is not None:
+            progress(total, total)
 
     def list_datasets(self, page_size: int = 50, *, builtin: bool = False
                       ) -> Iterator[dict[str, Any]]:

@@ -9,7 +9,9 @@ body has fully arrived, on one of `threads` threads, and sends the answer from t
 - the body is read on the loop and counted by the bytes that arrive, chunked or not; past
   `max_body_bytes` the application is asked for its 413 at once (nothing is parsed, nothing
   stored), and a body still incomplete after `body_timeout_s` gets a 408. The application
-  sees a `Content-Length` body that is already in memory (`wsgi.input_terminated`).
+  sees a `Content-Length` body that has fully arrived (`wsgi.input_terminated`): in memory
+  up to `BUFFERED_BYTES`, beyond that in a temporary file (a dataset upload of up to 2 GiB
+  must not be held in memory, let alone twice: issue 18).
 - a response body with `__aiter__` (an event stream, service/event_stream.py) is iterated on
   the loop: a stream waits without a thread; any other body is collected on the thread, up
   to `BUFFERED_BYTES`, then handed over chunk by chunk.
@@ -24,10 +26,11 @@ from __future__ import annotations
 import asyncio
 import io
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any, cast
 
 from a2wsgi.wsgi import build_environ
 
@@ -64,32 +67,40 @@ class Answer:
     closer: Callable[[], None] | None = None
 
 
-async def read_body(receive: Receive, scope: Scope, limit: int, timeout_s: float) -> bytes:
-    """The whole request body, counted by the bytes received; BodyRefused past the limits."""
+async def read_body(receive: Receive, scope: Scope, limit: int, timeout_s: float
+                    ) -> tuple[IO[bytes], int]:
+    """The whole request body (a file at its start) and its size, counted by the bytes
+    received; BodyRefused past the limits. The caller closes the file."""
     for name, value in scope.get("headers", ()):
         if name == b"content-length" and value.isdigit() and int(value) > limit:
             raise BodyRefused(413, f"the request body of {int(value)} bytes is over the "
                               f"limit of {limit} bytes")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    parts: list[bytes] = []
+    # Written on the loop: a local file's writes land in the page cache, as fast as a copy.
+    body = tempfile.SpooledTemporaryFile(max_size=BUFFERED_BYTES)  # noqa: SIM115 (returned)
     size = 0
-    while True:
-        try:
-            message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
-        except TimeoutError:
-            raise BodyRefused(408, f"the request body did not arrive within {timeout_s:g} s "
-                              f"({size} bytes came)") from None
-        if message["type"] == "http.disconnect":
-            raise ConnectionResetError("the client went away while sending its body")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BodyRefused(413, f"the request body is over the limit of {limit} bytes")
-        if chunk:
-            parts.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(parts)
+    try:
+        while True:
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise BodyRefused(408, f"the request body did not arrive within {timeout_s:g}"
+                                  f" s ({size} bytes came)") from None
+            if message["type"] == "http.disconnect":
+                raise ConnectionResetError("the client went away while sending its body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise BodyRefused(413, f"the request body is over the limit of {limit} bytes")
+            if chunk:
+                body.write(chunk)
+            if not message.get("more_body", False):
+                body.seek(0)
+                return cast(IO[bytes], body), size
+    except BaseException:
+        body.close()
+        raise
 
 
 class AsgiFront:
@@ -111,14 +122,18 @@ class AsgiFront:
             return
         refusal: BodyRefused | None = None
         try:
-            body = await read_body(receive, scope, self.max_body_bytes, self.body_timeout_s)
+            body, size = await read_body(receive, scope, self.max_body_bytes,
+                                         self.body_timeout_s)
         except BodyRefused as exc:
-            body, refusal = b"", exc
+            body, size, refusal = io.BytesIO(), 0, exc
         except ConnectionResetError:
             return
-        environ = _environ(scope, body, refusal)
+        environ = _environ(scope, body, size, refusal)
         loop = asyncio.get_running_loop()
-        answer = await loop.run_in_executor(self.executor, self._call, environ)
+        try:
+            answer = await loop.run_in_executor(self.executor, self._call, environ)
+        finally:
+            body.close()
         try:
             await self._send(answer, send, loop, closing=refusal is not None)
         except OSError:  # the client went away (gunicorn's ClientDisconnected)
@@ -180,11 +195,12 @@ class AsgiFront:
         await send({"type": "http.response.body", "body": b""})
 
 
-def _environ(scope: Scope, body: bytes, refusal: BodyRefused | None) -> dict[str, Any]:
-    environ: dict[str, Any] = build_environ(scope, io.BytesIO(body))  # type: ignore[arg-type]
-    # The body is in memory now: the application reads exactly these bytes.
+def _environ(scope: Scope, body: IO[bytes], size: int, refusal: BodyRefused | None
+             ) -> dict[str, Any]:
+    environ: dict[str, Any] = build_environ(scope, body)  # type: ignore[arg-type]
+    # The body has arrived: the application reads exactly these bytes.
     environ.pop("HTTP_TRANSFER_ENCODING", None)
-    environ["CONTENT_LENGTH"] = str(len(body))
+    environ["CONTENT_LENGTH"] = str(size)
     environ["wsgi.input_terminated"] = True
     environ["wsgi.errors"] = sys.stderr
     if refusal is not None:

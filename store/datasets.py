@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from store import registry
-from store.db import read_bytea
+from store.byte_parts import DATASET_PARTS
 from store.errors import Conflict
 from store.models import Dataset, Job
 from store.pages import Page, newest_first
 from store.statuses import ACTIVE_STATUSES
-
-DATASETS = cast(sa.Table, Dataset.__table__)
 
 
 def create(
@@ -30,17 +29,24 @@ def create(
     classes: list[Any] | None,
     sha256: str,
     size_bytes: int,
-    blob: bytes | None,
+    data: Iterable[bytes | memoryview] | None,
     builtin: bool = False,
 ) -> Dataset:
-    """Store a parsed dataset (`blob` is an npz of X and y) and return the flushed row."""
+    """Store a parsed dataset and return the flushed row. `data` is its stored bytes
+    (core.datasets.stored: the arrays' .npy frames) as any number of buffers, streamed into
+    dataset_parts; `size_bytes` must be their length. None stores no bytes (a builtin)."""
     row = Dataset(
         tenant_id=tenant_id, name=name, format=format, n_rows=n_rows, x_shape=list(x_shape),
         y_shape=list(y_shape), kind=kind, classes=classes, sha256=sha256,
-        size_bytes=size_bytes, blob=blob, builtin=builtin,
+        size_bytes=size_bytes, builtin=builtin,
     )
     s.add(row)
     s.flush()
+    if data is not None:
+        written = DATASET_PARTS.write(s, row.id, data)
+        if written != size_bytes:
+            raise ValueError(f"dataset {row.id}: {written} bytes written, size_bytes says"
+                             f" {size_bytes}")
     return row
 
 
@@ -66,20 +72,25 @@ def with_sha256(s: Session, tenant_id: str, sha256: str) -> list[Dataset]:
     return list(s.scalars(query))
 
 
-def get_blob(s: Session, tenant_id: str, dataset_id: str) -> bytes | None:
-    """The npz bytes of the tenant's dataset, or None (missing, another tenant's, or builtin).
+def read_into(s: Session, tenant_id: str, dataset_id: str,
+              allocate: Callable[[int], memoryview]) -> memoryview | None:
+    """The tenant's dataset's stored bytes, copied part by part into `allocate(size_bytes)`
+    (a writable buffer the caller owns: the memory of the arrays it will use), which is
+    returned; None if there is no such dataset or it stores no bytes (a builtin).
 
-    Read in PostgreSQL's binary format (`store.db.read_bytea`): through the ORM a 188 MB
-    upload came back hex-encoded, twice its size, and took 1.5-2.0 s to read; a job on it
-    paid that at every start.
+    No bytes object of the whole is ever made: a job start on a 188 MB upload read it as one
+    value, then inflated an npz from it (issue 18). On PostgreSQL the parts come by binary
+    COPY (store.byte_parts).
     """
-    if get(s, tenant_id, dataset_id) is None:
+    row = get(s, tenant_id, dataset_id)
+    if row is None or row.builtin:
         return None
-    return read_bytea(s, DATASETS, "blob", "id", dataset_id)
+    buffer = allocate(int(row.size_bytes))
+    return buffer if DATASET_PARTS.read_into(s, dataset_id, buffer) else None
 
 
 def list_page(s: Session, tenant_id: str, limit: int = 50, cursor: str | None = None) -> Page:
-    """The tenant's datasets, newest first, without their blobs."""
+    """The tenant's datasets, newest first, without their bytes."""
     query = sa.select(Dataset).where(Dataset.tenant_id == tenant_id)
     return newest_first(s, query, Dataset.created_at, Dataset.id, limit, cursor)
 

@@ -16,7 +16,7 @@ CODE_LENGTH = 26
 PREFIXES = {
     "tenant": "ten", "api_key": "key", "dataset": "ds", "job": "job", "checkpoint": "ckpt",
     "webhook": "wh", "delivery": "dlv", "event": "evt", "model": "mdl", "batch": "bp",
-    "sweep": "sw",
+    "sweep": "sw", "upload": "up",
 }
 
 _lock = threading.Lock()

@@ -1,8 +1,8 @@
 """The tables: tenants, keys, datasets, jobs and what a job produces.
 
 Ids are sortable strings (store/ids.py); timestamps are aware UTC; JSON columns are JSONB on
-PostgreSQL; a dataset's blob is deferred and a checkpoint's bytes live in a table of their
-own, so listing rows never reads megabytes.
+PostgreSQL; the bytes of a dataset, a checkpoint and an unfinished upload live in tables of
+parts of their own, so listing rows never reads megabytes.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from store.columns import JSONType, UTCDateTime, utcnow
 from store.ids import PREFIXES, new_id
@@ -87,8 +87,8 @@ class Dataset(Base):
     kind: Mapped[str] = mapped_column(sa.String(32))
     classes: Mapped[list[Any] | None] = mapped_column(JSONType)
     sha256: Mapped[str] = mapped_column(sa.String(64))  # of the uploaded bytes
+    # the stored bytes (core.datasets.stored: X and y as .npy frames, in dataset_parts)
     size_bytes: Mapped[int] = mapped_column(sa.BigInteger)
-    blob: Mapped[bytes | None] = deferred(mapped_column(sa.LargeBinary))  # npz of X, y
     builtin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -214,6 +214,62 @@ def _after_create_all(dialect: str, statements: tuple[str, ...]) -> None:
 
 _after_create_all("postgresql", DELETE_PARTS_POSTGRESQL)
 _after_create_all("sqlite", DELETE_PARTS_SQLITE)
+
+
+class DatasetPart(Base):
+    """A dataset's stored bytes in order, as checkpoint_parts holds a checkpoint's (revision
+    0016): the same part size, PLAIN storage and a delete trigger instead of a foreign key."""
+
+    __tablename__ = "dataset_parts"
+
+    dataset_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)  # from 0
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
+class Upload(Base):
+    """A file arriving in pieces (`/v1/uploads`): its declared size counts against the
+    tenant's storage quota until it becomes a dataset, is deleted or expires."""
+
+    __tablename__ = "uploads"
+    __table_args__ = (sa.Index("ix_uploads_expires_at", "expires_at"),)
+
+    id: Mapped[str] = _id("upload")
+    tenant_id: Mapped[str] = _tenant_fk(index=True)
+    filename: Mapped[str | None] = mapped_column(sa.String(200))
+    total_bytes: Mapped[int] = mapped_column(sa.BigInteger)
+    received_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class UploadPart(Base):
+    """An upload's bytes received so far, in parts like dataset_parts'."""
+
+    __tablename__ = "upload_parts"
+
+    upload_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
+
+
+# Revision 0016 creates the same for the two tables of parts above.
+def delete_parts_statements(dialect: str, owner: str, parts: str, key: str) -> tuple[str, ...]:
+    """The row trigger that deletes `owner`'s parts with it, as revision 0004's."""
+    if dialect == "postgresql":
+        return (f"CREATE OR REPLACE FUNCTION delete_{parts}() RETURNS trigger LANGUAGE plpgsql"
+                f" AS $$ BEGIN DELETE FROM {parts} WHERE {key} = OLD.id; RETURN NULL; END $$",
+                f"CREATE TRIGGER {owner}_delete_parts AFTER DELETE ON {owner} FOR EACH ROW"
+                f" EXECUTE FUNCTION delete_{parts}()")
+    return (f"CREATE TRIGGER {owner}_delete_parts AFTER DELETE ON {owner} FOR EACH ROW"
+            f" BEGIN DELETE FROM {parts} WHERE {key} = OLD.id; END",)
+
+
+PART_TABLES = (("datasets", "dataset_parts", "dataset_id"),
+               ("uploads", "upload_parts", "upload_id"))
+for _dialect in ("postgresql", "sqlite"):
+    for _owner, _parts, _key in PART_TABLES:
+        _after_create_all(_dialect, delete_parts_statements(_dialect, _owner, _parts, _key))
 
 
 class JobEvent(Base):

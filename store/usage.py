@@ -5,17 +5,23 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from store.models import Checkpoint, Dataset
+from store.columns import utcnow
+from store.models import Checkpoint, Dataset, Upload
 
 
 def stored_bytes(s: Session, tenant_id: str) -> int:
-    """Bytes the tenant stores, its storage quota's count: uploaded datasets plus every
+    """Bytes the tenant stores, its storage quota's count: uploaded datasets, every
     checkpoint row (periodic, best and final ones of its jobs, and imported weights, which
-    carry the tenant without a job)."""
+    carry the tenant without a job), and the declared size of each unexpired upload still
+    arriving in pieces (what it will take, counted from its start so none can outgrow the
+    quota)."""
     datasets = sa.select(sa.func.coalesce(sa.func.sum(Dataset.size_bytes), 0)).where(
         Dataset.tenant_id == tenant_id
     )
     checkpoints = sa.select(sa.func.coalesce(sa.func.sum(Checkpoint.size_bytes), 0)).where(
         Checkpoint.tenant_id == tenant_id
     )
-    return int(s.scalar(datasets) or 0) + int(s.scalar(checkpoints) or 0)
+    uploads = sa.select(sa.func.coalesce(sa.func.sum(Upload.total_bytes), 0)).where(
+        Upload.tenant_id == tenant_id, Upload.expires_at > utcnow()
+    )
+    return sum(int(s.scalar(query) or 0) for query in (datasets, checkpoints, uploads))

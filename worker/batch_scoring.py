@@ -1,7 +1,7 @@
 """Scoring a batch prediction: the dataset's rows through one checkpoint, chunk by chunk.
 
-The network is loaded once and the dataset's rows are read a chunk at a time into one reused
-buffer (never a whole X); each chunk is scored into one reused output buffer and committed
+The network is loaded once and the dataset's rows are read once, straight from the stored
+parts into one array; each chunk is scored into one reused output buffer and committed
 with its progress in one transaction (store/batches.py states
 the exactly-once invariant). Between chunks the lease is renewed and the cancel flag read.
 A row with NaN or infinite features is left NaN in the output and listed with its index;
@@ -11,12 +11,7 @@ the other rows of its chunk are scored as usual.
 from __future__ import annotations
 
 import contextlib
-import io
-import itertools
 import logging
-import queue
-import threading
-import zipfile
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
@@ -27,9 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from store import batches
 from store import checkpoints as store_checkpoints
-from store import datasets as store_datasets
 from store import webhooks as store_webhooks
 from store.models import BatchPrediction
+from worker.store_ops import dataset_arrays
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +35,8 @@ class BatchInputError(Exception):
     """The batch's checkpoint or dataset is gone or unreadable: retrying cannot help."""
 
 
-# Rows are read from the stored dataset chunk by chunk into one reused buffer, never as a
-# whole X: a 1,000,000-row upload (488 MiB of float64) was inflated whole by np.load, whose
-# 256 KiB reads through zipfile re-copy the inflater's unconsumed tail (4.8 s against 1.0 s
-# for the same bytes read a chunk at a time, and the worker held X on top of the blob).
+# The dataset's rows are read into one array straight from its stored parts (no bytes object
+# of the whole file on top: store/byte_parts.py), and scored a chunk at a time as views of it.
 RowChunks = Generator[np.ndarray, None, None]
 
 
@@ -51,97 +44,6 @@ def array_chunks(X: np.ndarray, start: int, size: int) -> RowChunks:
     """Views of ``X``'s rows from ``start``, ``size`` at a time (X already in memory)."""
     for first in range(start, len(X), size):
         yield X[first:first + size]
-
-
-def npz_chunks(blob: bytes, start: int, size: int, buffers: int = 1) -> RowChunks:
-    """The rows of an npz's ``X`` from ``start``, ``size`` at a time, inflated straight into
-    a ring of ``buffers`` reused buffers (a chunk is valid until ``buffers`` more are read)."""
-    with zipfile.ZipFile(io.BytesIO(blob)) as archive, archive.open("X.npy") as f:
-        version = np.lib.format.read_magic(f)
-        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                       else np.lib.format.read_array_header_2_0)
-        shape, fortran_order, dtype = read_header(f)
-        if dtype.hasobject or len(shape) < 2:
-            raise BatchInputError("the dataset's X is not a numeric array of rows")
-        if fortran_order:
-            # A row's values are apart in the file (a CSV upload's X comes out of NumPy in
-            # Fortran order, and is stored as parsed: training reads its bits as they are):
-            # read the whole X, column-major as stored, and score views of it.
-            columns = np.empty(shape[::-1], dtype=dtype)
-            _fill(f, columns)
-            yield from array_chunks(columns.T, start, size)
-            return
-        ring = [np.empty((size, *shape[1:]), dtype=dtype) for _ in range(buffers)]
-        row_bytes = ring[0][0].nbytes
-        skipped = 0
-        while skipped < start:  # resuming: inflate and drop the rows already scored
-            read = _fill(f, ring[0][:min(size, start - skipped)]) // row_bytes
-            if read == 0:
-                return
-            skipped += read
-        for index in itertools.count():
-            buffer = ring[index % buffers]
-            rows = _fill(f, buffer) // row_bytes
-            if rows == 0:
-                return
-            yield buffer[:rows]
-
-
-def read_ahead(chunks: RowChunks, depth: int = 1) -> RowChunks:
-    """``chunks``' items, read by a thread up to ``depth`` + 1 items ahead of the consumer.
-
-    Inflating the stored rows (zlib releases the GIL) then runs while the previous chunk
-    is scored (BLAS) and committed (SQLite and psycopg release it too): the batch costs
-    about the larger of reading and scoring rather than their sum. ``chunks`` must not reuse
-    a buffer for ``depth`` + 2 items (npz_chunks' ring: ``buffers=depth + 2``). Close the
-    generator (contextlib.closing) to stop the thread when the consumer stops early.
-    """
-    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def hand(kind: str, value: Any) -> bool:
-        while not stop.is_set():
-            try:
-                handoff.put((kind, value), timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for chunk in chunks:
-                if not hand("chunk", chunk):
-                    return
-            hand("end", None)
-        except BaseException as exc:  # raised again in the consumer's thread
-            hand("error", exc)
-
-    reader = threading.Thread(target=produce, name="batch-read-ahead", daemon=True)
-    reader.start()
-    try:
-        while True:
-            kind, value = handoff.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        reader.join()
-
-
-def _fill(f: Any, into: np.ndarray) -> int:
-    """Read into ``into``'s bytes until full or at the end; the bytes read."""
-    view = into.data.cast("B")
-    done = 0
-    while done < len(view):
-        got = f.readinto(view[done:])
-        if not got:
-            break
-        done += got
-    return done
 
 
 def feature_chunks(s: Session, tenant_id: str, dataset_id: str, start: int,
@@ -154,10 +56,10 @@ def feature_chunks(s: Session, tenant_id: str, dataset_id: str, start: int,
     if dataset_id.startswith(BUILTIN_PREFIX):
         X = np.asarray(load_builtin(dataset_id[len(BUILTIN_PREFIX):]).X)
         return array_chunks(X, start, size)
-    blob = store_datasets.get_blob(s, tenant_id, dataset_id)
-    if blob is None:
+    arrays = dataset_arrays(s, tenant_id, dataset_id)
+    if arrays is None:
         raise BatchInputError(f"dataset {dataset_id} no longer exists")
-    return read_ahead(npz_chunks(blob, start, size, buffers=3), depth=1)
+    return array_chunks(np.asarray(arrays[0]), start, size)
 
 
 @dataclass
@@ -243,7 +145,7 @@ def score(sessions: sessionmaker[Session], settings: Settings, batch_id: str,
         return "not_claimed"
     try:
         inputs = load_inputs(sessions, batch)
-        with contextlib.closing(inputs.chunks) as chunks:  # stops the read-ahead thread
+        with contextlib.closing(inputs.chunks) as chunks:
             outcome = _score_chunks(sessions, batch, worker_id, inputs.network, chunks)
     except BatchInputError as exc:
         with sessions.begin() as s:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -87,8 +88,8 @@ def poll(s: Session | sa.Connection, job_id: str, worker_id: str) -> str | None:
 
 
 def load_dataset(s: Session, claimed: Claimed, settings: Settings) -> tuple[Any, Any]:
-    """The job's (X, y): a builtin by name, or the stored npz of an uploaded dataset."""
-    from core.datasets import load_builtin, parse_dataset
+    """The job's (X, y): a builtin by name, or an uploaded dataset's stored arrays."""
+    from core.datasets import load_builtin
 
     name = str(claimed.spec.get("dataset") or "")
     if name.startswith("builtin:") and claimed.dataset_id is None:
@@ -101,19 +102,21 @@ def load_dataset(s: Session, claimed: Claimed, settings: Settings) -> tuple[Any,
     if row.builtin:
         data = load_builtin(str(row.name).removeprefix("builtin:"))
         return data.X, data.y
-    blob = datasets.get_blob(s, claimed.tenant_id, dataset_id)
-    if blob is None:
+    arrays = dataset_arrays(s, claimed.tenant_id, dataset_id)
+    if arrays is None:
         raise DatasetError(f"dataset {dataset_id!r} has no stored arrays")
-    data = parse_dataset(bytes(blob), "npz", limits=_dataset_limits(settings))
-    return data.X, data.y
+    return arrays
 
 
-def _dataset_limits(settings: Settings) -> Any:
-    from core.datasets import DatasetLimits
+def dataset_arrays(s: Session, tenant_id: str, dataset_id: str) -> tuple[Any, Any] | None:
+    """An uploaded dataset's (X, y) as stored (its own dtypes), or None if it stores none.
 
-    return DatasetLimits(max_bytes=settings.limits.max_stored_bytes,
-                         max_rows=settings.limits.max_dataset_rows,
-                         max_features=settings.limits.max_dataset_features)
+    The stored parts are copied straight into the one allocation the arrays are views of
+    (core.datasets.stored.load): no bytes object of the whole, no second copy.
+    """
+    from core.datasets import stored
+
+    return stored.load(partial(datasets.read_into, s, tenant_id, dataset_id))
 
 
 def range_test(s: Session, job_id: str) -> RangeTest | None:

@@ -15,7 +15,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any, cast
 
 import numpy as np
 
@@ -36,13 +36,15 @@ _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
-def parse_dataset(data: bytes, fmt: str, *, target: str | None = None,
+def parse_dataset(data: bytes | IO[bytes], fmt: str, *, target: str | None = None,
                   limits: DatasetLimits | None = None, features_only: bool = False) -> Dataset:
     """Parse an upload into a :class:`Dataset`.
 
     Parameters
     ----------
-    data : the raw bytes of the file
+    data : the raw bytes of the file, or the file (seekable; the API spools uploads to
+        disk): an NPZ's arrays are then read from it member by member, never held as one
+        more copy of the file; text is read into bytes once
     fmt : a name in :data:`FORMATS` ("csv", "npz" or "json")
     target : formats that take one (CSV): the label column (default: the last column)
     limits : size limits; ``max_bytes`` also bounds an NPZ's decompressed size
@@ -50,8 +52,9 @@ def parse_dataset(data: bytes, fmt: str, *, target: str | None = None,
         CSV column is a feature, an NPZ or JSON holds X only; rows with NaN/inf are kept
     """
     limits = limits or DatasetLimits()
-    if len(data) > limits.max_bytes:
-        raise DatasetError(f"the file has {len(data)} bytes, more than the limit of "
+    size = len(data) if isinstance(data, bytes) else data.seek(0, io.SEEK_END)
+    if size > limits.max_bytes:
+        raise DatasetError(f"the file has {size} bytes, more than the limit of "
                            f"{limits.max_bytes}", "file")
     if fmt not in FORMATS:
         raise DatasetError(f"unknown format {fmt!r}; expected one of {sorted(FORMATS)}",
@@ -63,10 +66,16 @@ def parse_dataset(data: bytes, fmt: str, *, target: str | None = None,
                            "target")
     if features_only and target is not None:
         raise DatasetError("a features_only dataset has no target column", "target")
-    return form.parse(data, target, limits, features_only)
+    if not isinstance(data, bytes):
+        data.seek(0)
+        if fmt != "npz":
+            data = data.read()  # text is parsed from bytes: the one copy of the file
+    # parse_npz takes a file as it takes bytes (zipfile reads either)
+    return form.parse(cast(bytes, data), target, limits, features_only)
 
 
-def parse_npz(data: bytes, limits: DatasetLimits, features_only: bool = False) -> Dataset:
+def parse_npz(data: bytes | IO[bytes], limits: DatasetLimits,
+              features_only: bool = False) -> Dataset:
     """An ``.npz`` with arrays X and y (only X when ``features_only``); sizes are checked
     from the headers before reading."""
     try:
@@ -89,9 +98,9 @@ def parse_npz(data: bytes, limits: DatasetLimits, features_only: bool = False) -
     return finish(X, y, limits=limits, classes=classes)
 
 
-def _read_npz(data: bytes, limits: DatasetLimits,
+def _read_npz(data: bytes | IO[bytes], limits: DatasetLimits,
               names: tuple[str, ...] = ("X", "y")) -> dict[str, Array]:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+    with zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data) as archive:
         members = {info.filename: info for info in archive.infolist()}
         found = sorted(m.removesuffix(".npy") for m in members)
         for needed in ("X.npy", "y.npy"):

@@ -23,13 +23,14 @@ def register_blueprints(app: OpenAPI) -> None:
         predict,
         reproducibility,
         sweeps,
+        uploads,
         webhooks,
     )
     from service.api.common import init_body_guard
 
     init_body_guard(app)
 
-    for module in (health, metrics, datasets, compare, jobs, events, checkpoints, exports,
+    for module in (health, metrics, datasets, uploads, compare, jobs, events, checkpoints, exports,
                    predict, forks, models, reproducibility, webhooks, keys, batch_predictions,
                    sweeps, lr_range_tests):
         app.register_api(module.bp)

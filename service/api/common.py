@@ -30,6 +30,10 @@ JSON_ENDPOINTS = frozenset(
     }
 )
 
+# Endpoints that read their body as a stream, whatever its type (a JSON dataset is a file
+# like any other): the guard below must not read it whole first (issue 18).
+STREAMED_ENDPOINTS = frozenset({"datasets.upload_dataset", "uploads.put_upload"})
+
 
 def is_json_mimetype(mimetype: str) -> bool:
     return mimetype == "application/json" or mimetype.endswith("+json")
@@ -81,7 +85,7 @@ def init_body_guard(app: Flask) -> None:
         req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
         if req.method not in ("POST", "PUT", "PATCH") or not req.path.startswith("/v1/"):
             return
-        json_body = is_json_mimetype(req.mimetype)
+        json_body = is_json_mimetype(req.mimetype) and req.endpoint not in STREAMED_ENDPOINTS
         if not json_body and req.endpoint in JSON_ENDPOINTS and (
             req.content_length or req.headers.get("Transfer-Encoding")
         ):

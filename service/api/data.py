@@ -1,13 +1,12 @@
 """Resolve a job's `dataset` reference ("builtin:<name>", an uploaded id or name) to arrays.
 
 Datasets never change once stored, so parsed arrays are kept in a small LRU keyed by id: job
-submission checks labels against the spec without re-reading the blob every time.
+submission checks labels against the spec without re-reading its parts every time.
 """
 
 from __future__ import annotations
 
-import io
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,11 @@ from service.errors import ApiError, validation_error
 from service.model_cache import ModelCache
 
 BUILTIN_PREFIX = "builtin:"
-_uploaded = ModelCache(capacity=16)
+# Bounded by bytes too: with uploads of up to 2 GiB (issue 18) sixteen datasets could fill
+# the API's memory. A dataset larger than this is read for its check and not kept.
+UPLOADED_CACHE_BYTES = 256 * 1024 * 1024
+_uploaded = ModelCache(capacity=16, max_bytes=UPLOADED_CACHE_BYTES,
+                       size_of=lambda data: int(data.X.nbytes + data.y.nbytes))
 
 
 @lru_cache(maxsize=8)
@@ -33,15 +36,14 @@ def builtin_names() -> list[str]:
     return sorted(BUILTINS)
 
 
-def dataset_to_npz(X: np.ndarray, y: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, X=X, y=y)
-    return buffer.getvalue()
+def stored_arrays(session: Session, tenant_id: str, dataset_id: str
+                  ) -> tuple[np.ndarray, np.ndarray] | None:
+    """An uploaded dataset's (X, y) as stored, read straight into their memory; None if it
+    stores none (core.datasets.stored.load, store.datasets.read_into)."""
+    from core.datasets import stored
+    from store import datasets as store_datasets
 
-
-def npz_to_arrays(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
-        return npz["X"], npz["y"]
+    return stored.load(partial(store_datasets.read_into, session, tenant_id, dataset_id))
 
 
 def stored_copy(session: Session, tenant_id: str, sha256: str, fmt: str, dataset: Any) -> Any:
@@ -53,10 +55,10 @@ def stored_copy(session: Session, tenant_id: str, sha256: str, fmt: str, dataset
     for row in store_datasets.with_sha256(session, tenant_id, sha256):
         if row.format != fmt or row.classes != dataset.classes:
             continue
-        blob = store_datasets.get_blob(session, tenant_id, row.id)
-        if blob is None:
+        arrays = stored_arrays(session, tenant_id, row.id)
+        if arrays is None:
             continue
-        X, y = npz_to_arrays(blob)
+        X, y = arrays
         # NaN equals NaN here: a features-only dataset keeps its NaN rows (they are scored
         # as per-row errors), and the same upload twice is still one dataset.
         if all(a.dtype == b.dtype and a.shape == b.shape
@@ -103,7 +105,6 @@ def lookup(session: Session, tenant_id: str, ref: object,
                 f"{[BUILTIN_PREFIX + n for n in builtin_names()]}"
             )
         return None, builtin(name)
-    from store import datasets as store_datasets
 
     row = uploaded_row(session, tenant_id, ref)
     if row is None:
@@ -111,10 +112,10 @@ def lookup(session: Session, tenant_id: str, ref: object,
     ident = row.id
 
     def load() -> Any:
-        blob = store_datasets.get_blob(session, tenant_id, ident)
-        if blob is None:
+        arrays = stored_arrays(session, tenant_id, ident)
+        if arrays is None:
             raise validation_error(field, f"dataset {ident!r} has no stored data")
-        X, y = npz_to_arrays(blob)
+        X, y = arrays
         return Dataset(X=X, y=y, kind=row.kind, classes=row.classes, feature_names=None)
 
     return ident, _uploaded.get_or_load(ident, load)

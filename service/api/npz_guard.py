@@ -27,10 +27,13 @@ def _refuse(message: str, status: int = 422) -> ApiError:
                     errors=[{"field": "file", "message": message}])
 
 
-def check_npz(data: bytes, max_uncompressed: int) -> None:
-    """Raise a 413/422 ApiError unless `data` is a plain, bounded zip of `.npy` arrays."""
+def check_npz(data: bytes | IO[bytes], max_uncompressed: int) -> None:
+    """Raise a 413/422 ApiError unless `data` (bytes, or a spooled upload's file) is a
+    plain, bounded zip of `.npy` arrays."""
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        if not isinstance(data, bytes):
+            data.seek(0)
+        archive = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
         raise _refuse(f"not a valid .npz (zip) file: {exc}") from None
     with archive:

@@ -121,6 +121,14 @@ def _read_spec(path: str) -> dict[str, Any]:
     return spec
 
 
+def upload_file(client: WeightsmithClient, path: str, *, name: str | None = None,
+                target: str | None = None, features_only: bool = False) -> dict[str, Any]:
+    """Upload a dataset file: a large one in resumable pieces, with a progress bar."""
+    with view.upload_progress(Path(path).name, Path(path).stat().st_size) as progress:
+        return client.upload_dataset(path, name=name, target=target,
+                                     features_only=features_only, progress=progress)
+
+
 def with_local_dataset(client: WeightsmithClient, args: argparse.Namespace,
                        spec: dict[str, Any]) -> dict[str, Any]:
     """`spec` training on `--dataset FILE` or on a dataset file beside the spec, uploaded
@@ -130,7 +138,7 @@ def with_local_dataset(client: WeightsmithClient, args: argparse.Namespace,
         return spec
     if not Path(upload).is_file():
         raise UsageError(f"no such file: {upload}")
-    dataset = client.upload_dataset(upload, target=args.target)
+    dataset = upload_file(client, upload, target=args.target)
     if not args.json:
         view.console().print(f"uploaded {upload} as {dataset['id']}")
     return {**spec, "dataset": dataset["id"]}
@@ -420,8 +428,8 @@ def cmd_datasets_upload(args: argparse.Namespace) -> int:
     if not Path(args.file).is_file():
         raise UsageError(f"no such file: {args.file}")
     with _client(args) as client:
-        dataset = client.upload_dataset(args.file, name=args.name, target=args.target,
-                                        features_only=args.features_only)
+        dataset = upload_file(client, args.file, name=args.name, target=args.target,
+                              features_only=args.features_only)
     _print_json(dataset) if args.json else view.console().print(view.datasets_table([dataset]))
     return OK
 

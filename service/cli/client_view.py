@@ -9,6 +9,7 @@ or replays its past events.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -17,11 +18,14 @@ from typing import Any
 from rich.console import Console
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     Progress,
     ProgressColumn,
     Task,
     TaskProgressColumn,
     TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
 )
 from rich.table import Table
 from rich.text import Text
@@ -41,6 +45,27 @@ def console(stderr: bool = False) -> Console:
     if not out.is_terminal:
         out = Console(stderr=stderr, width=200)  # pipes and tests: never wrap ids
     return out
+
+
+@contextlib.contextmanager
+def upload_progress(label: str, size: int) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr for an upload of `size` bytes (the client's `progress`
+    callback), or None for a file sent in one request: it is over before a bar would show."""
+    from service.client import PIECES_FROM
+
+    if size <= PIECES_FROM:
+        yield None
+        return
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                  DownloadColumn(binary_units=True), TransferSpeedColumn(),
+                  TimeRemainingColumn(), console=console(stderr=True), transient=True
+                  ) as bar:
+        task = bar.add_task(label, total=size)
+
+        def update(sent: int, total: int) -> None:
+            bar.update(task, completed=sent, total=total)
+
+        yield update
 
 
 def fmt_value(value: Any) -> str:

@@ -50,6 +50,7 @@ _ERROR_TEXT = {
     409: "Conflict with the resource's state",
     413: "Payload or batch over the limits",
     415: "Unsupported Content-Type",
+    416: "The range is past the end of the resource",
     422: "Validation failed; `errors` names each field",
     429: "Rate limit or quota exceeded; see Retry-After",
     503: "The database is unreachable or restarting; retry after Retry-After",

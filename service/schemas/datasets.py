@@ -59,7 +59,9 @@ class DatasetPage(BaseModel):
 
 UPLOAD_BODY: dict[str, Any] = {
     "description": "; ".join(f"{f.name}: {f.summary}" for f in FORMATS.values())
-    + "; raw (the format's Content-Type) or as multipart field `file` (its file suffix).",
+    + "; raw (the format's Content-Type) or as multipart field `file` (its file suffix);"
+    " or, as application/json, `{\"upload_id\": ...}` naming a finished upload made in"
+    " pieces (`POST /v1/uploads`: schema FromUploadBody).",
     "required": True,
     "content": {
         **{media_type: {"schema": form.body_schema}
@@ -78,3 +80,20 @@ UPLOAD_BODY: dict[str, Any] = {
         },
     },
 }
+
+
+class FromUploadBody(BaseModel):
+    """`POST /v1/datasets` with a file uploaded in pieces (`/v1/uploads`)."""
+
+    model_config = {"extra": "forbid"}
+
+    upload_id: str = Field(..., pattern=ID_PATTERN, description="the finished upload")
+    name: str | None = Field(None, pattern=NAME_PATTERN, description="display name; default"
+                             " the upload's filename")
+    target: str | None = Field(None, pattern=TARGET_PATTERN, description="CSV: the target "
+                               "column, as for a direct upload")
+    features_only: bool = Field(False, description="a dataset without a target, to score "
+                                "with a batch prediction, as for a direct upload")
+    format: str | None = Field(None, description="one of the formats; default from the "
+                               "upload's filename suffix",
+                               json_schema_extra={"enum": sorted(FORMATS)})

@@ -53,6 +53,8 @@ def test_openapi_31_lists_every_operation(client: FlaskClient) -> None:
         ("POST", "/v1/sweeps"), ("GET", "/v1/sweeps"), ("GET", "/v1/sweeps/{sweep_id}"),
         ("GET", "/v1/sweeps/{sweep_id}/trials"), ("POST", "/v1/sweeps/{sweep_id}/cancel"),
         ("GET", "/v1/sweeps/{sweep_id}/events"),
+        ("POST", "/v1/uploads"), ("GET", "/v1/uploads/{upload_id}"),
+        ("PUT", "/v1/uploads/{upload_id}"), ("DELETE", "/v1/uploads/{upload_id}"),
     }
     assert operations == expected
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"

@@ -107,13 +107,15 @@ def network_of(app: OpenAPI, checkpoint_id: str) -> Any:
 
 
 def features(app: OpenAPI, dataset_id: str) -> np.ndarray:
+    from service.api.data import stored_arrays
     from store.models import Dataset
 
     with app.extensions["weightsmith"].session_factory() as s:
         row = s.get(Dataset, dataset_id)
-        assert row is not None and row.blob is not None
-        with np.load(io.BytesIO(row.blob), allow_pickle=False) as npz:
-            return np.asarray(npz["X"])
+        assert row is not None
+        arrays = stored_arrays(s, row.tenant_id, dataset_id)
+        assert arrays is not None
+        return np.asarray(arrays[0])
 
 
 def upload_features(client: FlaskClient, auth: dict[str, str], X: np.ndarray) -> str:

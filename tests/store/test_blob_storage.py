@@ -1,5 +1,5 @@
-"""Revisions 0002-0004: how PostgreSQL stores checkpoint and dataset bytes (issue 3): EXTERNAL,
-never compressed, and checkpoint parts PLAIN, in the row."""
+"""Revisions 0002-0004 and 0016: how PostgreSQL stores checkpoint and dataset bytes (issues 3
+and 18): EXTERNAL, never compressed, and parts PLAIN, in the row."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ def test_blob_columns_are_stored_external_on_postgresql(db_url: str) -> None:
                     "SELECT c.relname || '.' || a.attname, a.attstorage FROM pg_attribute a"
                     " JOIN pg_class c ON c.oid = a.attrelid"
                     " WHERE (a.attname = 'blob' AND c.relname IN ('checkpoints', 'datasets'))"
-                    " OR (a.attname IN ('data', 'checkpoint_id')"
-                    "     AND c.relname = 'checkpoint_parts')"))
+                    " OR (a.attname IN ('data', 'checkpoint_id', 'dataset_id', 'upload_id')"
+                    "     AND c.relname IN ('checkpoint_parts', 'dataset_parts', 'upload_parts'))"
+                    ))
                 return {name: str(kind) for name, kind in rows}
         finally:
             engine.dispose()
@@ -29,6 +30,10 @@ def test_blob_columns_are_stored_external_on_postgresql(db_url: str) -> None:
     if sa.engine.make_url(db_url).get_backend_name() != "postgresql":
         assert current_revision(db_url) == head_revision()  # SQLite has no storage to set
         return
+    assert storage() == {"checkpoint_parts.data": "p", "checkpoint_parts.checkpoint_id": "p",
+                         "dataset_parts.data": "p", "dataset_parts.dataset_id": "p",
+                         "upload_parts.data": "p", "upload_parts.upload_id": "p"}
+    downgrade(db_url, "0011")
     assert storage() == {"checkpoint_parts.data": "p", "checkpoint_parts.checkpoint_id": "p",
                          "datasets.blob": "e"}
     downgrade(db_url, "0003")

@@ -16,7 +16,7 @@ def add(s: Session, tenant_id: str, name: str = "d", size: int = 10) -> Dataset:
     fields: dict[str, Any] = dict(
         name=name, format="csv", n_rows=3, x_shape=[3, 2], y_shape=[3],
         kind="classification", classes=[0, 1], sha256="a" * 64, size_bytes=size,
-        blob=b"z" * size,
+        data=[b"z" * size],
     )
     return datasets.create(s, tenant_id, **fields)
 
@@ -35,7 +35,7 @@ def test_another_tenants_dataset_reads_as_missing(s: Session) -> None:
     acme, globex = make_tenant(s, "acme"), make_tenant(s, "globex")
     row = add(s, acme.id)
     assert datasets.get(s, globex.id, row.id) is None
-    assert datasets.get_blob(s, globex.id, row.id) is None
+    assert datasets.read_into(s, globex.id, row.id, bytearray) is None
     assert datasets.delete(s, globex.id, row.id) is False
     assert datasets.get(s, acme.id, row.id) is not None
     assert datasets.get(s, acme.id, "ds_nope") is None

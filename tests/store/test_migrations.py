@@ -22,7 +22,8 @@ TABLES = {"tenants", "api_keys", "datasets", "jobs", "metrics", "checkpoints",
           "checkpoint_parts", "job_events", "job_leases", "webhooks", "webhook_deliveries",
           "webhook_attempts", "reproductions", "registered_models", "model_versions",
           "model_aliases", "forks", "batch_predictions", "batch_chunks", "sweeps",
-          "sweep_trials", "sweep_rungs", "sweep_events", "lr_range_tests"}
+          "sweep_trials", "sweep_rungs", "sweep_events", "lr_range_tests", "dataset_parts",
+          "uploads", "upload_parts"}
 
 
 def schema_diff(url: str) -> list[object]:

@@ -172,24 +172,20 @@ def xor_spec(epochs: int = 3, **training: Any) -> dict[str, Any]:
 
 def upload_xor(b: Backend, rows: int, name: str) -> str:
     """An uploaded dataset of `rows` xor-like rows (2 features, labels 0/1); its id."""
-    import io
-
     import numpy as np
 
+    from core.datasets import stored
     from store import datasets, tenants
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(rows, 2))
     y = (X[:, 0] * X[:, 1] > 0).astype(np.int64)
-    buf = io.BytesIO()
-    np.savez(buf, X=X, y=y)
-    blob = buf.getvalue()
     with b.sessions.begin() as s:
         tenant = tenants.get_or_create(s, "test")
         return str(datasets.create(
             s, tenant.id, name=name, format="npz", n_rows=rows, x_shape=[rows, 2],
             y_shape=[rows], kind="classification", classes=[0, 1], sha256="0" * 64,
-            size_bytes=len(blob), blob=blob).id)
+            size_bytes=stored.framed_size([X, y]), data=stored.frames([X, y])).id)
 
 
 def create_job(b: Backend, spec: dict[str, Any], dataset_id: str | None = None, *,
