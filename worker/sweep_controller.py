@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -29,16 +29,25 @@ from config.settings import Limits
 from core.spec import Spec
 from core.sweeps import RungResult, SweepSpec, continues, grid_points, random_point, rungs
 from store import submissions, sweeps
+from store import webhooks as store_webhooks
 from store.columns import utcnow
 from store.models import Job, Sweep, SweepRung, SweepTrial
 from store.statuses import TERMINAL_STATUSES as TERMINAL
 from store.statuses import status_event
-from store.sweep_resources import best_trial
+from store.sweep_resources import best_trial, sweep_json
+from worker.webhooks import sweep_event_type
 
 
 def stored_spec(sweep: Sweep) -> SweepSpec:
     """The sweep's body as stored."""
     return SweepSpec.from_stored(sweep.spec)
+
+
+def resource(s: Session, sweep: Sweep) -> dict[str, Any]:
+    """The sweep as ``GET /v1/sweeps/{id}`` shows it (and as its webhook events carry it)."""
+    spec = stored_spec(sweep)
+    return sweep_json(sweep, sweeps.trials(s, sweep.id), sweeps.trial_jobs(s, sweep.id),
+                      spec.objective, spec.epochs)
 
 
 def trial_spec(spec: SweepSpec, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -112,6 +121,7 @@ class StepResult:
     dispatch: list[str]
     cancel: list[tuple[str, str]]  # (tenant id, job id)
     finished: bool
+    deliveries: list[str] = field(default_factory=list)  # webhook outbox rows to send
 
 
 def step(s: Session, sweep_id: str, limits: Limits) -> StepResult:
@@ -159,7 +169,8 @@ def step(s: Session, sweep_id: str, limits: Limits) -> StepResult:
     s.flush()
     trials = sweeps.trials(s, sweep_id)
     after = best_trial(trials, mode)
-    if after is not None and (before is None or after.trial_index != before.trial_index):
+    new_best = after is not None and (before is None or after.trial_index != before.trial_index)
+    if after is not None and new_best:
         events.append(("new_best", {"trial": after.trial_index, "job_id": after.job_id,
                                     "params": dict(after.params), metric: after.value,
                                     "epoch": after.best_epoch}))
@@ -193,7 +204,24 @@ def step(s: Session, sweep_id: str, limits: Limits) -> StepResult:
         if finished:
             events.append(("sweep_finished", {"status": status, "stop_reason": reason}))
     sweeps.append_events(s, sweep_id, events)
-    return StepResult(dispatch, cancel, finished)
+    return StepResult(dispatch, cancel, finished,
+                      _webhook_events(s, sweep, new_best=new_best, finished=finished))
+
+
+def _webhook_events(s: Session, sweep: Sweep, *, new_best: bool, finished: bool) -> list[str]:
+    """Outbox rows for the step's news, in its transaction (written with the change they
+    report, as a job's final status writes its event); ``data`` is the sweep as the API
+    shows it once the step's changes are made."""
+    if not (new_best or finished):
+        return []
+    s.flush()
+    s.refresh(sweep)  # finish() wrote the status past the session
+    kinds = ["sweep.new_best"] if new_best else []
+    ended = sweep_event_type(str(sweep.status)) if finished else None
+    kinds += [ended] if ended is not None else []
+    data = resource(s, sweep)
+    return [delivery for kind in kinds
+            for delivery in store_webhooks.enqueue(s, sweep.tenant_id, kind, data)]
 
 
 def _outcome(job: Job) -> str:

@@ -20,7 +20,7 @@ from store import jobs as store_jobs
 from store import sweeps
 from store.errors import Conflict
 from worker import sweep_controller
-from worker.celery_app import SWEEP_STEP_TASK, TRAIN_TASK, settings_of
+from worker.celery_app import DELIVER_WEBHOOK_TASK, SWEEP_STEP_TASK, TRAIN_TASK, settings_of
 from worker.engines import session_factory
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,8 @@ def run_step(app: Any, sessions: sessionmaker[Session], settings: Settings,
                 store_jobs.cancel(s, tenant_id, job_id)
     for job_id in result.dispatch:
         app.send_task(TRAIN_TASK, args=[job_id])
+    for delivery_id in result.deliveries:  # lost: reconcile re-sends due deliveries
+        app.send_task(DELIVER_WEBHOOK_TASK, args=[delivery_id])
     if result.finished:
         log.info("sweep %s finished", sweep_id)
     return result.dispatch

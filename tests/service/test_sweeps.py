@@ -11,7 +11,8 @@ from flask.testing import FlaskClient
 from config.settings import Settings
 from tests.service.helpers import assert_problem
 from tests.worker.sweep_helpers import Queue
-from worker.celery_app import SWEEP_STEP_TASK, TRAIN_TASK
+from worker import webhooks
+from worker.celery_app import DELIVER_WEBHOOK_TASK, SWEEP_STEP_TASK, TRAIN_TASK
 from worker.runner import JobRunner
 from worker.sweep_tasks import after_job, run_step
 
@@ -104,20 +105,28 @@ def test_lists_are_cursor_pages_and_tenants_are_apart(client: FlaskClient,
     assert client.get("/v1/sweeps", headers=other_auth).get_json()["items"] == []
 
 
-def run_sweep(app: Any, settings: Settings, sweep_id: str) -> None:
-    """Deliver the sweep's messages in process, as workers would."""
+def run_sweep(app: Any, settings: Settings, sweep_id: str, *,
+              steps_before: int = 0) -> list[str]:
+    """Deliver the sweep's messages in process, as workers would; the messages' names.
+    ``steps_before``: duplicate steps sent at once (a redelivery, reconcile)."""
     sessions = app.extensions["weightsmith"].session_factory
     queue = Queue()
-    queue.sent.append((SWEEP_STEP_TASK, sweep_id))
-    for _ in range(100):
+    queue.sent.extend([(SWEEP_STEP_TASK, sweep_id)] * (1 + steps_before))
+    names = []
+    for _ in range(200):
         if not queue.sent:
-            return
+            return names
         name, arg = queue.sent.pop(0)
+        names.append(name)
         if name == TRAIN_TASK:
             JobRunner(sessions, settings, arg, "w1").run()
             after_job(queue, sessions, arg)
+        elif name == DELIVER_WEBHOOK_TASK:
+            webhooks.deliver(sessions, settings, arg)
         else:
+            assert name == SWEEP_STEP_TASK
             run_step(queue, sessions, settings, arg)
+    raise AssertionError(f"messages left: {queue.sent[:5]}")
 
 
 def test_a_sweep_runs_to_the_end_and_reads_back(app: Any, client: FlaskClient,
