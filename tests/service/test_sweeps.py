@@ -202,6 +202,38 @@ def test_the_event_stream_reads_the_same_both_ways(app: Any, client: FlaskClient
     assert b"id: 2\n" not in sync
 
 
+def test_a_waiting_stream_sends_heartbeats_then_follows_the_sweep_to_its_end(
+        app: Any, client: FlaskClient, settings: Settings, auth: dict[str, str]) -> None:
+    """Behind the ASGI front: the job stream's loop with the sweep's poll and wait."""
+    import asyncio
+
+    from service.event_stream import StreamTiming
+    from service.sweep_stream import SweepEventStream
+
+    sweep_id = client.post("/v1/sweeps", json=body(), headers=auth).get_json()["id"]
+    sessions = app.extensions["weightsmith"].session_factory
+    timing = StreamTiming(30.0, 0.05, 0.02)
+
+    def cancel_and_step() -> None:
+        assert client.post(f"/v1/sweeps/{sweep_id}/cancel", headers=auth).status_code == 202
+        run_step(Queue(), sessions, settings, sweep_id)
+
+    async def follow() -> list[bytes]:
+        loop = asyncio.get_running_loop()
+        chunks: list[bytes] = []
+        async for chunk in SweepEventStream(sessions, sweep_id, 0, timing):
+            chunks.append(chunk)
+            if chunk == b": heartbeat\n\n" and chunks.count(chunk) == 2:
+                await loop.run_in_executor(None, cancel_and_step)
+        return chunks
+
+    chunks = asyncio.run(asyncio.wait_for(follow(), 20))
+    text = b"".join(chunks).decode()
+    assert text.startswith("retry: ") and "event: status" in text
+    assert text.index(": heartbeat") < text.index("event: sweep_finished")
+    assert text.rstrip().endswith('"stop_reason":"cancelled"}')  # the stream ended there
+
+
 def test_a_body_past_the_spec_byte_limit_is_413_before_parsing(client: FlaskClient,
                                                                auth: dict[str, str]) -> None:
     huge = body(space={"name": {"choice": ["x" * 300_000]}})  # past 256 KiB
