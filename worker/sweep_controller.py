@@ -219,7 +219,13 @@ def _webhook_events(s: Session, sweep: Sweep, *, new_best: bool, finished: bool)
     kinds = ["sweep.new_best"] if new_best else []
     ended = sweep_event_type(str(sweep.status)) if finished else None
     kinds += [ended] if ended is not None else []
-    data = resource(s, sweep)
+    made: list[dict[str, Any]] = []
+
+    def data() -> dict[str, Any]:  # read once, and only if some webhook subscribes
+        if not made:
+            made.append(resource(s, sweep))
+        return made[0]
+
     return [delivery for kind in kinds
             for delivery in store_webhooks.enqueue(s, sweep.tenant_id, kind, data)]
 

@@ -1,9 +1,13 @@
 """The Celery task ``sweep_step(sweep_id)`` and the two places that send it.
 
-It is sent when a sweep is submitted or cancelled (by the API), when one of its trials ends
-(``after_job``, from ``train_job``) and for every active sweep on each reconcile beat
-(``send_sweep_steps``). Any number of copies may run: the step decides under the sweep's
-row lock and each decision is conditional (worker/sweep_controller.py, store/sweeps.py).
+It is sent when a sweep is submitted or cancelled (by the API) and for every active sweep on
+each reconcile beat (``send_sweep_steps``). When one of its trials ends, the step runs at once
+in the trial's own ``train_job`` task (``after_job``), which is idle by then: the next trial
+is dispatched without a broker round trip and a wait for a free worker, which is most of
+the time from one trial's end to the next one's first epoch (benchmarks/service/
+bench_sweep.py). If that step fails, it is sent as a message, and reconcile is the backstop.
+Any number of copies may run: the step decides under the sweep's row lock and each decision
+is conditional (worker/sweep_controller.py, store/sweeps.py).
 """
 
 from __future__ import annotations
@@ -50,12 +54,22 @@ def sweep_step(self: Any, sweep_id: str) -> list[str]:
     return run_step(self.app, session_factory(settings), settings, sweep_id)
 
 
-def after_job(app: Any, sessions: sessionmaker[Session], job_id: str) -> str | None:
-    """Send a step for the sweep whose trial ``job_id`` is (after it ran); the sweep's id."""
+def after_job(app: Any, sessions: sessionmaker[Session], settings: Settings,
+              job_id: str) -> str | None:
+    """Step the sweep whose trial ``job_id`` is (after it ran), here; the sweep's id.
+
+    A step that fails here (a database blip) is sent to the queue instead; a worker killed
+    before either leaves the sweep to reconcile's step, as any lost message does.
+    """
     with sessions() as s:
         trial = sweeps.trial_of_job(s, job_id)
         sweep_id = None if trial is None else trial.sweep_id
-    if sweep_id is not None:
+    if sweep_id is None:
+        return None
+    try:
+        run_step(app, sessions, settings, sweep_id)
+    except Exception:
+        log.exception("sweep %s: the step after job %s failed; sending it", sweep_id, job_id)
         app.send_task(SWEEP_STEP_TASK, args=[sweep_id])
     return sweep_id
 

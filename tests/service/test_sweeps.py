@@ -120,7 +120,7 @@ def run_sweep(app: Any, settings: Settings, sweep_id: str, *,
         names.append(name)
         if name == TRAIN_TASK:
             JobRunner(sessions, settings, arg, "w1").run()
-            after_job(queue, sessions, arg)
+            after_job(queue, sessions, settings, arg)
         elif name == DELIVER_WEBHOOK_TASK:
             webhooks.deliver(sessions, settings, arg)
         else:

@@ -83,15 +83,16 @@ export async function getBlob(path) {
   return response.blob();
 }
 
-// Calls onEvent({id, event, data}) for every event of the job until the job is finished.
-export async function streamEvents(jobId, onEvent, isFinished) {
+// Calls onEvent({id, event, data}) for every event of the stream at `path` (a job's or a
+// sweep's /events) until isFinished() says the job or sweep is over.
+export async function streamEvents(path, onEvent, isFinished) {
   let lastId = null;
   let retryMs = 1000;
   for (;;) {
     const headers = authHeaders({ Accept: "text/event-stream" });
     if (lastId !== null) headers["Last-Event-ID"] = String(lastId);
     try {
-      const response = await fetch(`/v1/jobs/${jobId}/events`, { headers });
+      const response = await fetch(path, { headers });
       if (!response.ok) throw await problem(response);
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
