@@ -119,6 +119,14 @@ export async function streamEvents(path, onEvent, isFinished) {
   }
 }
 
+// Every event of a finished job or sweep, read whole: its stream replays them and ends (a
+// streamed read under headless Chromium's virtual time may not finish in its budget).
+export async function readEvents(path) {
+  const response = await fetch(path, { headers: authHeaders({ Accept: "text/event-stream" }) });
+  if (!response.ok) throw await problem(response);
+  return (await response.text()).split("\n\n").map(parseBlock).filter((e) => e.data !== undefined);
+}
+
 function parseBlock(block) {
   const event = { id: null, event: "message", data: undefined, retry: null };
   const data = [];

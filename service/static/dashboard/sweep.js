@@ -2,7 +2,7 @@
 // each trial ran (with the rungs it passed or was pruned at), and the trials with links to
 // their jobs. The sweep's event stream replays its past and follows it live: rung reports
 // come from it, and every other event reloads the sweep and its trials (at most once a second).
-import { el, fmt, getJSON, requireKey, showError, streamEvents } from "./api.js";
+import { el, fmt, getJSON, readEvents, requireKey, showError, streamEvents } from "./api.js";
 import { epochBars, scatterChart } from "./sweep_charts.js";
 
 const page = document.getElementById("main").dataset;
@@ -133,6 +133,14 @@ function draw() {
   drawTable();
 }
 
+function record(event) {
+  if (event.event !== "rung_reported") return;
+  const { trial, rung } = event.data;
+  if (!reports.has(trial)) reports.set(trial, new Map());
+  reports.get(trial).set(rung, event.data.continues);
+  document.body.dataset.rungReports = String([...reports.values()].reduce((n, m) => n + m.size, 0));
+}
+
 // Live: rung reports are drawn as they come; anything else reloads, at most once a second.
 function follow() {
   let due = null;
@@ -140,22 +148,19 @@ function follow() {
     if (due) return;
     due = setTimeout(() => { due = null; reload().catch((error) => showError(error.message)); }, 1000);
   };
-  return streamEvents(`${path}/events`, (event) => {
-    if (event.event === "rung_reported") {
-      const { trial, rung } = event.data;
-      if (!reports.has(trial)) reports.set(trial, new Map());
-      reports.get(trial).set(rung, event.data.continues);
-      document.body.dataset.rungReports = String([...reports.values()].reduce((n, m) => n + m.size, 0));
-    }
-    later();
-  }, async () => TERMINAL.has((await getJSON(path)).status));
+  return streamEvents(`${path}/events`, (event) => { record(event); later(); },
+    async () => TERMINAL.has((await getJSON(path)).status));
 }
 
 async function main() {
   await requireKey();
   try {
     await reload();
-    await follow(); // a finished sweep's stream replays its events, then ends
+    if (TERMINAL.has(sweep.status)) {
+      (await readEvents(`${path}/events`)).forEach(record);
+    } else {
+      await follow();
+    }
     await reload();
   } catch (error) {
     showError(error.message);

@@ -32,10 +32,11 @@ export function scatterChart(container, points, { xLabel, yLabel, categories = n
     axes.append(svg("line", { x1: pad.left, x2: width - pad.right, y1: sy(yv), y2: sy(yv), class: "grid-line" }));
     axes.append(svg("text", { x: pad.left - 6, y: sy(yv) + 4, "text-anchor": "end" }, tick(yv)));
   }
-  const xTicks = categories ? categories.map((c, i) => [i, String(c)])
-    : [x0, (x0 + x1) / 2, x1].map((xv) => [xv, tick(logX ? 10 ** xv : xv)]);
-  for (const [xv, label] of xTicks) {
-    axes.append(svg("text", { x: sx(xv), y: height - 22, "text-anchor": "middle" }, label));
+  // A numeric axis' end ticks align inward, so neither is cut off at the chart's edge.
+  const xTicks = categories ? categories.map((c, i) => [i, String(c), "middle"])
+    : [[x0, "start"], [(x0 + x1) / 2, "middle"], [x1, "end"]].map(([xv, anchor]) => [xv, tick(logX ? 10 ** xv : xv), anchor]);
+  for (const [xv, label, anchor] of xTicks) {
+    axes.append(svg("text", { x: sx(xv), y: height - 22, "text-anchor": anchor }, label));
   }
   axes.append(svg("text", { x: pad.left + w / 2, y: height - 4, "text-anchor": "middle", class: "axis-label" },
     `${xLabel}${logX ? " (log)" : ""}`));
@@ -55,8 +56,8 @@ export function scatterChart(container, points, { xLabel, yLabel, categories = n
 
 // trials: [{index, epochs, cls, label, href, reports: [{rung, continues}]}]; rungs: the rung
 // epochs reported anywhere in the sweep; epochs: the base spec's (the axis' end).
-export function epochBars(container, trials, { rungs = [], epochs, width = 720, row = 18 } = {}) {
-  const pad = { left: 70, right: 110, top: 18, bottom: 8 };
+export function epochBars(container, trials, { rungs = [], epochs, width = 1100, row = 20 } = {}) {
+  const pad = { left: 70, right: 150, top: 18, bottom: 8 };
   const w = width - pad.left - pad.right;
   const height = pad.top + pad.bottom + trials.length * row;
   const sx = (e) => pad.left + (e / Math.max(epochs, 1)) * w;
