@@ -360,3 +360,14 @@ def test_careful_path_features_and_string_labels_are_read_row_by_row() -> None:
     ds = parse_dataset(b"a,b,label\n1,2.5,cat\n-3,4,dog\n5,6e1,cat\n", "csv", limits=SMALL)
     assert ds.X.tolist() == [[1.0, 2.5], [-3.0, 4.0], [5.0, 60.0]]
     assert ds.classes == ["cat", "dog"] and ds.y.tolist() == [0, 1, 0]
+
+
+def test_digits_are_parsed_once_and_each_load_is_a_fresh_writable_copy() -> None:
+    first, second = load_builtin("digits"), load_builtin("digits")
+    assert np.array_equal(first.X, second.X) and np.array_equal(first.y, second.y)
+    assert not np.shares_memory(first.X, second.X)
+    first.X[0, 0] = -1.0  # a job may scale its own copy in place: the next one is untouched
+    assert load_builtin("digits").X[0, 0] == second.X[0, 0] != -1.0
+    # laid out as a fresh parse is (a view of the 65-column table): the same reductions
+    assert first.X.strides == (65 * 4, 4) and first.X.shape == (1797, 64)
+    assert load_builtin("digits_images").X.shape == (1797, 1, 8, 8)
