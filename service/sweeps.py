@@ -23,7 +23,7 @@ from service.errors import ApiError
 from store import sweeps as store_sweeps
 from store.columns import utcnow
 from store.models import Job, Sweep, SweepTrial
-from store.sweep_resources import trial_json
+from store.sweep_resources import sweep_json, trial_json
 
 
 def parse(body: Mapping[str, Any], limits: Limits) -> SweepSpec:
@@ -68,10 +68,12 @@ def create(session: Session, tenant_id: str, spec: SweepSpec, key: str | None,
 
 
 def resource(session: Session, sweep: Sweep) -> dict[str, Any]:
-    """The sweep as the API shows it (the worker's webhook events carry the same)."""
-    from worker.sweep_controller import resource as sweep_resource
-
-    return sweep_resource(session, sweep)
+    """The sweep as the API shows it (store.sweep_resources.sweep_json renders it, for the
+    worker's webhook events too: worker.sweep_controller.resource)."""
+    spec = SweepSpec.from_stored(sweep.spec)
+    trials = store_sweeps.trials(session, sweep.id)
+    jobs = store_sweeps.trial_jobs(session, sweep.id)
+    return sweep_json(sweep, trials, jobs, spec.objective, spec.epochs)
 
 
 def trial_items(session: Session, sweep: Sweep, order: str) -> list[dict[str, Any]]:
