@@ -178,9 +178,10 @@ def step(s: Session, sweep_id: str, limits: Limits) -> StepResult:
     active = len(running)
     cancel = [(sweep.tenant_id, t.job_id) for t in running
               if stopping and t.job_id is not None]
+    created = int(sweep.trials_created)  # as read under the lock; only this step moves it
     if not stopping:
         target = target_trials(spec)
-        index = int(sweep.trials_created)
+        index = created
         while active < spec.search.max_concurrent and index < target:
             params = next_point(s, sweep_id, spec, index, trials)
             job_id = _submit(s, sweep, spec, trial_spec(spec, params), index, 1, limits)
@@ -194,35 +195,36 @@ def step(s: Session, sweep_id: str, limits: Limits) -> StepResult:
                                              "params": params}))
             index += 1
             active += 1
+        created = index
     finished = False
-    s.refresh(sweep)
-    done_starting = stopping or int(sweep.trials_created) >= target_trials(spec)
+    ended: str | None = None
+    done_starting = stopping or created >= target_trials(spec)
     if not active and done_starting:
         status = "cancelled" if sweep.cancel_requested else "succeeded"
         reason = "cancelled" if sweep.cancel_requested else "time_budget" if over_time else None
         finished = sweeps.finish(s, sweep_id, status, reason)
         if finished:
+            ended = status
             events.append(("sweep_finished", {"status": status, "stop_reason": reason}))
     sweeps.append_events(s, sweep_id, events)
     return StepResult(dispatch, cancel, finished,
-                      _webhook_events(s, sweep, new_best=new_best, finished=finished))
+                      _webhook_events(s, sweep, new_best=new_best, ended=ended))
 
 
-def _webhook_events(s: Session, sweep: Sweep, *, new_best: bool, finished: bool) -> list[str]:
-    """Outbox rows for the step's news, in its transaction (written with the change they
-    report, as a job's final status writes its event); ``data`` is the sweep as the API
-    shows it once the step's changes are made."""
-    if not (new_best or finished):
-        return []
-    s.flush()
-    s.refresh(sweep)  # finish() wrote the status past the session
+def _webhook_events(s: Session, sweep: Sweep, *, new_best: bool,
+                    ended: str | None) -> list[str]:
+    """Outbox rows for the step's news (a new best; ``ended``: the status the step ended the
+    sweep with), in its transaction: written with the change they report, as a job's final
+    status writes its event. ``data`` is the sweep as the API shows it after the step."""
     kinds = ["sweep.new_best"] if new_best else []
-    ended = sweep_event_type(str(sweep.status)) if finished else None
-    kinds += [ended] if ended is not None else []
+    end_kind = None if ended is None else sweep_event_type(ended)
+    kinds += [end_kind] if end_kind is not None else []
     made: list[dict[str, Any]] = []
 
     def data() -> dict[str, Any]:  # read once, and only if some webhook subscribes
         if not made:
+            s.flush()
+            s.refresh(sweep)  # the step's writes went past the session
             made.append(resource(s, sweep))
         return made[0]
 

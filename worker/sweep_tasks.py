@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from celery import shared_task
@@ -33,7 +34,17 @@ log = logging.getLogger(__name__)
 def run_step(app: Any, sessions: sessionmaker[Session], settings: Settings,
              sweep_id: str) -> list[str]:
     """One step: decide and commit, then cancel and dispatch; the jobs sent."""
+    return _step(app, sessions, settings, lambda s: sweep_id)[1]
+
+
+def _step(app: Any, sessions: sessionmaker[Session], settings: Settings,
+          find: Callable[[Session], str | None]) -> tuple[str | None, list[str]]:
+    """A step of the sweep ``find`` names in the step's own transaction (None: no step);
+    (its id, the jobs sent)."""
     with sessions.begin() as s:
+        sweep_id = find(s)
+        if sweep_id is None:
+            return None, []
         result = sweep_controller.step(s, sweep_id, settings.limits)
     if result.cancel:
         for tenant_id, job_id in result.cancel:
@@ -45,7 +56,7 @@ def run_step(app: Any, sessions: sessionmaker[Session], settings: Settings,
         app.send_task(DELIVER_WEBHOOK_TASK, args=[delivery_id])
     if result.finished:
         log.info("sweep %s finished", sweep_id)
-    return result.dispatch
+    return sweep_id, result.dispatch
 
 
 @shared_task(name=SWEEP_STEP_TASK, bind=True, acks_late=True, ignore_result=True)
@@ -61,15 +72,17 @@ def after_job(app: Any, sessions: sessionmaker[Session], settings: Settings,
     A step that fails here (a database blip) is sent to the queue instead; a worker killed
     before either leaves the sweep to reconcile's step, as any lost message does.
     """
-    with sessions() as s:
+    def sweep_of(s: Session) -> str | None:  # found in the step's transaction: one session
         trial = sweeps.trial_of_job(s, job_id)
-        sweep_id = None if trial is None else trial.sweep_id
-    if sweep_id is None:
-        return None
+        return None if trial is None else str(trial.sweep_id)
+
     try:
-        run_step(app, sessions, settings, sweep_id)
+        return _step(app, sessions, settings, sweep_of)[0]
     except Exception:
-        log.exception("sweep %s: the step after job %s failed; sending it", sweep_id, job_id)
+        log.exception("the sweep step after job %s failed; sending it", job_id)
+    with sessions() as s:
+        sweep_id = sweep_of(s)
+    if sweep_id is not None:
         app.send_task(SWEEP_STEP_TASK, args=[sweep_id])
     return sweep_id
 
