@@ -148,20 +148,25 @@ function follow() {
     if (due) return;
     due = setTimeout(() => { due = null; reload().catch((error) => showError(error.message)); }, 1000);
   };
-  return streamEvents(`${path}/events`, (event) => { record(event); later(); },
-    async () => TERMINAL.has((await getJSON(path)).status));
+  return streamEvents(`${path}/events`, (event) => {
+    record(event);
+    if (event.event === "rung_reported" && trials.length) drawBars();
+    later();
+  }, async () => TERMINAL.has((await getJSON(path)).status));
 }
 
 async function main() {
   await requireKey();
   try {
+    // A running sweep's stream is opened before the first loads finish (as the job page's),
+    // so nothing between the two is missed; a finished one's events are read whole.
+    const following = TERMINAL.has((await getJSON(path)).status) ? null : follow();
+    if (!following) (await readEvents(`${path}/events`)).forEach(record);
     await reload();
-    if (TERMINAL.has(sweep.status)) {
-      (await readEvents(`${path}/events`)).forEach(record);
-    } else {
-      await follow();
+    if (following) {
+      await following;
+      await reload();
     }
-    await reload();
   } catch (error) {
     showError(error.message);
     return;
