@@ -63,7 +63,7 @@ def run_sweep(sessions: Any, settings: Settings, body: dict[str, Any]) -> dict[s
         name, arg = queue.sent.pop(0)
         if name == TRAIN_TASK:
             JobRunner(sessions, settings, arg, "bench").run()
-            after_job(queue, sessions, arg)
+            after_job(queue, sessions, settings, arg)
         else:
             run_step(queue, sessions, settings, arg)
     with sessions() as s:

@@ -88,10 +88,16 @@ class EventStream:
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._follow()
 
+    async def _wait(self, loop: asyncio.AbstractEventLoop, after: int,
+                    timeout: float) -> Update | Any | None:
+        """Until there is news past `after`: (events, status), POLL (read for yourself) or
+        None (`timeout` passed). Jobs wait on the process's EventHub."""
+        hub = EventHub.of(loop, self.sessions, self.timing.poll_seconds)
+        return await hub.wait(self.job_id, after, timeout=timeout)
+
     async def _follow(self) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         timing, after = self.timing, self.after
-        hub = EventHub.of(loop, self.sessions, timing.poll_seconds)
         started = last_sent = loop.time()
         yield self._retry()
         # A short query on the loop's default executor, not on a request thread.
@@ -112,7 +118,7 @@ class EventStream:
             if now - last_sent >= timing.heartbeat_seconds:
                 yield b": heartbeat\n\n"
                 last_sent = now
-            update = await hub.wait(self.job_id, after, timeout=min(
+            update = await self._wait(loop, after, timeout=min(
                 timing.heartbeat_seconds - (now - last_sent),
                 timing.max_seconds - (now - started)))
             if update is POLL:

@@ -1,19 +1,17 @@
 """The body of `GET /v1/sweeps/{id}/events`: a sweep's events as Server-Sent Events.
 
-The job stream's class (service/event_stream.py) with the sweep's rows: iterated
-synchronously under a plain WSGI server, and asynchronously behind the ASGI front, where it
-polls on the loop's executor between sleeps, so a waiting stream holds no request thread.
-Sweeps change a few times per trial, so they skip the job streams' shared hub.
+The job stream (service/event_stream.py) with the sweep's rows: its own poll, and its own
+wait between polls. Sweeps change a few times per trial, so a waiting sweep stream sleeps one
+poll interval and reads again rather than joining the job streams' shared hub, which reads
+job heads; everything else (replay, batches, heartbeats, the end) is the job stream's.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-from service.event_stream import BATCH, EventStream, format_event
-from store.statuses import TERMINAL_STATUSES as TERMINAL
+from service.event_stream import BATCH, POLL, EventStream, Update
 
 
 class SweepEventStream(EventStream):
@@ -29,25 +27,9 @@ class SweepEventStream(EventStream):
             status = None if sweep is None else str(sweep.status)
         return [(int(r.seq), str(r.type), r.data) for r in rows], status
 
-    async def _follow(self) -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        timing, after = self.timing, self.after
-        started = last_sent = loop.time()
-        yield self._retry()
-        while True:
-            events, status = await loop.run_in_executor(None, self._poll, after)
-            for seq, kind, data in events:
-                yield format_event(seq, kind, data).encode()
-                after = seq
-                last_sent = loop.time()
-            if len(events) == BATCH:
-                continue
-            if status is None or status in TERMINAL:
-                return
-            now = loop.time()
-            if now - started >= timing.max_seconds:
-                return
-            if now - last_sent >= timing.heartbeat_seconds:
-                yield b": heartbeat\n\n"
-                last_sent = now
-            await asyncio.sleep(timing.poll_seconds)
+    async def _wait(self, loop: asyncio.AbstractEventLoop, after: int,
+                    timeout: float) -> Update | Any | None:
+        """One poll interval (or less, when the heartbeat or the end is due first)."""
+        poll = self.timing.poll_seconds
+        await asyncio.sleep(max(0.0, min(poll, timeout)))
+        return POLL if timeout >= poll else None

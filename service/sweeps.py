@@ -68,6 +68,8 @@ def create(session: Session, tenant_id: str, spec: SweepSpec, key: str | None,
 
 
 def resource(session: Session, sweep: Sweep) -> dict[str, Any]:
+    """The sweep as the API shows it (store.sweep_resources.sweep_json renders it, for the
+    worker's webhook events too: worker.sweep_controller.resource)."""
     spec = SweepSpec.from_stored(sweep.spec)
     trials = store_sweeps.trials(session, sweep.id)
     jobs = store_sweeps.trial_jobs(session, sweep.id)

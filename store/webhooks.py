@@ -12,6 +12,7 @@ so every attempt sends the same bytes with the same event id (receivers dedupe o
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -59,10 +60,13 @@ def event_body(event_id: str, event_type: str, created_at: datetime,
                        "data": data}, separators=(",", ":"), sort_keys=True)
 
 
-def enqueue(s: Session, tenant_id: str, event_type: str, data: dict[str, Any], *,
+def enqueue(s: Session, tenant_id: str, event_type: str,
+            data: dict[str, Any] | Callable[[], dict[str, Any]], *,
             webhook_id: str | None = None, now: datetime | None = None) -> list[str]:
     """One delivery per webhook of the tenant subscribed to ``event_type``; their ids.
 
+    ``data`` may be a function that makes it, called only when some webhook subscribes (a
+    sweep's step would otherwise read the whole sweep for every new best nobody listens to).
     ``webhook_id`` limits it to that webhook whatever its subscriptions (a ping). The ids
     are sent to the broker by the caller after its transaction commits.
     """
@@ -75,7 +79,7 @@ def enqueue(s: Session, tenant_id: str, event_type: str, data: dict[str, Any], *
     if not hooks:
         return []
     event_id = new_id(PREFIXES["event"])
-    body = event_body(event_id, event_type, now, data)
+    body = event_body(event_id, event_type, now, data() if callable(data) else data)
     rows = [WebhookDelivery(webhook_id=hook_id, event_id=event_id, event_type=event_type,
                             body=body, state="pending", attempts=0, next_attempt_at=now,
                             created_at=now)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -29,16 +29,25 @@ from config.settings import Limits
 from core.spec import Spec
 from core.sweeps import RungResult, SweepSpec, continues, grid_points, random_point, rungs
 from store import submissions, sweeps
+from store import webhooks as store_webhooks
 from store.columns import utcnow
 from store.models import Job, Sweep, SweepRung, SweepTrial
 from store.statuses import TERMINAL_STATUSES as TERMINAL
 from store.statuses import status_event
-from store.sweep_resources import best_trial
+from store.sweep_resources import best_trial, sweep_json
+from worker.webhooks import sweep_event_type
 
 
 def stored_spec(sweep: Sweep) -> SweepSpec:
     """The sweep's body as stored."""
     return SweepSpec.from_stored(sweep.spec)
+
+
+def resource(s: Session, sweep: Sweep) -> dict[str, Any]:
+    """The sweep as ``GET /v1/sweeps/{id}`` shows it (and as its webhook events carry it)."""
+    spec = stored_spec(sweep)
+    return sweep_json(sweep, sweeps.trials(s, sweep.id), sweeps.trial_jobs(s, sweep.id),
+                      spec.objective, spec.epochs)
 
 
 def trial_spec(spec: SweepSpec, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -112,6 +121,7 @@ class StepResult:
     dispatch: list[str]
     cancel: list[tuple[str, str]]  # (tenant id, job id)
     finished: bool
+    deliveries: list[str] = field(default_factory=list)  # webhook outbox rows to send
 
 
 def step(s: Session, sweep_id: str, limits: Limits) -> StepResult:
@@ -159,7 +169,8 @@ def step(s: Session, sweep_id: str, limits: Limits) -> StepResult:
     s.flush()
     trials = sweeps.trials(s, sweep_id)
     after = best_trial(trials, mode)
-    if after is not None and (before is None or after.trial_index != before.trial_index):
+    new_best = after is not None and (before is None or after.trial_index != before.trial_index)
+    if after is not None and new_best:
         events.append(("new_best", {"trial": after.trial_index, "job_id": after.job_id,
                                     "params": dict(after.params), metric: after.value,
                                     "epoch": after.best_epoch}))
@@ -167,9 +178,10 @@ def step(s: Session, sweep_id: str, limits: Limits) -> StepResult:
     active = len(running)
     cancel = [(sweep.tenant_id, t.job_id) for t in running
               if stopping and t.job_id is not None]
+    created = int(sweep.trials_created)  # as read under the lock; only this step moves it
     if not stopping:
         target = target_trials(spec)
-        index = int(sweep.trials_created)
+        index = created
         while active < spec.search.max_concurrent and index < target:
             params = next_point(s, sweep_id, spec, index, trials)
             job_id = _submit(s, sweep, spec, trial_spec(spec, params), index, 1, limits)
@@ -183,17 +195,41 @@ def step(s: Session, sweep_id: str, limits: Limits) -> StepResult:
                                              "params": params}))
             index += 1
             active += 1
+        created = index
     finished = False
-    s.refresh(sweep)
-    done_starting = stopping or int(sweep.trials_created) >= target_trials(spec)
+    ended: str | None = None
+    done_starting = stopping or created >= target_trials(spec)
     if not active and done_starting:
         status = "cancelled" if sweep.cancel_requested else "succeeded"
         reason = "cancelled" if sweep.cancel_requested else "time_budget" if over_time else None
         finished = sweeps.finish(s, sweep_id, status, reason)
         if finished:
+            ended = status
             events.append(("sweep_finished", {"status": status, "stop_reason": reason}))
     sweeps.append_events(s, sweep_id, events)
-    return StepResult(dispatch, cancel, finished)
+    return StepResult(dispatch, cancel, finished,
+                      _webhook_events(s, sweep, new_best=new_best, ended=ended))
+
+
+def _webhook_events(s: Session, sweep: Sweep, *, new_best: bool,
+                    ended: str | None) -> list[str]:
+    """Outbox rows for the step's news (a new best; ``ended``: the status the step ended the
+    sweep with), in its transaction: written with the change they report, as a job's final
+    status writes its event. ``data`` is the sweep as the API shows it after the step."""
+    kinds = ["sweep.new_best"] if new_best else []
+    end_kind = None if ended is None else sweep_event_type(ended)
+    kinds += [end_kind] if end_kind is not None else []
+    made: list[dict[str, Any]] = []
+
+    def data() -> dict[str, Any]:  # read once, and only if some webhook subscribes
+        if not made:
+            s.flush()
+            s.refresh(sweep)  # the step's writes went past the session
+            made.append(resource(s, sweep))
+        return made[0]
+
+    return [delivery for kind in kinds
+            for delivery in store_webhooks.enqueue(s, sweep.tenant_id, kind, data)]
 
 
 def _outcome(job: Job) -> str:

@@ -97,9 +97,9 @@ def train_job(self: Any, job_id: str) -> str:
         countdown = retry_countdown(settings, attempts)
         raise self.retry(exc=exc, countdown=countdown, max_retries=None) from exc
     log.info("job %s: %s", job_id, outcome)
+    if outcome != "skipped":  # first: the next trial of a sweep waits on it
+        sweep_tasks.after_job(self.app, sessions, settings, job_id)
     send_due_webhooks(self.app, sessions)
-    if outcome != "skipped":
-        sweep_tasks.after_job(self.app, sessions, job_id)
     return outcome
 
 

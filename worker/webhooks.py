@@ -48,6 +48,9 @@ EVENT_TYPES: Mapping[str, str] = {
     "job.stalled": "a running job's worker went silent and another worker took it over",
     "model.alias_moved": "a model's alias was pointed at another version, or removed",
     "batch_prediction.succeeded": "a batch prediction scored every row of its dataset",
+    "sweep.succeeded": "a sweep ended succeeded (its trials done, or its time budget spent)",
+    "sweep.cancelled": "a sweep ended cancelled (POST /v1/sweeps/{id}/cancel)",
+    "sweep.new_best": "a finished trial of a sweep became its best so far",
     "ping": "sent by POST /v1/webhooks/{id}/ping, whatever the subscriptions",
 }
 SIGNATURE_HEADER = "Weightsmith-Signature"
@@ -99,6 +102,12 @@ def enqueue_job_event(s: Session, job: Any, event_type: str) -> list[str]:
     """Outbox rows for ``event_type`` about ``job`` (an ORM Job), in the caller's transaction."""
     return store_webhooks.enqueue(s, job.tenant_id, event_type,
                                   job_json(job, lineage.links(s, job.id)))
+
+
+def sweep_event_type(status: str) -> str | None:
+    """The event of a sweep's final status (None for a status no event reports)."""
+    event = f"sweep.{status}"
+    return event if event in EVENT_TYPES else None
 
 
 def retry_delay_s(settings: Settings, attempt: int) -> float | None:

@@ -1,5 +1,6 @@
 """The browser dashboard: jobs at `/` and `/jobs/<id>`, runs side by side at `/compare`,
-models at `/models` and `/models/<name>`, webhook deliveries at `/webhooks`.
+sweeps at `/sweeps` and `/sweeps/<id>`, models at `/models` and `/models/<name>`, webhook
+deliveries at `/webhooks`.
 
 The pages are static shells; the browser fetches everything from the public `/v1` API with the
 key the user typed once (kept in localStorage, or passed as `#key=...`), so the dashboard needs
@@ -43,6 +44,20 @@ def job(job_id: str) -> str:
 def compare() -> str:
     """Jobs side by side (`?ids=a,b,c`): overlaid curves, the spec paths that differ."""
     return render_template("dashboard/compare.html")
+
+
+@bp.get("/sweeps")
+def sweeps() -> str:
+    """The sweeps, newest first, with their trial counts and best so far."""
+    return render_template("dashboard/sweeps.html")
+
+
+@bp.get("/sweeps/<sweep_id>")
+def sweep(sweep_id: str) -> str:
+    """One sweep: status counts, best so far, the trials table, the metric against each
+    parameter, and each trial's epochs with the rungs it passed or was pruned at."""
+    return render_template("dashboard/sweep.html", sweep_id=sweep_id,
+                           terminal_statuses=TERMINAL_STATUSES)
 
 
 @bp.get("/models")

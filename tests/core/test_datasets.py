@@ -382,3 +382,14 @@ def test_npz_wider_integers_and_booleans_become_float64(dtype: str, values: Any)
     ds = parse_dataset(npz(X=X, y=np.arange(3)), "npz")
     assert ds.X.dtype == np.float64
     np.testing.assert_array_equal(ds.X, X.astype(np.float64))
+
+
+def test_digits_are_parsed_once_and_each_load_is_a_fresh_writable_copy() -> None:
+    first, second = load_builtin("digits"), load_builtin("digits")
+    assert np.array_equal(first.X, second.X) and np.array_equal(first.y, second.y)
+    assert not np.shares_memory(first.X, second.X)
+    first.X[0, 0] = -1.0  # a job may scale its own copy in place: the next one is untouched
+    assert load_builtin("digits").X[0, 0] == second.X[0, 0] != -1.0
+    # laid out as a fresh parse is (a view of the 65-column table): the same reductions
+    assert first.X.strides == (65 * 4, 4) and first.X.shape == (1797, 64)
+    assert load_builtin("digits_images").X.shape == (1797, 1, 8, 8)

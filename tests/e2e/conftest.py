@@ -116,3 +116,31 @@ def finished_job(served: Served) -> dict[str, Any]:
         done = wait_finished(client, job["id"])
     assert done["status"] == "succeeded", done
     return done
+
+
+TINY_SWEEP = {
+    "name": "dashboard-sweep",
+    "base": {**TINY_DIGITS, "name": "dashboard-trial",
+             "training": {**TINY_DIGITS["training"], "epochs": 9},
+             "checkpoints": {"every_epochs": 3, "keep_last": 1, "keep_best": 1,
+                             "monitor": "val_accuracy"}},
+    "space": {"optimizer.learning_rate": {"log_uniform": [1e-4, 0.05]},
+              "model.layers[0].units": {"choice": [8, 16]},
+              "optimizer.type": {"choice": ["sgd", "adam"]}},
+    "search": {"method": "random", "seed": 3, "max_trials": 6, "max_concurrent": 2},
+    "scheduler": {"type": "asha", "metric": "val_accuracy", "mode": "max",
+                  "grace_epochs": 1, "reduction_factor": 3},
+}
+
+
+@pytest.fixture(scope="session")
+def finished_sweep(served: Served) -> dict[str, Any]:
+    """A small ASHA sweep of the tiny digits MLP, run to the end by the live worker; with its
+    trials and its events (as the API gives them)."""
+    with served.client() as client:
+        sweep = client.submit_sweep(TINY_SWEEP)
+        events = list(client.sweep_events(sweep["id"]))
+        done = client.get_sweep(sweep["id"])
+        trials = client.sweep_trials(sweep["id"])
+    assert done["status"] == "succeeded", done
+    return {"sweep": done, "trials": trials, "events": events}

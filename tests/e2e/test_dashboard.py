@@ -270,3 +270,104 @@ def test_an_early_stopped_job_reads_complete_and_a_failure_reason_is_shown(
                     tmp_path / "profile-failed", "--dump-dom")
     summary = re.search(r'<p id="job-summary">(.*?)</p>', page, re.S)
     assert summary and f'diverged; {failed["failure_reason"]}' in summary.group(1)
+
+
+def test_sweep_page_shows_counts_best_trials_scatters_and_epochs_per_trial(
+    served: Served, finished_sweep: dict[str, Any], tmp_path: Path
+) -> None:
+    sweep, trials = finished_sweep["sweep"], finished_sweep["trials"]
+    url = f"{served.url}/sweeps/{sweep['id']}#key={served.api_key}"
+    dom = headless(url, tmp_path / "profile", "--dump-dom")
+    assert 'data-ready="1"' in dom, dom[-3000:]
+    assert '<p id="error" class="error" role="alert" hidden="">' in dom
+    assert 'id="sweep-status">succeeded<' in dom
+
+    # status counts and the best so far, as the API reports them
+    for name, count in sweep["trials"].items():
+        assert f'data-count="{name}"><b>{count}</b>' in dom, name
+    best = sweep["best"]
+    assert f'<a href="/jobs/{best["job_id"]}" id="best-trial">trial {best["trial"]}</a>' in dom
+
+    # the trials table: one row per trial, each linking to its job
+    assert dom.count('class="trial-row"') == len(trials) == 6
+    for t in trials:
+        assert f'class="trial-job">{t["job_id"]}</a>' in dom
+        assert f'href="/jobs/{t["job_id"]}"' in dom
+
+    # the metric against each parameter: a chart per parameter, a point per trial that set it
+    space = sweep["spec"]["space"]
+    for param in space:
+        chart = re.search(rf'<svg [^>]*data-param="{re.escape(param)}"[^>]*>(.*?)</svg>', dom, re.S)
+        assert chart, param
+        having = [t for t in trials if param in t["params"] and t["best"]]
+        assert chart.group(1).count('class="point point-') == len(having), param
+    assert "optimizer.learning_rate (log)" in dom  # a log_uniform parameter on a log axis
+    assert '>"sgd"<' in dom and '>"adam"<' in dom  # a choice of strings: one tick each
+
+    # epochs per trial: each bar is the trial's epochs; the rung reports from the event stream
+    reports = [e.data for e in finished_sweep["events"] if e.event == "rung_reported"]
+    assert f'data-rung-reports="{len(reports)}"' in dom
+    for t in trials:
+        assert f'data-trial="{t["index"]}" data-epochs="{t["epochs_run"]}"' in dom
+    pruned = [r for r in reports if not r["continues"]]
+    assert pruned, "the sweep pruned no trial: nothing to show"
+    assert dom.count('class="rung-pruned"') == len(pruned)
+    assert dom.count('class="rung-pass"') == len(reports) - len(pruned)
+    for r in pruned:
+        [t] = [t for t in trials if t["index"] == r["trial"]]
+        assert t["status"] == "pruned" and t["epochs_run"] == r["rung"]
+    labels = re.findall(r"<text [^>]*>pruned at (\d+)</text>", dom)
+    assert sorted(map(int, labels)) == sorted(r["rung"] for r in pruned)
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "dashboard-sweep.png"
+    headless(url, tmp_path / "profile-shot", f"--screenshot={shot}", "--window-size=1280,1300",
+             "--hide-scrollbars")
+    assert shot.stat().st_size > 20_000
+
+
+def test_sweeps_are_in_the_navigation_and_a_trial_links_back_to_its_sweep(
+    served: Served, finished_sweep: dict[str, Any], tmp_path: Path
+) -> None:
+    sweep = finished_sweep["sweep"]
+    index = headless(f"{served.url}/#key={served.api_key}", tmp_path / "profile", "--dump-dom")
+    assert '<a href="/sweeps">Sweeps</a>' in index
+    listing = headless(f"{served.url}/sweeps#key={served.api_key}", tmp_path / "profile-list",
+                       "--dump-dom")
+    row = re.search(rf'<tr data-sweep-id="{sweep["id"]}">(.*?)</tr>', listing, re.S)
+    assert row, listing[-3000:]
+    assert f'href="/sweeps/{sweep["id"]}"' in row.group(1)
+    assert 'class="status status-succeeded"' in row.group(1)
+    assert f'{sweep["epochs_run"]} / {sweep["epochs_budget"]}' in row.group(1)
+    trial = finished_sweep["trials"][0]
+    page = headless(f"{served.url}/jobs/{trial['job_id']}#key={served.api_key}",
+                    tmp_path / "profile-trial", "--dump-dom")
+    assert f'a trial of sweep <a href="/sweeps/{sweep["id"]}"' in page
+
+
+def test_sweep_page_follows_a_running_sweep_through_its_event_stream(
+    served: Served, tmp_path: Path
+) -> None:
+    from tests.e2e.conftest import TINY_SWEEP
+
+    # Batches of one row and many epochs: the trials are still running while the page looks.
+    body = {**TINY_SWEEP, "name": "dashboard-live-sweep",
+            "base": {**TINY_SWEEP["base"],
+                     "training": {**TINY_SWEEP["base"]["training"], "epochs": 200,
+                                  "batch_size": 1}}}
+    with served.client() as client:
+        sweep = client.submit_sweep(body)
+        try:
+            for event in client.sweep_events(sweep["id"]):
+                if event.event == "rung_reported":
+                    break
+            dom = headless(f"{served.url}/sweeps/{sweep['id']}#key={served.api_key}",
+                           tmp_path / "profile", "--dump-dom")
+        finally:
+            client.cancel_sweep(sweep["id"])
+            for _ in client.sweep_events(sweep["id"]):
+                pass
+    assert 'id="sweep-status">running<' in dom, dom[:3000]
+    reports = re.search(r'data-rung-reports="(\d+)"', dom)
+    assert reports and int(reports.group(1)) >= 1  # streamed while the sweep ran
+    assert 'class="rung-pass"' in dom or 'class="rung-pruned"' in dom

@@ -23,6 +23,16 @@ def test_the_job_page_carries_the_terminal_statuses_its_script_stops_on(
     assert "terminalStatuses" in script and "succeeded" not in script
 
 
+def test_the_sweep_page_carries_the_terminal_statuses_its_script_stops_on(
+    client: FlaskClient,
+) -> None:
+    page = client.get("/sweeps/sw_x").get_data(as_text=True)
+    found = re.search(r'data-terminal-statuses="([^"]*)"', page)
+    assert found is not None and found.group(1).split() == list(TERMINAL_STATUSES)
+    script = client.get("/ui/static/dashboard/sweep.js").get_data(as_text=True)
+    assert "TERMINAL.has(" in script and "cancelled" not in script
+
+
 def test_the_api_schema_and_the_cli_know_every_status() -> None:
     schema = JobOut.model_json_schema()["properties"]["status"]
     assert schema["enum"] == list(JOB_STATUSES)

@@ -11,7 +11,8 @@ from flask.testing import FlaskClient
 from config.settings import Settings
 from tests.service.helpers import assert_problem
 from tests.worker.sweep_helpers import Queue
-from worker.celery_app import SWEEP_STEP_TASK, TRAIN_TASK
+from worker import webhooks
+from worker.celery_app import DELIVER_WEBHOOK_TASK, SWEEP_STEP_TASK, TRAIN_TASK
 from worker.runner import JobRunner
 from worker.sweep_tasks import after_job, run_step
 
@@ -104,20 +105,28 @@ def test_lists_are_cursor_pages_and_tenants_are_apart(client: FlaskClient,
     assert client.get("/v1/sweeps", headers=other_auth).get_json()["items"] == []
 
 
-def run_sweep(app: Any, settings: Settings, sweep_id: str) -> None:
-    """Deliver the sweep's messages in process, as workers would."""
+def run_sweep(app: Any, settings: Settings, sweep_id: str, *,
+              steps_before: int = 0) -> list[str]:
+    """Deliver the sweep's messages in process, as workers would; the messages' names.
+    ``steps_before``: duplicate steps sent at once (a redelivery, reconcile)."""
     sessions = app.extensions["weightsmith"].session_factory
     queue = Queue()
-    queue.sent.append((SWEEP_STEP_TASK, sweep_id))
-    for _ in range(100):
+    queue.sent.extend([(SWEEP_STEP_TASK, sweep_id)] * (1 + steps_before))
+    names = []
+    for _ in range(200):
         if not queue.sent:
-            return
+            return names
         name, arg = queue.sent.pop(0)
+        names.append(name)
         if name == TRAIN_TASK:
             JobRunner(sessions, settings, arg, "w1").run()
-            after_job(queue, sessions, arg)
+            after_job(queue, sessions, settings, arg)
+        elif name == DELIVER_WEBHOOK_TASK:
+            webhooks.deliver(sessions, settings, arg)
         else:
+            assert name == SWEEP_STEP_TASK
             run_step(queue, sessions, settings, arg)
+    raise AssertionError(f"messages left: {queue.sent[:5]}")
 
 
 def test_a_sweep_runs_to_the_end_and_reads_back(app: Any, client: FlaskClient,
@@ -191,6 +200,38 @@ def test_the_event_stream_reads_the_same_both_ways(app: Any, client: FlaskClient
     assert asyncio.run(follow()) == sync
     assert sync.count(b"event: trial_finished") == 3 and b"id: 3\n" in sync
     assert b"id: 2\n" not in sync
+
+
+def test_a_waiting_stream_sends_heartbeats_then_follows_the_sweep_to_its_end(
+        app: Any, client: FlaskClient, settings: Settings, auth: dict[str, str]) -> None:
+    """Behind the ASGI front: the job stream's loop with the sweep's poll and wait."""
+    import asyncio
+
+    from service.event_stream import StreamTiming
+    from service.sweep_stream import SweepEventStream
+
+    sweep_id = client.post("/v1/sweeps", json=body(), headers=auth).get_json()["id"]
+    sessions = app.extensions["weightsmith"].session_factory
+    timing = StreamTiming(30.0, 0.05, 0.02)
+
+    def cancel_and_step() -> None:
+        assert client.post(f"/v1/sweeps/{sweep_id}/cancel", headers=auth).status_code == 202
+        run_step(Queue(), sessions, settings, sweep_id)
+
+    async def follow() -> list[bytes]:
+        loop = asyncio.get_running_loop()
+        chunks: list[bytes] = []
+        async for chunk in SweepEventStream(sessions, sweep_id, 0, timing):
+            chunks.append(chunk)
+            if chunk == b": heartbeat\n\n" and chunks.count(chunk) == 2:
+                await loop.run_in_executor(None, cancel_and_step)
+        return chunks
+
+    chunks = asyncio.run(asyncio.wait_for(follow(), 20))
+    text = b"".join(chunks).decode()
+    assert text.startswith("retry: ") and "event: status" in text
+    assert text.index(": heartbeat") < text.index("event: sweep_finished")
+    assert text.rstrip().endswith('"stop_reason":"cancelled"}')  # the stream ended there
 
 
 def test_a_body_past_the_spec_byte_limit_is_413_before_parsing(client: FlaskClient,

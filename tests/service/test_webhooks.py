@@ -287,3 +287,71 @@ def test_reconcile_resends_deliveries_whose_message_was_lost(
 
 def hook_tenant(s: Any, webhook_id: str) -> str:
     return str(s.get(Webhook, webhook_id).tenant_id)
+
+
+SWEEP_EVENTS = ["sweep.succeeded", "sweep.cancelled", "sweep.new_best"]
+
+
+def test_a_sweep_sends_each_new_best_and_its_end_with_the_sweep_as_the_api_shows_it(
+        app: Any, client: FlaskClient, auth: dict[str, str], settings: Settings,
+        receiver: Receiver) -> None:
+    from tests.service.test_sweeps import body, run_sweep
+
+    hook = create(client, auth, receiver.url, events=SWEEP_EVENTS)
+    sweep_id = client.post("/v1/sweeps", json=body(), headers=auth).get_json()["id"]
+    # Duplicate steps decide nothing twice, so they send no event twice either.
+    sent = run_sweep(app, settings, sweep_id, steps_before=2)
+    sweep = client.get(f"/v1/sweeps/{sweep_id}", headers=auth).get_json()
+    assert sweep["status"] == "succeeded"
+    bodies = [json.loads(r["body"]) for r in receiver.requests]
+    for request in receiver.requests:
+        assert verify(hook["secret"], request["headers"]["Weightsmith-Signature"],
+                      request["body"])
+    assert [b["type"] for b in bodies][-1] == "sweep.succeeded"
+    assert sent.count("weightsmith.deliver_webhook") == len(bodies)  # one message each
+    assert bodies[-1]["data"] == sweep  # the sweep as GET /v1/sweeps/{id} shows it
+    bests = [b["data"]["best"] for b in bodies if b["type"] == "sweep.new_best"]
+    assert bests and bests[-1] == sweep["best"]
+    # each new best is better than the one before, and no two name the same trial
+    values = [b["value"] for b in bests]
+    assert values == sorted(values) and len({b["trial"] for b in bests}) == len(bests)
+    events = client.get(f"/v1/sweeps/{sweep_id}/events", headers=auth).get_data(as_text=True)
+    assert events.count("event: new_best") == len(bests)
+    assert len({b["id"] for b in bodies}) == len(bodies)
+
+
+def test_a_cancelled_sweep_is_one_event_for_its_subscribers_only(
+        app: Any, client: FlaskClient, auth: dict[str, str], settings: Settings,
+        receiver: Receiver) -> None:
+    from tests.service.test_sweeps import body, run_sweep
+
+    create(client, auth, receiver.url, events=["sweep.cancelled"])
+    create(client, auth, receiver.url, events=["sweep.succeeded", "job.succeeded"])
+    sweep_id = client.post("/v1/sweeps", json=body(), headers=auth).get_json()["id"]
+    assert client.post(f"/v1/sweeps/{sweep_id}/cancel", headers=auth).status_code == 202
+    run_sweep(app, settings, sweep_id)
+    run_sweep(app, settings, sweep_id)  # a step after the end changes nothing
+    [request] = receiver.requests
+    sent = json.loads(request["body"])
+    assert sent["type"] == "sweep.cancelled"
+    assert sent["data"]["status"] == "cancelled" and sent["data"]["stop_reason"] == "cancelled"
+    assert sent["data"]["id"] == sweep_id
+
+
+def test_a_step_that_rolls_back_leaves_no_sweep_event(
+        app: Any, client: FlaskClient, auth: dict[str, str], settings: Settings,
+        session_factory: Any, receiver: Receiver) -> None:
+    """The outbox row is written in the step's transaction: no commit, no event."""
+    from tests.service.test_sweeps import body
+    from worker import sweep_controller
+
+    create(client, auth, receiver.url, events=SWEEP_EVENTS)
+    sweep_id = client.post("/v1/sweeps", json=body(), headers=auth).get_json()["id"]
+    assert client.post(f"/v1/sweeps/{sweep_id}/cancel", headers=auth).status_code == 202
+    with session_factory() as s:
+        result = sweep_controller.step(s, sweep_id, settings.limits)
+        assert result.finished and len(result.deliveries) == 1
+        s.rollback()  # the step's transaction dies before its commit
+    with session_factory() as s:
+        assert store_webhooks.due(s, older_than_s=0) == []
+    assert client.get(f"/v1/sweeps/{sweep_id}", headers=auth).get_json()["status"] == "queued"

@@ -76,7 +76,7 @@ def drive(b: Backend, sweep_id: str, *, queue: Queue | None = None,
         if name == TRAIN_TASK:
             if JobRunner(b.sessions, b.settings, arg, "w1").run() != "skipped":
                 ran.append(arg)
-                after_job(queue, b.sessions, arg)
+                after_job(queue, b.sessions, b.settings, arg)
         elif name == SWEEP_STEP_TASK:
             run_step(queue, b.sessions, b.settings, arg)
     raise AssertionError(f"still messages after {max_messages}: {queue.sent[:5]}")

@@ -235,3 +235,33 @@ def test_a_trial_whose_job_was_deleted_ends_cancelled_and_the_sweep_goes_on(
     assert got["sweep"]["status"] == "succeeded"
     assert [t["status"] for t in got["trials"]].count("cancelled") == 1
     assert got["sweep"]["trials"]["total"] == 6
+
+
+def test_the_step_after_a_trial_runs_in_its_task_and_is_sent_when_it_fails(
+        sqlite_backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker import sweep_controller
+    from worker.celery_app import SWEEP_STEP_TASK
+    from worker.runner import JobRunner
+    from worker.sweep_tasks import after_job
+
+    b = sqlite_backend
+    sweep_id = create_sweep(b, sweep_body(search={"method": "random", "seed": 1,
+                                                  "max_trials": 3, "max_concurrent": 1}))
+    queue = Queue()
+    [first] = run_step(queue, b.sessions, b.settings, sweep_id)
+    assert JobRunner(b.sessions, b.settings, first, "w1").run() == "succeeded"
+    queue.sent.clear()
+    assert after_job(queue, b.sessions, b.settings, first) == sweep_id
+    # the next trial was dispatched by the trial's own task: no step message in between
+    [(name, second)] = queue.sent
+    assert name == TRAIN_TASK and second != first
+    assert after_job(queue, b.sessions, b.settings, "job_not_a_trial") is None
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("database blip")
+
+    assert JobRunner(b.sessions, b.settings, second, "w1").run() == "succeeded"
+    queue.sent.clear()
+    monkeypatch.setattr(sweep_controller, "step", broken)
+    assert after_job(queue, b.sessions, b.settings, second) == sweep_id
+    assert queue.sent == [(SWEEP_STEP_TASK, sweep_id)]  # reconcile would find it too

@@ -83,15 +83,16 @@ export async function getBlob(path) {
   return response.blob();
 }
 
-// Calls onEvent({id, event, data}) for every event of the job until the job is finished.
-export async function streamEvents(jobId, onEvent, isFinished) {
+// Calls onEvent({id, event, data}) for every event of the stream at `path` (a job's or a
+// sweep's /events) until isFinished() says the job or sweep is over.
+export async function streamEvents(path, onEvent, isFinished) {
   let lastId = null;
   let retryMs = 1000;
   for (;;) {
     const headers = authHeaders({ Accept: "text/event-stream" });
     if (lastId !== null) headers["Last-Event-ID"] = String(lastId);
     try {
-      const response = await fetch(`/v1/jobs/${jobId}/events`, { headers });
+      const response = await fetch(path, { headers });
       if (!response.ok) throw await problem(response);
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
@@ -116,6 +117,14 @@ export async function streamEvents(jobId, onEvent, isFinished) {
     if (await isFinished()) return;
     await new Promise((resolve) => setTimeout(resolve, retryMs));
   }
+}
+
+// Every event of a finished job or sweep, read whole: its stream replays them and ends (a
+// streamed read under headless Chromium's virtual time may not finish in its budget).
+export async function readEvents(path) {
+  const response = await fetch(path, { headers: authHeaders({ Accept: "text/event-stream" }) });
+  if (!response.ok) throw await problem(response);
+  return (await response.text()).split("\n\n").map(parseBlock).filter((e) => e.data !== undefined);
 }
 
 function parseBlock(block) {

@@ -4,21 +4,21 @@
 const SVG = "http://www.w3.org/2000/svg";
 const MAX_CELLS = 64; // heatmap side: larger matrices are shown as block means
 
-function svg(tag, attrs = {}, text = null) {
+export function svg(tag, attrs = {}, text = null) {
   const node = document.createElementNS(SVG, tag);
   for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
   if (text !== null) node.textContent = text;
   return node;
 }
 
-function extent(values) {
+export function extent(values) {
   let lo = Infinity;
   let hi = -Infinity;
   for (const v of values) { if (v < lo) lo = v; if (v > hi) hi = v; }
   return [lo, hi];
 }
 
-function tick(value) {
+export function tick(value) {
   if (!Number.isFinite(value)) return "";
   const a = Math.abs(value);
   if (a !== 0 && (a < 0.01 || a >= 1e4)) return value.toExponential(1);
@@ -26,7 +26,7 @@ function tick(value) {
 }
 
 // The round step (1, 2 or 5 times a power of ten) nearest above `raw`.
-function niceStep(raw) {
+export function niceStep(raw) {
   const power = 10 ** Math.floor(Math.log10(raw));
   const m = raw / power;
   return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * power;

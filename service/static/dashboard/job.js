@@ -69,6 +69,10 @@ function lineage() {
     parts.push(" · forked from ", jobLink(job.parent.job_id),
       ` at epoch ${job.parent.epoch} (${job.parent.optimizer_state})`);
   }
+  if (job.sweep_id) {
+    parts.push(" · a trial of sweep ", el("a", { href: `/sweeps/${encodeURIComponent(job.sweep_id)}`,
+      class: "lineage", text: job.sweep_id }));
+  }
   const r = job.reproduction;
   if (r) {
     const verdict = r.identical === null ? "pending" : r.identical ? "identical"
@@ -203,7 +207,7 @@ function follow() {
     checkpointsDue = Date.now() + 2000;
     loadCheckpoints().catch((error) => showError(error.message));
   };
-  return streamEvents(jobId, async (event) => {
+  return streamEvents(`/v1/jobs/${jobId}/events`, async (event) => {
     if (event.event === "epoch") {
       document.body.dataset.streamedEpochs = String(++streamed);
       history.set(event.data.epoch, event.data);
