@@ -68,6 +68,9 @@ class Limits:
     rate_limit: str = "50 per second"
     # Requests that fail authentication, per client address (each costs a key lookup).
     auth_failure_limit: str = "20 per minute"
+    # A connection's first request line and headers must arrive within this, counted from
+    # the connection's opening (service/http_worker.py answers 408 and closes it after).
+    header_timeout_s: int = 10
     # A request body must arrive whole within this (the ASGI front answers 408 after it).
     body_timeout_s: int = 60
     # A job spec (or an imported checkpoint's __spec__) is refused past these before it is
@@ -107,6 +110,7 @@ class Limits:
             ),
             rate_limit=env.get("WEIGHTSMITH_RATE_LIMIT") or d.rate_limit,
             auth_failure_limit=env.get("WEIGHTSMITH_AUTH_FAILURE_LIMIT") or d.auth_failure_limit,
+            header_timeout_s=_int(env, "WEIGHTSMITH_HEADER_TIMEOUT_S", d.header_timeout_s),
             body_timeout_s=_int(env, "WEIGHTSMITH_BODY_TIMEOUT_S", d.body_timeout_s),
             max_spec_bytes=_int(env, "WEIGHTSMITH_MAX_SPEC_BYTES", d.max_spec_bytes),
             max_json_depth=_int(env, "WEIGHTSMITH_MAX_JSON_DEPTH", d.max_json_depth),
