@@ -56,7 +56,8 @@ def api_argv(host: str, port: int, workers: int, threads: int,
     if connections is None:
         connections = Settings.from_env().api_connections
     return [
-        sys.executable, "-m", "gunicorn", "--worker-class=service.http_worker.DeadlineWorker", f"--workers={workers}",
+        sys.executable, "-m", "gunicorn", "--worker-class=service.http_worker.DeadlineWorker",
+        f"--workers={workers}",
         f"--env=WEIGHTSMITH_API_THREADS={threads}", f"--worker-connections={connections}",
         f"--bind={host}:{port}", "--access-logfile=-",
         # The control socket defaults to one path in $HOME: two APIs on a host would clash.
