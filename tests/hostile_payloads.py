@@ -149,3 +149,15 @@ def float32_weights() -> bytes:
     """The small valid weights.npz with its float64 arrays cast to float32."""
     return npz_bytes(**{k: (v.astype(np.float32) if v.dtype == np.float64 else v)
                         for k, v in arrays_of(weights_npz()[0]).items()})
+
+
+# -- Authorization headers that are not `Bearer <key>` with one space -----------------------------
+
+# (id, header with "{key}" for the key); each is a 401, and counts as a failed authentication
+MALFORMED_AUTHORIZATION: list[tuple[str, str]] = [
+    ("two spaces", "Bearer  {key}"), ("trailing space", "Bearer {key} "),
+    ("leading space", " Bearer {key}"), ("tab", "Bearer\t{key}"), ("no key", "Bearer"),
+    ("empty key", "Bearer "), ("other scheme", "Token {key}"),
+    ("two tokens", "Bearer {key} extra"), ("two credentials", "Bearer {key},Bearer {key}"),
+    ("basic", "Basic {key}"), ("non-ascii", "Bearer {key}\u00e9"),
+]
