@@ -59,6 +59,10 @@ from tests.reliability.test_bad_messages import BAD
 from tests.reliability.test_bodies_served import chunked_body, send_raw
 
 QUEUE = "weightsmith"
+# Whitespace before or after a field value is not part of it (RFC 9110 section 5.5): gunicorn
+# strips it, so over the wire these two spellings carry the key itself and are answered as
+# the key, in its own rate-limit budget (a WSGI test client passes them raw: a 401 there).
+OWS_STRIPPED = ("trailing space", "leading space")
 UPLOAD_LIMIT = 8 * 1024 * 1024  # the 4.6 MB spec of 10^5 layers fits: its 413 is the spec's
 STORED_LIMIT = 2 * 1024 * 1024
 LIMITS = {
@@ -485,7 +489,11 @@ def auth_variants(live: Live) -> None:
                                content=answer.read())
         finally:
             conn.close()
-        live.expect("Bearer header variants", case, r, 401)
+        if case in OWS_STRIPPED:
+            live.record("Bearer header variants", f"{case} (the same key: HTTP strips it)",
+                        r.status_code == 200, False, str(r.status_code))
+        else:
+            live.expect("Bearer header variants", case, r, 401)
     spoofed = [httpx.get(f"{live.url}/v1/jobs", timeout=30, headers={
         "Authorization": f"Bearer wrong{i}", "X-Forwarded-For": f"198.51.100.{i}"}).status_code
         for i in range(45)]
