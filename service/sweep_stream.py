@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
-from service.event_stream import BATCH, EventStream, format_event
+from service.event_stream import BATCH, Event, EventStream, encoded
 from store.statuses import TERMINAL_STATUSES as TERMINAL
 
 
 class SweepEventStream(EventStream):
     """The events of sweep ``job_id`` (the base class's name for the followed id)."""
 
-    def _poll(self, after: int) -> tuple[list[tuple[int, str, Any]], str | None]:
+    def _poll(self, after: int) -> tuple[list[Event], str | None]:
         from store import sweeps as store_sweeps
         from store.models import Sweep
 
@@ -27,7 +26,7 @@ class SweepEventStream(EventStream):
             rows = store_sweeps.events_after(session, self.job_id, after, limit=BATCH)
             sweep = session.get(Sweep, self.job_id)
             status = None if sweep is None else str(sweep.status)
-        return [(int(r.seq), str(r.type), r.data) for r in rows], status
+        return encoded(rows), status
 
     async def _follow(self) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
@@ -36,8 +35,8 @@ class SweepEventStream(EventStream):
         yield self._retry()
         while True:
             events, status = await loop.run_in_executor(None, self._poll, after)
-            for seq, kind, data in events:
-                yield format_event(seq, kind, data).encode()
+            for seq, chunk in events:
+                yield chunk
                 after = seq
                 last_sent = loop.time()
             if len(events) == BATCH:
