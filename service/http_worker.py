@@ -74,8 +74,11 @@ class DeadlineProtocol(ASGIProtocol):  # type: ignore[misc]  # gunicorn is untyp
                 "connections; retry shortly",
                 headers={"Retry-After": str(RETRY_AFTER_FULL_S)}))
             return
-        self._headers_deadline = self.worker.loop.call_later(
-            self.worker.header_timeout_s, self._headers_too_slow)
+        if self._callback_parser is not None and self.reader is None:
+            # HTTP/1 only: an HTTP/2 connection (TLS with ALPN, or cleartext prior knowledge)
+            # is framed and timed by gunicorn's HTTP/2 handler, never answered in HTTP/1.
+            self._headers_deadline = self.worker.loop.call_later(
+                self.worker.header_timeout_s, self._headers_too_slow)
 
     def _on_headers_complete(self) -> bool | None:
         self._cancel_headers_deadline()

@@ -26,6 +26,11 @@ def test_gunicorn_builds_each_connections_protocol_from_its_module_name() -> Non
     for name in ("connection_made", "connection_lost", "_on_headers_complete",
                  "_safe_write", "_close_transport"):
         assert callable(getattr(gasgi.ASGIProtocol, name)), name
+    # ...and the state it reads: an HTTP/1 connection has a callback parser and no reader.
+    init = inspect.getsource(gasgi.ASGIProtocol.__init__)
+    for attribute in ("self._callback_parser", "self.reader", "self._current_request",
+                      "self._request_ready", "self._closed"):
+        assert f"{attribute} = " in init, attribute
 
 
 def test_the_refusals_are_whole_problem_documents_that_close_the_connection() -> None:
