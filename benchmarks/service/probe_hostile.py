@@ -458,8 +458,8 @@ def cross_tenant(live: Live, other_job: str) -> None:
                 times[kind].append(time.perf_counter() - started)
     medians = {k: statistics.median(v) * 1000 for k, v in times.items()}
     for kind in ("other", "missing"):
-        live.record("cross-tenant", f"{'another tenant' if kind == 'other' else 'a missing'}"
-                    f"'s job id (25 GETs, median {medians[kind]:.2f} ms)",
+        whose = "another tenant's" if kind == "other" else "a missing"
+        live.record("cross-tenant", f"{whose} job id (25 GETs, median {medians[kind]:.2f} ms)",
                     statuses[kind] == {404}, statuses[kind] == {404}, str(sorted(statuses[kind])))
     print(f"    cross-tenant timing: median other {medians['other']:.2f} ms, missing "
           f"{medians['missing']:.2f} ms (ratio {medians['other'] / medians['missing']:.2f})")
