@@ -7,6 +7,7 @@ package. Nothing here reads the environment at import time: call ``Settings.from
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -17,6 +18,7 @@ from config.webhooks import WebhookSettings
 
 MiB = 1024 * 1024
 Number = TypeVar("Number", int, float)
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _positive(env: Mapping[str, str], name: str, default: Number, parse: type[Number],
@@ -32,6 +34,19 @@ def _positive(env: Mapping[str, str], name: str, default: Number, parse: type[Nu
     if not 0 < value < float("inf"):
         raise ValueError(f"{name}: must be positive, got {raw}")
     return value
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[Network, ...]:
+    """`env[name]` as comma-separated addresses or CIDR networks (empty when unset)."""
+    networks = []
+    for part in (env.get(name) or "").split(","):
+        if part.strip():
+            try:
+                networks.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"{name}: {part.strip()!r} is not an IP address or CIDR "
+                                 "network (e.g. 10.0.0.0/8, 127.0.0.1, ::1)") from None
+    return tuple(networks)
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -72,6 +87,9 @@ class Limits:
     rate_limit: str = "50 per second"
     # Requests that fail authentication, per client address (each costs a key lookup).
     auth_failure_limit: str = "20 per minute"
+    # A connection's first request line and headers must arrive within this, counted from
+    # the connection's opening (service/http_worker.py answers 408 and closes it after).
+    header_timeout_s: int = 10
     # A request body must arrive whole within this (the ASGI front answers 408 after it).
     body_timeout_s: int = 60
     # A job spec (or an imported checkpoint's __spec__) is refused past these before it is
@@ -112,6 +130,7 @@ class Limits:
             ),
             rate_limit=env.get("WEIGHTSMITH_RATE_LIMIT") or d.rate_limit,
             auth_failure_limit=env.get("WEIGHTSMITH_AUTH_FAILURE_LIMIT") or d.auth_failure_limit,
+            header_timeout_s=_int(env, "WEIGHTSMITH_HEADER_TIMEOUT_S", d.header_timeout_s),
             body_timeout_s=_int(env, "WEIGHTSMITH_BODY_TIMEOUT_S", d.body_timeout_s),
             max_spec_bytes=_int(env, "WEIGHTSMITH_MAX_SPEC_BYTES", d.max_spec_bytes),
             max_json_depth=_int(env, "WEIGHTSMITH_MAX_JSON_DEPTH", d.max_json_depth),
@@ -150,6 +169,10 @@ class Settings:
     # Connections one API process holds open (gunicorn's --worker-connections): idle, slow or
     # streaming connections wait on the event loop, so this bounds memory, not threads.
     api_connections: int = 1000
+    # Peers whose X-Forwarded-For is believed (the reverse proxies in front of the API): the
+    # client address of a request (service/client_address.py) is the peer's own unless the
+    # peer is in one of these networks. Empty: X-Forwarded-For is ignored.
+    trusted_proxies: tuple[Network, ...] = ()
     reconcile_interval_s: int = 30
     queued_grace_s: int = 60
     # BLAS threads per worker process; None: os.cpu_count() // worker concurrency (at least 1).
@@ -202,6 +225,7 @@ class Settings:
             max_attempts=_int(env, "WEIGHTSMITH_MAX_ATTEMPTS", d.max_attempts),
             api_threads=_int(env, "WEIGHTSMITH_API_THREADS", d.api_threads),
             api_connections=_int(env, "WEIGHTSMITH_API_CONNECTIONS", d.api_connections),
+            trusted_proxies=_networks(env, "WEIGHTSMITH_TRUSTED_PROXIES"),
             reconcile_interval_s=_int(
                 env, "WEIGHTSMITH_RECONCILE_INTERVAL_S", d.reconcile_interval_s
             ),

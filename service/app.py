@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Op
     from service import auth, bodies, dashboard, limits
     from service.api import register_blueprints
     from service.api.metrics import init_metrics
+    from service.client_address import ClientAddress
     from service.dispatch import Dispatcher
     from store.db import make_engine, make_session_factory
 
@@ -79,6 +80,9 @@ def create_app(settings: Settings | None = None, *, testing: bool = False) -> Op
     init_metrics(app)
     register_blueprints(app)
     app.register_blueprint(dashboard.bp)  # the browser UI at / (service/dashboard)
+    # REMOTE_ADDR is the client's address from here on, X-Forwarded-For read only from a
+    # trusted proxy (service/client_address.py); every address-keyed limit reads it.
+    app.wsgi_app = ClientAddress(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign]
     # The contract says /openapi.json; flask-openapi3 serves it under its doc prefix too.
     app.add_url_rule(
         "/openapi.json", "openapi_json", lambda: app.api_doc, methods=["GET"]

@@ -10,7 +10,9 @@ The header is parsed strictly (RFC 9110 credentials: one scheme, case-insensitiv
 a token68), so spacing or case variants of one key are refused rather than counted as other
 keys. Requests whose authentication fails are counted per client address
 (`WEIGHTSMITH_AUTH_FAILURE_LIMIT`): each costs a key lookup, so once an address has used up
-its budget its unknown keys get 429 without one (issue 19).
+its budget its unknown keys get 429 without one (issue 19). The address is
+`request.remote_addr`, which service/client_address.py sets (X-Forwarded-For only from a
+trusted proxy).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from store.statuses import TERMINAL_STATUSES
 
 log = logging.getLogger(__name__)
 BATCH = 500
+Event = tuple[int, bytes]  # (seq, the event as SSE bytes)
 HEADS_PER_QUERY = 500  # job ids per IN (...) list
 
 
@@ -41,6 +42,12 @@ def format_event(seq: int, kind: str, data: Any) -> str:
     return f"id: {seq}\nevent: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
+def encoded(rows: Any) -> list[Event]:
+    """Event rows as (seq, their SSE bytes), encoded once where they are read: 200 streams of
+    one job share the hub's list, so each event is serialised once, not once per stream."""
+    return [(int(r.seq), format_event(int(r.seq), str(r.type), r.data).encode()) for r in rows]
+
+
 class EventStream:
     """The events of `job_id` after sequence `after`, until the job ends or time runs out."""
 
@@ -51,14 +58,14 @@ class EventStream:
         self.after = after
         self.timing = timing
 
-    def _poll(self, after: int) -> tuple[list[tuple[int, str, Any]], str | None]:
+    def _poll(self, after: int) -> tuple[list[Event], str | None]:
         """Events after `after`, and the job's status read in the same session."""
         from store import events as store_events
 
         with self.sessions() as session:
             rows = store_events.after(session, self.job_id, after, limit=BATCH)
             head = store_events.heads(session, [self.job_id]).get(self.job_id)
-        return [(int(r.seq), str(r.type), r.data) for r in rows], (head[1] if head else None)
+        return encoded(rows), (head[1] if head else None)
 
     def _retry(self) -> bytes:
         return f"retry: {int(self.timing.poll_seconds * 1000) + 1000}\n\n".encode()
@@ -69,8 +76,8 @@ class EventStream:
         yield self._retry()
         while True:
             events, status = self._poll(after)
-            for seq, kind, data in events:
-                yield format_event(seq, kind, data).encode()
+            for seq, chunk in events:
+                yield chunk
                 after = seq
                 last_sent = time.monotonic()
             if len(events) == BATCH:
@@ -103,9 +110,9 @@ class EventStream:
         # A short query on the loop's default executor, not on a request thread.
         events, status = await loop.run_in_executor(None, self._poll, after)
         while True:
-            for seq, kind, data in events:
-                yield format_event(seq, kind, data).encode()
-                after = seq
+            if events:  # one body message for all of them: one write instead of one each
+                yield b"".join(chunk for _, chunk in events)
+                after = events[-1][0]
                 last_sent = loop.time()
             if len(events) == BATCH:  # a backlog: read on, at our own position
                 events, status = await loop.run_in_executor(None, self._poll, after)
@@ -129,8 +136,8 @@ class EventStream:
                 events = []  # nothing happened: a heartbeat, or the end of the stream
 
 
-Update = tuple[list[tuple[int, str, Any]], str | None]
-News = dict[str, tuple[int, list[tuple[int, str, Any]]]]
+Update = tuple[list["Event"], str | None]
+News = dict[str, tuple[int, list["Event"]]]
 POLL: Any = object()  # what EventHub.wait returns when a stream must read for itself
 
 
@@ -194,8 +201,7 @@ class EventHub:
             for job_id, (seq, _status) in heads.items():
                 if seq > positions[job_id]:
                     rows = store_events.after(session, job_id, positions[job_id], limit=BATCH)
-                    news[job_id] = (positions[job_id],
-                                    [(int(r.seq), str(r.type), r.data) for r in rows])
+                    news[job_id] = (positions[job_id], encoded(rows))
         return heads, news
 
     async def _run(self) -> None:
@@ -219,7 +225,7 @@ class EventHub:
             self.task = None
 
     def _wake(self, job_id: str, head: tuple[int, str] | None,
-              fetched: tuple[int, list[tuple[int, str, Any]]] | None) -> None:
+              fetched: tuple[int, list[Event]] | None) -> None:
         for after, future in list(self.waiters.get(job_id, [])):
             if future.done():
                 continue

@@ -75,29 +75,32 @@ async def read_body(receive: Receive, scope: Scope, limit: int, timeout_s: float
         if name == b"content-length" and value.isdigit() and int(value) > limit:
             raise BodyRefused(413, f"the request body of {int(value)} bytes is over the "
                               f"limit of {limit} bytes")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
     # Written on the loop: a local file's writes land in the page cache, as fast as a copy.
     body = tempfile.SpooledTemporaryFile(max_size=BUFFERED_BYTES)  # noqa: SIM115 (returned)
     size = 0
+    # One deadline for the whole body, not asyncio.wait_for per message: wait_for wraps each
+    # receive() in a task of its own, ~70 µs of the loop per chunk of an endless chunked body
+    # (50 such bodies sending a 1-byte chunk a second cost 3.5 ms of the loop each second).
     try:
-        while True:
-            try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
-            except TimeoutError:
-                raise BodyRefused(408, f"the request body did not arrive within {timeout_s:g}"
-                                  f" s ({size} bytes came)") from None
-            if message["type"] == "http.disconnect":
-                raise ConnectionResetError("the client went away while sending its body")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise BodyRefused(413, f"the request body is over the limit of {limit} bytes")
-            if chunk:
-                body.write(chunk)
-            if not message.get("more_body", False):
-                body.seek(0)
-                return cast(IO[bytes], body), size
+        async with asyncio.timeout(timeout_s):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ConnectionResetError("the client went away while sending its body")
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise BodyRefused(413, f"the request body is over the limit of {limit} "
+                                      "bytes")
+                if chunk:
+                    body.write(chunk)
+                if not message.get("more_body", False):
+                    body.seek(0)
+                    return cast(IO[bytes], body), size
+    except TimeoutError:
+        body.close()
+        raise BodyRefused(408, f"the request body did not arrive within {timeout_s:g} s "
+                          f"({size} bytes came)") from None
     except BaseException:
         body.close()
         raise

@@ -82,7 +82,7 @@ def parse_rate_limits(value: str, setting: str = "WEIGHTSMITH_RATE_LIMIT") -> li
 
 def rate_limit_key() -> str:
     """The resolved key (its hash, set by service/auth.py): one budget per key, however the
-    header was spelled; the client address for the rest."""
+    header was spelled; the client address for the rest (service/client_address.py)."""
     digest = g.get("key_digest")
     if digest:
         return "key:" + digest[:32]

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from service.event_stream import BATCH, POLL, EventStream, Update
+from service.event_stream import BATCH, POLL, Event, EventStream, Update, encoded
 
 
 class SweepEventStream(EventStream):
     """The events of sweep ``job_id`` (the base class's name for the followed id)."""
 
-    def _poll(self, after: int) -> tuple[list[tuple[int, str, Any]], str | None]:
+    def _poll(self, after: int) -> tuple[list[Event], str | None]:
         from store import sweeps as store_sweeps
         from store.models import Sweep
 
@@ -25,7 +25,7 @@ class SweepEventStream(EventStream):
             rows = store_sweeps.events_after(session, self.job_id, after, limit=BATCH)
             sweep = session.get(Sweep, self.job_id)
             status = None if sweep is None else str(sweep.status)
-        return [(int(r.seq), str(r.type), r.data) for r in rows], status
+        return encoded(rows), status
 
     async def _wait(self, loop: asyncio.AbstractEventLoop, after: int,
                     timeout: float) -> Update | Any | None:

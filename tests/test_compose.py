@@ -64,7 +64,8 @@ def test_api_listens_on_all_interfaces_with_the_asgi_worker(compose: dict[str, A
     assert (args.host, args.port) == ("0.0.0.0", 8000)
     argv = sc.api_argv(args.host, args.port, args.workers, sc.api_threads(args),
                        connections=1000)
-    assert "--worker-class=asgi" in argv
+    # gunicorn's asyncio worker with a headers deadline and a connection cap
+    assert "--worker-class=service.http_worker.DeadlineWorker" in argv
     # The views' threads reach the app through the environment (service/asgi.py); slow and
     # streaming connections wait on the event loop, bounded by --worker-connections.
     assert f"--env=WEIGHTSMITH_API_THREADS={sc.api_threads(args)}" in argv

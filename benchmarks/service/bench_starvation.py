@@ -28,6 +28,11 @@ from tests.reliability.hostile_clients import Holder, timed_requests
 
 HEALTHZ_P99_MS = 100.0
 PREDICT_P99_MS = 2.0
+# The held connections must stay held for the whole measurement, the worst case: under the
+# defaults a slow-header connection is cut after WEIGHTSMITH_HEADER_TIMEOUT_S (10 s) and an
+# endless body after WEIGHTSMITH_BODY_TIMEOUT_S (60 s), so an attacker has to reopen them.
+HOLD_ENV = {"WEIGHTSMITH_HEADER_TIMEOUT_S": "3600", "WEIGHTSMITH_BODY_TIMEOUT_S": "3600",
+            "WEIGHTSMITH_RATE_LIMIT": "1000000 per second"}
 
 
 def long_job() -> dict[str, Any]:
@@ -41,7 +46,7 @@ def long_job() -> dict[str, Any]:
 def start(mode: str, data_dir: Path, port: int) -> tuple[Any, str]:
     """The server's context manager and its API key."""
     env = harness.service_env(data_dir, f"sqlite:///{data_dir / 'weightsmith.db'}",
-                              "filesystem://", WEIGHTSMITH_RATE_LIMIT="1000000 per second")
+                              "filesystem://", **HOLD_ENV)
     cli = [sys.executable, "-m", "service.cli"]
     if mode == "serve":
         ctx = harness.child([*cli, "serve", "--port", str(port)], f"starvation-{mode}", env)

@@ -74,10 +74,10 @@ class WrkResult:
 
 
 def lua_script(body: str, headers: dict[str, str], *,
-               rotate_keys: list[str] | None = None) -> str:
+               rotate_keys: list[str] | None = None, method: str = "POST") -> str:
     """The script: a fixed request, or (rotate_keys) a fresh Idempotency-Key and the next
     API key on every request."""
-    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body)}"]
+    lines = [f"wrk.method = {json.dumps(method)}", f"wrk.body = {json.dumps(body)}"]
     lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
     if rotate_keys:
         lines.append("api_keys = {" + ", ".join(json.dumps(k) for k in rotate_keys) + "}")
@@ -86,12 +86,12 @@ def lua_script(body: str, headers: dict[str, str], *,
 
 def run(url: str, body: str, headers: dict[str, str], *, connections: int, threads: int,
         seconds: float, rotate_keys: list[str] | None = None,
-        timeout_s: float = 5.0) -> WrkResult:
+        timeout_s: float = 5.0, method: str = "POST") -> WrkResult:
     """One wrk run of `seconds` against `url` (loopback); its figures."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (apt-get install -y wrk)")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(lua_script(body, headers, rotate_keys=rotate_keys))
+        f.write(lua_script(body, headers, rotate_keys=rotate_keys, method=method))
         script = Path(f.name)
     try:
         cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s",

@@ -45,7 +45,8 @@ def beat_argv(settings: Settings, loglevel: str = "INFO") -> list[str]:
 
 def api_argv(host: str, port: int, workers: int, threads: int,
              connections: int | None = None) -> list[str]:
-    """gunicorn's asyncio worker serving service.asgi:app (docs/reliability.md, "Streaming").
+    """gunicorn's asyncio worker serving service.asgi:app (docs/reliability.md, "Streaming"),
+    with the headers deadline and the connection cap of service/http_worker.py.
 
     The event loop reads every request and follows every event stream; the Flask views run on
     `threads` threads (service/front.py), which a slow or streaming client therefore never
@@ -55,7 +56,8 @@ def api_argv(host: str, port: int, workers: int, threads: int,
     if connections is None:
         connections = Settings.from_env().api_connections
     return [
-        sys.executable, "-m", "gunicorn", "--worker-class=asgi", f"--workers={workers}",
+        sys.executable, "-m", "gunicorn", "--worker-class=service.http_worker.DeadlineWorker",
+        f"--workers={workers}",
         f"--env=WEIGHTSMITH_API_THREADS={threads}", f"--worker-connections={connections}",
         f"--bind={host}:{port}", "--access-logfile=-",
         # The control socket defaults to one path in $HOME: two APIs on a host would clash.

@@ -39,6 +39,7 @@ def test_every_variable_overrides_its_setting() -> None:
         "WEIGHTSMITH_RATE_LIMIT": "5 per minute",
         "WEIGHTSMITH_AUTH_FAILURE_LIMIT": "3 per hour",
         "WEIGHTSMITH_BODY_TIMEOUT_S": "9",
+        "WEIGHTSMITH_HEADER_TIMEOUT_S": "4",
         "WEIGHTSMITH_MAX_SPEC_BYTES": "4096",
         "WEIGHTSMITH_MAX_JSON_DEPTH": "16",
         "WEIGHTSMITH_API_CONNECTIONS": "300",
@@ -59,6 +60,7 @@ def test_every_variable_overrides_its_setting() -> None:
         9, 4096, 16)
     assert s.api_connections == 300
     assert s.limits.max_lr_range_steps == 40
+    assert s.limits.header_timeout_s == 4
 
 
 @pytest.mark.parametrize(

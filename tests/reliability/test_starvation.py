@@ -50,8 +50,11 @@ def long_job() -> dict[str, object]:
 
 @pytest.fixture(params=["serve", "api"])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServedApi]:
+    # Deadlines longer than the test: the connections must stay held while it measures
+    # (tests/reliability/test_slow_clients.py proves they are cut at the defaults' deadlines).
     served = ServedApi(request.param, tmp_path / request.param,
-                       WEIGHTSMITH_RATE_LIMIT="1000000 per second")
+                       WEIGHTSMITH_RATE_LIMIT="1000000 per second",
+                       WEIGHTSMITH_HEADER_TIMEOUT_S="600", WEIGHTSMITH_BODY_TIMEOUT_S="600")
     served.start()
     try:
         yield served

@@ -19,33 +19,11 @@ from flask_openapi3 import OpenAPI
 
 from config.settings import Settings
 from service.app import create_app
+from tests.hostile_payloads import conv_weights, deep_relus, padded_conv
 from tests.service.conftest import TEST_LIMITS, make_key
 from tests.service.helpers import assert_problem, mlp_spec, npz_bytes
 
 GiB = 2**30
-
-
-def padded_conv(padding: int) -> dict[str, Any]:
-    """A 1x1 conv padded to (8 + 2p)^2 pixels, pooled down to 4x4: 172 parameters."""
-    side = 8 + 2 * padding
-    return {
-        "name": "padded", "dataset": "builtin:digits_images",
-        "model": {"layers": [
-            {"type": "conv2d", "filters": 1, "kernel_size": 1, "padding": padding},
-            {"type": "max_pool2d", "pool_size": side // 4},
-            {"type": "flatten"},
-            {"type": "dense", "units": 10},
-        ]},
-        "training": {"epochs": 1, "batch_size": 32},
-    }
-
-
-def deep_relus(n: int) -> dict[str, Any]:
-    """dense 64 -> 10 (650 parameters), then `n` ReLU layers: 7.2 GB at n = 10^5."""
-    return {"name": "deep", "dataset": "builtin:digits",
-            "model": {"layers": [{"type": "dense", "units": 10},
-                                 *({"type": "activation", "activation": "relu"}
-                                   for _ in range(n))]}}
 
 
 def key_for(app: OpenAPI) -> dict[str, str]:
@@ -138,18 +116,6 @@ def test_resume_checks_the_budget_again(tmp_path: Path, migrated: None) -> None:
         "training needs an estimated 1,055,424 bytes (1.01 MiB) of memory (460,032 bytes "
         "(449 KiB) of it for the data); the limit is 100,000 bytes (97.7 KiB)")}]
     assert strict.get(f"/v1/jobs/{job['id']}", headers=auth).get_json()["status"] == "cancelled"
-
-
-def conv_weights(padding: int) -> bytes:
-    """A ~1 KB weights.npz of a padded 1x1 conv on 1x8x8 images (issue 19's import)."""
-    side = 8 + 2 * padding
-    spec = padded_conv(padding)["model"]
-    arrays = {"0.weight": np.ones((1, 1, 1, 1), np.float32), "0.bias": np.zeros(1, np.float32),
-              "3.weight": np.zeros((16, 10), np.float32), "3.bias": np.zeros(10, np.float32),
-              "__spec__": np.array(json.dumps(spec)),
-              "__input_mean__": np.zeros((1, 8, 8)), "__input_std__": np.ones((1, 8, 8))}
-    assert side // 4 * 4 <= side
-    return npz_bytes(**arrays)
 
 
 def import_npz(client: FlaskClient, auth: dict[str, str], data: bytes) -> Any:

@@ -20,84 +20,21 @@ import numpy as np
 import pytest
 from flask.testing import FlaskClient
 
+from tests.hostile_payloads import (
+    DEEP,
+    FLOAT32_OVERFLOWS,
+    IMPORT_CASES,
+    PREDICT_NOT_NUMBERS,
+    arrays_of,
+    changed,
+    float32_weights,
+)
 from tests.service.helpers import assert_problem, npz_bytes
 from tests.service.test_checkpoints import import_weights, weights_npz
 
 
-def arrays_of(payload: bytes) -> dict[str, Any]:
-    with np.load(io.BytesIO(payload)) as npz:
-        return {k: npz[k] for k in npz.files}
-
-
-def changed(**replace: Any) -> bytes:
-    return npz_bytes(**{**arrays_of(weights_npz()[0]), **replace})
-
-
-def with_member(name: str, edit: Callable[[bytes], bytes]) -> bytes:
-    """The weights with one member's bytes (header included) edited, re-zipped as is."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(weights_npz()[0])) as src, \
-            zipfile.ZipFile(out, "w") as dst:
-        for info in src.infolist():
-            data = src.read(info.filename)
-            dst.writestr(info.filename, edit(data) if info.filename == name else data)
-    return out.getvalue()
-
-
-def with_lying_crc(name: str) -> bytes:
-    """A stored (uncompressed) member whose last data byte no longer matches its CRC-32."""
-    payload = bytearray(weights_npz()[0])
-    with zipfile.ZipFile(io.BytesIO(bytes(payload))) as archive:
-        info = archive.getinfo(name)
-    offset = info.header_offset
-    name_len = int.from_bytes(payload[offset + 26:offset + 28], "little")
-    extra_len = int.from_bytes(payload[offset + 28:offset + 30], "little")
-    payload[offset + 30 + name_len + extra_len + info.compress_size - 1] ^= 0xFF
-    return bytes(payload)
-
-
-def npy_header(descr: str, shape: str) -> Callable[[bytes], bytes]:
-    def edit(data: bytes) -> bytes:
-        end = data.index(b"\n")
-        header = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}"
-        return data[:10] + header.encode().ljust(end - 10) + data[end:]
-    return edit
-
-
-def weights(key: str) -> Any:
-    return arrays_of(weights_npz()[0])[key]
-
-
-DEEP = "[" * 100_000 + "]" * 100_000
-CASES = [
-    ("float16 weights", lambda: changed(**{"0.weight": weights("0.weight").astype(np.float16)}),
-     422, "0.weight: dtype float16 is not supported"),
-    ("integer weights", lambda: changed(**{"0.weight": weights("0.weight").astype(np.int64)}),
-     422, "dtype int64 is not supported"),
-    ("complex weights", lambda: changed(**{"1.bias": weights("1.bias").astype(np.complex128)}),
-     422, "1.bias: dtype complex128 is not supported"),
-    ("NaN weights", lambda: changed(**{"0.weight": np.full_like(weights("0.weight"), np.nan)}),
-     422, "0.weight: NaN or infinite values"),
-    ("infinite bias", lambda: changed(**{"1.bias": np.full_like(weights("1.bias"), np.inf)}),
-     422, "1.bias: NaN or infinite values"),
-    ("zero std", lambda: changed(__input_mean__=np.zeros(4), __input_std__=np.array(
-        [1.0, 0.0, 1.0, 1.0])), 422, "__input_std__: every std must be positive"),
-    ("__spec__ nested 10^5 deep", lambda: changed(__spec__=np.array(DEEP)),
-     422, "nests 100000 levels deep"),
-    ("__spec__ over the spec size", lambda: changed(__spec__=np.array(
-        json.dumps({"layers": [{"type": "dense", "units": 3}], "pad": "x" * 300_000}))),
-     413, "the spec is"),
-    ("a member whose CRC lies", lambda: with_lying_crc("0.weight.npy"),
-     422, "Bad CRC-32"),
-    ("malformed .npy header", lambda: with_member("0.weight.npy", npy_header("<f8", "(4, 5) x")),
-     422, "not a .npy array"),
-    (".npy header declaring 2.9 TiB", lambda: with_member(
-        "0.weight.npy", npy_header("<f8", "(99999999999, 5)")), 422, "the header declares"),
-]
-
-
-@pytest.mark.parametrize(("case", "make", "status", "fragment"), CASES,
-                         ids=[case[0] for case in CASES])
+@pytest.mark.parametrize(("case", "make", "status", "fragment"), IMPORT_CASES,
+                         ids=[case[0] for case in IMPORT_CASES])
 def test_a_hostile_import_is_refused_naming_the_file_and_nothing_is_stored(
         client: FlaskClient, auth: dict[str, str], session_factory: Any, case: str,
         make: Callable[[], bytes], status: int, fragment: str) -> None:
@@ -145,12 +82,8 @@ def checkpoint_id(client: FlaskClient, auth: dict[str, str]) -> str:
     return str(response.get_json()["id"])
 
 
-@pytest.mark.parametrize(("inputs", "fragment"), [
-    ([["1", 0, 0, 0]], "JSON numbers only, got string"),
-    ([[True, 0, 0, 0]], "JSON numbers only, got boolean"),
-    ([[1, 0, 0, 0], [0, 0, None, 0]], "JSON numbers only, got null"),
-    ([[[1, {"a": 1}], 0, 0, 0]], "JSON numbers only"),
-], ids=["string", "boolean", "null", "object"])
+@pytest.mark.parametrize(("inputs", "fragment"), [case[1:] for case in PREDICT_NOT_NUMBERS],
+                         ids=[case[0] for case in PREDICT_NOT_NUMBERS])
 def test_predict_takes_json_numbers_only(client: FlaskClient, auth: dict[str, str],
                                          checkpoint_id: str, inputs: list[Any],
                                          fragment: str) -> None:
@@ -162,12 +95,10 @@ def test_predict_takes_json_numbers_only(client: FlaskClient, auth: dict[str, st
 
 def test_predict_refuses_inputs_that_overflow_a_float32_model(
         client: FlaskClient, auth: dict[str, str]) -> None:
-    arrays = {k: (v.astype(np.float32) if v.dtype == np.float64 else v)
-              for k, v in arrays_of(weights_npz()[0]).items()}
-    response = import_weights(client, auth, npz_bytes(**arrays))
+    response = import_weights(client, auth, float32_weights())
     assert response.status_code == 201, response.data
     url = f"/v1/checkpoints/{response.get_json()['id']}/predict"
-    for value in (1e308, -1e39, 3.5e38):
+    for value in FLOAT32_OVERFLOWS:
         problem = assert_problem(client.post(url, json={"inputs": [[value, 0, 0, 0]]},
                                              headers=auth), 422)
         assert problem["errors"][0]["field"] == "inputs"

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.hostile_payloads import deep_relus, padded_conv
 from tests.worker.conftest import (
     ROOT,
     Backend,
@@ -26,28 +27,6 @@ from tests.worker.conftest import (
 )
 
 TERMINAL = ("succeeded", "failed", "cancelled")
-
-
-def padded_conv(padding: int) -> dict[str, Any]:
-    side = 8 + 2 * padding
-    return {
-        "name": "padded", "dataset": "builtin:digits_images",
-        "model": {"layers": [
-            {"type": "conv2d", "filters": 1, "kernel_size": 1, "padding": padding},
-            {"type": "max_pool2d", "pool_size": side // 4},
-            {"type": "flatten"},
-            {"type": "dense", "units": 10},
-        ]},
-        "training": {"epochs": 1, "batch_size": 32},
-    }
-
-
-def deep_relus(n: int) -> dict[str, Any]:
-    return {"name": "deep", "dataset": "builtin:digits",
-            "model": {"layers": [{"type": "dense", "units": 10},
-                                 *({"type": "activation", "activation": "relu"}
-                                   for _ in range(n))]},
-            "training": {"epochs": 1, "batch_size": 32}}
 
 
 @pytest.fixture

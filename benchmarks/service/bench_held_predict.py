@@ -1,0 +1,143 @@
+"""One client's predict latency with and without held hostile connections, in the same run.
+
+Usage: ``.venv/bin/python benchmarks/service/bench_held_predict.py [--mode api|serve|both]
+[--sse 200] [--slow 100] [--seconds 10] [--rounds 3] [--quick]``
+
+Issue 19's goal: with 200 open event streams and 100 slow-header or endless-chunked
+connections held, `/healthz` p99 stays under 100 ms **and predict still meets its
+single-client p99** (issue 4: <= 2 ms for one client, measured with wrk and one connection,
+bench_predict.py). bench_starvation.py measured with a Python client, whose own latency and
+jitter (a p99 of 12-28 ms even alone) hid the target; this script measures the way
+bench_predict.py does: wrk, one connection, one thread, `--seconds` per run.
+
+Each round, alternately: `/healthz` and predict alone; then the held set opened
+(bench_starvation's Holder: `--sse` event streams following a job, half of `--slow`
+trickling their headers a byte a second, half sending an endless chunked body) and the same
+two runs while they are held, then the held set closed again. The figures of a round are
+compared with each other (held / alone), never with another session's. The server runs with
+long header and body deadlines (bench_starvation.HOLD_ENV) so that the connections stay held.
+
+`serve` trains a job in its worker meanwhile (as a real embedded service would, and it is
+the job the streams follow); `api` runs no worker. On a 2-core machine the training worker
+takes one core: `serve`'s figures include that contention, `api`'s do not.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import harness
+import wrk
+from bench_predict import digits_weights
+from bench_starvation import HEALTHZ_P99_MS, PREDICT_P99_MS, long_job, start
+
+from tests.reliability.hostile_clients import Holder
+
+
+def run_pair(base: str, predict: tuple[str, str], auth: dict[str, str],
+             seconds: float) -> dict[str, Any]:
+    """wrk, one connection: /healthz then predict; their figures and the load average."""
+    healthz = wrk.run(f"{base}/healthz", "", {}, connections=1, threads=1, seconds=seconds,
+                      method="GET")
+    url, body = predict
+    pred = wrk.run(url, body, {**auth, "Content-Type": "application/json"}, connections=1,
+                   threads=1, seconds=seconds)
+    for name, res in (("healthz", healthz), ("predict", pred)):
+        if res.non2xx or res.socket_errors:
+            raise AssertionError(f"{name}: {res.non2xx} non-2xx, {res.socket_errors} socket "
+                                 "errors")
+    return {"healthz_p50_ms": healthz.p50_ms, "healthz_p99_ms": healthz.p99_ms,
+            "healthz_max_ms": healthz.max_ms, "predict_p50_ms": pred.p50_ms,
+            "predict_p99_ms": pred.p99_ms, "predict_max_ms": pred.max_ms,
+            "predict_per_s": round(pred.ok_per_s, 1), "load": harness.load()}
+
+
+def run(mode: str, sse: int, slow: int, seconds: float, rounds: int) -> dict[str, Any]:
+    import httpx
+
+    from core.datasets import load_builtin
+
+    port = harness.free_port()
+    with tempfile.TemporaryDirectory(prefix="ws-held-") as tmp:
+        ctx, key = start(mode, Path(tmp), port)
+        try:
+            base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {key}"}
+            r = httpx.post(f"{base}/v1/checkpoints", content=digits_weights(), timeout=60,
+                           headers={**auth, "Content-Type": "application/x-npz"})
+            r.raise_for_status()
+            predict = (f"{base}/v1/checkpoints/{r.json()['id']}/predict",
+                       json.dumps({"inputs": [load_builtin("digits").X[0].tolist()]}))
+            job = httpx.post(f"{base}/v1/jobs", json=long_job(), headers=auth, timeout=60)
+            job.raise_for_status()
+            run_pair(base, predict, auth, 2.0)  # warm up: the model cache, the pool
+            out: list[dict[str, Any]] = []
+            for i in range(rounds):
+                alone = run_pair(base, predict, auth, seconds)
+                holder = Holder(port)
+                try:
+                    holder.open_sse(sse, f"/v1/jobs/{job.json()['id']}/events", key)
+                    holder.open_slow_headers(slow // 2)
+                    holder.open_endless_chunked(slow - slow // 2)
+                    holder.start()
+                    time.sleep(2.0)  # a couple of trickles and hub polls first
+                    held = run_pair(base, predict, auth, seconds)
+                    still_open = holder.still_open()
+                finally:
+                    holder.close()
+                print(f"  {mode} round {i + 1}: alone {alone}\n"
+                      f"  {' ' * len(mode)}          held  {held}  still open {still_open}",
+                      flush=True)
+                out.append({"alone": alone, "held": held, "still_open": still_open})
+                time.sleep(1.0)  # the closed connections' cleanup
+            return {"mode": mode, "sse": sse, "slow": slow, "seconds": seconds,
+                    "rounds": out, **summary(out)}
+        finally:
+            ctx.__exit__(None, None, None)
+
+
+def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over rounds of each figure, and held / alone of the predict p99 per round."""
+    def med(phase: str, name: str) -> float:
+        return round(harness.median([r[phase][name] for r in rounds]), 3)
+
+    names = ("healthz_p99_ms", "predict_p50_ms", "predict_p99_ms", "load")
+    return {
+        "alone": {n: med("alone", n) for n in names},
+        "held": {n: med("held", n) for n in names},
+        "predict_p99_held_over_alone": [
+            round(r["held"]["predict_p99_ms"] / r["alone"]["predict_p99_ms"], 2)
+            for r in rounds],
+    }
+
+
+def main() -> None:
+    p = harness.parser(__doc__)
+    p.add_argument("--mode", choices=("serve", "api", "both"), default="both")
+    p.add_argument("--sse", type=int, default=200)
+    p.add_argument("--slow", type=int, default=100)
+    p.add_argument("--seconds", type=float, default=10.0)
+    args = harness.parse(p)
+    seconds, rounds = (3.0, 1) if args.quick else (args.seconds, args.rounds)
+    modes = ("serve", "api") if args.mode == "both" else (args.mode,)
+    results = [run(mode, args.sse, args.slow, seconds, rounds) for mode in modes]
+    harness.print_table(
+        f"one client, wrk -c1, {seconds:g} s per run, medians of {rounds} rounds; "
+        f"{args.sse} SSE + {args.slow} slow connections held",
+        ["mode", "healthz p99 alone", "held", "predict p50 alone", "held",
+         "predict p99 alone", "held", "held/alone", "load", "goal"],
+        [[r["mode"], r["alone"]["healthz_p99_ms"], r["held"]["healthz_p99_ms"],
+          r["alone"]["predict_p50_ms"], r["held"]["predict_p50_ms"],
+          r["alone"]["predict_p99_ms"], r["held"]["predict_p99_ms"],
+          ",".join(str(x) for x in r["predict_p99_held_over_alone"]), r["held"]["load"],
+          harness.verdict(r["held"]["healthz_p99_ms"] < HEALTHZ_P99_MS
+                          and r["held"]["predict_p99_ms"] <= PREDICT_P99_MS)]
+         for r in results])
+    harness.write_results("held_predict", {"runs": results})
+
+
+if __name__ == "__main__":
+    main()
