@@ -29,6 +29,7 @@ from core.datasets.dataset import (
     finish,
     finish_features,
 )
+from core.datasets.stored import read_npy_header
 from core.errors import DatasetError
 
 MAX_JSON_DEPTH = 8
@@ -122,10 +123,7 @@ def _read_member(archive: zipfile.ZipFile, name: str, limits: DatasetLimits) -> 
     label = name.removesuffix(".npy")
     with archive.open(name) as f:
         try:
-            version = np.lib.format.read_magic(f)
-            reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                      else np.lib.format.read_array_header_2_0)
-            shape, _, dtype = reader(f)
+            shape, _, dtype = read_npy_header(f)
         except ValueError as exc:
             raise DatasetError(f"array {label!r} is not a valid .npy: {exc}", "file") from None
         if dtype.hasobject:

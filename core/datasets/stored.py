@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +26,16 @@ from core.errors import DatasetError
 # NumPy aligns `.npy` data at 64 bytes (numpy.lib.format.ARRAY_ALIGN); so are the frames.
 ALIGN = 64
 NAMES = ("X", "y")
+
+
+def read_npy_header(f: Any) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    """(shape, fortran_order, dtype) from an `.npy` file positioned at its start, leaving it
+    at the data; ValueError if it is not one (NumPy's own reader, either header version)."""
+    version = np.lib.format.read_magic(f)
+    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+            else np.lib.format.read_array_header_2_0)
+    shape, fortran, dtype = read(f)
+    return shape, fortran, dtype
 
 
 def _header(array: np.ndarray) -> bytes:
@@ -69,10 +80,7 @@ def from_buffer(buffer: np.ndarray, count: int = len(NAMES)) -> list[np.ndarray]
     for _ in range(count):
         stream = io.BytesIO(buffer[offset:offset + 65536 + 12].tobytes())
         try:
-            version = np.lib.format.read_magic(stream)
-            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0)
-            shape, fortran, dtype = read(stream)
+            shape, fortran, dtype = read_npy_header(stream)
         except ValueError as exc:
             raise DatasetError(f"the stored dataset is damaged: {exc}", "dataset") from None
         if dtype.hasobject:
