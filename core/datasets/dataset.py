@@ -101,20 +101,11 @@ def finish(X: Array, y: Array, *, limits: DatasetLimits, classes: list[Any] | No
     X : (N, ...) numeric array; cast to float64 unless floating or of KEPT_INTEGER_DTYPES
     y : (N,) or (N, k) numeric array (already encoded when ``classes`` is given)
     """
-    if X.ndim not in (2, 3, 4):
-        raise DatasetError(f"X must be (N, features), (N, H, W) or (N, C, H, W), got shape "
-                           f"{X.shape}", "X")
+    X = checked_features(X, limits)
     n = int(X.shape[0])
-    if n == 0:
-        raise DatasetError("the dataset has no rows", "X")
-    check_size(n, math.prod(X.shape[1:]), limits)
     if y.ndim not in (1, 2) or y.shape[0] != n:
         raise DatasetError(f"y must be (N,) or (N, k) with N = {n} rows like X, got shape "
                            f"{y.shape}", "y")
-    if X.dtype.kind not in "fiub":
-        raise DatasetError(f"X must be numeric, got dtype {X.dtype}", "X")
-    if X.dtype.kind != "f" and X.dtype not in KEPT_INTEGER_DTYPES:
-        X = X.astype(np.float64)
     bad = first_nonfinite_row(X) if X.dtype.kind == "f" else None
     if bad is not None:
         raise DatasetError(f"X row {bad}: NaN or inf values are not allowed", "X")
@@ -148,6 +139,14 @@ def finish_features(X: Array, *, limits: DatasetLimits,
     """A features-only dataset (kind FEATURES_ONLY, y of shape (N, 0)): X checked for shape,
     size and type like :func:`finish`'s, but a row with NaN or inf is kept: scoring lists it
     by index (a batch prediction's per-row errors) and scores the others."""
+    X = checked_features(X, limits)
+    n = int(X.shape[0])
+    return Dataset(X, np.zeros((n, 0), dtype=np.float64), FEATURES_ONLY, None, feature_names)
+
+
+def checked_features(X: Array, limits: DatasetLimits) -> Array:
+    """X of a dataset, with or without a target: its shape, size and type checked; cast to
+    float64 unless floating or of KEPT_INTEGER_DTYPES (finiteness is the caller's rule)."""
     if X.ndim not in (2, 3, 4):
         raise DatasetError(f"X must be (N, features), (N, H, W) or (N, C, H, W), got shape "
                            f"{X.shape}", "X")
@@ -157,6 +156,6 @@ def finish_features(X: Array, *, limits: DatasetLimits,
     check_size(n, math.prod(X.shape[1:]), limits)
     if X.dtype.kind not in "fiub":
         raise DatasetError(f"X must be numeric, got dtype {X.dtype}", "X")
-    if X.dtype.kind != "f":
+    if X.dtype.kind != "f" and X.dtype not in KEPT_INTEGER_DTYPES:
         X = X.astype(np.float64)
-    return Dataset(X, np.zeros((n, 0), dtype=np.float64), FEATURES_ONLY, None, feature_names)
+    return X
