@@ -174,3 +174,27 @@ def _warning(epoch: int, row: Mapping[str, Any], kind: str, value: float) -> dic
     }[kind]
     return {"layer": layer, "type": row.get("type"), "kind": kind, "epoch": int(epoch),
             "value": value, "message": message}
+
+
+def by_layer(epochs: Iterable[tuple[int, Sequence[Mapping[str, Any]]]],
+             layer: int | None = None) -> list[dict[str, Any]]:
+    """Epoch rows turned into one series per layer (what the API shows and the dashboard
+    draws): [{"layer", "type", "epochs": [...], and each field a layer reported: [...]}],
+    by layer index; ``layer`` keeps only that one. A field missing from an epoch is None."""
+    series: dict[int, dict[str, Any]] = {}
+    for epoch, rows in epochs:
+        for row in rows:
+            index = int(row["layer"])
+            if layer is not None and index != layer:
+                continue
+            out = series.setdefault(index, {"layer": index, "type": row.get("type"),
+                                            "epochs": []})
+            filled = len(out["epochs"])
+            out["epochs"].append(int(epoch))
+            for name in FIELDS:
+                if name in row:
+                    out.setdefault(name, [None] * filled)
+            for name in FIELDS:
+                if name in out:
+                    out[name].append(row.get(name))
+    return [series[i] for i in sorted(series)]

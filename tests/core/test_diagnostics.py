@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from core.checkpoint import load_state
-from core.diagnostics import DEAD_LIMIT, STREAK, dead_fraction, warnings
+from core.diagnostics import DEAD_LIMIT, STREAK, by_layer, dead_fraction, warnings
 from core.training import EpochReport, train
 
 
@@ -208,3 +208,17 @@ def test_dead_units_warn_once_past_half_and_earlier_warnings_are_kept() -> None:
     # Continuing: the stored warnings come first and are not raised again.
     again = warnings([(5, [layer(0, dead=0.8), layer(1, dead=0.6)])], raised=first)
     assert [(w["layer"], w["epoch"]) for w in again] == [(0, 1), (1, 5)]
+
+
+def test_by_layer_turns_epoch_rows_into_series() -> None:
+    epochs = [(1, [{"layer": 0, "type": "dense", "weight_norm": 1.0, "update_ratio": 0.1},
+                   {"layer": 1, "type": "activation", "dead_fraction": 0.5}]),
+              (2, [{"layer": 0, "type": "dense", "weight_norm": 2.0, "update_ratio": None,
+                    "dead_fraction": 0.25},
+                   {"layer": 1, "type": "activation", "dead_fraction": 0.0}])]
+    assert by_layer(epochs) == [
+        {"layer": 0, "type": "dense", "epochs": [1, 2], "weight_norm": [1.0, 2.0],
+         "update_ratio": [0.1, None], "dead_fraction": [None, 0.25]},
+        {"layer": 1, "type": "activation", "epochs": [1, 2], "dead_fraction": [0.5, 0.0]}]
+    assert by_layer(epochs, layer=1) == by_layer(epochs)[1:]
+    assert by_layer(epochs, layer=7) == [] and by_layer([]) == []
