@@ -36,8 +36,8 @@ def jobs_stored(client: FlaskClient, auth: dict[str, str]) -> int:
 
 
 @pytest.mark.parametrize(("padding", "estimate"), [
-    (1200, "47,803,329,376 bytes (44.5 GiB)"),
-    (100_000, "329,786,382,119,776 bytes (300 TiB)"),
+    (1200, "47,803,330,064 bytes (44.5 GiB)"),
+    (100_000, "329,786,382,120,464 bytes (300 TiB)"),
 ])
 def test_a_padded_conv_is_refused_naming_the_layer_and_both_figures(
     client: FlaskClient, auth: dict[str, str], broker_messages: Any, padding: int,
