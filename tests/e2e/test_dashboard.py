@@ -419,6 +419,18 @@ def test_job_page_draws_layer_diagnostics_and_their_warnings(
     # lr 1e-9 leaves float32 weights exactly unchanged: a ratio of 0, said in words.
     assert "every value is 0: the weights did not change" in page
 
+    # Switched off: the section says so, with no empty charts.
+    off = {**TINY_DIGITS, "name": "dashboard-no-diagnostics",
+           "training": {**TINY_DIGITS["training"], "epochs": 1, "diagnostics": False}}
+    with served.client() as client:
+        quiet = wait_finished(client, client.submit(off)["id"])
+    page_off = headless(f"{served.url}/jobs/{quiet['id']}#key={served.api_key}",
+                        tmp_path / "profile-off", "--dump-dom")
+    assert 'data-ready="1"' in page_off, page_off[-3000:]
+    assert '<section id="diagnostics" class="card">' in page_off
+    assert '<p id="diag-off" class="hint">' in page_off  # shown
+    assert '<div id="diag-charts" class="charts" hidden="">' in page_off
+
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "dashboard-diagnostics.png"
     headless(url, tmp_path / "profile-shot", f"--screenshot={shot}", "--window-size=1280,2000",

@@ -27,9 +27,12 @@ export function drawWarnings(warnings) {
 }
 
 export function drawDiagnostics(body) {
-  const section = document.getElementById("diagnostics");
-  section.hidden = !body.enabled && !body.layers.length;
+  // Nothing yet (a queued job, a range test that never ends an epoch): no section until an
+  // epoch brings rows. Switched off: the section says so, without empty charts.
+  const none = !body.layers.length;
+  document.getElementById("diagnostics").hidden = body.enabled && none;
   document.getElementById("diag-off").hidden = body.enabled;
+  document.getElementById("diag-charts").hidden = none;
   drawWarnings(body.warnings);
   for (const chart of CHARTS) {
     const series = body.layers.filter((s) => Array.isArray(s[chart.key])).map((s, i) => ({
