@@ -122,7 +122,8 @@ def dead_fraction(output: Array | None) -> float | None:
         return None
     axes = (0, *range(2, output.ndim))
     alive = np.max(output, axis=axes) > 0.0  # NaN compares False: counted dead, as it is
-    return 1.0 - float(np.count_nonzero(alive)) / float(output.shape[1])
+    units = int(output.shape[1])
+    return (units - int(np.count_nonzero(alive))) / units
 
 
 def warnings(epochs: Iterable[tuple[int, Sequence[Mapping[str, Any]]]],

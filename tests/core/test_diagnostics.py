@@ -222,3 +222,27 @@ def test_by_layer_turns_epoch_rows_into_series() -> None:
         {"layer": 1, "type": "activation", "epochs": [1, 2], "dead_fraction": [0.5, 0.0]}]
     assert by_layer(epochs, layer=1) == by_layer(epochs)[1:]
     assert by_layer(epochs, layer=7) == [] and by_layer([]) == []
+
+
+def test_a_conv_layers_dead_channels_are_read_from_its_last_batch() -> None:
+    """lr 0 and one full batch: the last batch's activations are a forward pass of the
+    initial weights over the training rows, which the test recomputes on its own."""
+    from core.network import build_network
+
+    rng = np.random.default_rng(5)
+    X_ = rng.standard_normal((40, 1, 6, 6))
+    y_ = rng.integers(0, 3, 40)
+    layers = [{"type": "conv2d", "filters": 6, "kernel_size": 3, "activation": "relu",
+               "bias_init": {"type": "constant", "value": -1.5}},
+              {"type": "flatten"}, {"type": "dense", "units": 3}]
+    spec = {"model": {"layers": layers}, "optimizer": {"type": "sgd", "learning_rate": 0.0},
+            "training": {"epochs": 1, "batch_size": "full", "shuffle": False, "seed": 2,
+                         "validation_split": 0.0, "standardize": False, "dtype": "float64"}}
+    _, reports = run(spec, X_, y_)
+    rows = {r["layer"]: r for r in reports[0].diagnostics or []}
+    net = build_network(spec["model"], (1, 6, 6), seed=2, dtype="float64")
+    out = net.layers[0].forward(X_, training=True)
+    expected = float(np.mean(np.all(out == 0.0, axis=(0, 2, 3))))
+    assert 0.0 < expected < 1.0  # some channels died, not all: the test can tell
+    assert rows[0]["dead_fraction"] == expected
+    assert rows[0]["update_ratio"] == 0.0 and rows[0]["grad_norm"] > 0.0
