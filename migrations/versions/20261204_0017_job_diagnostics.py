@@ -1,7 +1,7 @@
 """per-layer diagnostics: one row per job and epoch; jobs.warnings
 
 Revision ID: 0017
-Revises: 0018
+Revises: 0016
 Create Date: 2026-12-04 15:00:00+00:00
 
 core.diagnostics computes the rows and the warning rule; the worker writes both at its epoch
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = '0017'
-down_revision: str | Sequence[str] | None = '0018'
+down_revision: str | Sequence[str] | None = '0016'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
