@@ -50,6 +50,9 @@ class Activation:
     spec_params: ClassVar[tuple[Param, ...]] = ()
     flops_per_value: ClassVar[int] = 0
     work_arrays: ClassVar[int] = 0
+    # Outputs exactly 0 over a half-line, so a unit can "die" (core.diagnostics counts the
+    # units of such an activation that were zero for a whole batch: it keeps ``output``).
+    zero_region: ClassVar[bool] = False
 
     def forward(self, x: Array, out: Array | None = None) -> Array:
         """Apply the activation; ``out`` may be ``x`` itself for in-place use. Shape kept."""
@@ -84,9 +87,15 @@ class ReLU(Activation):
     name = "relu"
     flops_per_value = 1
     work_arrays = 2  # backward's mask, and the zeros forward compares against
+    zero_region = True
 
     def __init__(self) -> None:
         self._zeros: Array | None = None
+
+    @property
+    def output(self) -> Array | None:
+        """The last forward's output (valid until the layer's next forward), or None."""
+        return getattr(self, "_y", None)
 
     def forward(self, x: Array, out: Array | None = None) -> Array:
         # NumPy's maximum against an array runs its SIMD loop, against the scalar 0.0 a

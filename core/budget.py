@@ -56,7 +56,9 @@ def show_bytes(n: float) -> str:
     """``2971054132`` -> ``"2,971,054,132 bytes (2.77 GiB)"``: exact, and readable."""
     for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= size:
-            return f"{int(n):,} bytes ({n / size:.3g} {unit})"
+            value = n / size  # 3 significant digits, but 1013 KiB rather than 1.01e+03
+            shown = f"{value:.0f}" if value >= 999.5 else f"{value:.3g}"
+            return f"{int(n):,} bytes ({shown} {unit})"
     return f"{int(n):,} bytes"
 
 

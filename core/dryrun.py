@@ -74,7 +74,8 @@ def dry_run(spec: Spec, input_shape: Sequence[int], n_samples: int) -> dict[str,
     dict with ``layers`` ([{index, type, output_shape, params, flops, memory_bytes}]: flops
     per sample, forward; memory_bytes the arrays the layer holds for one training batch),
     ``total_params``, ``flops_per_epoch``, ``memory_bytes`` (an upper estimate of training
-    memory, in the run's dtype: parameters, gradients and optimizer state; every layer's
+    memory, in the run's dtype: parameters, gradients, optimizer state and the diagnostics'
+    epoch-start copy of the parameters (when ``training.diagnostics``); every layer's
     arrays for each batch size the run meets -- the batch, the ragged last batch, the
     validation chunks -- with the batch itself and the loss's arrays; and the data: the
     arrays once (never copied by the run), the buffers batches are gathered into and the
@@ -107,6 +108,8 @@ def dry_run(spec: Spec, input_shape: Sequence[int], n_samples: int) -> dict[str,
     total_params = sum(layer["params"] for layer in layers)
     forward = sum(layer["flops"] for layer in layers)
     state = spec.optimizer.state_arrays()  # the optimizer class declares its state
+    # core.diagnostics keeps the parameters as they were at the epoch's start
+    state += 1 if spec.training.diagnostics else 0
     # the batch's inputs, and the loss's outputs-sized arrays (link, gradient, targets)
     held_per_row += math.prod(shape) + 3 * math.prod(shapes[-1])
     sample = math.prod(shape)

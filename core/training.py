@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 
 from core.batching import EpochBatches
 from core.checkpoint import TrainingState, dump_checkpoint, export_weights_npz
+from core.diagnostics import LayerDiagnostics
 from core.errors import DivergedError
 from core.metrics import EVAL_BATCH, correct_count, evaluate_batches
 from core.network import Network
@@ -54,6 +55,8 @@ class EpochReport:
     _checkpoint: Callable[[], bytes] = field(repr=False)
     _weights: Callable[[], bytes] = field(repr=False)
     _state: Callable[[], TrainingState] = field(repr=False)
+    # per-layer rows of core.diagnostics (None when training.diagnostics is off)
+    diagnostics: list[dict[str, Any]] | None = None
 
     def checkpoint(self) -> bytes:
         """The full training state (internal ``.npz``), enough to resume bit for bit."""
@@ -171,6 +174,7 @@ class _Loop:
         self.divergence_factor = divergence_factor
         self.batch_lr = batch_lr
         self.failure: str | None = None
+        self.diagnostics = LayerDiagnostics(run.network) if t.diagnostics else None
 
     def fit(self) -> TrainResult:
         run = self.run
@@ -193,6 +197,9 @@ class _Loop:
         """Run (the rest of) one epoch's batches; a stop reason if it ended early."""
         run, net, opt = self.run, self.run.network, self.run.optimizer
         p = run.begin_epoch()
+        diagnostics = self.diagnostics
+        if diagnostics is not None:
+            diagnostics.begin_epoch()
         perm = self.batches.order(run.shuffle_rng)
         flat_grads = {"all": net.flat_grads}
         classification, loss_name = run.classification, run.loss_name
@@ -229,6 +236,8 @@ class _Loop:
                 run.add_penalty_grads(self.l1, self.l2)
             if self.clip is not None:
                 run.clip_grad_norm(float(self.clip))
+            if diagnostics is not None:
+                diagnostics.add_batch()
             opt.step(flat_grads)
         p["batch"], p["seconds"] = self.batches.num_batches, p["seconds"] + time.perf_counter() - t0
         return None
@@ -259,6 +268,8 @@ class _Loop:
         t0 = time.perf_counter()
         p = run.partial
         assert p is not None
+        # Before validation: its eval forwards replace the last batch's activations.
+        layers = None if self.diagnostics is None else self.diagnostics.end_epoch()
         metrics: dict[str, float] = {"loss": p["loss_sum"] / p["seen"]}
         if run.classification:
             metrics["accuracy"] = p["correct"] / p["count"]
@@ -274,7 +285,7 @@ class _Loop:
                 run.epoch, run.epochs, dict(metrics), is_best,
                 lambda: dump_checkpoint(run.state(None, copy=False)),
                 lambda: export_weights_npz(run.network),
-                lambda: run.state(None, copy=True)))
+                lambda: run.state(None, copy=True), layers))
         if not all(math.isfinite(v) for v in metrics.values()):
             bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
             self.failure = str(DivergedError(run.epoch, (

@@ -371,6 +371,14 @@ class WeightsmithClient:
             Path(path).write_text(text)
         return text
 
+    def diagnostics(self, job_id: str, layer: int | None = None,
+                    after_epoch: int = 0) -> dict[str, Any]:
+        """Per-layer diagnostics as epoch series, with the job's warnings."""
+        params: dict[str, Any] = {"after_epoch": after_epoch}
+        if layer is not None:
+            params["layer"] = layer
+        return self._json("GET", f"/v1/jobs/{job_id}/diagnostics", params=params)
+
     def compare(self, job_ids: Sequence[str]) -> dict[str, Any]:
         """The spec paths whose values differ and each job's best and last metrics."""
         return self._json("GET", "/v1/jobs:compare", params={"ids": ",".join(job_ids)})

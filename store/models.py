@@ -140,6 +140,9 @@ class Job(Base):
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)  # reconcile's clock for "queued"
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # core.diagnostics' warnings, oldest first (the worker adds them at its epoch commits;
+    # revision 0017); NULL: none
+    warnings: Mapped[list[Any] | None] = mapped_column(JSONType)
 
 
 class Metric(Base):
@@ -152,6 +155,20 @@ class Metric(Base):
     name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     # NULL for NaN/inf (a diverged epoch): SQLite cannot store NaN, JSON cannot carry it.
     value: Mapped[float | None] = mapped_column(sa.Float(precision=53))
+
+
+class JobDiagnostics(Base):
+    """One epoch's per-layer diagnostics (core.diagnostics): ``layers`` is the list of that
+    epoch's rows, [{"layer", "type", "weight_norm", ...}], as the core made them (revision
+    0017). One row per epoch, upserted like metrics: a re-run epoch overwrites."""
+
+    __tablename__ = "job_diagnostics"
+
+    job_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    epoch: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    layers: Mapped[list[Any]] = mapped_column(JSONType)
 
 
 class Checkpoint(Base):

@@ -45,4 +45,7 @@ def job_json(job: Any, links: Mapping[str, Any] | None = None) -> dict[str, Any]
         "finished_at": isoformat(field("finished_at")),
         "parent": (links or {}).get("parent"),
         "reproduction": (links or {}).get("reproduction"),
+        # core.diagnostics' warnings (a new job's row may not carry the column yet)
+        "warnings": list((job.get("warnings") if isinstance(job, Mapping)
+                          else job.warnings) or []),
     }

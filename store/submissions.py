@@ -59,7 +59,7 @@ def job_row(
         "epoch_done": 0, "latest": None, "best": None, "lease_owner": None,
         "heartbeat_at": None, "cancel_requested": False,
         "idempotency_key": idempotency_key, "request_hash": request_hash,
-        "event_seq": event_seq, "sweep_id": None,
+        "event_seq": event_seq, "sweep_id": None, "warnings": None,
         "created_at": now, "queued_at": now, "started_at": None, "finished_at": None,
     }
 

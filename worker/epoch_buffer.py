@@ -42,6 +42,7 @@ class PendingEpoch:
     kinds: list[str]
     checkpoint: Callable[[], bytes] | None  # serialises the epoch's state, at the commit
     ended_at: datetime  # its "epoch" event's time: when it ended, not when it was committed
+    diagnostics: list[dict[str, Any]] | None = None  # core.diagnostics' rows, when switched on
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,7 +91,7 @@ class EpochBuffer:
         # The state moves on after the callback: copy it now, serialise it at the commit.
         checkpoint = report.deferred_checkpoint() if kinds else None
         pending = PendingEpoch(epoch, int(report.epochs), dict(report.metrics), is_best, kinds,
-                               checkpoint, utcnow())
+                               checkpoint, utcnow(), getattr(report, "diagnostics", None))
         self.pending.append(pending)
         self.held.extend(Held(pending, kind) for kind in kinds)
         if kinds:
@@ -152,6 +153,8 @@ class EpochBuffer:
             store_ops.record_epochs(s, self.job_id,
                                     [(p.epoch, p.epochs, p.metrics) for p in self.pending],
                                     times=[p.ended_at for p in self.pending])
+            store_ops.record_diagnostics(s, self.job_id, [
+                (p.epoch, p.diagnostics) for p in self.pending if p.diagnostics is not None])
         items: list[tuple[int, str, bytes, dict[str, float]]] = []
         for p in self.pending:
             if p.is_best:

@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from core.checkpoint_policy import kept
+from core.diagnostics import STREAK
+from core.diagnostics import warnings as diagnostic_warnings
 from core.errors import CheckpointError, DatasetError, SpecError
 from core.lr_range_test import RangeTest, RangeTestSpec
 from core.spec import CheckpointPolicy
@@ -24,6 +26,7 @@ from store import (
     checkpoints,
     claims,
     datasets,
+    diagnostics,
     events,
     leases,
     lineage,
@@ -183,6 +186,25 @@ def record_epochs(s: Session, job_id: str, entries: list[tuple[int, int, dict[st
         ("epoch", {"epoch": epoch, "epochs": epochs, **values})
         for epoch, epochs, values in entries
     ], times=times)
+
+
+def record_diagnostics(s: Session, job_id: str,
+                       entries: list[tuple[int, list[dict[str, Any]]]]) -> None:
+    """Per-layer diagnostics of several epochs (oldest first), and the warnings they raise.
+
+    core.diagnostics' rule spans epochs (an update ratio out of range for STREAK in a row):
+    the epochs stored just before these, read back, continue a streak across commits and
+    across a resumed run. Two reads and one write a commit; nothing when switched off.
+    """
+    if not entries:
+        return
+    earlier = diagnostics.series(s, job_id, before_epoch=entries[0][0], limit=STREAK - 1,
+                                 newest=True)
+    raised = diagnostics.warnings(s, job_id)
+    found = diagnostic_warnings([*earlier, *entries], raised)
+    diagnostics.record(s, job_id, entries)
+    if len(found) != len(raised):
+        diagnostics.set_warnings(s, job_id, found)
 
 
 def update_progress(s: Session, job_id: str, epoch: int, latest: dict[str, float],

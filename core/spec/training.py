@@ -305,11 +305,16 @@ CLIP_GRAD_NORM = Param("clip_grad_norm", "number", None, low=0.0, low_open=True,
 MAX_RUNTIME_S = Param("max_runtime_s", "number", None, low=0.0, low_open=True, example=600,
                       doc="Stop (with a checkpoint) after this many seconds of training; the "
                           "service may impose a tighter cap.")
+DIAGNOSTICS = Param(
+    "diagnostics", "boolean", True,
+    doc="Record per-layer diagnostics each epoch (weight norm, RMS gradient norm, update "
+        "ratio, dead ReLU units; GET /v1/jobs/{id}/diagnostics) and warn on stuck or dead "
+        "layers; they cost under 5% of an epoch and never change the result.")
 # early_stopping and lr_schedule are nested sections: parse_training reads them with their
 # own parsers, since their monitor default depends on validation_split.
 TRAINING_PARAMS: tuple[Param, ...] = (EPOCHS, BATCH_SIZE, SHUFFLE, SEED, DTYPE,
                                       VALIDATION_SPLIT, STANDARDIZE, EARLY_STOPPING,
-                                      LR_SCHEDULE, CLIP_GRAD_NORM, MAX_RUNTIME_S)
+                                      LR_SCHEDULE, CLIP_GRAD_NORM, MAX_RUNTIME_S, DIAGNOSTICS)
 _NESTED = (EARLY_STOPPING, LR_SCHEDULE)
 
 
@@ -319,7 +324,7 @@ class TrainingSpec:
 
     ``validation_split`` in [0, 1) is held out (seeded) before training; ``standardize``
     fits mean/std on the training rows only. ``clip_grad_norm`` (global L2 norm) and
-    ``max_runtime_s`` are off when null.
+    ``max_runtime_s`` are off when null; ``diagnostics`` switches core.diagnostics.
     """
 
     epochs: int = EPOCHS.default
@@ -333,6 +338,7 @@ class TrainingSpec:
     lr_schedule: LrScheduleSpec | None = None
     clip_grad_norm: float | None = CLIP_GRAD_NORM.default
     max_runtime_s: float | None = MAX_RUNTIME_S.default
+    diagnostics: bool = DIAGNOSTICS.default
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -343,6 +349,7 @@ class TrainingSpec:
             else self.early_stopping.to_dict(),
             "lr_schedule": None if self.lr_schedule is None else self.lr_schedule.to_dict(),
             "clip_grad_norm": self.clip_grad_norm, "max_runtime_s": self.max_runtime_s,
+            "diagnostics": self.diagnostics,
         }
 
 

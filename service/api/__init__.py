@@ -11,6 +11,7 @@ def register_blueprints(app: OpenAPI) -> None:
         checkpoints,
         compare,
         datasets,
+        diagnostics,
         events,
         exports,
         forks,
@@ -30,7 +31,7 @@ def register_blueprints(app: OpenAPI) -> None:
 
     init_body_guard(app)
 
-    for module in (health, metrics, datasets, uploads, compare, jobs, events, checkpoints, exports,
-                   predict, forks, models, reproducibility, webhooks, keys, batch_predictions,
-                   sweeps, lr_range_tests):
+    for module in (health, metrics, datasets, uploads, compare, jobs, diagnostics, events,
+                   checkpoints, exports, predict, forks, models, reproducibility, webhooks, keys,
+                   batch_predictions, sweeps, lr_range_tests):
         app.register_api(module.bp)

@@ -14,6 +14,7 @@ from pydantic.json_schema import DEFAULT_REF_TEMPLATE
 
 from core.spec.schema import job_spec_schema
 from service.schemas.common import ID_PATTERN, MAX_INT32
+from service.schemas.diagnostics import DiagnosticWarning
 from store.statuses import JOB_STATUSES
 
 JobStatus = Literal[JOB_STATUSES]  # type: ignore[valid-type]
@@ -103,6 +104,9 @@ class JobOut(BaseModel):
         None, description='{"of" or "by": job id, "identical", '
         '"first_divergent_epoch", "epochs_compared", "checkpoints_compared"} (null verdict '
         'until the reproduction ends)')
+    warnings: list[DiagnosticWarning] = Field(
+        default_factory=list, description="per-layer diagnostics' warnings, oldest first "
+        "(docs/diagnostics.md)")
 
 
 class JobPage(BaseModel):

@@ -97,3 +97,12 @@ def test_network_bytes_grows_with_the_scratch_of_a_forward_pass() -> None:
     assert before >= 2 * (20 * 50 + 50) * 4  # parameters and gradients
     net.predict(np.zeros((200, 20)))
     assert network_bytes(net) >= before + 200 * 50 * 4
+
+
+def test_show_bytes_is_exact_and_readable_near_a_unit_boundary() -> None:
+    from core.budget import show_bytes
+
+    assert show_bytes(2971054132) == "2,971,054,132 bytes (2.77 GiB)"
+    assert show_bytes(1037142) == "1,037,142 bytes (1013 KiB)"  # not 1.01e+03
+    assert show_bytes(1048575) == "1,048,575 bytes (1024 KiB)"
+    assert show_bytes(512) == "512 bytes"

@@ -63,14 +63,15 @@ def test_mlp_report_by_hand() -> None:
     forward = 16640 + 128 + 2570
     assert (report["n_train"], report["n_val"]) == (1617, 180)
     assert report["flops_per_epoch"] == 3 * forward * 1617 + forward * 180
-    # adam: params + grads + 2 moments. Layers hold arrays for every batch size the run
-    # meets: 32, the last batch's 1617 % 32 = 17 and the 180 validation rows; per row the
-    # three layers, the input and three loss arrays of the output's width.
+    # adam: params + grads + 2 moments + the diagnostics' epoch-start copy. Layers hold arrays
+    # for every batch size the run meets: 32, the last batch's 1617 % 32 = 17 and the 180
+    # validation rows; per row the three layers, the input and three loss arrays of the
+    # output's width.
     per_row = 512 + 384 + 266 + 64 + 3 * 10
     data = 1797 * 64 * f32
     # the data once; the batch and a validation chunk gathered before their cast; the
     # standardization fit's float64 chunk of 64 rows and the carried sums
-    assert report["memory_bytes"] == f32 * (4 * 9610 + (32 + 17 + 180) * per_row) \
+    assert report["memory_bytes"] == f32 * (5 * 9610 + (32 + 17 + 180) * per_row) \
         + data + (32 + 180) * 64 * f32 + 65 * 64 * 8
     assert report["batch_size"] == 32 and report["data_bytes"] == data
 
@@ -91,10 +92,11 @@ def test_cnn_report_by_hand() -> None:
     conv = 2 * 100 + (2 * 9 + 1) * 8 * 10 + 2 * 8 * 8 * 10 + 512 + 512 + 512 + 64
     held = [conv, 5 * 512, 4 * 128 + 512, 0, 10 + 2 * 128]
     assert [layer["memory_bytes"] for layer in report["layers"]] == [100 * h * 8 for h in held]
-    # sgd with momentum keeps one buffer; full batch: one batch size, no validation
+    # sgd with momentum keeps one buffer, diagnostics the epoch-start copy; full batch: one
+    # batch size, no validation
     per_row = sum(held) + 64 + 3 * 10
     # the data once and the full batch gathered before its cast; standardized by default
-    assert report["memory_bytes"] == 8 * (3 * 1386 + 100 * per_row) + 2 * 100 * 64 * 8 \
+    assert report["memory_bytes"] == 8 * (4 * 1386 + 100 * per_row) + 2 * 100 * 64 * 8 \
         + 65 * 64 * 8
 
 

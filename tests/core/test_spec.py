@@ -47,7 +47,7 @@ SPEC_EXAMPLE: dict[str, Any] = {
         "epochs": 20, "batch_size": 32, "shuffle": True, "seed": 0, "dtype": "float32",
         "validation_split": 0.1, "standardize": True,
         "early_stopping": None, "lr_schedule": None, "clip_grad_norm": None,
-        "max_runtime_s": None,
+        "max_runtime_s": None, "diagnostics": True,
     },
     "checkpoints": {"every_epochs": 1, "keep_last": 3, "keep_best": 1, "monitor": "val_loss"},
 }

@@ -371,3 +371,68 @@ def test_sweep_page_follows_a_running_sweep_through_its_event_stream(
     reports = re.search(r'data-rung-reports="(\d+)"', dom)
     assert reports and int(reports.group(1)) >= 1  # streamed while the sweep ran
     assert 'class="rung-pass"' in dom or 'class="rung-pruned"' in dom
+
+
+def test_job_page_draws_layer_diagnostics_and_their_warnings(
+    served: Served, finished_job: dict[str, Any], tmp_path: Path
+) -> None:
+    from tests.e2e.conftest import TINY_DIGITS, wait_finished
+
+    # The finished job: one curve per layer in each chart, no warning.
+    dom = headless(f"{served.url}/jobs/{finished_job['id']}#key={served.api_key}",
+                   tmp_path / "profile", "--dump-dom")
+    assert 'data-ready="1"' in dom, dom[-3000:]
+    assert '<section id="diagnostics" class="card">' in dom  # shown: no `hidden`
+    epochs = finished_job["progress"]["epochs"]
+    for chart in ("diag-weight-norm", "diag-grad-norm", "diag-update-ratio"):
+        panel = re.search(rf'<div id="{chart}" class="chart">(.*?)</div>', dom, re.S)
+        assert panel, chart
+        curves = re.findall(r'class="curve layer-series s\d" data-points="(\d+)"', panel.group(1))
+        assert curves == [str(epochs)] * 2, (chart, curves)  # both dense layers
+    dead = re.search(r'<div id="diag-dead-fraction" class="chart">(.*?)</div>', dom, re.S)
+    assert dead and re.findall(r'class="curve layer-series s0" data-points="(\d+)"',
+                               dead.group(1)) == [str(epochs)]  # the ReLU layer only
+    ratio = re.search(r'<div id="diag-update-ratio" class="chart">(.*?)</div>', dom, re.S)
+    assert ratio and ratio.group(1).count('class="hline"') == 2  # the healthy band's edges
+    # Adam at 0.01 moves this small net by more than 10% an epoch at first: the rule says so.
+    with served.client() as client:
+        raised = client.diagnostics(finished_job["id"])["warnings"]
+    assert {w["kind"] for w in raised} == {"update_ratio_high"}
+    assert dom.count('class="diag-warning update_ratio_high"') == len(raised)
+
+    # Dead units (a bias of -100) and updates too small to matter: warnings on the page.
+    stuck = {**TINY_DIGITS, "name": "dashboard-stuck",
+             "model": {"layers": [{"type": "dense", "units": 16, "activation": "relu",
+                                   "bias_init": {"type": "constant", "value": -100.0}},
+                                  {"type": "dense", "units": 10}]},
+             "optimizer": {"type": "sgd", "learning_rate": 1e-9}}
+    with served.client() as client:
+        job = wait_finished(client, client.submit(stuck)["id"])
+        kinds = {(w["layer"], w["kind"]) for w in client.diagnostics(job["id"])["warnings"]}
+    assert kinds == {(0, "dead_units"), (0, "update_ratio_low"), (1, "update_ratio_low")}
+    url = f"{served.url}/jobs/{job['id']}#key={served.api_key}"
+    page = headless(url, tmp_path / "profile-stuck", "--dump-dom")
+    assert 'data-ready="1"' in page, page[-3000:]
+    assert page.count('class="diag-warning ') == 3
+    assert 'data-kind="dead_units"' in page and "dead ReLUs" in page
+    assert re.search(r'id="warning-count">⚠ 3 warnings<', page)
+    # lr 1e-9 leaves float32 weights exactly unchanged: a ratio of 0, said in words.
+    assert "every value is 0: the weights did not change" in page
+
+    # Switched off: the section says so, with no empty charts.
+    off = {**TINY_DIGITS, "name": "dashboard-no-diagnostics",
+           "training": {**TINY_DIGITS["training"], "epochs": 1, "diagnostics": False}}
+    with served.client() as client:
+        quiet = wait_finished(client, client.submit(off)["id"])
+    page_off = headless(f"{served.url}/jobs/{quiet['id']}#key={served.api_key}",
+                        tmp_path / "profile-off", "--dump-dom")
+    assert 'data-ready="1"' in page_off, page_off[-3000:]
+    assert '<section id="diagnostics" class="card">' in page_off
+    assert '<p id="diag-off" class="hint">' in page_off  # shown
+    assert '<div id="diag-charts" class="charts" hidden="">' in page_off
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "dashboard-diagnostics.png"
+    headless(url, tmp_path / "profile-shot", f"--screenshot={shot}", "--window-size=1280,2000",
+             "--hide-scrollbars")
+    assert shot.stat().st_size > 20_000

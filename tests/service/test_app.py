@@ -31,6 +31,7 @@ def test_openapi_31_lists_every_operation(client: FlaskClient) -> None:
         ("POST", "/v1/jobs/{job_id}/predict"), ("POST", "/v1/checkpoints/{checkpoint_id}/predict"),
         ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
         ("GET", "/v1/jobs:compare"), ("GET", "/v1/jobs/{job_id}/metrics.csv"),
+        ("GET", "/v1/jobs/{job_id}/diagnostics"),
         ("GET", "/v1/jobs/{job_id}/manifest"), ("POST", "/v1/jobs/{job_id}/reproduce"),
         ("POST", "/v1/jobs:lr_range_test"), ("GET", "/v1/jobs/{job_id}/lr_range_test"),
         ("POST", "/v1/jobs/{job_id}/fork"),

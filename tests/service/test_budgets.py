@@ -36,8 +36,8 @@ def jobs_stored(client: FlaskClient, auth: dict[str, str]) -> int:
 
 
 @pytest.mark.parametrize(("padding", "estimate"), [
-    (1200, "47,803,329,376 bytes (44.5 GiB)"),
-    (100_000, "329,786,382,119,776 bytes (300 TiB)"),
+    (1200, "47,803,330,064 bytes (44.5 GiB)"),
+    (100_000, "329,786,382,120,464 bytes (300 TiB)"),
 ])
 def test_a_padded_conv_is_refused_naming_the_layer_and_both_figures(
     client: FlaskClient, auth: dict[str, str], broker_messages: Any, padding: int,
@@ -105,7 +105,10 @@ def test_resume_checks_the_budget_again(tmp_path: Path, migrated: None) -> None:
     key = make_key(generous.extensions["weightsmith"].session_factory, "a")
     auth = {"Authorization": f"Bearer {key}"}
     client = generous.test_client()
-    job = client.post("/v1/jobs", json=mlp_spec("builtin:digits", hidden=64, outputs=10),
+    # Diagnostics off: their copy of the parameters would make layer 0's share (467,981
+    # bytes) pass the data's, the part this test shows.
+    job = client.post("/v1/jobs", json=mlp_spec("builtin:digits", hidden=64, outputs=10,
+                                                diagnostics=False),
                       headers=auth).get_json()
     assert client.post(f"/v1/jobs/{job['id']}/cancel", headers=auth).status_code == 200
     strict = create_app(settings_with(tmp_path, max_training_memory_bytes=100_000),
@@ -193,7 +196,8 @@ def test_fork_and_reproduce_check_the_budget_too(tmp_path: Path, migrated: None)
     auth = key_for(generous)
     client = generous.test_client()
     job = client.post("/v1/jobs", json=mlp_spec("builtin:digits", hidden=64, outputs=10,
-                                                epochs=1), headers=auth).get_json()
+                                                epochs=1, diagnostics=False),
+                      headers=auth).get_json()  # the data the largest part, as above
     services = generous.extensions["weightsmith"]
     assert JobRunner(services.session_factory, services.settings, job["id"], "w").run() \
         == "succeeded"

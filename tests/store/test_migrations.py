@@ -23,7 +23,7 @@ TABLES = {"tenants", "api_keys", "datasets", "jobs", "metrics", "checkpoints",
           "webhook_attempts", "reproductions", "registered_models", "model_versions",
           "model_aliases", "forks", "batch_predictions", "batch_chunks", "sweeps",
           "sweep_trials", "sweep_rungs", "sweep_events", "lr_range_tests", "dataset_parts",
-          "uploads", "upload_parts"}
+          "uploads", "upload_parts", "job_diagnostics"}
 
 
 def schema_diff(url: str) -> list[object]:

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from core.spec import CheckpointPolicy
-from store.models import Checkpoint
+from store import diagnostics
+from store.models import Checkpoint, Job
 from tests.worker.conftest import Backend, create_job, job_row, kept_checkpoints, xor_spec
 from tests.worker.fakes import FakeReport
 from worker import store_ops
@@ -126,3 +127,27 @@ def test_each_epoch_event_carries_the_time_its_epoch_ended(sqlite_backend: Backe
     for stamp, before, after in zip(stamps, [None, *ended[:-1]], ended, strict=True):
         assert stamp <= after < committed
         assert before is None or stamp > before
+
+
+def test_a_new_run_continues_a_diagnostics_streak_from_the_stored_epochs(
+    sqlite_backend: Backend,
+) -> None:
+    """Two epochs of too-small updates committed by one run, a third by the next (a resume
+    builds a new buffer): the warning comes at the third, read back from the store."""
+    b = sqlite_backend
+    job_id = create_job(b, xor_spec(epochs=4))
+    rows = [{"layer": 0, "type": "dense", "weight_norm": 1.0, "grad_norm": 0.1,
+             "update_ratio": 1e-7, "dead_fraction": 0.0}]
+    for epochs in ([1, 2], [3], [4]):  # one buffer per run
+        buffer = EpochBuffer(job_id, POLICY)
+        for epoch in epochs:
+            r = report(epoch, 0.5, False, epochs=4)
+            r.diagnostics = rows  # type: ignore[attr-defined]
+            buffer.add(r, since_commit=0.0, committing=True)
+        with b.sessions.begin() as s:
+            buffer.flush(s)
+            found = [(w["layer"], w["kind"], w["epoch"]) for w in s.scalar(
+                sa.select(Job.warnings).where(Job.id == job_id)) or []]
+        assert found == ([] if epochs == [1, 2] else [(0, "update_ratio_low", 3)])
+    with b.sessions() as s:
+        assert [e for e, _ in diagnostics.series(s, job_id)] == [1, 2, 3, 4]

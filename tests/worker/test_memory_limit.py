@@ -46,8 +46,8 @@ def run_job(b: Backend, spec: dict[str, Any], timeout: float = 120) -> Any:
 
 
 @pytest.mark.parametrize(("padding", "estimate"), [
-    (1200, "47,803,329,376 bytes (44.5 GiB)"),
-    (100_000, "329,786,382,119,776 bytes (300 TiB)"),
+    (1200, "47,803,330,064 bytes (44.5 GiB)"),
+    (100_000, "329,786,382,120,464 bytes (300 TiB)"),
 ])
 def test_a_job_past_its_budget_fails_at_once_in_the_worker(
     embedded: Any, padding: int, estimate: str,

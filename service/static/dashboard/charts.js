@@ -34,9 +34,11 @@ export function niceStep(raw) {
 
 // series: [{name, cls, points: [[x, y], ...]}]; draws every finite point, one <path> each.
 // Options: logY / logX (a log10 axis; non-positive values are left out), marks ([{x, label}]:
-// dashed vertical lines, e.g. the best epoch, in data units). Every point carries a <title>:
-// its value on hover.
-export function lineChart(container, series, { width = 520, height = 260, xLabel = "epoch", logY = false, logX = false, marks = [] } = {}) {
+// dashed vertical lines, e.g. the best epoch, in data units), hlines ([y, ...]: dashed
+// horizontal lines inside the y range, e.g. the edges of a healthy band), include ([y, ...]:
+// values the y range spans, e.g. 0 and 1 for a share), empty (the text when nothing can be
+// drawn). Every point carries a <title>: its value on hover.
+export function lineChart(container, series, { width = 520, height = 260, xLabel = "epoch", logY = false, logX = false, marks = [], hlines = [], include = [], empty = "no epochs yet" } = {}) {
   const pad = { left: 52, right: 12, top: 28, bottom: 34 }; // the legend sits above the plot
   const fy = logY ? Math.log10 : (y) => y; // plotted y
   const fx = logX ? Math.log10 : (x) => x; // plotted x
@@ -45,11 +47,13 @@ export function lineChart(container, series, { width = 520, height = 260, xLabel
   const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "line-chart", role: "img" });
   container.replaceChildren(root);
   if (!all.length) {
-    root.append(svg("text", { x: width / 2, y: height / 2, class: "empty", "text-anchor": "middle" }, "no epochs yet"));
+    root.append(svg("text", { x: width / 2, y: height / 2, class: "empty", "text-anchor": "middle" }, empty));
     return root;
   }
   let [x0, x1] = extent(all.map((p) => p[0]));
-  let [y0, y1] = extent(all.map((p) => p[1]));
+  const drawable = (y) => Number.isFinite(y) && (!logY || y > 0);
+  const levels = hlines.filter(drawable).map(fy);
+  let [y0, y1] = extent([...all.map((p) => p[1]), ...levels, ...include.filter(drawable).map(fy)]);
   if (x0 === x1) { x0 -= 1; x1 += 1; }
   if (y0 === y1) { y0 -= 0.5; y1 += 0.5; }
   const step = niceStep((y1 - y0) / 4);
@@ -65,6 +69,9 @@ export function lineChart(container, series, { width = 520, height = 260, xLabel
     const yv = y0 + step * i;
     axes.append(svg("line", { x1: pad.left, x2: width - pad.right, y1: sy(yv), y2: sy(yv), class: "grid-line" }));
     axes.append(svg("text", { x: pad.left - 6, y: sy(yv) + 4, "text-anchor": "end" }, tick(logY ? 10 ** yv : yv)));
+  }
+  for (const level of levels) {
+    axes.append(svg("line", { x1: pad.left, x2: width - pad.right, y1: sy(level), y2: sy(level), class: "hline" }));
   }
   for (const mark of marks) {
     const mx = logX && mark.x > 0 ? fx(mark.x) : logX ? NaN : mark.x;

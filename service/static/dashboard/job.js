@@ -2,6 +2,7 @@
 // histograms of a chosen checkpoint (the best one first).
 import { el, ending, fmt, getBlob, getJSON, getJSONIfFound, percentDone, postJSON, requireKey, showError, streamEvents } from "./api.js";
 import { asMatrix, heatmap, histogram, kernelGrid, lineChart } from "./charts.js";
+import { loadDiagnostics } from "./diagnostics.js";
 
 const page = document.getElementById("main").dataset;
 const jobId = page.jobId;
@@ -57,8 +58,16 @@ function drawSummary() {
     el("span", { class: `status status-${job.status}`, id: "job-status", text: job.status }),
     ` ${job.id} · epoch ${p.epoch || 0}/${p.epochs || "?"}${why ? ` · ${why}` : ""}`,
     best.epoch ? ` · best epoch ${best.epoch}: ${shownMetrics(best)}` : "",
-    ...lineage());
+    ...lineage(), ...warningCount());
   document.getElementById("job-progress-bar").style.width = `${percentDone(job)}%`;
+}
+
+// The diagnostics' warnings, listed in full above the diagnostics charts.
+function warningCount() {
+  const n = (job.warnings || []).length;
+  if (!n) return [];
+  return [" · ", el("a", { href: "#diagnostics", class: "warning-count", id: "warning-count",
+    text: `⚠ ${n} warning${n > 1 ? "s" : ""}` })];
 }
 
 // Where the job comes from (a fork's parent) and whether a reproduction matched it.
@@ -206,6 +215,7 @@ function follow() {
     if (Date.now() < checkpointsDue) return;
     checkpointsDue = Date.now() + 2000;
     loadCheckpoints().catch((error) => showError(error.message));
+    loadDiagnostics(jobId).catch((error) => showError(error.message));
   };
   return streamEvents(`/v1/jobs/${jobId}/events`, async (event) => {
     if (event.event === "epoch") {
@@ -228,6 +238,7 @@ async function main() {
     await refreshJob();
     if (!TERMINAL.has(job.status)) following = follow();
     await loadMetrics();
+    await loadDiagnostics(jobId);
     await loadCheckpoints();
     await loadRangeTest();
   } catch (error) {
@@ -237,6 +248,7 @@ async function main() {
   if (following) {
     await following;
     await loadMetrics();
+    await loadDiagnostics(jobId);
     await loadCheckpoints();
     await loadRangeTest();
   }
