@@ -193,6 +193,10 @@ def test_job_page_marks_the_best_epoch_and_fits_its_panels_to_the_model(
     assert 'class="mark best"' in dom and ">best<" in dom
     epochs = finished_job["progress"]["epochs"]
     assert re.search(rf'class="curve lr" data-points="{epochs}"', dom)
+    # a constant rate (adam at 0.01) sits mid-axis between round ticks, not flat on 0
+    lr_chart = dom[dom.index('id="lr-chart"'):]
+    lr_chart = lr_chart[:lr_chart.index("</svg>")]
+    assert re.findall(r'text-anchor="end">([^<]+)<', lr_chart)[:3] == ["5.0e-3", "0.01", "0.015"]
     assert dom.count('class="dot"') >= 5 * epochs  # loss x2, accuracy x2, lr: hover values
     assert "&quot;optimizer&quot;" in dom or '"optimizer"' in dom  # the spec is on the page
     assert '<figure id="accuracy-figure" class="card">' in dom  # shown: a classifier

@@ -55,7 +55,10 @@ export function lineChart(container, series, { width = 520, height = 260, xLabel
   const levels = hlines.filter(drawable).map(fy);
   let [y0, y1] = extent([...all.map((p) => p[1]), ...levels, ...include.filter(drawable).map(fy)]);
   if (x0 === x1) { x0 -= 1; x1 += 1; }
-  if (y0 === y1) { y0 -= 0.5; y1 += 0.5; }
+  if (y0 === y1) { // a constant (a fixed learning rate): half its size either side, not ±0.5
+    const half = logY || y0 === 0 ? 0.5 : Math.abs(y0) / 2;
+    y0 -= half; y1 += half;
+  }
   const step = niceStep((y1 - y0) / 4);
   y0 = Math.floor(y0 / step) * step; // the axis spans whole steps: ticks are round numbers
   y1 = Math.ceil(y1 / step) * step;
