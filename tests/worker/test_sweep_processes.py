@@ -20,6 +20,7 @@ from tests.worker.sweep_helpers import create_sweep, sweep_body
 from worker.celery_app import SWEEP_STEP_TASK
 
 TERMINAL = ("succeeded", "failed", "cancelled")
+EPOCHS = 12  # of a trial in the kill test
 
 
 def start(b: Backend, body: dict[str, Any]) -> str:
@@ -91,9 +92,10 @@ def test_a_worker_killed_mid_sweep_loses_no_trial(backend: Backend) -> None:
     b.start_beat()  # reconcile: takes over the killed worker's trial, steps the sweep
     body = sweep_body(search={"method": "random", "seed": 9, "max_trials": 4,
                               "max_concurrent": 2}, scheduler=None)
-    # 2,700 single-row batches an epoch: slow enough to kill a worker mid-trial
+    # 2,700 single-row batches an epoch, 12 epochs: a trial outlasts a few of the worker's
+    # commits (one per 2 s at most), so one is seen running past its first epoch and killed
     body["base"]["dataset"] = upload_xor(b, 3000, "xor-big")
-    body["base"]["training"].update(epochs=4, batch_size=1, validation_split=0.1)
+    body["base"]["training"].update(epochs=EPOCHS, batch_size=1, validation_split=0.1)
     sweep_id = start(b, body)
     deadline = time.monotonic() + 120
     victim = None
@@ -114,7 +116,7 @@ def test_a_worker_killed_mid_sweep_loses_no_trial(backend: Backend) -> None:
     got = record(b, sweep_id)
     assert len(got["trials"]) == 4 and got["ends"] == [1, 2, 3, 4]  # every trial ended once
     assert {t[2] for t in got["trials"]} == {"succeeded"}
-    assert all(t[3] == 4 for t in got["trials"])
+    assert all(t[3] == EPOCHS for t in got["trials"])
     with b.sessions() as s:
         for job_id in got["jobs"]:
             leases = list(s.scalars(sa.select(JobLease).where(JobLease.job_id == job_id)))
