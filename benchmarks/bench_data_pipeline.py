@@ -60,6 +60,11 @@ else:
     X = rng.random((rows, 784), dtype=np.float32)
 y = rng.integers(0, 10, rows)
 training = {"batch_size": 128, "seed": 0}
+from core.spec import training as training_section
+if any(p.name == "diagnostics" for p in training_section.TRAINING_PARAMS):
+    # The pipeline alone: a commit with per-layer diagnostics (issue 17, on by default and
+    # measured by bench_diagnostics.py) compares with them off against one without them.
+    training["diagnostics"] = False
 if variant == "plain":
     training.update(validation_split=0, standardize=False)
 else:
