@@ -24,7 +24,6 @@ takes one core: `serve`'s figures include that contention, `api`'s do not.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -32,10 +31,7 @@ from typing import Any
 
 import harness
 import wrk
-from bench_predict import digits_weights
-from bench_starvation import HEALTHZ_P99_MS, PREDICT_P99_MS, long_job, start
-
-from tests.reliability.hostile_clients import Holder
+from bench_starvation import HEALTHZ_P99_MS, PREDICT_P99_MS, hold, seed, start
 
 
 def run_pair(base: str, predict: tuple[str, str], auth: dict[str, str],
@@ -57,33 +53,19 @@ def run_pair(base: str, predict: tuple[str, str], auth: dict[str, str],
 
 
 def run(mode: str, sse: int, slow: int, seconds: float, rounds: int) -> dict[str, Any]:
-    import httpx
-
-    from core.datasets import load_builtin
-
     port = harness.free_port()
     with tempfile.TemporaryDirectory(prefix="ws-held-") as tmp:
         ctx, key = start(mode, Path(tmp), port)
         try:
             base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {key}"}
-            r = httpx.post(f"{base}/v1/checkpoints", content=digits_weights(), timeout=60,
-                           headers={**auth, "Content-Type": "application/x-npz"})
-            r.raise_for_status()
-            predict = (f"{base}/v1/checkpoints/{r.json()['id']}/predict",
-                       json.dumps({"inputs": [load_builtin("digits").X[0].tolist()]}))
-            job = httpx.post(f"{base}/v1/jobs", json=long_job(), headers=auth, timeout=60)
-            job.raise_for_status()
+            path, body, job_id = seed(base, key)
+            predict = (f"{base}{path}", body.decode())
             run_pair(base, predict, auth, 2.0)  # warm up: the model cache, the pool
             out: list[dict[str, Any]] = []
             for i in range(rounds):
                 alone = run_pair(base, predict, auth, seconds)
-                holder = Holder(port)
+                holder = hold(port, key, job_id, sse, slow)
                 try:
-                    holder.open_sse(sse, f"/v1/jobs/{job.json()['id']}/events", key)
-                    holder.open_slow_headers(slow // 2)
-                    holder.open_endless_chunked(slow - slow // 2)
-                    holder.start()
-                    time.sleep(2.0)  # a couple of trickles and hub polls first
                     held = run_pair(base, predict, auth, seconds)
                     still_open = holder.still_open()
                 finally:

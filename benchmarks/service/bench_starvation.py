@@ -87,33 +87,52 @@ def measure(port: int, key: str, requests: int, predict: tuple[str, bytes]) -> d
     }
 
 
-def run(mode: str, sse: int, slow: int, requests: int) -> dict[str, Any]:
+def seed(base: str, key: str) -> tuple[str, bytes, str]:
+    """What both measurements need in a fresh service: (the predict path of an imported
+    digits checkpoint, its request body, the id of a long job whose events streams follow)."""
     import httpx
 
     from core.datasets import load_builtin
 
+    auth = {"Authorization": f"Bearer {key}"}
+    r = httpx.post(f"{base}/v1/checkpoints", content=digits_weights(), timeout=60,
+                   headers={**auth, "Content-Type": "application/x-npz"})
+    r.raise_for_status()
+    body = json.dumps({"inputs": [load_builtin("digits").X[0].tolist()]}).encode()
+    job = httpx.post(f"{base}/v1/jobs", json=long_job(), headers=auth, timeout=60)
+    job.raise_for_status()
+    return f"/v1/checkpoints/{r.json()['id']}/predict", body, str(job.json()["id"])
+
+
+def hold(port: int, key: str, job_id: str, sse: int, slow: int) -> Holder:
+    """`sse` streams following the job, half of `slow` trickling headers and half sending an
+    endless chunked body, all started, with a couple of trickles and hub polls behind them.
+    The caller closes the holder."""
+    holder = Holder(port)
+    try:
+        holder.open_sse(sse, f"/v1/jobs/{job_id}/events", key)
+        holder.open_slow_headers(slow // 2)
+        holder.open_endless_chunked(slow - slow // 2)
+        holder.start()
+    except BaseException:
+        holder.close()
+        raise
+    time.sleep(2.0)
+    return holder
+
+
+def run(mode: str, sse: int, slow: int, requests: int) -> dict[str, Any]:
     port = harness.free_port()
     with tempfile.TemporaryDirectory(prefix="ws-starve-") as tmp:
         ctx, key = start(mode, Path(tmp), port)
         try:
-            base, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {key}"}
-            r = httpx.post(f"{base}/v1/checkpoints", content=digits_weights(), timeout=60,
-                           headers={**auth, "Content-Type": "application/x-npz"})
-            r.raise_for_status()
-            predict = (f"/v1/checkpoints/{r.json()['id']}/predict",
-                       json.dumps({"inputs": [load_builtin("digits").X[0].tolist()]}).encode())
-            job = httpx.post(f"{base}/v1/jobs", json=long_job(), headers=auth, timeout=60)
-            job.raise_for_status()
+            path, body, job_id = seed(f"http://127.0.0.1:{port}", key)
+            predict = (path, body)
             timed_requests(port, "GET", "/healthz", 50)  # warm up
             alone = measure(port, key, requests, predict)
             print(f"  {mode} alone: {alone}", flush=True)
-            holder = Holder(port)
+            holder = hold(port, key, job_id, sse, slow)
             try:
-                holder.open_sse(sse, f"/v1/jobs/{job.json()['id']}/events", key)
-                holder.open_slow_headers(slow // 2)
-                holder.open_endless_chunked(slow - slow // 2)
-                holder.start()
-                time.sleep(2.0)  # a couple of trickles and hub polls before measuring
                 held = measure(port, key, requests, predict)
                 open_after = holder.still_open()
             finally:
