@@ -30,6 +30,7 @@ BACKOFF_START_S = 1.0
 BACKOFF_MAX_S = 30.0
 STABLE_S = 60.0  # a child that ran this long before it exited starts again at once-ish
 MAX_CRASHES = 5
+GRACE_S = 15.0  # from SIGTERM to SIGKILL: a Celery warm shutdown, gunicorn's graceful stop
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Supervisor:
     """Start children, forward SIGINT/SIGTERM to them, and report how they ended."""
 
     def __init__(self, children: Sequence[ChildSpec], *, env: Mapping[str, str] | None = None,
-                 grace_s: float = 15.0, backoff_start_s: float = BACKOFF_START_S,
+                 grace_s: float = GRACE_S, backoff_start_s: float = BACKOFF_START_S,
                  backoff_max_s: float = BACKOFF_MAX_S, stable_s: float = STABLE_S,
                  max_crashes: int = MAX_CRASHES) -> None:
         self.children = list(children)

@@ -40,6 +40,7 @@ POSTGRES_SERVER = os.environ.get(
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from service.supervisor import GRACE_S  # noqa: E402 (the repository is on the path first)
 
 # -- arguments and environment -----------------------------------------------------------------
 
@@ -184,8 +185,12 @@ def child(argv: Sequence[str], name: str, env: dict[str, str] | None = None,
             stop(proc)
 
 
-def stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    """SIGTERM the child's process group (gunicorn and Celery stop their own children)."""
+def stop(proc: subprocess.Popen[bytes], grace: float = GRACE_S + 5.0) -> None:
+    """SIGTERM the child's process group (gunicorn and Celery stop their own children).
+
+    The grace outlasts `weightsmith serve`'s own (service.supervisor.GRACE_S): killed sooner,
+    the supervisor could not kill its children's groups, and a worker in its warm shutdown
+    went on training the benchmark's long job after the benchmark ended."""
     if proc.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
