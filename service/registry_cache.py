@@ -74,9 +74,12 @@ KEY_PREFIX = "weightsmith:registry"
 # Longer than any change's transaction (a few statements): a change whose settle was lost
 # stops blocking the model's caching after this long.
 IN_FLIGHT_TTL_MS = 60_000
+# How long a change's answer waits for the processes' acknowledgements (milliseconds each on
+# a healthy box; a stalled process must not hold an alias move for long).
 ACK_TIMEOUT_S = 2.0
+# An idle subscription pings this often; a ping unanswered by the next one is a gap.
 HEARTBEAT_S = 5.0
-RETRY_S = 1.0
+RETRY_S = 1.0  # between re-subscription attempts; the database answers meanwhile
 MAX_ENTRIES = 10_000
 
 _NOW_MS = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
