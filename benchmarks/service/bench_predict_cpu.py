@@ -85,7 +85,7 @@ def main() -> None:
         alias = harness.median(rounds["api-alias"])
         rows.insert(1, ["api by alias", alias, alias / bare])
         per_round = [a / i for a, i in zip(rounds["api-alias"], rounds["api"], strict=True)]
-        print("per-round alias/id CPU ratios: " + ", ".join(f"{x:.2f}" for x in per_round))
+        print("per-round alias/id CPU ratios: " + ", ".join(f"{x:.3f}" for x in per_round))
     harness.print_table(
         f"POST predict in process (PostgreSQL + Redis); medians of {args.rounds} rounds",
         ["case", "CPU ms per request", "x echo"], rows)

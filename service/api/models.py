@@ -145,7 +145,11 @@ def get_version(path: VersionPath) -> Response:
 
 @bp.put("/models/<name>/aliases/<alias>", responses=responses({200: ModelOut}, 404))
 def set_alias(path: AliasPath, body: AliasBody) -> Response:
-    """Point the alias at a version; the move is recorded (see its history)."""
+    """Point the alias at a version; the move is recorded (see its history).
+
+    Answered once every API process serves the new version (the wait is bounded); 503, and
+    nothing changed, when they cannot be told.
+    """
     with services().registry_cache.change(current_tenant(), path.name), \
             transaction() as session:
         model = _model(session, path.name)

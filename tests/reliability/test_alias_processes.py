@@ -1,6 +1,6 @@
 """Issue 16: after an alias moves, every API process serves the new version from its next
 request, although each process caches what a model predict resolves to
-(service/registry_cache.py).
+(service/registry_cache.py: invalidations pushed through a Redis subscription per process).
 
 Two `weightsmith api` processes on PostgreSQL + Redis. Both have served the alias (so both
 hold it in their cache); the alias is moved through one, and the very next request to the
@@ -15,9 +15,11 @@ from typing import Any
 
 import httpx
 import numpy as np
+import redis
 
 from core.checkpoint import export_weights_npz
 from core.network import build_network
+from service.registry_cache import RegistryCache
 from store import tenants
 from tests.reliability.conftest import BackendFactory
 from tests.reliability.processes import ApiProcess
@@ -88,6 +90,10 @@ def test_an_alias_moved_through_one_api_process_is_served_by_the_other_at_once(
             served(other, version)  # its very next request
             served(mover, version)
 
+        # Both answered from their caches: each holds its subscription to the changes.
+        url = b.env["WEIGHTSMITH_BROKER_URL"]
+        channel = RegistryCache(url).channel
+        assert redis.Redis.from_url(url).pubsub_numsub(channel) == [(channel.encode(), 2)]
         for api in apis:
             assert predict(api, auth)[0] == 2  # newest, now cached in both
         httpx.post(f"{apis[1].url}/v1/models/m/versions",
