@@ -17,6 +17,7 @@ from typing import TypeVar
 from config.webhooks import WebhookSettings
 
 MiB = 1024 * 1024
+MAX_NICENESS = 19  # the lowest CPU priority (the highest niceness) on Linux
 Number = TypeVar("Number", int, float)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -51,6 +52,16 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[Network, ...]:
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return _positive(env, name, default, int, "an integer")
+
+
+def _niceness(env: Mapping[str, str], name: str, default: int) -> int:
+    """`env[name]` as a Unix niceness a process may give itself: 0 (unchanged) to 19."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.strip().isdigit() or int(raw) > MAX_NICENESS:
+        raise ValueError(f"{name}: must be an integer from 0 to {MAX_NICENESS}, got {raw!r}")
+    return int(raw)
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -177,6 +188,10 @@ class Settings:
     queued_grace_s: int = 60
     # BLAS threads per worker process; None: os.cpu_count() // worker concurrency (at least 1).
     blas_threads: int | None = None
+    # The niceness a Celery worker gives itself (and its pool) at start: 0 leaves it as
+    # started. `weightsmith serve` sets it for its own worker (SERVE_WORKER_NICENESS), which
+    # shares the machine's cores with the API.
+    worker_niceness: int = 0
     # Celery's time limits are limits.max_runtime_s plus these: the soft one fires first so the
     # task can record the failure, the hard one (SIGKILL of the pool process) is the backstop.
     soft_limit_margin_s: int = 60
@@ -231,6 +246,7 @@ class Settings:
             ),
             queued_grace_s=_int(env, "WEIGHTSMITH_QUEUED_GRACE_S", d.queued_grace_s),
             blas_threads=_int(env, "WEIGHTSMITH_BLAS_THREADS", 0) or None,  # unset: 0 -> None
+            worker_niceness=_niceness(env, "WEIGHTSMITH_WORKER_NICENESS", d.worker_niceness),
             soft_limit_margin_s=_int(
                 env, "WEIGHTSMITH_SOFT_LIMIT_MARGIN_S", d.soft_limit_margin_s
             ),

@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 BATCH = 500
 Event = tuple[int, bytes]  # (seq, the event as SSE bytes)
 HEADS_PER_QUERY = 500  # job ids per IN (...) list
+# Streams the hub wakes per pass of the event loop. Each woken stream writes its events on the
+# loop (~25 us); 200 streams of one job woken at once made one 5 ms pass at every commit,
+# and every request that arrived meanwhile (predict, /healthz) waited for all of it. In
+# slices, a request waits for at most one slice (issue 19).
+WAKE_SLICE = 8
 
 
 @dataclass(frozen=True)
@@ -177,9 +182,15 @@ class EventHub:
         if self.task is None:
             self.task = self.loop.create_task(self._run())
         try:
-            return await asyncio.wait_for(entry[1], max(0.0, timeout))
+            # asyncio.timeout, not wait_for: the hub's set_result wakes this task directly,
+            # where wait_for adds a callback and a second future (one more loop pass each).
+            async with asyncio.timeout(max(0.0, timeout)):
+                return await entry[1]
         except TimeoutError:
-            return None
+            # News that landed as the timer fired is not dropped: the stream's position did
+            # not move, so the next wait would only fetch it again.
+            future = entry[1]
+            return future.result() if future.done() and not future.cancelled() else None
         finally:
             waiting = self.waiters.get(job_id, [])
             if entry in waiting:
@@ -219,26 +230,38 @@ class EventHub:
                 except Exception as exc:  # the database is away: streams time out, retry later
                     log.warning("event streams: polling job heads failed: %s", exc)
                     continue
+                woken = 0
                 for job_id in positions:
-                    self._wake(job_id, heads.get(job_id), news.get(job_id))
+                    for future, update in self._updates(job_id, heads.get(job_id),
+                                                        news.get(job_id)):
+                        if future.done():  # timed out or left while earlier slices ran
+                            continue
+                        future.set_result(update)
+                        woken += 1
+                        if woken % WAKE_SLICE == 0:
+                            await asyncio.sleep(0)
         finally:
             self.task = None
 
-    def _wake(self, job_id: str, head: tuple[int, str] | None,
-              fetched: tuple[int, list[Event]] | None) -> None:
+    def _updates(self, job_id: str, head: tuple[int, str] | None,
+                 fetched: tuple[int, list[Event]] | None
+                 ) -> list[tuple[asyncio.Future[Any], Update | Any]]:
+        """What each stream waiting on `job_id` is to be woken with (none: it waits on)."""
+        updates: list[tuple[asyncio.Future[Any], Update | Any]] = []
         for after, future in list(self.waiters.get(job_id, [])):
             if future.done():
                 continue
             if head is None:  # the job is gone: the stream ends
-                future.set_result(([], None))
+                updates.append((future, ([], None)))
             elif head[0] <= after:
                 if head[1] in TERMINAL_STATUSES:  # ended with nothing new for this stream
-                    future.set_result(([], head[1]))
+                    updates.append((future, ([], head[1])))
             elif fetched is None or fetched[0] > after:
-                future.set_result(POLL)  # it began waiting after the positions were taken
+                updates.append((future, POLL))  # it began waiting after positions were taken
             else:
                 events = fetched[1]
                 mine = [e for e in events if e[0] > after]
                 # A full batch may stop short of the head: the stream reads on by itself.
                 complete = len(events) < BATCH or bool(mine and mine[-1][0] >= head[0])
-                future.set_result((mine, head[1]) if complete else POLL)
+                updates.append((future, (mine, head[1]) if complete else POLL))
+        return updates

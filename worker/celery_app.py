@@ -13,6 +13,7 @@ JSON only. No result backend: progress lives in the database rows, not in Celery
 from __future__ import annotations
 
 import gc
+import os
 from typing import Any
 
 from celery import Celery, current_app
@@ -146,6 +147,19 @@ def _record_concurrency(sender: Any = None, **_: Any) -> None:
     global _pool_concurrency
     concurrency = getattr(sender, "concurrency", None)
     _pool_concurrency = concurrency if isinstance(concurrency, int) else None
+
+
+@worker_init.connect
+def _lower_cpu_priority(sender: Any = None, **_: Any) -> None:
+    """Give the worker (and the pool it forks) ``settings.worker_niceness``: where training
+    shares the cores with the API, the API's requests are served first (issue 19)."""
+    lower_cpu_priority(settings_of(current_app).worker_niceness)
+
+
+def lower_cpu_priority(niceness: int) -> None:
+    """Raise this process's niceness to ``niceness`` (never lower it: that needs root)."""
+    if niceness > os.getpriority(os.PRIO_PROCESS, 0):
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
 
 
 @worker_process_init.connect

@@ -20,6 +20,10 @@ from config.settings import Settings
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
+# The niceness of `serve`'s Celery worker (WEIGHTSMITH_WORKER_NICENESS, unless set): on one
+# machine a training job takes whole cores, and with the worker at the API's priority a
+# predict waited for the scheduler behind it (benchmarks/service/bench_held_predict.py).
+SERVE_WORKER_NICENESS = 10
 LOCAL_TENANT = "local"
 KEY_FILE = "api_key"
 KEY_MARKER = ".local_key_issued"
@@ -125,7 +129,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     key = first_start_key(settings)
     env = dict(os.environ, WEIGHTSMITH_DATA_DIR=str(settings.data_dir),
                WEIGHTSMITH_DATABASE_URL=settings.database_url,
-               WEIGHTSMITH_BROKER_URL=settings.broker_url)
+               WEIGHTSMITH_BROKER_URL=settings.broker_url,
+               WEIGHTSMITH_WORKER_NICENESS=os.environ.get("WEIGHTSMITH_WORKER_NICENESS")
+               or str(SERVE_WORKER_NICENESS))
     supervisor = Supervisor([
         ChildSpec("api", api_argv(args.host, args.port, workers=1,
                                   threads=settings.api_threads,

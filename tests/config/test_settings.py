@@ -44,6 +44,7 @@ def test_every_variable_overrides_its_setting() -> None:
         "WEIGHTSMITH_MAX_JSON_DEPTH": "16",
         "WEIGHTSMITH_API_CONNECTIONS": "300",
         "WEIGHTSMITH_MAX_LR_RANGE_STEPS": "40",
+        "WEIGHTSMITH_WORKER_NICENESS": "7",
     }
     s = Settings.from_env(env)
     assert (s.database_url, s.broker_url) == (env["WEIGHTSMITH_DATABASE_URL"],
@@ -61,6 +62,7 @@ def test_every_variable_overrides_its_setting() -> None:
     assert s.api_connections == 300
     assert s.limits.max_lr_range_steps == 40
     assert s.limits.header_timeout_s == 4
+    assert s.worker_niceness == 7
 
 
 @pytest.mark.parametrize(
@@ -72,6 +74,8 @@ def test_every_variable_overrides_its_setting() -> None:
         ("WEIGHTSMITH_COMMIT_INTERVAL_S", "often", "must be a number, got 'often'"),
         ("WEIGHTSMITH_COMMIT_INTERVAL_S", "0", "must be positive, got 0"),
         ("WEIGHTSMITH_COMMIT_INTERVAL_S", "nan", "must be positive, got nan"),
+        ("WEIGHTSMITH_WORKER_NICENESS", "20", "must be an integer from 0 to 19, got '20'"),
+        ("WEIGHTSMITH_WORKER_NICENESS", "-5", "must be an integer from 0 to 19, got '-5'"),
     ],
 )
 def test_a_bad_value_names_its_variable(name: str, value: str, message: str) -> None:

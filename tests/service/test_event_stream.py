@@ -77,3 +77,50 @@ def test_streams_share_the_hubs_reads_and_each_gets_its_own_events(
     # One read of the new events per commit for all six streams, not one per stream.
     assert len(reads) == 3, statements
     assert 3 <= len(heads) <= 0.9 / 0.05 + 3, heads  # one per poll, whatever the streams
+
+
+def test_the_hub_wakes_the_streams_of_a_commit_a_slice_per_loop_pass(
+        session_factory: Any) -> None:
+    """200 streams woken in one pass made a 5 ms pass of the loop at every commit, which every
+    request arriving meanwhile waited for (issue 19); in slices, no pass sends to more than
+    WAKE_SLICE streams, and every stream still gets the commit's events."""
+    from service import event_stream
+
+    streams = 5 * event_stream.WAKE_SLICE
+    with session_factory.begin() as s:
+        job_id = store_jobs.create_job(s, tenants.get_or_create(s, "acme").id,
+                                       {"name": "x"}, None).id
+    timing = StreamTiming(max_seconds=30.0, heartbeat_seconds=10.0, poll_seconds=0.05)
+    received: list[int] = []  # one entry per chunk of events any stream got
+
+    async def follow() -> None:
+        async for chunk in EventStream(session_factory, job_id, 0, timing):
+            if chunk.startswith(b"id: "):
+                received.append(1)
+
+    def commit(status: str | None = None) -> None:
+        with session_factory.begin() as s:
+            store_events.append_many(s, job_id, [("epoch", {"epoch": 1})])
+            if status is not None:
+                s.execute(sa.text("UPDATE jobs SET status = :s WHERE id = :i"),
+                          {"s": status, "i": job_id})
+
+    async def main() -> list[int]:
+        loop = asyncio.get_running_loop()
+        tasks = [asyncio.create_task(follow()) for _ in range(streams)]
+        await asyncio.sleep(0.3)  # every stream waits on the hub
+        per_pass: list[int] = []
+        await loop.run_in_executor(None, commit)
+        deadline = loop.time() + 5
+        while len(received) < streams and loop.time() < deadline:
+            before = len(received)
+            await asyncio.sleep(0)  # one pass of the loop
+            per_pass.append(len(received) - before)
+        await loop.run_in_executor(None, commit, "succeeded")
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+        return per_pass
+
+    per_pass = asyncio.run(main())
+    assert len(received) == streams + streams  # the commit's event and the final status
+    assert sum(per_pass) == streams
+    assert max(per_pass) <= event_stream.WAKE_SLICE, per_pass

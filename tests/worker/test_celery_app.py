@@ -93,3 +93,15 @@ def test_a_pool_child_freezes_the_heap_it_inherits() -> None:
         assert gc.get_freeze_count() > 1000
     finally:
         gc.unfreeze()
+
+
+def test_the_worker_lowers_its_cpu_priority_but_never_raises_it() -> None:
+    """worker_niceness is applied at the worker's start; a process may not lower its
+    niceness back without root, so a smaller value leaves it where it is."""
+    code = ("import os; from worker.celery_app import lower_cpu_priority as lower; "
+            "now = lambda: os.getpriority(os.PRIO_PROCESS, 0); base = now(); "
+            "target = min(19, base + 3); lower(target); a = now(); lower(base); lower(0); "
+            "print(target, a, now())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).parents[2]).stdout.split()
+    assert out[0] == out[1] == out[2], out

@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from service.cli.server_commands import SERVE_WORKER_NICENESS
 from store.statuses import TERMINAL_STATUSES
 from tests.worker.conftest import ROOT, xor_spec
 
@@ -34,6 +35,14 @@ def free_port() -> int:
 
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "service.cli", *args]
+
+
+def niceness_of(pid: int) -> int:
+    return os.getpriority(os.PRIO_PROCESS, pid)
+
+
+def command_of(pid: int) -> str:
+    return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
 
 
 def children_of(pid: int) -> list[int]:
@@ -123,6 +132,12 @@ def test_serve_runs_everything_and_stops_cleanly(tmp_path: Path, serves: list[Se
     assert (job["status"], job["progress"]["epoch"]) == ("succeeded", 3), job
     # kombu warns of a broker URL without a host at every worker start (worker.celery_app)
     assert "No hostname was supplied" not in serve.output()
+    # The training worker and its pool yield the cores to the API (SERVE_WORKER_NICENESS).
+    ours = niceness_of(os.getpid())  # children start where the test runs (nice make test)
+    for pid in children_of(serve.proc.pid):
+        expected = max(ours, SERVE_WORKER_NICENESS) if " worker " in command_of(pid) else ours
+        for process in [pid, *children_of(pid)]:
+            assert niceness_of(process) == expected, command_of(process)
 
     kids = children_of(serve.proc.pid)
     serve.proc.send_signal(signal.SIGTERM)
