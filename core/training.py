@@ -119,7 +119,8 @@ def train(spec: Any, X: Array, y: Array, *, init_params: Mapping[str, Array] | N
           resume: bytes | None = None,
           max_runtime_s: float | None = None,
           divergence_factor: float | None = None,
-          batch_lr: Callable[[float], float | None] | None = None) -> TrainResult:
+          batch_lr: Callable[[float], float | None] | None = None,
+          overwrite_inputs: bool = False) -> TrainResult:
     """Train the network ``spec`` describes on X (N, features) or (N, C, H, W) / (N, H, W).
 
     Parameters
@@ -144,12 +145,17 @@ def train(spec: Any, X: Array, y: Array, *, init_params: Mapping[str, Array] | N
         or None to end the run there with stop_reason ``"batch_lr"`` (it is asked before the
         non-finite check, so it may end a run a NaN would have called diverged); it
         overrides the schedule's rate batch by batch
+    overwrite_inputs : X belongs to the run (as ``overwrite_a`` does in SciPy): with
+        ``training.standardize`` and X already C-contiguous in the run dtype and writeable,
+        X is standardized in place once instead of every batch; the results are the same
+        bits. The worker passes True for the arrays it reads from the database.
 
     Returns
     -------
     TrainResult; divergence is reported in it (``stop_reason="diverged"``), not raised.
     """
-    run = RunSetup(as_spec(spec), X, y, init_params=init_params, resume=resume)
+    run = RunSetup(as_spec(spec), X, y, init_params=init_params, resume=resume,
+                   overwrite_inputs=overwrite_inputs)
     return _Loop(run, on_epoch, should_stop, max_runtime_s, divergence_factor, batch_lr).fit()
 
 

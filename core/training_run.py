@@ -42,6 +42,12 @@ def as_spec(spec: Any) -> Spec:
     return Spec.from_dict(dict(spec)) if isinstance(spec, Mapping) else spec
 
 
+def _standardizable_in_place(X: Array, dtype: np.dtype[Any]) -> bool:
+    """X can take its standardization in place: the run's dtype (a uint8 image cannot
+    hold a standardized value), writeable, and one block of memory."""
+    return X.dtype == dtype and bool(X.flags.writeable) and bool(X.flags.c_contiguous)
+
+
 class RunSetup:
     """Everything one run of :func:`core.training.train` works on.
 
@@ -56,7 +62,7 @@ class RunSetup:
 
     def __init__(self, spec: Spec, X: Array, y: Array, *,
                  init_params: Mapping[str, Array] | None = None,
-                 resume: bytes | None = None) -> None:
+                 resume: bytes | None = None, overwrite_inputs: bool = False) -> None:
         t = spec.training
         self.spec = spec
         self.dtype = np.dtype(t.dtype)
@@ -88,8 +94,15 @@ class RunSetup:
         elif t.standardize:
             prep = Preprocessing.fit_chunks(partial(self.train_rows.chunks, FIT_CHUNK_ROWS),
                                             self.dtype)
-        self.train_rows.preprocessing = self.val_rows.preprocessing = prep
         net.preprocessing = prep
+        if prep is not None and overwrite_inputs and _standardizable_in_place(X, self.dtype):
+            # The caller's X is ours: standardize it once, so that a batch is a gather and
+            # nothing more (the subtract and divide per batch were ~2.5% of an MLP epoch).
+            # The same element-wise float ops as per batch, so the same bits.
+            for start in range(0, X.shape[0], FIT_CHUNK_ROWS):
+                prep.apply_inplace(X[start:start + FIT_CHUNK_ROWS])
+            prep = None
+        self.train_rows.preprocessing = self.val_rows.preprocessing = prep
         full = t.batch_size == "full" or t.batch_size is None
         self.batch_size = self.train_rows.n if full else int(t.batch_size)
         self.loss = make_loss(spec.loss, self.dtype)

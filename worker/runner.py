@@ -216,6 +216,7 @@ class JobRunner:
                     inputs.spec, inputs.X, inputs.y, init_params=inputs.init_params,
                     resume=inputs.resume, on_epoch=self.on_epoch, should_stop=self.should_stop,
                     max_runtime_s=self.runtime_budget_s(), **self._run_options(),
+                    overwrite_inputs=True,  # this delivery's own arrays, read for it alone
                 )
             self._wait_for_commit()
         except LeaseLost:

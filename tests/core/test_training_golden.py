@@ -109,17 +109,22 @@ CASES: dict[str, tuple[dict[str, Any], Callable[[], tuple[np.ndarray, np.ndarray
 RESUMED = {"mlp_f32_all": 9, "cnn_uint8_all": 13, "mlp_f64_all": 5}
 
 
-def run(name: str, stop_after: int | None = None) -> dict[str, Any]:
-    """The case's outcome: weights digest and per-epoch metrics (``seconds`` left out)."""
+def run(name: str, stop_after: int | None = None, *, overwrite: bool = False
+        ) -> dict[str, Any]:
+    """The case's outcome: weights digest and per-epoch metrics (``seconds`` left out).
+    ``overwrite``: each train call gets fresh arrays it may standardize in place, as the
+    worker's are."""
     spec, make_data = CASES[name]
     X, y = make_data()
     if stop_after is None:
-        result = train(spec, X, y)
+        result = train(spec, X, y, overwrite_inputs=overwrite)
     else:
         polls = iter(range(10**9))
-        first = train(spec, X, y, should_stop=lambda: next(polls) == stop_after)
+        first = train(spec, X, y, should_stop=lambda: next(polls) == stop_after,
+                      overwrite_inputs=overwrite)
         assert first.stop_reason == "cancelled"
-        result = train(spec, X, y, resume=first.checkpoint())
+        X, y = make_data()
+        result = train(spec, X, y, resume=first.checkpoint(), overwrite_inputs=overwrite)
     assert result.stop_reason == "epochs_done"
     return {"weights_sha256": weights_sha256(result.checkpoint()),
             "history": [{k: v for k, v in h.items() if k != "seconds"}
@@ -139,6 +144,36 @@ def test_training_matches_the_golden_run(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(RESUMED))
 def test_a_resumed_run_matches_the_golden_run(name: str) -> None:
     assert run(name, RESUMED[name]) == _golden()[name]
+
+
+STANDARDIZED = sorted(name for name, (spec, _) in CASES.items()
+                      if spec["training"]["standardize"])
+
+
+@pytest.mark.parametrize("name", STANDARDIZED)
+def test_inputs_standardized_in_place_train_to_the_golden_bits(name: str) -> None:
+    """overwrite_inputs (the worker's arrays): X standardized once, not per batch."""
+    assert run(name, overwrite=True) == _golden()[name]
+
+
+@pytest.mark.parametrize("name", sorted(RESUMED))
+def test_inputs_standardized_in_place_resume_to_the_golden_bits(name: str) -> None:
+    assert run(name, RESUMED[name], overwrite=True) == _golden()[name]
+
+
+def test_inputs_are_standardized_in_place_only_when_handed_over_and_writeable() -> None:
+    spec, make_data = CASES["mlp_f32_all"]
+    X, y = make_data()
+    original = X.copy()
+    train(spec, X, y)
+    assert np.array_equal(X, original)  # not handed over: never written
+    X.setflags(write=False)
+    train(spec, X, y, overwrite_inputs=True)
+    assert np.array_equal(X, original)  # read-only (a cached builtin): left alone
+    X = original.copy()
+    train(spec, X, y, overwrite_inputs=True)
+    assert not np.array_equal(X, original)
+    np.testing.assert_allclose(X.mean(axis=0), 0.0, atol=0.2)  # standardized on the split
 
 
 def test_the_golden_file_covers_every_case() -> None:

@@ -73,7 +73,8 @@ class FakeTrainer:
     def __call__(self, spec: Any, X: Any, y: Any, *, init_params: Any = None,
                  resume: bytes | None = None, on_epoch: Any = None,
                  should_stop: Any = None, max_runtime_s: float | None = None,
-                 divergence_factor: float | None = None) -> FakeResult:
+                 divergence_factor: float | None = None,
+                 overwrite_inputs: bool = False) -> FakeResult:
         epochs = int(spec.training.epochs)
         epoch, batch = decode(resume) if resume else (0, 0)
         self.calls.append({"resume": (epoch, batch) if resume else None,
