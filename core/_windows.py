@@ -81,15 +81,17 @@ def wide_windows(flat: Array, channels: int, batch: int, plane: int, width: int,
     return view
 
 
-def im2col_wide(xp_flat: Array, cols: Array, width: int, plane: int) -> None:
-    """Stride-1 im2col over "wide" rows: ``cols`` (C, kh, kw, N, oh*Wp) from padded planes.
+def im2col_wide(xp_flat: Array, cols: Array, width: int, plane: int, batch: int = 0,
+                start: int = 0) -> None:
+    """Stride-1 im2col over "wide" rows: ``cols`` (C, kh, kw, m, oh*Wp) from the padded
+    planes of images ``start .. start + m`` of a batch of ``batch`` (default: m) images.
 
     Output columns b >= ow of each row are garbage (they wrap into the next row); the conv
     layer discards them in forward and zeroes their gradient in backward.
     """
-    c, kh, kw, n, length = cols.shape
-    windows = wide_windows(xp_flat, c, n, plane, width, kh, kw, length)
-    np.copyto(cols, windows.transpose(2, 0, 1, 3, 4))
+    c, kh, kw, m, length = cols.shape
+    windows = wide_windows(xp_flat, c, batch or m, plane, width, kh, kw, length)
+    np.copyto(cols, windows[:, :, :, start:start + m].transpose(2, 0, 1, 3, 4))
 
 
 def col2im_wide(dcols: Array, dxp_flat: Array, width: int, plane: int, batch: int,
