@@ -65,8 +65,9 @@ class MaxPool2D(_Pool2D):
     2x2 windows with stride 2 (the common case) take a faster path: forward copies the
     four window offsets into contiguous planes once, so the maxima and the search for each
     window's first maximum run as long contiguous passes, and backward scatters dy to the
-    winners by index into a zeroed dx (MNIST CNN, a 64 x 16 x 28 x 28 batch: forward and
-    backward 1.8 ms -> 1.1 ms). The values and the routing are those of the general path;
+    winners by index into a zeroed dx (bench_core's CNN, batch 64, forward + backward:
+    16 x 28 x 28 inputs 2.47 -> 1.92 ms, 32 x 14 x 14 1.24 -> 1.05 ms). The values and
+    the routing are those of the general path;
     only a non-maximum's zero is +0 where the general path writes dy * 0 (-0 for dy < 0).
     """
 
