@@ -81,15 +81,17 @@ def wide_windows(flat: Array, channels: int, batch: int, plane: int, width: int,
     return view
 
 
-def im2col_wide(xp_flat: Array, cols: Array, width: int, plane: int) -> None:
-    """Stride-1 im2col over "wide" rows: ``cols`` (C, kh, kw, N, oh*Wp) from padded planes.
+def im2col_wide(xp_flat: Array, cols: Array, width: int, plane: int, batch: int = 0,
+                start: int = 0) -> None:
+    """Stride-1 im2col over "wide" rows: ``cols`` (C, kh, kw, m, oh*Wp) from the padded
+    planes of images ``start .. start + m`` of a batch of ``batch`` (default: m) images.
 
     Output columns b >= ow of each row are garbage (they wrap into the next row); the conv
     layer discards them in forward and zeroes their gradient in backward.
     """
-    c, kh, kw, n, length = cols.shape
-    windows = wide_windows(xp_flat, c, n, plane, width, kh, kw, length)
-    np.copyto(cols, windows.transpose(2, 0, 1, 3, 4))
+    c, kh, kw, m, length = cols.shape
+    windows = wide_windows(xp_flat, c, batch or m, plane, width, kh, kw, length)
+    np.copyto(cols, windows[:, :, :, start:start + m].transpose(2, 0, 1, 3, 4))
 
 
 def col2im_wide(dcols: Array, dxp_flat: Array, width: int, plane: int, batch: int,
@@ -102,6 +104,20 @@ def col2im_wide(dcols: Array, dxp_flat: Array, width: int, plane: int, batch: in
     """
     c, kh, kw, m, length = dcols.shape
     windows = wide_windows(dxp_flat, c, batch, plane, width, kh, kw, length)
-    for i in range(kh):
-        for j in range(kw):
-            windows[i, j, :, start:start + m] += dcols[:, i, j]
+    with np.errstate():  # restores NumPy's buffer size on exit
+        np.setbufsize(_unbuffered_size(length))
+        for i in range(kh):
+            for j in range(kw):
+                windows[i, j, :, start:start + m] += dcols[:, i, j]
+
+
+def _unbuffered_size(run: int) -> int:
+    """A ufunc buffer size (a multiple of 16) no longer than runs of ``run`` elements.
+
+    A ufunc whose operands are runs of contiguous elements that cannot be merged into one
+    copies them through its buffers (8,192 elements by default) to hand its inner loop
+    longer pieces; no longer than a run, the loop reads the operands in place instead:
+    elementwise, the same values (NumPy 2.4, col2im of the 16->32 conv on 14x14 images,
+    runs of 224: 1.05 -> 0.72 ms a batch of 64).
+    """
+    return max(16, run - run % 16)

@@ -6,6 +6,7 @@ vectorised ufunc calls whatever the image size.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -59,17 +60,30 @@ class _Pool2D(Layer):
 
 
 class MaxPool2D(_Pool2D):
-    """torch.nn.MaxPool2d(pool_size, stride); backward sends dy to the FIRST maximum only."""
+    """torch.nn.MaxPool2d(pool_size, stride); backward sends dy to the FIRST maximum only.
+
+    2x2 windows with stride 2 (the common case) take a faster path: forward copies the
+    four window offsets into contiguous planes once, so the maxima and the search for each
+    window's first maximum run as long contiguous passes, and backward scatters dy to the
+    winners by index into a zeroed dx (bench_core's CNN, batch 64, forward + backward:
+    16 x 28 x 28 inputs 2.47 -> 1.92 ms, 32 x 14 x 14 1.24 -> 1.05 ms). The values and
+    the routing are those of the general path;
+    only a non-maximum's zero is +0 where the general path writes dy * 0 (-0 for dy < 0).
+    """
 
     type_name = "max_pool2d"
 
     def forward(self, x: Array, training: bool) -> Array:
         """(N, C, H, W) -> (N, C, oh, ow)."""
+        if self.k == self.stride == 2:
+            return self._forward_2x2(x)
         self._out = self._reduce_windows(x, np.maximum)
         return self._out
 
     def backward(self, dy: Array) -> Array | None:
         """(N, C, oh, ow) -> (N, C, H, W)."""
+        if self.k == self.stride == 2:
+            return self._backward_2x2(dy)
         h, w = self._x.shape[2], self._x.shape[3]
         # Disjoint windows that tile the input write every dx element exactly once.
         tiled = self.stride == self.k and h == self.oh * self.k and w == self.ow * self.k
@@ -99,6 +113,62 @@ class MaxPool2D(_Pool2D):
                 np.multiply(dy, hit, out=part)
                 target += part
         return dx
+
+    def _forward_2x2(self, x: Array) -> Array:
+        """Maxima of 2x2 windows with stride 2, and where each window's first maximum is."""
+        self._x = x
+        out_shape = (x.shape[0], x.shape[1], self.oh, self.ow)
+        # Strided windows cost one short inner loop per output row in every pass; copied
+        # once into planes, the rest are long contiguous passes.
+        # The planes live in dx's buffer (4 windows of outputs fit in the input's size),
+        # free until backward.
+        planes = self.scratch("dx", x.shape).reshape(-1)[:4 * math.prod(out_shape)]
+        planes = planes.reshape(4, *out_shape)
+        for t, (i, j) in enumerate(self._offsets()):
+            np.copyto(planes[t], window(x, i, j, 2, self.oh, self.ow))
+        out = self.scratch("out", out_shape)
+        np.maximum(planes[0], planes[1], out=out)  # the general path's order of maxima
+        np.maximum(out, planes[2], out=out)
+        np.maximum(out, planes[3], out=out)
+        hits = self._buffers(out_shape)
+        top_left, top_right, bottom_left, bottom, right = hits
+        for t in range(3):
+            np.equal(planes[t], out, out=hits[t])
+        # torch scans (0,0), (0,1), (1,0), (1,1) and keeps the first maximum: the bottom
+        # row only if neither top element is one, then the right element only if the
+        # left one of that row is not. A NaN window (no element equals its maximum) sends
+        # dy to (1,1), as the general path does.
+        np.logical_or(top_left, top_right, out=bottom)
+        np.logical_not(bottom, out=bottom)
+        np.logical_and(bottom, bottom_left, out=right)
+        right |= top_left
+        np.logical_not(right, out=right)
+        return out
+
+    def _backward_2x2(self, dy: Array) -> Array:
+        n, c, h, w = self._x.shape
+        _, _, _, bottom, right = self._buffers(dy.shape)
+        if getattr(self, "_winner", np.empty(0)).shape != (2, *dy.shape):
+            self._winner = np.empty((2, *dy.shape), dtype=np.intp)
+        winner, down = self._winner
+        # Flat index of each window's first maximum: its top-left element, one column to
+        # the right, one row down (buffers reused: fresh arrays this size cost page faults
+        # on every batch).
+        corners = np.arange(self.oh).reshape(-1, 1) * (2 * w) + np.arange(self.ow) * 2
+        np.add(np.arange(n * c).reshape(n, c, 1, 1) * (h * w), corners, out=winner)
+        winner += right
+        np.multiply(bottom, w, out=down)
+        winner += down
+        dx = self.scratch("dx", self._x.shape)
+        dx.fill(0.0)
+        dx.reshape(-1)[winner.reshape(-1)] = dy.reshape(-1)
+        return dx
+
+    def _buffers(self, shape: tuple[int, ...]) -> Array:
+        """Five (N, C, oh, ow) boolean arrays: three window hits, ``bottom``, ``right``."""
+        if getattr(self, "_hits", np.empty(0)).shape[1:] != shape:
+            self._hits = np.empty((5, *shape), dtype=bool)
+        return self._hits
 
 
 class AvgPool2D(_Pool2D):

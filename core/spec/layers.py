@@ -255,7 +255,10 @@ class MaxPool2DSpec(_Pool2DSpec):
     """``max_pool2d``: the maximum of each window (torch.nn.MaxPool2d)."""
 
     type = "max_pool2d"
-    work_arrays = 3  # the window-hit masks and an overlapping window's share
+    # 2x2 windows with stride 2: five boolean masks, two index arrays and the scatter's
+    # copy of one (float32: 8 arrays' worth); other windows: the window-hit masks and an
+    # overlapping window's share
+    work_arrays = 8
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,9 @@ def test_cnn_report_by_hand() -> None:
     # and their gradient (9) over wide rows of 10, GEMM output and its gradient, output,
     # relu's mask and zeros, input gradient
     conv = 2 * 100 + (2 * 9 + 1) * 8 * 10 + 2 * 8 * 8 * 10 + 512 + 512 + 512 + 64
-    held = [conv, 5 * 512, 4 * 128 + 512, 0, 10 + 2 * 128]
+    # 2x2 max pool: output, its masks and winner indices (8 output-sized arrays), input
+    # gradient
+    held = [conv, 5 * 512, 9 * 128 + 512, 0, 10 + 2 * 128]
     assert [layer["memory_bytes"] for layer in report["layers"]] == [100 * h * 8 for h in held]
     # sgd with momentum keeps one buffer, diagnostics the epoch-start copy; full batch: one
     # batch size, no validation

@@ -44,6 +44,27 @@ def test_max_pool_gradient_goes_to_the_first_maximum_only() -> None:
                                          [0.0, 0.0, 0.0, 0.0]]]])
 
 
+@pytest.mark.parametrize(("k", "stride", "shape"), [(2, None, (3, 6, 8)), (2, None, (2, 7, 5)),
+                                                  (3, None, (2, 7, 6)), (2, 3, (2, 8, 8))])
+def test_max_pool_routes_ties_to_the_first_maximum_of_each_window(k, stride, shape) -> None:  # type: ignore[no-untyped-def]
+    # Small integers make most windows tie; torch keeps the first maximum in row-major
+    # order, written here as a direct loop (the 2x2 path and the general one alike).
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 3, (2, *shape)).astype(np.float32)
+    dy = rng.standard_normal((2, shape[0], *MaxPool2D(k, stride).build(
+        shape, rng, np.float32)[1:])).astype(np.float32)
+    layer = MaxPool2D(k, stride)
+    layer.build(shape, rng, np.float32)
+    layer.forward(x, training=True)
+    s = stride or k
+    want = np.zeros_like(x)
+    for n, c, a, b in np.ndindex(dy.shape):
+        win = x[n, c, a * s:a * s + k, b * s:b * s + k]
+        i, j = np.unravel_index(np.argmax(win), win.shape)  # argmax: the first maximum
+        want[n, c, a * s + i, b * s + j] += dy[n, c, a, b]
+    np.testing.assert_array_equal(layer.backward(dy), want)
+
+
 def test_overlapping_max_pool_accumulates_shared_maxima() -> None:
     layer = MaxPool2D(2, 1)
     layer.build((1, 2, 3), np.random.default_rng(0), np.float64)
