@@ -19,7 +19,7 @@ from flask_openapi3 import OpenAPI
 
 from config.settings import Settings
 from service.app import create_app
-from tests.hostile_payloads import conv_weights, deep_relus, padded_conv
+from tests.hostile_payloads import PADDED_CONV_ESTIMATES, conv_weights, deep_relus, padded_conv
 from tests.service.conftest import TEST_LIMITS, make_key
 from tests.service.helpers import assert_problem, mlp_spec, npz_bytes
 
@@ -35,10 +35,7 @@ def jobs_stored(client: FlaskClient, auth: dict[str, str]) -> int:
     return len(client.get("/v1/jobs", headers=auth).get_json()["items"])
 
 
-@pytest.mark.parametrize(("padding", "estimate"), [
-    (1200, "47,803,330,064 bytes (44.5 GiB)"),
-    (100_000, "329,786,382,120,464 bytes (300 TiB)"),
-])
+@pytest.mark.parametrize(("padding", "estimate"), PADDED_CONV_ESTIMATES.items())
 def test_a_padded_conv_is_refused_naming_the_layer_and_both_figures(
     client: FlaskClient, auth: dict[str, str], broker_messages: Any, padding: int,
     estimate: str,

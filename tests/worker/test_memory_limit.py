@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.hostile_payloads import deep_relus, padded_conv
+from tests.hostile_payloads import PADDED_CONV_ESTIMATES, deep_relus, padded_conv
 from tests.worker.conftest import (
     ROOT,
     Backend,
@@ -45,10 +45,7 @@ def run_job(b: Backend, spec: dict[str, Any], timeout: float = 120) -> Any:
                     what="the job to end")
 
 
-@pytest.mark.parametrize(("padding", "estimate"), [
-    (1200, "47,803,330,064 bytes (44.5 GiB)"),
-    (100_000, "329,786,382,120,464 bytes (300 TiB)"),
-])
+@pytest.mark.parametrize(("padding", "estimate"), PADDED_CONV_ESTIMATES.items())
 def test_a_job_past_its_budget_fails_at_once_in_the_worker(
     embedded: Any, padding: int, estimate: str,
 ) -> None:
