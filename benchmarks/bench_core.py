@@ -58,9 +58,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = Path(os.environ.get("WEIGHTSMITH_PEERS", ROOT / "benchmarks" / "peers"))
 RESULTS = ROOT / "benchmarks" / "results"
-PINNED = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.threads import pin_threads  # noqa: E402 (the repository is on the path first)
 
 
 def mlp_spec(hidden: list[int], batch: int, epochs: int) -> dict[str, Any]:
@@ -263,11 +263,7 @@ def main() -> None:
                         help="pin BLAS/OpenMP threads for ours and every peer (default: "
                              "the libraries' own choice, one per core)")
     args = parser.parse_args()
-    env = {k: v for k, v in os.environ.items() if k not in PINNED}
-    if args.threads is not None:
-        env.update({name: str(args.threads) for name in THREAD_VARS})
-    if env != dict(os.environ):
-        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    pin_threads(args.threads)
     from threadpoolctl import threadpool_info
 
     blas = [(i.get("internal_api"), i.get("architecture"), i.get("num_threads"))

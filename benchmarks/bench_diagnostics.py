@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_core import PINNED, THREAD_VARS, mlp_spec  # noqa: E402
+from benchmarks.bench_core import mlp_spec  # noqa: E402
+from benchmarks.threads import pin_threads  # noqa: E402
 
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 
@@ -124,11 +125,7 @@ def main() -> None:
                              "itself costs, steadier on a busy machine); wall: real time")
     parser.add_argument("--only", default="", help="accepted for run_all.py; ignored")
     args = parser.parse_args()
-    env = {k: v for k, v in os.environ.items() if k not in PINNED}
-    if args.threads is not None:
-        env.update({name: str(args.threads) for name in THREAD_VARS})
-    if env != dict(os.environ):
-        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    pin_threads(args.threads)
     from threadpoolctl import threadpool_info
 
     blas = [(i.get("internal_api"), i.get("architecture"), i.get("num_threads"))

@@ -33,14 +33,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
 LOGS = RESULTS / "logs"
-PINNED = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 POSTGRES_SERVER = os.environ.get(
     "WEIGHTSMITH_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from service.supervisor import GRACE_S  # noqa: E402 (the repository is on the path first)
+from benchmarks.threads import pin_threads  # noqa: E402 (the repository is on the path first)
+from service.supervisor import GRACE_S  # noqa: E402
 
 # -- arguments and environment -----------------------------------------------------------------
 
@@ -58,16 +57,10 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
 
 
 def parse(p: argparse.ArgumentParser) -> argparse.Namespace:
-    """Parse known options, then re-execute once with the thread pins in the environment.
-
-    The OpenBLAS variables this machine sets for old builds pin a slower kernel; dropping
-    them matches bench_core.py, so the worker figures compare with its numbers.
-    """
+    """Parse known options, then re-execute once with the thread pins in the environment
+    (benchmarks/threads.py), as bench_core.py does, so the figures compare with its own."""
     args, _ = p.parse_known_args()
-    env = {k: v for k, v in os.environ.items() if k not in PINNED}
-    env.update({name: str(args.threads) for name in THREAD_VARS})
-    if env != dict(os.environ):
-        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    pin_threads(args.threads)
     return args
 
 
