@@ -8,6 +8,7 @@ worker would.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 from flask_openapi3 import OpenAPI
+from werkzeug.serving import make_server
 
 from config.settings import Limits, Settings
 from service.app import create_app
@@ -145,3 +147,15 @@ def seed_resources(app: OpenAPI, settings: Settings) -> dict[str, str]:
 @pytest.fixture
 def seeded(app: OpenAPI, settings: Settings) -> dict[str, str]:
     return seed_resources(app, settings)
+
+
+@pytest.fixture
+def live_url(app: Any) -> Iterator[str]:
+    """The app served over real HTTP on a free port (werkzeug, threaded): for the client
+    and CLI, which speak HTTP rather than Flask's test client."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)

@@ -13,22 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from werkzeug.serving import make_server
 
 from config.settings import Settings
 from service.cli import main
 from service.cli.client_view import fmt_bytes
 from tests.service.test_client import blobs_csv, numpy_predict, tiny_spec
-
-
-@pytest.fixture
-def live_url(app: Any) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
 
 
 @pytest.fixture

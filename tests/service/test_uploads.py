@@ -8,8 +8,6 @@ import hashlib
 import io
 import itertools
 import socket
-import threading
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
 
@@ -17,7 +15,6 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
-from werkzeug.serving import make_server
 
 from tests.service.helpers import assert_problem, blobs, npz_bytes
 
@@ -209,30 +206,20 @@ def test_a_dataset_from_an_unfinished_or_unknown_upload_is_refused(
     assert assert_problem(no_format, 422)["errors"][0]["field"] == "format"
 
 
-@pytest.fixture
-def live(app: Any) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
-
-
 def test_a_connection_killed_half_way_keeps_nothing_of_its_piece_and_the_upload_resumes(
-        live: str, api_key: str, session_factory: Any) -> None:
+        live_url: str, api_key: str, session_factory: Any) -> None:
     from service.client import WeightsmithClient
 
     X, y = blobs(5000, 40, 3)
     data = npz_bytes(X=X.astype(np.float32), y=y)  # about 0.8 MB, in pieces of 256 KiB
     assert len(data) > 600_000
     piece = 256 * 1024
-    with WeightsmithClient(live, api_key) as client:
+    with WeightsmithClient(live_url, api_key) as client:
         upload = client.start_upload(len(data), "big.npz")
         assert client.send_piece(upload["id"], data[:piece], 0, len(data))[
             "received_bytes"] == piece
         # the second piece: its head sent, then the connection dies
-        address = urlparse(live)
+        address = urlparse(live_url)
         with socket.create_connection((address.hostname, address.port)) as raw:
             raw.sendall((f"PUT /v1/uploads/{upload['id']} HTTP/1.1\r\n"
                          f"Host: {address.netloc}\r\nAuthorization: Bearer {api_key}\r\n"
@@ -249,14 +236,14 @@ def test_a_connection_killed_half_way_keeps_nothing_of_its_piece_and_the_upload_
 
 
 def test_the_cli_sends_a_large_file_in_pieces_with_a_progress_bar(
-        live: str, api_key: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+        live_url: str, api_key: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
     from service import client as client_module
     from service.cli import main
 
-    monkeypatch.setenv("WEIGHTSMITH_URL", live)
+    monkeypatch.setenv("WEIGHTSMITH_URL", live_url)
     monkeypatch.setenv("WEIGHTSMITH_API_KEY", api_key)
     monkeypatch.setattr(client_module, "PIECES_FROM", 100_000)
     monkeypatch.setattr(client_module, "PIECE_BYTES", 128 * 1024)
