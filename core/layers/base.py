@@ -75,8 +75,10 @@ class Layer(ABC):
     def backward(self, dy: Array) -> Array | None:
         """dL/dy (N, *output_shape) -> dL/dx (N, *input_shape); sets ``grads`` in place."""
 
-    def scratch(self, key: str, shape: Shape, zero: bool = False) -> Array:
-        """An array of ``shape`` in the layer dtype, reused across batches.
+    def scratch(self, key: str, shape: Shape, zero: bool = False,
+                dtype: DTypeLike | None = None) -> Array:
+        """An array of ``shape`` in the layer dtype (or ``dtype``: masks, indices), reused
+        across batches.
 
         Uninitialised, or zero-filled when first allocated if ``zero`` (for buffers whose
         border or padding the layer never writes again).
@@ -87,7 +89,8 @@ class Layer(ABC):
             if len(self._scratch) >= _MAX_SCRATCH:
                 # Many batch sizes (predict, a ragged last batch): start over, keep it bounded.
                 self._scratch.clear()
-            array = np.zeros(shape, dtype=self.dtype) if zero else np.empty(shape, self.dtype)
+            dtype = self.dtype if dtype is None else dtype
+            array = np.zeros(shape, dtype=dtype) if zero else np.empty(shape, dtype)
             self._scratch[slot] = array
         return array
 

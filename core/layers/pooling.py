@@ -67,8 +67,8 @@ class MaxPool2D(_Pool2D):
     window's first maximum run as long contiguous passes, and backward scatters dy to the
     winners by index into a zeroed dx (bench_core's CNN, batch 64, forward + backward:
     16 x 28 x 28 inputs 2.47 -> 1.92 ms, 32 x 14 x 14 1.24 -> 1.05 ms). The values and
-    the routing are those of the general path;
-    only a non-maximum's zero is +0 where the general path writes dy * 0 (-0 for dy < 0).
+    the routing are those of the general path; only a non-maximum's zero is +0 where the
+    general path writes dy * 0 (-0 for dy < 0).
     """
 
     type_name = "max_pool2d"
@@ -148,9 +148,7 @@ class MaxPool2D(_Pool2D):
     def _backward_2x2(self, dy: Array) -> Array:
         n, c, h, w = self._x.shape
         _, _, _, bottom, right = self._buffers(dy.shape)
-        if getattr(self, "_winner", np.empty(0)).shape != (2, *dy.shape):
-            self._winner = np.empty((2, *dy.shape), dtype=np.intp)
-        winner, down = self._winner
+        winner, down = self.scratch("winner", (2, *dy.shape), dtype=np.intp)
         # Flat index of each window's first maximum: its top-left element, one column to
         # the right, one row down (buffers reused: fresh arrays this size cost page faults
         # on every batch).
@@ -166,9 +164,7 @@ class MaxPool2D(_Pool2D):
 
     def _buffers(self, shape: tuple[int, ...]) -> Array:
         """Five (N, C, oh, ow) boolean arrays: three window hits, ``bottom``, ``right``."""
-        if getattr(self, "_hits", np.empty(0)).shape[1:] != shape:
-            self._hits = np.empty((5, *shape), dtype=bool)
-        return self._hits
+        return self.scratch("hits", (5, *shape), dtype=bool)
 
 
 class AvgPool2D(_Pool2D):
