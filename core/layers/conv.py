@@ -32,6 +32,11 @@ _CHUNK_BYTES = 1 << 20
 _ROW_PAD = 16
 
 
+def _images_per_chunk(bytes_per_image: int) -> int:
+    """Images whose columns (or their gradient) fit in _CHUNK_BYTES; at least one."""
+    return max(1, _CHUNK_BYTES // bytes_per_image)
+
+
 def _pair(value: Any) -> tuple[int, int]:
     if isinstance(value, (list, tuple)):
         return int(value[0]), int(value[1])
@@ -143,7 +148,7 @@ class Conv2D(Layer):
             # the same dot product whatever the chunk: the same bits (16->32 conv on 14x14,
             # a 64 batch: forward about 0.1 ms faster, within this machine's noise).
             run = self.oh * self._row
-            step = max(1, _CHUNK_BYTES // ((k + 1) * run * cols.itemsize))
+            step = _images_per_chunk((k + 1) * run * cols.itemsize)
             for start in range(0, n, step):
                 m = min(step, n - start)
                 part = slice(start * run, (start + m) * run)
@@ -191,7 +196,7 @@ class Conv2D(Layer):
             # the cache when col2im adds it back, instead of a round trip through memory.
             # Each column is the same dot product whatever the chunk: the same bits.
             length = self.oh * self._row
-            step = max(1, _CHUNK_BYTES // (k * length * dflat.itemsize))
+            step = _images_per_chunk(k * length * dflat.itemsize)
             dcols = self.scratch("dcols", (k, min(step, n) * length))
             for start in range(0, n, step):
                 m = min(step, n - start)
