@@ -19,7 +19,6 @@ from tests.service.test_cli_client import (  # noqa: F401 (fixtures)
     env,
     finished_job,
     inline_worker,
-    live_url,
     run,
 )
 

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from config.settings import Settings
-from tests.service.test_cli_client import env, live_url, run  # noqa: F401 - fixtures
+from tests.service.test_cli_client import env, run  # noqa: F401 - fixtures
 from tests.service.test_sweeps import body
 from tests.worker.sweep_helpers import Queue
 

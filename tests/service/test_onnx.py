@@ -21,7 +21,7 @@ from service.cli import main
 from service.client import WeightsmithAPIError, WeightsmithClient
 from tests.export.helpers import ATOL, BATCH_SIZES, RTOL, run_onnx
 from tests.service.helpers import assert_problem
-from tests.service.test_cli_client import env, live_url  # noqa: F401 (fixtures)
+from tests.service.test_cli_client import env  # noqa: F401 (fixtures)
 from tests.service.test_client import ws  # noqa: F401 (fixture)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
