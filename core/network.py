@@ -140,7 +140,9 @@ class Network:
     def _forward(self, x: Array, training: bool) -> Array:
         for layer in self.layers:
             x = layer.forward(x, training)
-        return x
+        # A conv or pool output is channel-major (core.layers.base); the loss's sums and
+        # every caller see C order.
+        return np.ascontiguousarray(x)
 
     def backward(self, dy: Array) -> Array | None:
         """Back-propagate dL/doutputs (N, *output_shape); fills ``grads`` (may overwrite dy).
