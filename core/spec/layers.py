@@ -255,17 +255,11 @@ class MaxPool2DSpec(_Pool2DSpec):
     """``max_pool2d``: the maximum of each window (torch.nn.MaxPool2d)."""
 
     type = "max_pool2d"
-    # the window-hit masks and an overlapping window's share
+    # 2x2 windows with stride 2: five boolean masks, two index arrays (the windows'
+    # top-left elements, kept, and the winners) and 16-bit offsets (float32: 6 arrays'
+    # worth; 8 leaves room for NumPy's buffers); other windows: the window-hit masks and
+    # an overlapping window's share
     work_arrays = 8
-    # 2x2 windows with stride 2: five boolean masks, three index arrays (the windows'
-    # top-left elements, kept, and the winners) and the scatter's copy of one (float32: 10
-    # arrays' worth)
-    work_arrays_2x2 = 10
-
-    def held_values(self, in_shape: Shape, out_shape: Shape) -> int:
-        fast = self.pool_size == self.stride == 2
-        extra = self.work_arrays_2x2 - self.work_arrays if fast else 0
-        return super().held_values(in_shape, out_shape) + extra * math.prod(out_shape)
 
 
 @dataclass(frozen=True)
