@@ -34,6 +34,13 @@ def _into(result: Array, out: Array | None) -> Array:
     return out
 
 
+def _memory_order(x: Array) -> tuple[int, ...]:
+    """x's axes from the largest stride to the smallest (ties: in axis order)."""
+    if x.flags.c_contiguous:
+        return tuple(range(x.ndim))
+    return tuple(sorted(range(x.ndim), key=lambda a: -abs(x.strides[a])))
+
+
 class Activation:
     """Base class and the identity (``linear``); subclasses override forward/backward.
 
@@ -91,6 +98,7 @@ class ReLU(Activation):
 
     def __init__(self) -> None:
         self._zeros: Array | None = None
+        self._zeros_key: tuple[Any, ...] = ()
 
     @property
     def output(self) -> Array | None:
@@ -102,10 +110,14 @@ class ReLU(Activation):
         # loop about 4x slower; the values are the same (NaN and -0.0 included). The zeros
         # come from calloc and are never written, so they are mostly address space; the
         # estimate counts them all the same, as it counts every allocation.
-        zeros = self._zeros
-        if zeros is None or zeros.shape != x.shape or zeros.dtype != x.dtype:
-            zeros = self._zeros = np.zeros(x.shape, x.dtype)
-        self._y = np.maximum(x, zeros, out=out)
+        # They are laid out as x is (a conv's channel-major output, say): a ufunc whose
+        # operands disagree on the order of two axes walks them in C order, across x's rows.
+        key = (x.shape, x.dtype, _memory_order(x))
+        if self._zeros is None or self._zeros_key != key:
+            order = key[2]
+            zeros = np.zeros([x.shape[a] for a in order], x.dtype)
+            self._zeros, self._zeros_key = zeros.transpose(np.argsort(order)), key
+        self._y = np.maximum(x, self._zeros, out=out)
         return self._y
 
     def backward(self, dy: Array, out: Array | None = None) -> Array:

@@ -125,7 +125,8 @@ class Network:
     def forward(self, x: Array, training: bool) -> Array:
         """(N, *input_shape) -> (N, *output_shape); (N, H, W) is read as (N, 1, H, W).
 
-        The result may be a layer's scratch array: valid until the next forward.
+        The result is C-contiguous and may be a layer's scratch array: valid until the next
+        forward.
         """
         x = np.asarray(x, dtype=self.dtype)
         if x.ndim == len(self.input_shape) and len(self.input_shape) == 3:
@@ -140,7 +141,9 @@ class Network:
     def _forward(self, x: Array, training: bool) -> Array:
         for layer in self.layers:
             x = layer.forward(x, training)
-        return x
+        # A conv or pool output is channel-major (core.layers.base); the loss's sums and
+        # every caller see C order.
+        return np.ascontiguousarray(x)
 
     def backward(self, dy: Array) -> Array | None:
         """Back-propagate dL/doutputs (N, *output_shape); fills ``grads`` (may overwrite dy).

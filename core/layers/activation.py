@@ -37,7 +37,7 @@ class ActivationLayer(Layer):
 
     def forward(self, x: Array, training: bool) -> Array:
         """Any shape -> same shape."""
-        return self.activation.forward(x, out=self.scratch("out", x.shape))
+        return self.activation.forward(x, out=self.scratch_like("out", x))
 
     def backward(self, dy: Array) -> Array | None:
         """Any shape -> same shape (may overwrite ``dy``)."""

@@ -12,11 +12,23 @@ Buffer rules that keep the hot path allocation-free:
 - ``backward`` may overwrite ``dy`` (it is the next layer's scratch or the loss gradient).
 - ``needs_input_grad = False`` (set by the Network on the first layer with parameters) makes
   ``backward`` skip the input gradient and return ``None``: nobody needs dL/dX.
+
+Memory order: shapes are always NCHW (or (N, F)), but a 4-D array a layer returns (forward's
+output, backward's input gradient) is either C-contiguous or *channel-major*: the NCHW view
+``a.transpose(1, 0, 2, 3)`` of a C-contiguous (C, N, H, W) array (see ``channel_major``).
+Conv2D returns channel-major arrays (its GEMM's own layout) and the pooling layers return
+arrays in their input's order, so conv -> pool -> conv copies nothing across images; every
+layer accepts either order (any strides, in fact). Element-wise work gives the same bits in
+either order. A reduction's summation order follows memory order, so the layers that reduce
+over a 4-D input (BatchNorm, LayerNorm; Flatten for the Dense after it) first copy a
+channel-major input into C order (``contiguous``), and the Network hands the loss (and
+every caller of ``forward``) a C-contiguous output.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -26,6 +38,15 @@ Array = NDArray[Any]
 Shape = tuple[int, ...]
 
 _MAX_SCRATCH = 48
+
+
+def channel_major(x: Array) -> bool:
+    """Whether ``x`` (N, C, H, W) is the NCHW view of a C-contiguous (C, N, H, W) array.
+
+    False for a C-contiguous ``x`` (with N or C of 1 both orders are the same memory).
+    """
+    return (x.ndim == 4 and not x.flags.c_contiguous
+            and x.transpose(1, 0, 2, 3).flags.c_contiguous)
 
 
 def spec_field(spec: Any, name: str, default: Any = None) -> Any:
@@ -76,12 +97,14 @@ class Layer(ABC):
         """dL/dy (N, *output_shape) -> dL/dx (N, *input_shape); sets ``grads`` in place."""
 
     def scratch(self, key: str, shape: Shape, zero: bool = False,
-                dtype: DTypeLike | None = None) -> Array:
+                dtype: DTypeLike | None = None,
+                init: Callable[[Array], object] | None = None) -> Array:
         """An array of ``shape`` in the layer dtype (or ``dtype``: masks, indices), reused
         across batches.
 
         Uninitialised, or zero-filled when first allocated if ``zero`` (for buffers whose
-        border or padding the layer never writes again).
+        border or padding the layer never writes again), or filled by ``init(array)`` when
+        first allocated (for contents fixed by the shape, such as indices).
         """
         slot = (key, shape)
         array = self._scratch.get(slot)
@@ -91,10 +114,35 @@ class Layer(ABC):
                 self._scratch.clear()
             dtype = self.dtype if dtype is None else dtype
             array = np.zeros(shape, dtype=dtype) if zero else np.empty(shape, dtype)
+            if init is not None:
+                init(array)
             self._scratch[slot] = array
         return array
 
+    def scratch_like(self, key: str, like: Array, shape: Shape | None = None) -> Array:
+        """A scratch array of ``shape`` (default: ``like``'s) in ``like``'s memory order:
+        channel-major when ``like`` is (see ``channel_major``), else C order."""
+        shape = like.shape if shape is None else shape
+        if not channel_major(like):
+            return self.scratch(key, shape)
+        n, c, h, w = shape
+        return self.scratch(key, (c, n, h, w)).transpose(1, 0, 2, 3)
+
+    def contiguous(self, key: str, x: Array) -> Array:
+        """``x`` itself when C-contiguous, else its copy in a C-ordered scratch array: for
+        reductions, whose summation order follows memory order."""
+        if x.flags.c_contiguous:
+            return x
+        out = self.scratch(key, x.shape)
+        np.copyto(out, x)
+        return out
+
     def writable(self, dy: Array) -> Array | None:
-        """``dy`` itself when it may be overwritten in place, else ``None`` (allocate)."""
-        ok = dy.flags.writeable and dy.dtype == self.dtype and dy.flags.c_contiguous
+        """``dy`` itself when it may be overwritten in place, else ``None`` (allocate).
+
+        A layer's own dense scratch (C-contiguous or channel-major) qualifies; an arbitrary
+        strided view (which may overlap itself or another array) does not.
+        """
+        dense = dy.flags.c_contiguous or channel_major(dy)
+        ok = dy.flags.writeable and dy.dtype == self.dtype and dense
         return dy if ok else None

@@ -65,6 +65,7 @@ class BatchNorm(Layer):
 
     def forward(self, x: Array, training: bool) -> Array:
         """(N, F) or (N, C, H, W) -> same shape."""
+        x = self.contiguous("x", x)  # the batch means sum in C order, whatever x's layout
         gamma = self.params["gamma"].reshape(self.bshape)
         beta = self.params["beta"].reshape(self.bshape)
         self._training = training
@@ -101,6 +102,7 @@ class BatchNorm(Layer):
 
     def backward(self, dy: Array) -> Array | None:
         """dL/dy -> dL/dx, same shape; gamma/beta gradients set in place."""
+        dy = self.contiguous("dy", dy)  # the gradient sums too
         dz = self.activation.backward(dy, out=self.writable(dy))
         xhat = self._xhat
         np.sum(dz, axis=self.axes, out=self.grads["beta"])

@@ -1,4 +1,8 @@
-"""2-D convolution (cross-correlation, as torch.nn.Conv2d) on NCHW inputs: im2col + GEMM."""
+"""2-D convolution (cross-correlation, as torch.nn.Conv2d) on NCHW inputs: im2col + GEMM.
+
+Inputs may come in either memory order of core.layers.base; the output and the input
+gradient are channel-major (NCHW views of (C, N, H, W) arrays), the GEMM's own layout.
+"""
 
 from __future__ import annotations
 
@@ -48,11 +52,13 @@ class Conv2D(Layer):
 
     Forward gathers the kh*kw shifted windows into channel-major columns (C*kh*kw + 1,
     N*oh*row) -- the extra row of ones carries the bias -- and runs ONE GEMM for the batch;
-    the activation pass moves the result back to NCHW. Backward: dW (and db) by one GEMM,
-    dX's columns by another (stride 1: a few images at a time), then col2im slice-adds them
-    back. Every variation of these (chunks, operand order, row padding) computes each value
-    as the same sum in the same order: same bits. Stride 1 uses "wide" rows
-    (row = padded width) so every im2col/col2im slice is one contiguous run per plane.
+    the activation pass drops the garbage columns and returns the result channel-major
+    (no transposition back to NCHW memory). Backward: dW (and db) by one GEMM, dX's columns
+    by another (stride 1: a few images at a time), then col2im slice-adds them back into
+    channel-major planes, returned as they are. Every variation of these (chunks, operand
+    order, row padding, memory order) computes each value as the same sum in the same
+    order: same bits. Stride 1 uses "wide" rows (row = padded width) so every im2col/col2im
+    slice is one contiguous run per plane.
     """
 
     type_name = "conv2d"
@@ -108,7 +114,8 @@ class Conv2D(Layer):
     def _padded_planes(self, x: Array) -> Array:
         """x (N, C, H, W) zero-padded into channel-major planes (C, N, Hp, Wp), flattened.
 
-        One transposing copy of the (small) input makes every im2col slice read along rows.
+        One copy of the (small) input makes every im2col slice read along rows; from a
+        channel-major input (a pool's or conv's output) it moves no data across images.
         The flat buffer has kw - 1 elements of slack for the wide stride-1 windows.
         """
         c, n, hp, wp = self._geometry(x.shape)
@@ -162,8 +169,10 @@ class Conv2D(Layer):
                    self.stride)
             np.matmul(kernel, cols, out=out_t)
         valid = out_t.reshape(self.filters, n, self.oh, self._row)[..., :self.ow]
-        # The activation's single pass also moves the result back to NCHW.
-        out = self.scratch("out", (n, self.filters, self.oh, self.ow))
+        # The activation's single pass drops the wide rows' garbage columns; the result stays
+        # channel-major (an NCHW view of (filters, N, oh, ow) memory, see core.layers.base):
+        # the next pool or conv reads it in that order, with no transposing copy.
+        out = self.scratch("out", (self.filters, n, self.oh, self.ow)).transpose(1, 0, 2, 3)
         return self.activation.forward(valid.transpose(1, 0, 2, 3), out=out)
 
     def backward(self, dy: Array) -> Array | None:
@@ -173,9 +182,9 @@ class Conv2D(Layer):
         # Garbage columns of the wide layout keep a zero gradient: they add nothing below.
         dz_t2 = self.rows("dz_t", self.filters, n * self.oh * self._row, zero=True)
         dz_t = dz_t2.reshape(self.filters, n, self.oh, self._row)
-        # The activation's gradient in dy's own (contiguous) layout, then one plain copy
-        # into the channel-major rows: a ufunc writing through the transposed view with
-        # a boolean mask (ReLU's) casts in small buffered pieces, about twice as slow.
+        # The activation's gradient in dy's own layout (channel-major when a pool or conv
+        # sent it), then one copy into the wide rows: a ufunc writing through the strided
+        # rows with a boolean mask (ReLU's) casts in small buffered pieces, about twice as slow.
         dz = self.activation.backward(dy, out=self.writable(dy))
         np.copyto(dz_t[..., :self.ow].transpose(1, 0, 2, 3), dz)
         # The gradient GEMM runs transposed, cols (k+1, L) @ dz.T (L, filters): the same
@@ -211,6 +220,7 @@ class Conv2D(Layer):
                        self.stride)
         top, _, left, _ = self.pads
         h, w = self._x_shape[2], self._x_shape[3]
-        dx = self.scratch("dx", (n, c, h, w))
-        np.copyto(dx, dplanes[:, :, top:top + h, left:left + w].transpose(1, 0, 2, 3))
-        return dx
+        # Channel-major, as the planes are: the previous pool or conv reads it in that order.
+        dx = self.scratch("dx", (c, n, h, w))
+        np.copyto(dx, dplanes[:, :, top:top + h, left:left + w])
+        return dx.transpose(1, 0, 2, 3)

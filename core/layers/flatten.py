@@ -10,7 +10,8 @@ from core.layers.base import Array, Layer, Shape
 
 
 class Flatten(Layer):
-    """Reshape to (N, prod(input_shape)): a view when the input is contiguous."""
+    """Reshape to (N, prod(input_shape)): a view when the input is C-contiguous, else (a
+    channel-major conv or pool output) one copy into C order, in a scratch array."""
 
     type_name = "flatten"
 
@@ -19,7 +20,7 @@ class Flatten(Layer):
 
     def forward(self, x: Array, training: bool) -> Array:
         """(N, *input_shape) -> (N, prod(input_shape))."""
-        return x.reshape(x.shape[0], -1)
+        return self.contiguous("out", x).reshape(x.shape[0], -1)
 
     def backward(self, dy: Array) -> Array | None:
         """(N, prod(input_shape)) -> (N, *input_shape)."""

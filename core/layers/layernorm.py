@@ -39,7 +39,7 @@ class LayerNorm(Layer):
 
     def forward(self, x: Array, training: bool) -> Array:
         """(N, *sample) -> same shape; training and eval alike."""
-        rows = x.reshape(x.shape[0], -1)
+        rows = self.contiguous("x", x).reshape(x.shape[0], -1)
         xhat = self.scratch("xhat", rows.shape)
         np.subtract(rows, rows.mean(axis=1, keepdims=True), out=xhat)
         var = np.mean(np.square(xhat), axis=1, keepdims=True)
@@ -55,7 +55,7 @@ class LayerNorm(Layer):
 
     def backward(self, dy: Array) -> Array | None:
         """dL/dy -> dL/dx, same shape; gamma/beta gradients set in place."""
-        rows = dy.reshape(dy.shape[0], -1)
+        rows = self.contiguous("dy", dy).reshape(dy.shape[0], -1)
         xhat = self._xhat
         if self.elementwise_affine:
             np.sum(rows * xhat, axis=0, out=self.grads["gamma"].reshape(-1))

@@ -2,6 +2,11 @@
 
 Both run over the k*k window offsets with one strided slice each, so every pass is k*k
 vectorised ufunc calls whatever the image size.
+
+They work in their input's memory order (see core.layers.base): a channel-major input (a
+conv's output) is pooled as the C-contiguous (C, N, H, W) array it is, its output and input
+gradient are channel-major too, so the conv after (or before) a pool copies no transposed
+data. Each value is the same element-wise result in either order: the same bits.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import numpy as np
 
 from core._windows import output_size, window
 from core.errors import SpecError
-from core.layers.base import Array, Layer, Shape, spec_field
+from core.layers.base import Array, Layer, Shape, channel_major, spec_field
 
 
 class _Pool2D(Layer):
@@ -22,7 +27,8 @@ class _Pool2D(Layer):
         super().__init__()
         self.k = int(pool_size)
         self.stride = int(stride) if stride is not None else self.k
-        self._x: Array = np.empty(0)
+        self._x: Array = np.empty(0)  # the input in the layer's frame (see _frame)
+        self._channel_major = False
 
     @classmethod
     def from_spec(cls, spec: Any) -> _Pool2D:
@@ -43,9 +49,21 @@ class _Pool2D(Layer):
         # Row-major window order: the order in which torch scans for the first maximum.
         return [(i, j) for i in range(self.k) for j in range(self.k)]
 
+    def _enter(self, x: Array) -> Array:
+        """Forward's input in the frame the layer works in, remembered for backward."""
+        self._channel_major = channel_major(x)
+        self._x = self._frame(x)
+        return self._x
+
+    def _frame(self, a: Array) -> Array:
+        """(N, C, ...) as (C, N, ...) when the input is channel-major, else ``a`` itself; its
+        own inverse. Every array of the layer lives in the frame (C order there): windows
+        are the last two axes in both, and in the frame the input reads in memory order."""
+        return a.transpose(1, 0, 2, 3) if self._channel_major else a
+
     def _reduce_windows(self, x: Array, combine: Callable[..., Array]) -> Array:
         """(N, C, H, W) -> (N, C, oh, ow): ``combine`` folded over every window offset."""
-        self._x = x
+        x = self._enter(x)
         out = self.scratch("out", (x.shape[0], x.shape[1], self.oh, self.ow))
         offsets = self._offsets()
         np.copyto(out, window(x, *offsets[0], self.stride, self.oh, self.ow))
@@ -76,14 +94,15 @@ class MaxPool2D(_Pool2D):
     def forward(self, x: Array, training: bool) -> Array:
         """(N, C, H, W) -> (N, C, oh, ow)."""
         if self.k == self.stride == 2:
-            return self._forward_2x2(x)
+            return self._frame(self._forward_2x2(self._enter(x)))
         self._out = self._reduce_windows(x, np.maximum)
-        return self._out
+        return self._frame(self._out)
 
     def backward(self, dy: Array) -> Array | None:
         """(N, C, oh, ow) -> (N, C, H, W)."""
+        dy = self._frame(dy)
         if self.k == self.stride == 2:
-            return self._backward_2x2(dy)
+            return self._frame(self._backward_2x2(dy))
         h, w = self._x.shape[2], self._x.shape[3]
         # Disjoint windows that tile the input write every dx element exactly once.
         tiled = self.stride == self.k and h == self.oh * self.k and w == self.ow * self.k
@@ -112,11 +131,11 @@ class MaxPool2D(_Pool2D):
             else:
                 np.multiply(dy, hit, out=part)
                 target += part
-        return dx
+        return self._frame(dx)
 
     def _forward_2x2(self, x: Array) -> Array:
-        """Maxima of 2x2 windows with stride 2, and where each window's first maximum is."""
-        self._x = x
+        """Maxima of 2x2 windows with stride 2, and where each window's first maximum is
+        (``x`` and the result in the layer's frame)."""
         out_shape = (x.shape[0], x.shape[1], self.oh, self.ow)
         # Strided windows cost one short inner loop per output row in every pass; copied
         # once into planes, the rest are long contiguous passes.
@@ -146,19 +165,29 @@ class MaxPool2D(_Pool2D):
         return out
 
     def _backward_2x2(self, dy: Array) -> Array:
-        n, c, h, w = self._x.shape
+        """dy to each window's first maximum (``dy`` and the result in the layer's frame)."""
+        n, c, h, w = self._x.shape  # in the frame: C and N when the input is channel-major
         _, _, _, bottom, right = self._buffers(dy.shape)
-        winner, down = self.scratch("winner", (2, *dy.shape), dtype=np.intp)
-        # Flat index of each window's first maximum: its top-left element, one column to
-        # the right, one row down (buffers reused: fresh arrays this size cost page faults
-        # on every batch).
-        corners = np.arange(self.oh).reshape(-1, 1) * (2 * w) + np.arange(self.ow) * 2
-        np.add(np.arange(n * c).reshape(n, c, 1, 1) * (h * w), corners, out=winner)
-        winner += right
-        np.multiply(bottom, w, out=down)
-        winner += down
+        # Flat index of each window's first maximum: its top-left element, plus one column
+        # to the right, plus one row down (buffers reused: fresh arrays this size cost page
+        # faults on every batch). The top-left elements' indices depend on the shape alone:
+        # made once. The small offsets are summed in 16 bits, the index once in 64: less
+        # memory to stream (16 x 28 x 28 pool of a 64 batch: 0.31 -> 0.22 ms, cold cache).
+        def top_left(index: Array) -> None:
+            rows = np.arange(self.oh).reshape(-1, 1) * (2 * w) + np.arange(self.ow) * 2
+            np.add(np.arange(n * c).reshape(n, c, 1, 1) * (h * w), rows, out=index)
+
+        corners = self.scratch("corners", dy.shape, dtype=np.intp, init=top_left)
+        small = np.int16 if w < np.iinfo(np.int16).max else np.intp
+        offset = self.scratch("offset", dy.shape, dtype=small)
+        np.multiply(bottom, small(w), out=offset)
+        offset += right
+        winner = self.scratch("winner", dy.shape, dtype=np.intp)
+        np.add(corners, offset, out=winner)
         dx = self.scratch("dx", self._x.shape)
         dx.fill(0.0)
+        # dx is C-contiguous in the frame, so these flat indices are its memory order; dy is
+        # read in the same (frame) order, a copy when it came in the other one (a Flatten's).
         dx.reshape(-1)[winner.reshape(-1)] = dy.reshape(-1)
         return dx
 
@@ -176,12 +205,12 @@ class AvgPool2D(_Pool2D):
         """(N, C, H, W) -> (N, C, oh, ow)."""
         out = self._reduce_windows(x, np.add)
         out *= 1.0 / (self.k * self.k)
-        return out
+        return self._frame(out)
 
     def backward(self, dy: Array) -> Array | None:
         """(N, C, oh, ow) -> (N, C, H, W)."""
         dx = self._zeroed_dx()
-        share = dy * (1.0 / (self.k * self.k))
+        share = self._frame(dy) * (1.0 / (self.k * self.k))
         for i, j in self._offsets():
             window(dx, i, j, self.stride, self.oh, self.ow)[...] += share
-        return dx
+        return self._frame(dx)

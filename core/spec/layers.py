@@ -255,9 +255,10 @@ class MaxPool2DSpec(_Pool2DSpec):
     """``max_pool2d``: the maximum of each window (torch.nn.MaxPool2d)."""
 
     type = "max_pool2d"
-    # 2x2 windows with stride 2: five boolean masks, two index arrays and the scatter's
-    # copy of one (float32: 8 arrays' worth); other windows: the window-hit masks and an
-    # overlapping window's share
+    # 2x2 windows with stride 2: five boolean masks, two index arrays (the windows'
+    # top-left elements, kept, and the winners) and 16-bit offsets (float32: 6 arrays'
+    # worth; 8 leaves room for NumPy's buffers); other windows: the window-hit masks and
+    # an overlapping window's share
     work_arrays = 8
 
 
@@ -271,10 +272,17 @@ class AvgPool2DSpec(_Pool2DSpec):
 
 @dataclass(frozen=True)
 class FlattenSpec(LayerSpec):
-    """``flatten``: (C, H, W) -> (C*H*W,), in C, H, W order as torch (views, no copies)."""
+    """``flatten``: (C, H, W) -> (C*H*W,), in C, H, W order as torch.
+
+    A view of a C-order input; one copy of a channel-major one (a conv's or pool's output,
+    see core.layers.base).
+    """
 
     type = "flatten"
     flat_output = True
+
+    def held_values(self, in_shape: Shape, out_shape: Shape) -> int:
+        return math.prod(out_shape) if len(in_shape) == 3 else 0
 
     def _output_shape(self, shape: Shape, path: str) -> Shape:
         return (math.prod(shape),)
@@ -335,9 +343,11 @@ class BatchNormSpec(LayerSpec):
         return 4 * out + activation_flops(self.activation, out)
 
     def held_values(self, in_shape: Shape, out_shape: Shape) -> int:
-        # normalised input (kept), its square, the output, dz * xhat, the input gradient
+        # normalised input (kept), its square, the output, dz * xhat, the input gradient;
+        # (C, H, W): C-order copies of a channel-major input and gradient (core.layers.base)
         out = math.prod(out_shape)
-        return 5 * out + activation_work(self.activation, out)
+        copies = 2 * out if len(in_shape) == 3 else 0
+        return 5 * out + copies + activation_work(self.activation, out)
 
 
 @dataclass(frozen=True)
@@ -370,8 +380,9 @@ class LayerNormSpec(LayerSpec):
         return 7 * math.prod(out_shape)
 
     def held_values(self, in_shape: Shape, out_shape: Shape) -> int:
-        # normalised input (kept), its square, the output, dy * xhat, the input gradient
-        return 5 * math.prod(out_shape)
+        # normalised input (kept), its square, the output, dy * xhat, the input gradient;
+        # (C, H, W): C-order copies of a channel-major input and gradient (core.layers.base)
+        return (7 if len(in_shape) == 3 else 5) * math.prod(out_shape)
 
 
 @dataclass(frozen=True)
