@@ -160,7 +160,9 @@ class EventHub:
     Each poll reads the heads of every followed job in one statement; for a job that moved
     it reads the new events once, from the earliest position any of its streams waits at,
     and hands each stream the events past its own position with the job's status. 200
-    streams of one job cost one query per commit of that job, not 200.
+    streams of one job cost one query per commit of that job, not 200. It also wakes the
+    streams whose heartbeat or end is due. Its reads and its wake-ups wait while the front
+    serves a request (service/quiet.py): a stream can be late, a predict call should not be.
     """
 
     _hubs: ClassVar[dict[tuple[int, int], EventHub]] = {}
