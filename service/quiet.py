@@ -64,17 +64,20 @@ class Quiet:
                 if not waiter.done():
                     waiter.set_result(None)
 
-    async def wait(self, deadline: float) -> None:
-        """Return once no request is being served, or at loop time `deadline`."""
-        if self.serving == 0 or self.loop.time() >= deadline:
-            return
+    async def wait(self, deadline: float) -> bool:
+        """Once no request is being served: True; at loop time `deadline`: False."""
+        if self.serving == 0:
+            return True
+        if self.loop.time() >= deadline:
+            return False
         waiter = self.loop.create_future()
         self._waiters.append(waiter)
         try:
             async with asyncio.timeout_at(deadline):
                 await waiter
+            return True
         except TimeoutError:
-            pass
+            return False
         finally:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)

@@ -79,17 +79,19 @@ def test_streams_share_the_hubs_reads_and_each_gets_its_own_events(
     assert 3 <= len(heads) <= 0.9 / 0.05 + 3, heads  # one per poll, whatever the streams
 
 
-def test_the_hub_wakes_the_streams_of_a_commit_a_slice_per_loop_pass(
-        session_factory: Any) -> None:
-    """200 streams woken in one pass made a 5 ms pass of the loop at every commit, which every
-    request arriving meanwhile waited for (issue 19); in slices, no pass sends to more than
-    WAKE_SLICE streams, and every stream still gets the commit's events."""
+def test_the_hub_wakes_a_commits_streams_in_one_pass_when_quiet_in_slices_under_load(
+        session_factory: Any, monkeypatch: Any) -> None:
+    """With no request in flight, a pass can delay only the one request that arrives during
+    it: a commit's streams are woken together (up to QUIET_SLICE). Under continuous load (a
+    request in flight past QUIET_WAIT_S) no pass sends to more than WAKE_SLICE streams: 200
+    streams woken at once made a 5 ms pass that every request in flight waited for (issue
+    19). Every stream gets every event either way."""
     from service import event_stream
+    from service.quiet import Quiet
 
+    monkeypatch.setattr(event_stream, "QUIET_WAIT_S", 0.05)
     streams = 5 * event_stream.WAKE_SLICE
-    with session_factory.begin() as s:
-        job_id = store_jobs.create_job(s, tenants.get_or_create(s, "acme").id,
-                                       {"name": "x"}, None).id
+    job_id = _job(session_factory)
     timing = StreamTiming(max_seconds=30.0, heartbeat_seconds=10.0, poll_seconds=0.05)
     received: list[int] = []  # one entry per chunk of events any stream got
 
@@ -98,32 +100,34 @@ def test_the_hub_wakes_the_streams_of_a_commit_a_slice_per_loop_pass(
             if chunk.startswith(b"id: "):
                 received.append(1)
 
-    def commit(status: str | None = None) -> None:
-        with session_factory.begin() as s:
-            store_events.append_many(s, job_id, [("epoch", {"epoch": 1})])
-            if status is not None:
-                s.execute(sa.text("UPDATE jobs SET status = :s WHERE id = :i"),
-                          {"s": status, "i": job_id})
-
-    async def main() -> list[int]:
-        loop = asyncio.get_running_loop()
-        tasks = [asyncio.create_task(follow()) for _ in range(streams)]
-        await asyncio.sleep(0.3)  # every stream waits on the hub
+    async def passes(loop: asyncio.AbstractEventLoop, count: int) -> list[int]:
         per_pass: list[int] = []
-        await loop.run_in_executor(None, commit)
         deadline = loop.time() + 5
-        while len(received) < streams and loop.time() < deadline:
+        while len(received) < count and loop.time() < deadline:
             before = len(received)
             await asyncio.sleep(0)  # one pass of the loop
             per_pass.append(len(received) - before)
-        await loop.run_in_executor(None, commit, "succeeded")
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
         return per_pass
 
-    per_pass = asyncio.run(main())
-    assert len(received) == streams + streams  # the commit's event and the final status
-    assert sum(per_pass) == streams
-    assert max(per_pass) <= event_stream.WAKE_SLICE, per_pass
+    async def main() -> tuple[list[int], list[int]]:
+        loop = asyncio.get_running_loop()
+        tasks = [asyncio.create_task(follow()) for _ in range(streams)]
+        await asyncio.sleep(0.3)  # every stream waits on the hub
+        await loop.run_in_executor(None, _commit, session_factory, job_id)
+        quiet = await passes(loop, streams)
+        await asyncio.sleep(0.2)  # every stream waits again
+        serving = Quiet.of(loop).request()  # a request in flight throughout
+        await loop.run_in_executor(None, _commit, session_factory, job_id)
+        loaded = await passes(loop, 2 * streams)
+        serving.done()
+        await loop.run_in_executor(None, _commit, session_factory, job_id, "succeeded")
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+        return quiet, loaded
+
+    quiet, loaded = asyncio.run(main())
+    assert len(received) == 3 * streams  # two commits' events and the final status
+    assert sum(quiet) == streams and max(quiet) == streams, quiet
+    assert sum(loaded) == streams and max(loaded) <= event_stream.WAKE_SLICE, loaded
 
 
 def _job(session_factory: Any) -> str:
@@ -195,11 +199,11 @@ def test_the_hub_wakes_no_stream_while_a_request_is_served(
     assert 0.2 <= under_load < 2.0
 
 
-def test_heartbeats_come_from_the_hub_in_slices_when_no_request_is_served(
+def test_heartbeats_come_from_the_hub_and_wait_while_a_request_is_served(
         session_factory: Any, monkeypatch: Any) -> None:
-    """A stream's heartbeat (and its end) is sent by the hub, like its events: in slices, and
-    not while the front serves a request (each stream's own timer used to wake it whatever
-    the loop was doing)."""
+    """A stream's heartbeat (and its end) is sent by the hub, like its events, and not while
+    the front serves a request: each stream's own timer used to wake it whatever the loop
+    was doing."""
     from service import event_stream
     from service.quiet import Quiet
 
@@ -234,4 +238,3 @@ def test_heartbeats_come_from_the_hub_in_slices_when_no_request_is_served(
     during, per_pass = asyncio.run(main())
     assert during == 0
     assert sum(per_pass) >= streams
-    assert max(per_pass) <= event_stream.WAKE_SLICE, per_pass

@@ -13,13 +13,14 @@ from service.quiet import Quiet
 
 
 def test_wait_returns_at_once_when_no_request_is_served() -> None:
-    async def main() -> float:
+    async def main() -> tuple[bool, float]:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        await Quiet.of(loop).wait(started + 5.0)
-        return loop.time() - started
+        quiet = await Quiet.of(loop).wait(started + 5.0)
+        return quiet, loop.time() - started
 
-    assert asyncio.run(main()) < 0.05
+    quiet, waited = asyncio.run(main())
+    assert quiet and waited < 0.05
 
 
 def test_wait_lasts_until_the_last_request_is_served() -> None:
@@ -35,7 +36,7 @@ def test_wait_lasts_until_the_last_request_is_served() -> None:
         still_waiting = not waiter.done()
         started = loop.time()
         second.done()
-        await waiter
+        assert await waiter  # quiet, not the deadline
         return still_waiting, quiet.serving == 0, loop.time() - started
 
     still_waiting, none_served, waited = asyncio.run(main())
@@ -44,16 +45,17 @@ def test_wait_lasts_until_the_last_request_is_served() -> None:
 
 
 def test_wait_gives_up_at_its_deadline_under_continuous_load() -> None:
-    async def main() -> float:
+    async def main() -> tuple[bool, float]:
         loop = asyncio.get_running_loop()
         quiet = Quiet.of(loop)
         serving = quiet.request()
         started = loop.time()
-        await quiet.wait(started + 0.2)
+        was_quiet = await quiet.wait(started + 0.2)
         serving.done()
-        return loop.time() - started
+        return was_quiet, loop.time() - started
 
-    assert 0.15 <= asyncio.run(main()) < 1.0
+    was_quiet, waited = asyncio.run(main())
+    assert not was_quiet and 0.15 <= waited < 1.0
 
 
 def _scope(path: str) -> dict[str, Any]:
