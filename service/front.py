@@ -34,6 +34,8 @@ from typing import IO, Any, cast
 
 from a2wsgi.wsgi import build_environ
 
+from service.quiet import Quiet
+
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -139,17 +141,25 @@ class AsgiFront:
             return
         environ = _environ(scope, body, size, refusal)
         loop = asyncio.get_running_loop()
+        # Counted from here to its answer's last byte: until then, stream fan-out and the
+        # streams' polls wait (service/quiet.py).
+        serving = Quiet.of(loop).request()
         try:
-            answer = await loop.run_in_executor(self.executor, self._call, environ)
+            try:
+                answer = await loop.run_in_executor(self.executor, self._call, environ)
+            finally:
+                body.close()
+            if answer.stream is not None:
+                serving.done()  # following an event stream is work that can wait
+            try:
+                await self._send(answer, send, loop, closing=refusal is not None)
+            except OSError:  # the client went away (gunicorn's ClientDisconnected)
+                pass
+            finally:
+                if answer.closer is not None:
+                    answer.closer()
         finally:
-            body.close()
-        try:
-            await self._send(answer, send, loop, closing=refusal is not None)
-        except OSError:  # the client went away (gunicorn's ClientDisconnected)
-            pass
-        finally:
-            if answer.closer is not None:
-                answer.closer()
+            serving.done()
 
     def _call(self, environ: dict[str, Any]) -> Answer:
         """Run the application on a thread until its body is in hand, or at least started."""

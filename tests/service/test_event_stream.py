@@ -79,17 +79,19 @@ def test_streams_share_the_hubs_reads_and_each_gets_its_own_events(
     assert 3 <= len(heads) <= 0.9 / 0.05 + 3, heads  # one per poll, whatever the streams
 
 
-def test_the_hub_wakes_the_streams_of_a_commit_a_slice_per_loop_pass(
-        session_factory: Any) -> None:
-    """200 streams woken in one pass made a 5 ms pass of the loop at every commit, which every
-    request arriving meanwhile waited for (issue 19); in slices, no pass sends to more than
-    WAKE_SLICE streams, and every stream still gets the commit's events."""
+def test_the_hub_wakes_a_commits_streams_in_one_pass_when_quiet_in_slices_under_load(
+        session_factory: Any, monkeypatch: Any) -> None:
+    """With no request in flight, a pass can delay only the one request that arrives during
+    it: a commit's streams are woken together (up to QUIET_SLICE). Under continuous load (a
+    request in flight past QUIET_WAIT_S) no pass sends to more than WAKE_SLICE streams: 200
+    streams woken at once made a 5 ms pass that every request in flight waited for (issue
+    19). Every stream gets every event either way."""
     from service import event_stream
+    from service.quiet import Quiet
 
+    monkeypatch.setattr(event_stream, "QUIET_WAIT_S", 0.05)
     streams = 5 * event_stream.WAKE_SLICE
-    with session_factory.begin() as s:
-        job_id = store_jobs.create_job(s, tenants.get_or_create(s, "acme").id,
-                                       {"name": "x"}, None).id
+    job_id = _job(session_factory)
     timing = StreamTiming(max_seconds=30.0, heartbeat_seconds=10.0, poll_seconds=0.05)
     received: list[int] = []  # one entry per chunk of events any stream got
 
@@ -98,29 +100,141 @@ def test_the_hub_wakes_the_streams_of_a_commit_a_slice_per_loop_pass(
             if chunk.startswith(b"id: "):
                 received.append(1)
 
-    def commit(status: str | None = None) -> None:
-        with session_factory.begin() as s:
-            store_events.append_many(s, job_id, [("epoch", {"epoch": 1})])
-            if status is not None:
-                s.execute(sa.text("UPDATE jobs SET status = :s WHERE id = :i"),
-                          {"s": status, "i": job_id})
-
-    async def main() -> list[int]:
-        loop = asyncio.get_running_loop()
-        tasks = [asyncio.create_task(follow()) for _ in range(streams)]
-        await asyncio.sleep(0.3)  # every stream waits on the hub
+    async def passes(loop: asyncio.AbstractEventLoop, count: int) -> list[int]:
         per_pass: list[int] = []
-        await loop.run_in_executor(None, commit)
         deadline = loop.time() + 5
-        while len(received) < streams and loop.time() < deadline:
+        while len(received) < count and loop.time() < deadline:
             before = len(received)
             await asyncio.sleep(0)  # one pass of the loop
             per_pass.append(len(received) - before)
-        await loop.run_in_executor(None, commit, "succeeded")
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
         return per_pass
 
-    per_pass = asyncio.run(main())
-    assert len(received) == streams + streams  # the commit's event and the final status
-    assert sum(per_pass) == streams
-    assert max(per_pass) <= event_stream.WAKE_SLICE, per_pass
+    async def main() -> tuple[list[int], list[int]]:
+        loop = asyncio.get_running_loop()
+        tasks = [asyncio.create_task(follow()) for _ in range(streams)]
+        await asyncio.sleep(0.3)  # every stream waits on the hub
+        await loop.run_in_executor(None, _commit, session_factory, job_id)
+        quiet = await passes(loop, streams)
+        await asyncio.sleep(0.2)  # every stream waits again
+        serving = Quiet.of(loop).request()  # a request in flight throughout
+        await loop.run_in_executor(None, _commit, session_factory, job_id)
+        loaded = await passes(loop, 2 * streams)
+        serving.done()
+        await loop.run_in_executor(None, _commit, session_factory, job_id, "succeeded")
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+        return quiet, loaded
+
+    quiet, loaded = asyncio.run(main())
+    assert len(received) == 3 * streams  # two commits' events and the final status
+    assert sum(quiet) == streams and max(quiet) == streams, quiet
+    assert sum(loaded) == streams and max(loaded) <= event_stream.WAKE_SLICE, loaded
+
+
+def _job(session_factory: Any) -> str:
+    with session_factory.begin() as s:
+        return str(store_jobs.create_job(s, tenants.get_or_create(s, "acme").id,
+                                         {"name": "x"}, None).id)
+
+
+def _commit(session_factory: Any, job_id: str, status: str | None = None) -> None:
+    with session_factory.begin() as s:
+        store_events.append_many(s, job_id, [("epoch", {"epoch": 1})])
+        if status is not None:
+            s.execute(sa.text("UPDATE jobs SET status = :s WHERE id = :i"),
+                      {"s": status, "i": job_id})
+
+
+def test_the_hub_wakes_no_stream_while_a_request_is_served(
+        session_factory: Any, monkeypatch: Any) -> None:
+    """Requests first (service/quiet.py): a commit's fan-out waits while the front serves a
+    request, and goes out once it is answered; under continuous load, at QUIET_WAIT_S."""
+    from service import event_stream
+    from service.quiet import Quiet
+
+    job_id = _job(session_factory)
+    timing = StreamTiming(max_seconds=30.0, heartbeat_seconds=10.0, poll_seconds=0.05)
+    received: list[float] = []  # loop time of each chunk of events any stream got
+
+    async def follow() -> None:
+        async for chunk in EventStream(session_factory, job_id, 0, timing):
+            if chunk.startswith(b"id: "):
+                received.append(asyncio.get_running_loop().time())
+
+    async def until(count: int, seconds: float) -> None:
+        deadline = asyncio.get_running_loop().time() + seconds
+        while len(received) < count and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+
+    async def main(streams: int) -> tuple[int, float, float]:
+        loop = asyncio.get_running_loop()
+        tasks = [asyncio.create_task(follow()) for _ in range(streams)]
+        await asyncio.sleep(0.3)  # every stream waits on the hub
+        quiet = Quiet.of(loop)
+        serving = quiet.request()
+        await loop.run_in_executor(None, _commit, session_factory, job_id)
+        await asyncio.sleep(0.5)  # ten polls' worth
+        during = len(received)
+        answered = loop.time()
+        serving.done()
+        await until(streams, 5.0)
+        after_answer = max(received) - answered
+        # Continuous load: a request in flight the whole time, the fan-out goes at its deadline.
+        monkeypatch.setattr(event_stream, "QUIET_WAIT_S", 0.2)
+        serving = quiet.request()
+        committed = loop.time()
+        await loop.run_in_executor(None, _commit, session_factory, job_id)
+        await until(2 * streams, 5.0)
+        under_load = max(received) - committed
+        serving.done()
+        await loop.run_in_executor(None, _commit, session_factory, job_id, "succeeded")
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+        return during, after_answer, under_load
+
+    monkeypatch.setattr(event_stream, "QUIET_WAIT_S", 5.0)
+    streams = 2 * event_stream.WAKE_SLICE
+    during, after_answer, under_load = asyncio.run(main(streams))
+    assert during == 0
+    assert after_answer < 0.5
+    assert len(received) >= 2 * streams
+    assert 0.2 <= under_load < 2.0
+
+
+def test_heartbeats_come_from_the_hub_and_wait_while_a_request_is_served(
+        session_factory: Any, monkeypatch: Any) -> None:
+    """A stream's heartbeat (and its end) is sent by the hub, like its events, and not while
+    the front serves a request: each stream's own timer used to wake it whatever the loop
+    was doing."""
+    from service import event_stream
+    from service.quiet import Quiet
+
+    monkeypatch.setattr(event_stream, "QUIET_WAIT_S", 5.0)
+    job_id = _job(session_factory)
+    streams = 5 * event_stream.WAKE_SLICE
+    timing = StreamTiming(max_seconds=30.0, heartbeat_seconds=0.3, poll_seconds=0.05)
+    beats: list[int] = []
+
+    async def follow() -> None:
+        async for chunk in EventStream(session_factory, job_id, 0, timing):
+            if chunk == b": heartbeat\n\n":
+                beats.append(1)
+
+    async def main() -> tuple[int, list[int]]:
+        loop = asyncio.get_running_loop()
+        serving = Quiet.of(loop).request()
+        tasks = [asyncio.create_task(follow()) for _ in range(streams)]
+        await asyncio.sleep(0.8)  # every heartbeat came due while the request is served
+        during = len(beats)
+        serving.done()
+        per_pass: list[int] = []
+        deadline = loop.time() + 5
+        while len(beats) < streams and loop.time() < deadline:
+            before = len(beats)
+            await asyncio.sleep(0)  # one pass of the loop
+            per_pass.append(len(beats) - before)
+        await loop.run_in_executor(None, _commit, session_factory, job_id, "succeeded")
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+        return during, per_pass
+
+    during, per_pass = asyncio.run(main())
+    assert during == 0
+    assert sum(per_pass) >= streams
