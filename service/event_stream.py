@@ -198,11 +198,11 @@ class EventHub:
         if self.task is None:
             self.task = self.loop.create_task(self._run())
         try:
-            # The hub itself wakes a stream whose time is up, in its slices: 200 streams
-            # opened together time out together, and their heartbeats made one burst of the
-            # loop every 15 s. This timer fires only if the hub stopped polling.
-            # (Its slack outlasts the hub's own waits for quiet: one before the read, one
-            # before the wake-up.)
+            # The hub itself wakes a stream whose time is up, with its other wake-ups: when
+            # no request is being served, and in its slices (streams opened together, as
+            # after a restart, come due together). This timer fires only if the hub stopped
+            # polling: its slack outlasts the hub's own waits for quiet, one before the read
+            # and one before the wake-up.
             slack = TIMER_SLACK_POLLS * self.poll_seconds + 2 * QUIET_WAIT_S
             async with asyncio.timeout_at(until + slack):
                 return await entry[2]
