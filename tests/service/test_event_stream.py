@@ -79,6 +79,33 @@ def test_streams_share_the_hubs_reads_and_each_gets_its_own_events(
     assert 3 <= len(heads) <= 0.9 / 0.05 + 3, heads  # one per poll, whatever the streams
 
 
+def _job(session_factory: Any) -> str:
+    with session_factory.begin() as s:
+        return str(store_jobs.create_job(s, tenants.get_or_create(s, "acme").id,
+                                         {"name": "x"}, None).id)
+
+
+def _commit(session_factory: Any, job_id: str, status: str | None = None) -> None:
+    with session_factory.begin() as s:
+        store_events.append_many(s, job_id, [("epoch", {"epoch": 1})])
+        if status is not None:
+            s.execute(sa.text("UPDATE jobs SET status = :s WHERE id = :i"),
+                      {"s": status, "i": job_id})
+
+
+async def counted_per_pass(counter: list[int], count: int) -> list[int]:
+    """How many entries `counter` gains in each pass of the loop, until it holds `count`
+    (at most 5 s)."""
+    loop = asyncio.get_running_loop()
+    per_pass: list[int] = []
+    deadline = loop.time() + 5
+    while len(counter) < count and loop.time() < deadline:
+        before = len(counter)
+        await asyncio.sleep(0)  # one pass of the loop
+        per_pass.append(len(counter) - before)
+    return per_pass
+
+
 def test_the_hub_wakes_a_commits_streams_in_one_pass_when_quiet_in_slices_under_load(
         session_factory: Any, monkeypatch: Any) -> None:
     """With no request in flight, a pass can delay only the one request that arrives during
@@ -100,25 +127,16 @@ def test_the_hub_wakes_a_commits_streams_in_one_pass_when_quiet_in_slices_under_
             if chunk.startswith(b"id: "):
                 received.append(1)
 
-    async def passes(loop: asyncio.AbstractEventLoop, count: int) -> list[int]:
-        per_pass: list[int] = []
-        deadline = loop.time() + 5
-        while len(received) < count and loop.time() < deadline:
-            before = len(received)
-            await asyncio.sleep(0)  # one pass of the loop
-            per_pass.append(len(received) - before)
-        return per_pass
-
     async def main() -> tuple[list[int], list[int]]:
         loop = asyncio.get_running_loop()
         tasks = [asyncio.create_task(follow()) for _ in range(streams)]
         await asyncio.sleep(0.3)  # every stream waits on the hub
         await loop.run_in_executor(None, _commit, session_factory, job_id)
-        quiet = await passes(loop, streams)
+        quiet = await counted_per_pass(received, streams)
         await asyncio.sleep(0.2)  # every stream waits again
         serving = Quiet.of(loop).request()  # a request in flight throughout
         await loop.run_in_executor(None, _commit, session_factory, job_id)
-        loaded = await passes(loop, 2 * streams)
+        loaded = await counted_per_pass(received, 2 * streams)
         serving.done()
         await loop.run_in_executor(None, _commit, session_factory, job_id, "succeeded")
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
@@ -128,20 +146,6 @@ def test_the_hub_wakes_a_commits_streams_in_one_pass_when_quiet_in_slices_under_
     assert len(received) == 3 * streams  # two commits' events and the final status
     assert sum(quiet) == streams and max(quiet) == streams, quiet
     assert sum(loaded) == streams and max(loaded) <= event_stream.WAKE_SLICE, loaded
-
-
-def _job(session_factory: Any) -> str:
-    with session_factory.begin() as s:
-        return str(store_jobs.create_job(s, tenants.get_or_create(s, "acme").id,
-                                         {"name": "x"}, None).id)
-
-
-def _commit(session_factory: Any, job_id: str, status: str | None = None) -> None:
-    with session_factory.begin() as s:
-        store_events.append_many(s, job_id, [("epoch", {"epoch": 1})])
-        if status is not None:
-            s.execute(sa.text("UPDATE jobs SET status = :s WHERE id = :i"),
-                      {"s": status, "i": job_id})
 
 
 def test_the_hub_wakes_no_stream_while_a_request_is_served(
@@ -225,12 +229,7 @@ def test_heartbeats_come_from_the_hub_and_wait_while_a_request_is_served(
         await asyncio.sleep(0.8)  # every heartbeat came due while the request is served
         during = len(beats)
         serving.done()
-        per_pass: list[int] = []
-        deadline = loop.time() + 5
-        while len(beats) < streams and loop.time() < deadline:
-            before = len(beats)
-            await asyncio.sleep(0)  # one pass of the loop
-            per_pass.append(len(beats) - before)
+        per_pass = await counted_per_pass(beats, streams)
         await loop.run_in_executor(None, _commit, session_factory, job_id, "succeeded")
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
         return during, per_pass
