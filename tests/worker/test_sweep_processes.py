@@ -92,9 +92,11 @@ def test_a_worker_killed_mid_sweep_loses_no_trial(backend: Backend) -> None:
     b.start_beat()  # reconcile: takes over the killed worker's trial, steps the sweep
     body = sweep_body(search={"method": "random", "seed": 9, "max_trials": 4,
                               "max_concurrent": 2}, scheduler=None)
-    # 2,700 single-row batches an epoch, 12 epochs: a trial outlasts a few of the worker's
-    # commits (one per 2 s at most), so one is seen running past its first epoch and killed
-    body["base"]["dataset"] = upload_xor(b, 3000, "xor-big")
+    # 10,800 single-row batches an epoch, 12 epochs: a trial outlasts several of the worker's
+    # commits (one a second here), and the victim is taken in the first half of its epochs,
+    # so it is still running when killed however fast the machine is (a trial takes ~5 s
+    # here; at 2,700 rows one finished between being seen and the kill)
+    body["base"]["dataset"] = upload_xor(b, 12000, "xor-big")
     body["base"]["training"].update(epochs=EPOCHS, batch_size=1, validation_split=0.1)
     sweep_id = start(b, body)
     deadline = time.monotonic() + 120
@@ -103,7 +105,8 @@ def test_a_worker_killed_mid_sweep_loses_no_trial(backend: Backend) -> None:
         with b.sessions() as s:
             running = s.scalars(sa.select(Job).where(Job.sweep_id == sweep_id,
                                                      Job.status == "running",
-                                                     Job.epoch_done >= 1)).first()
+                                                     Job.epoch_done >= 1,
+                                                     Job.epoch_done <= EPOCHS // 2)).first()
             if running is not None and running.lease_owner:
                 victim = int(running.lease_owner.split(":")[1])
         time.sleep(0.1)
