@@ -190,7 +190,7 @@ def run_prediction(target: Target, inputs: list[Any],
     with np.errstate(all="ignore"):
         outputs = np.asarray(network.predict(X), dtype=np.float64)
     # The forward pass left its scratch in the layers: the cache's byte bound must see it.
-    services().model_cache.remeasure(target.checkpoint_id)
+    services().model_cache.remeasure(target.checkpoint_id, int(X.shape[0]))
     # An imported weights.npz may carry its own labels (`__classes__`).
     classes = _classes(network, outputs, target.labels or network.classes)
     # json.dumps straight into the Response: jsonify's provider (sorted keys, a `default`

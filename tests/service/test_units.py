@@ -46,8 +46,13 @@ def test_model_cache_is_bounded_by_bytes_and_remeasures() -> None:
     assert "a" not in cache and cache.bytes == 8
     grown = cache.get_or_load("b", lambda: [])
     grown.extend([0] * 4)  # b grew while in use (a network's scratch after a forward pass)
-    cache.remeasure("b")
+    cache.remeasure("b", 1)
     assert "c" not in cache and "b" in cache and cache.bytes == 8
+    grown.extend([0] * 2)  # by a use no larger than the one measured: not walked again
+    cache.remeasure("b", 1)
+    assert cache.bytes == 8
+    cache.remeasure("b", 2)  # a larger use is
+    assert cache.bytes == 10
     big = cache.get_or_load("d", lambda: [0] * 11)  # larger than the cache: served, not kept
     assert len(big) == 11 and "d" not in cache and "b" in cache
 
