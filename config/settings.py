@@ -64,6 +64,19 @@ def _niceness(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """`env[name]` as on (1, true, yes, on) or off (0, false, no, off), any case."""
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}: must be one of 1, true, yes, on, 0, false, no, off; got "
+                     f"{env[name]!r}")
+
+
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return _positive(env, name, default, float, "a number")
 
@@ -180,6 +193,10 @@ class Settings:
     # Connections one API process holds open (gunicorn's --worker-connections): idle, slow or
     # streaming connections wait on the event loop, so this bounds memory, not threads.
     api_connections: int = 1000
+    # gunicorn's access log, one line per request on stdout. Off by default: written on the
+    # event loop that reads every request, it was a fifth of that loop's CPU per predict
+    # (py-spy), and the API's own /metrics count requests by route and status anyway.
+    access_log: bool = False
     # Peers whose X-Forwarded-For is believed (the reverse proxies in front of the API): the
     # client address of a request (service/client_address.py) is the peer's own unless the
     # peer is in one of these networks. Empty: X-Forwarded-For is ignored.
@@ -240,6 +257,7 @@ class Settings:
             max_attempts=_int(env, "WEIGHTSMITH_MAX_ATTEMPTS", d.max_attempts),
             api_threads=_int(env, "WEIGHTSMITH_API_THREADS", d.api_threads),
             api_connections=_int(env, "WEIGHTSMITH_API_CONNECTIONS", d.api_connections),
+            access_log=_flag(env, "WEIGHTSMITH_ACCESS_LOG", d.access_log),
             trusted_proxies=_networks(env, "WEIGHTSMITH_TRUSTED_PROXIES"),
             reconcile_interval_s=_int(
                 env, "WEIGHTSMITH_RECONCILE_INTERVAL_S", d.reconcile_interval_s

@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 import yaml
 
+from config.settings import Settings
 from service.cli import build_parser
 from service.cli import server_commands as sc
 
@@ -71,6 +72,14 @@ def test_api_listens_on_all_interfaces_with_the_asgi_worker(compose: dict[str, A
     assert f"--env=WEIGHTSMITH_API_THREADS={sc.api_threads(args)}" in argv
     assert "--worker-connections=1000" in argv
     assert argv[-1] == "service.asgi:app"
+    # The access log as the compose file's environment asks (on: `docker compose logs api`).
+    env = compose["services"]["api"]["environment"]
+    access_log = Settings.from_env({k: str(v) for k, v in env.items()}).access_log
+    assert access_log
+    logged = sc.api_argv(args.host, args.port, args.workers, sc.api_threads(args),
+                         connections=1000, access_log=access_log)
+    assert "--access-logfile=-" in logged and "--access-logfile=-" not in sc.api_argv(
+        args.host, args.port, args.workers, 8, connections=1000, access_log=False)
     assert compose["services"]["api"]["ports"] == ["8000:8000"]
 
 

@@ -48,22 +48,25 @@ def beat_argv(settings: Settings, loglevel: str = "INFO") -> list[str]:
 
 
 def api_argv(host: str, port: int, workers: int, threads: int,
-             connections: int | None = None) -> list[str]:
+             connections: int | None = None, access_log: bool | None = None) -> list[str]:
     """gunicorn's asyncio worker serving service.asgi:app (docs/reliability.md, "Streaming"),
     with the headers deadline and the connection cap of service/http_worker.py.
 
     The event loop reads every request and follows every event stream; the Flask views run on
     `threads` threads (service/front.py), which a slow or streaming client therefore never
     holds. `connections` (WEIGHTSMITH_API_CONNECTIONS) bounds the open connections a
-    process keeps, idle ones included.
+    process keeps, idle ones included. `access_log` (WEIGHTSMITH_ACCESS_LOG): a line per
+    request on stdout.
     """
-    if connections is None:
-        connections = Settings.from_env().api_connections
+    if connections is None or access_log is None:
+        settings = Settings.from_env()
+        connections = settings.api_connections if connections is None else connections
+        access_log = settings.access_log if access_log is None else access_log
     return [
         sys.executable, "-m", "gunicorn", "--worker-class=service.http_worker.DeadlineWorker",
         f"--workers={workers}",
         f"--env=WEIGHTSMITH_API_THREADS={threads}", f"--worker-connections={connections}",
-        f"--bind={host}:{port}", "--access-logfile=-",
+        f"--bind={host}:{port}", *(["--access-logfile=-"] if access_log else []),
         # The control socket defaults to one path in $HOME: two APIs on a host would clash.
         "--graceful-timeout=10", "--no-control-socket", "service.asgi:app",
     ]
@@ -135,7 +138,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     supervisor = Supervisor([
         ChildSpec("api", api_argv(args.host, args.port, workers=1,
                                   threads=settings.api_threads,
-                                  connections=settings.api_connections)),
+                                  connections=settings.api_connections,
+                                  access_log=settings.access_log)),
         ChildSpec("worker", worker_argv(concurrency=1)),
         ChildSpec("beat", beat_argv(settings)),
     ], env=env)

@@ -45,6 +45,7 @@ def test_every_variable_overrides_its_setting() -> None:
         "WEIGHTSMITH_API_CONNECTIONS": "300",
         "WEIGHTSMITH_MAX_LR_RANGE_STEPS": "40",
         "WEIGHTSMITH_WORKER_NICENESS": "7",
+        "WEIGHTSMITH_ACCESS_LOG": "Yes",
     }
     s = Settings.from_env(env)
     assert (s.database_url, s.broker_url) == (env["WEIGHTSMITH_DATABASE_URL"],
@@ -63,6 +64,7 @@ def test_every_variable_overrides_its_setting() -> None:
     assert s.limits.max_lr_range_steps == 40
     assert s.limits.header_timeout_s == 4
     assert s.worker_niceness == 7
+    assert s.access_log and not Settings().access_log
 
 
 @pytest.mark.parametrize(
@@ -76,6 +78,8 @@ def test_every_variable_overrides_its_setting() -> None:
         ("WEIGHTSMITH_COMMIT_INTERVAL_S", "nan", "must be positive, got nan"),
         ("WEIGHTSMITH_WORKER_NICENESS", "20", "must be an integer from 0 to 19, got '20'"),
         ("WEIGHTSMITH_WORKER_NICENESS", "-5", "must be an integer from 0 to 19, got '-5'"),
+        ("WEIGHTSMITH_ACCESS_LOG", "maybe",
+         "must be one of 1, true, yes, on, 0, false, no, off; got 'maybe'"),
     ],
 )
 def test_a_bad_value_names_its_variable(name: str, value: str, message: str) -> None:
