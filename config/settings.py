@@ -22,6 +22,10 @@ Number = TypeVar("Number", int, float)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+class SettingError(ValueError):
+    """A WEIGHTSMITH_* variable that cannot be used; the message names it and says why."""
+
+
 def _positive(env: Mapping[str, str], name: str, default: Number, parse: type[Number],
               kind: str) -> Number:
     """`env[name]` parsed as a positive, finite `parse` (int or float), or `default` if unset."""
@@ -31,9 +35,9 @@ def _positive(env: Mapping[str, str], name: str, default: Number, parse: type[Nu
     try:
         value = parse(raw)
     except ValueError:
-        raise ValueError(f"{name}: must be {kind}, got {raw!r}") from None
+        raise SettingError(f"{name}: must be {kind}, got {raw!r}") from None
     if not 0 < value < float("inf"):
-        raise ValueError(f"{name}: must be positive, got {raw}")
+        raise SettingError(f"{name}: must be positive, got {raw}")
     return value
 
 
@@ -45,7 +49,7 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[Network, ...]:
             try:
                 networks.append(ipaddress.ip_network(part.strip(), strict=False))
             except ValueError:
-                raise ValueError(f"{name}: {part.strip()!r} is not an IP address or CIDR "
+                raise SettingError(f"{name}: {part.strip()!r} is not an IP address or CIDR "
                                  "network (e.g. 10.0.0.0/8, 127.0.0.1, ::1)") from None
     return tuple(networks)
 
@@ -60,7 +64,7 @@ def _niceness(env: Mapping[str, str], name: str, default: int) -> int:
     if raw is None or raw == "":
         return default
     if not raw.strip().isdigit() or int(raw) > MAX_NICENESS:
-        raise ValueError(f"{name}: must be an integer from 0 to {MAX_NICENESS}, got {raw!r}")
+        raise SettingError(f"{name}: must be an integer from 0 to {MAX_NICENESS}, got {raw!r}")
     return int(raw)
 
 
@@ -73,7 +77,7 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
         return True
     if raw in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"{name}: must be one of 1, true, yes, on, 0, false, no, off; got "
+    raise SettingError(f"{name}: must be one of 1, true, yes, on, 0, false, no, off; got "
                      f"{env[name]!r}")
 
 
@@ -229,7 +233,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.hard_limit_margin_s <= self.soft_limit_margin_s:
-            raise ValueError(
+            raise SettingError(
                 f"WEIGHTSMITH_HARD_LIMIT_MARGIN_S ({self.hard_limit_margin_s}) must be larger "
                 f"than WEIGHTSMITH_SOFT_LIMIT_MARGIN_S ({self.soft_limit_margin_s})")
         data_dir = Path(self.data_dir).resolve()
@@ -305,7 +309,7 @@ def _webhooks(env: Mapping[str, str]) -> WebhookSettings:
     d = WebhookSettings()
     raw = env.get("WEIGHTSMITH_WEBHOOKS_ALLOW_PRIVATE")
     if raw not in (None, "", "0", "1"):
-        raise ValueError(f"WEIGHTSMITH_WEBHOOKS_ALLOW_PRIVATE: must be 0 or 1, got {raw!r}")
+        raise SettingError(f"WEIGHTSMITH_WEBHOOKS_ALLOW_PRIVATE: must be 0 or 1, got {raw!r}")
     return WebhookSettings(
         allow_private=None if raw in (None, "") else raw == "1",
         retry_base_s=_float(env, "WEIGHTSMITH_WEBHOOK_RETRY_BASE_S", d.retry_base_s),

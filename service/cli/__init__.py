@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from config.settings import SettingError
 from service.cli import batch_commands, client_commands, server_commands
 
 
@@ -28,7 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the arguments and run the chosen command; its return value is the exit code."""
     args = build_parser().parse_args(argv)
-    result = args.handler(args)
+    try:
+        result = args.handler(args)
+    except SettingError as exc:  # a bad WEIGHTSMITH_* variable: its message, not a traceback
+        print(f"weightsmith: {exc}", file=sys.stderr)
+        return 2
     return int(result or 0)
 
 

@@ -86,3 +86,17 @@ def test_a_bad_value_names_its_variable(name: str, value: str, message: str) -> 
     with pytest.raises(ValueError) as info:
         Settings.from_env({name: value})
     assert str(info.value) == f"{name}: {message}"
+
+
+def test_the_command_line_reports_a_bad_setting_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from service.cli import main
+
+    monkeypatch.setenv("WEIGHTSMITH_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("WEIGHTSMITH_ACCESS_LOG", "maybe")
+    assert main(["serve", "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("weightsmith: WEIGHTSMITH_ACCESS_LOG: must be one of 1, true, yes, on, 0, "
+                   "false, no, off; got 'maybe'\n")
+    assert not any(tmp_path.iterdir())  # nothing started, nothing written
