@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from service.event_stream import EventStream, StreamTiming
+from service.event_stream import EventHub, EventStream, StreamTiming
 from store import events as store_events
 from store import jobs as store_jobs
 from store import tenants
@@ -25,6 +25,17 @@ def parse(chunks: list[bytes]) -> list[int]:
     """The ids of the events in an SSE body."""
     text = b"".join(chunks).decode()
     return [int(line[4:]) for line in text.splitlines() if line.startswith("id: ")]
+
+
+async def all_waiting(session_factory: Any, timing: StreamTiming, count: int) -> None:
+    """Until `count` streams wait on this loop's hub (at most 10 s): a fixed sleep let a
+    stream still in its first read, on a loaded machine, see a commit by itself."""
+    loop = asyncio.get_running_loop()
+    hub = EventHub.of(loop, session_factory, timing.poll_seconds)
+    deadline = loop.time() + 10
+    while sum(len(w) for w in hub.waiters.values()) < count:
+        assert loop.time() < deadline, "the streams never all waited on the hub"
+        await asyncio.sleep(0.01)
 
 
 def test_streams_share_the_hubs_reads_and_each_gets_its_own_events(
@@ -57,7 +68,7 @@ def test_streams_share_the_hubs_reads_and_each_gets_its_own_events(
     async def main() -> list[list[bytes]]:
         loop = asyncio.get_running_loop()
         tasks = [asyncio.create_task(follow(after)) for after in starts]
-        await asyncio.sleep(0.3)  # every stream sent its backlog and waits on the hub
+        await all_waiting(session_factory, timing, len(starts))  # backlogs sent
         sa.event.listen(engine, "before_cursor_execute", record)
         for epoch in range(5, 8):  # three commits of the worker, one event each
             await loop.run_in_executor(None, commit, [("epoch", {"epoch": epoch})])
@@ -130,10 +141,10 @@ def test_the_hub_wakes_a_commits_streams_in_one_pass_when_quiet_in_slices_under_
     async def main() -> tuple[list[int], list[int]]:
         loop = asyncio.get_running_loop()
         tasks = [asyncio.create_task(follow()) for _ in range(streams)]
-        await asyncio.sleep(0.3)  # every stream waits on the hub
+        await all_waiting(session_factory, timing, streams)
         await loop.run_in_executor(None, _commit, session_factory, job_id)
         quiet = await counted_per_pass(received, streams)
-        await asyncio.sleep(0.2)  # every stream waits again
+        await all_waiting(session_factory, timing, streams)  # every stream waits again
         serving = Quiet.of(loop).request()  # a request in flight throughout
         await loop.run_in_executor(None, _commit, session_factory, job_id)
         loaded = await counted_per_pass(received, 2 * streams)
@@ -172,7 +183,7 @@ def test_the_hub_wakes_no_stream_while_a_request_is_served(
     async def main(streams: int) -> tuple[int, float, float]:
         loop = asyncio.get_running_loop()
         tasks = [asyncio.create_task(follow()) for _ in range(streams)]
-        await asyncio.sleep(0.3)  # every stream waits on the hub
+        await all_waiting(session_factory, timing, streams)
         quiet = Quiet.of(loop)
         serving = quiet.request()
         await loop.run_in_executor(None, _commit, session_factory, job_id)
@@ -214,7 +225,9 @@ def test_heartbeats_come_from_the_hub_and_wait_while_a_request_is_served(
     monkeypatch.setattr(event_stream, "QUIET_WAIT_S", 5.0)
     job_id = _job(session_factory)
     streams = 5 * event_stream.WAKE_SLICE
-    timing = StreamTiming(max_seconds=30.0, heartbeat_seconds=0.3, poll_seconds=0.05)
+    # A stream whose first read (on the executor, not gated) outlasts a heartbeat interval
+    # sends that heartbeat itself: 0.3 s was outlasted on a machine loaded by three busy loops.
+    timing = StreamTiming(max_seconds=30.0, heartbeat_seconds=0.6, poll_seconds=0.05)
     beats: list[int] = []
 
     async def follow() -> None:
@@ -226,7 +239,7 @@ def test_heartbeats_come_from_the_hub_and_wait_while_a_request_is_served(
         loop = asyncio.get_running_loop()
         serving = Quiet.of(loop).request()
         tasks = [asyncio.create_task(follow()) for _ in range(streams)]
-        await asyncio.sleep(0.8)  # every heartbeat came due while the request is served
+        await asyncio.sleep(1.2)  # every heartbeat came due while the request is served
         during = len(beats)
         serving.done()
         per_pass = await counted_per_pass(beats, streams)
