@@ -36,8 +36,8 @@ class ModelCache:
         self.max_bytes = max_bytes
         self.size_of = size_of
         self._items: OrderedDict[str, Any] = OrderedDict()
-        self._sizes: dict[str, int] = {}
-        self._marks: dict[str, int] = {}  # per key, the highest mark it was measured at
+        # Per key: (its bytes, the highest mark it was measured at).
+        self._measures: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -45,7 +45,7 @@ class ModelCache:
     @property
     def bytes(self) -> int:
         with self._lock:
-            return sum(self._sizes.values())
+            return self._total()
 
     def get_or_load(self, key: str, load: Callable[[], Any]) -> Any:
         """The cached value for `key`, or `load()` stored under it (outside the lock: slow I/O)."""
@@ -66,7 +66,7 @@ class ModelCache:
         only leaves the entry's measure high, which errs toward evicting sooner."""
         with self._lock:
             value = self._items.get(key)
-            if value is None or mark <= self._marks.get(key, 0):
+            if value is None or mark <= self._measures.get(key, (0, 0))[1]:
                 return
         self._store(key, value, mark)
 
@@ -74,24 +74,24 @@ class ModelCache:
         size = int(self.size_of(value))
         with self._lock:
             self._items.pop(key, None)
-            self._sizes.pop(key, None)
-            self._marks.pop(key, None)
+            self._measures.pop(key, None)
             if self.max_bytes is not None and size > self.max_bytes:
                 return  # kept by the caller for this request only
             self._items[key] = value
-            self._sizes[key] = size
-            self._marks[key] = mark
+            self._measures[key] = (size, mark)
             while (self.capacity is not None and len(self._items) > self.capacity) or (
-                    self.max_bytes is not None and sum(self._sizes.values()) > self.max_bytes):
+                    self.max_bytes is not None and self._total() > self.max_bytes):
                 old, _ = self._items.popitem(last=False)
-                self._sizes.pop(old, None)
-                self._marks.pop(old, None)
+                self._measures.pop(old, None)
+
+    def _total(self) -> int:
+        """The entries' bytes (the caller holds the lock)."""
+        return sum(size for size, _ in self._measures.values())
 
     def discard(self, key: str) -> None:
         with self._lock:
             self._items.pop(key, None)
-            self._sizes.pop(key, None)
-            self._marks.pop(key, None)
+            self._measures.pop(key, None)
 
     def __len__(self) -> int:
         with self._lock:

@@ -64,7 +64,7 @@ def test_api_listens_on_all_interfaces_with_the_asgi_worker(compose: dict[str, A
     args = build_parser().parse_args(compose["services"]["api"]["command"][1:])
     assert (args.host, args.port) == ("0.0.0.0", 8000)
     argv = sc.api_argv(args.host, args.port, args.workers, sc.api_threads(args),
-                       connections=1000)
+                       Settings(api_connections=1000))
     # gunicorn's asyncio worker with a headers deadline and a connection cap
     assert "--worker-class=service.http_worker.DeadlineWorker" in argv
     # The views' threads reach the app through the environment (service/asgi.py); slow and
@@ -74,12 +74,11 @@ def test_api_listens_on_all_interfaces_with_the_asgi_worker(compose: dict[str, A
     assert argv[-1] == "service.asgi:app"
     # The access log as the compose file's environment asks (on: `docker compose logs api`).
     env = compose["services"]["api"]["environment"]
-    access_log = Settings.from_env({k: str(v) for k, v in env.items()}).access_log
-    assert access_log
-    logged = sc.api_argv(args.host, args.port, args.workers, sc.api_threads(args),
-                         connections=1000, access_log=access_log)
+    settings = Settings.from_env({k: str(v) for k, v in env.items()})
+    assert settings.access_log
+    logged = sc.api_argv(args.host, args.port, args.workers, sc.api_threads(args), settings)
     assert "--access-logfile=-" in logged and "--access-logfile=-" not in sc.api_argv(
-        args.host, args.port, args.workers, 8, connections=1000, access_log=False)
+        args.host, args.port, args.workers, 8, Settings(api_connections=1000))
     assert compose["services"]["api"]["ports"] == ["8000:8000"]
 
 

@@ -48,25 +48,23 @@ def beat_argv(settings: Settings, loglevel: str = "INFO") -> list[str]:
 
 
 def api_argv(host: str, port: int, workers: int, threads: int,
-             connections: int | None = None, access_log: bool | None = None) -> list[str]:
+             settings: Settings | None = None) -> list[str]:
     """gunicorn's asyncio worker serving service.asgi:app (docs/reliability.md, "Streaming"),
     with the headers deadline and the connection cap of service/http_worker.py.
 
     The event loop reads every request and follows every event stream; the Flask views run on
     `threads` threads (service/front.py), which a slow or streaming client therefore never
-    holds. `connections` (WEIGHTSMITH_API_CONNECTIONS) bounds the open connections a
-    process keeps, idle ones included. `access_log` (WEIGHTSMITH_ACCESS_LOG): a line per
-    request on stdout.
+    holds. From `settings` (else the environment's): the open connections a process keeps,
+    idle ones included (WEIGHTSMITH_API_CONNECTIONS), and whether each request gets a line
+    on stdout (WEIGHTSMITH_ACCESS_LOG).
     """
-    if connections is None or access_log is None:
-        settings = Settings.from_env()
-        connections = settings.api_connections if connections is None else connections
-        access_log = settings.access_log if access_log is None else access_log
+    settings = settings or Settings.from_env()
     return [
         sys.executable, "-m", "gunicorn", "--worker-class=service.http_worker.DeadlineWorker",
         f"--workers={workers}",
-        f"--env=WEIGHTSMITH_API_THREADS={threads}", f"--worker-connections={connections}",
-        f"--bind={host}:{port}", *(["--access-logfile=-"] if access_log else []),
+        f"--env=WEIGHTSMITH_API_THREADS={threads}",
+        f"--worker-connections={settings.api_connections}", f"--bind={host}:{port}",
+        *(["--access-logfile=-"] if settings.access_log else []),
         # The control socket defaults to one path in $HOME: two APIs on a host would clash.
         "--graceful-timeout=10", "--no-control-socket", "service.asgi:app",
     ]
@@ -137,9 +135,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                or str(SERVE_WORKER_NICENESS))
     supervisor = Supervisor([
         ChildSpec("api", api_argv(args.host, args.port, workers=1,
-                                  threads=settings.api_threads,
-                                  connections=settings.api_connections,
-                                  access_log=settings.access_log)),
+                                  threads=settings.api_threads, settings=settings)),
         ChildSpec("worker", worker_argv(concurrency=1)),
         ChildSpec("beat", beat_argv(settings)),
     ], env=env)
@@ -159,9 +155,10 @@ def api_threads(args: argparse.Namespace, settings: Settings | None = None) -> i
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    threads = api_threads(args, _settings())
+    settings = _settings()
+    threads = api_threads(args, settings)
     os.environ["WEIGHTSMITH_API_THREADS"] = str(threads)  # the app sizes its pool by it
-    return _exec(api_argv(args.host, args.port, args.workers, threads))
+    return _exec(api_argv(args.host, args.port, args.workers, threads, settings))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
