@@ -63,10 +63,10 @@ def data():
     else:
         # Centred features, as peers/torch_mlp.py has them. Features in [0, 1) kill most of
         # the first layer's ReLUs within an epoch; Adam's first moments of the dead weights
-        # then decay into subnormal floats and stay there (0.9 * k ulps rounds back to k),
-        # and every later step does subnormal arithmetic: on an Intel Xeon (Sapphire
-        # Rapids) epochs 2-3 took 2-3x epoch 1, on AMD EPYC a few percent. That measures the
-        # CPU's subnormal penalty, not the data pipeline.
+        # then decay into subnormal floats and stay there (0.9 * k smallest subnormals rounds
+        # back to k), and every later step does subnormal arithmetic: on an Intel Xeon
+        # (Sapphire Rapids) epochs 2-3 took 2-3x epoch 1 (earlier runs on AMD EPYC showed no
+        # such slowdown). That measures the CPU's subnormal penalty, not the data pipeline.
         X = rng.standard_normal((rows, 784), dtype=np.float32)
     return X, rng.integers(0, 10, rows)
 X, y = data()
