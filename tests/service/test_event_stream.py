@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ from store import jobs as store_jobs
 from store import tenants
 
 STREAMS = 6
+THREADS = 2  # executor threads of the replay test: fewer than its streams per position
 
 
 def parse(chunks: list[bytes]) -> list[int]:
@@ -250,3 +252,50 @@ def test_heartbeats_come_from_the_hub_and_wait_while_a_request_is_served(
     during, per_pass = asyncio.run(main())
     assert during == 0
     assert sum(per_pass) >= streams
+
+
+def test_streams_replaying_a_long_history_read_each_full_batch_once(
+        session_factory: Any) -> None:
+    """A job with 2.5 batches of events: 8 streams from the start, 3 from inside the first
+    batch. The full batches from the start are read from the database once for all (the
+    replay cache); positions that start elsewhere, and the partial tail, read for
+    themselves; every stream gets every event after its position, once, in order."""
+    from service.event_stream import BATCH
+
+    with session_factory.begin() as s:
+        tenant = tenants.get_or_create(s, "acme").id
+        job_id = store_jobs.create_job(s, tenant, {"name": "x"}, None).id
+        store_events.append_many(
+            s, job_id, [("epoch", {"epoch": e}) for e in range(1, BATCH * 5 // 2 + 1)])
+        s.execute(sa.text("UPDATE jobs SET status = 'succeeded' WHERE id = :i"), {"i": job_id})
+    total = BATCH * 5 // 2
+    timing = StreamTiming(max_seconds=30.0, heartbeat_seconds=10.0, poll_seconds=0.05)
+    starts = [0] * 8 + [7] * 3
+    reads: list[int] = []
+    after_events = store_events.after
+
+    def counted(s: Any, job: str, seq: int = 0, limit: int = 100) -> Any:
+        reads.append(seq)
+        return after_events(s, job, seq, limit)
+
+    async def follow(after: int) -> list[bytes]:
+        return [chunk async for chunk in EventStream(session_factory, job_id, after, timing)]
+
+    async def main() -> list[list[bytes]]:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(THREADS))
+        return await asyncio.wait_for(
+            asyncio.gather(*(follow(after) for after in starts)), timeout=30)
+
+    store_events.after = counted  # type: ignore[assignment]
+    try:
+        bodies = asyncio.run(main())
+    finally:
+        store_events.after = after_events  # type: ignore[assignment]
+    for after, body in zip(starts, bodies, strict=True):
+        assert parse(body) == list(range(after + 1, total + 1))
+    assert bodies[0] == bodies[1]  # the same bytes, cached or read
+    # Executor threads reading at once may each miss a batch before the first fills the
+    # cache: at most one read per thread for a full batch, not one per stream.
+    for full in (0, BATCH, 7, 7 + BATCH):
+        assert 1 <= reads.count(full) <= THREADS
+    assert reads.count(2 * BATCH) == 8 and reads.count(7 + 2 * BATCH) == 3  # tails: no cache
