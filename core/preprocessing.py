@@ -133,12 +133,14 @@ def _carried_sum(head: Array | None, rest: Iterable[Array], mean: Array | None
         if buf is None or buf.shape[0] < rows + 1:
             buf = np.empty((rows + 1, *chunk.shape[1:]), dtype=np.float64)
         block = buf[:rows + 1]
-        # Widened first (exactly), then float64 ops: the values of np.var's mixed-dtype
-        # ``x - mean``, which widens the same way, without the ufunc's buffered cast (a
-        # 64-row float32 chunk minus a float64 mean: 54 us against 14 + 10 us).
-        block[1:] = chunk
+        if mean is None or chunk.dtype != np.float64:
+            # Widened exactly, as np.var's mixed-dtype ``x - mean`` widens x: subtracting
+            # float64 from float64 then skips the ufunc's buffered cast (a 64-row float32
+            # chunk minus a float64 mean: 54 us against 14 + 10 us).
+            block[1:] = chunk
+            chunk = block[1:]
         if mean is not None:
-            np.subtract(block[1:], mean, out=block[1:])
+            np.subtract(chunk, mean, out=block[1:])
             np.square(block[1:], out=block[1:])
         if total is None:  # NumPy's sum starts from the first row (a -0.0 stays -0.0)
             total = np.add.reduce(block[1:], axis=0)

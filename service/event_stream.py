@@ -21,12 +21,13 @@ from typing import Any, ClassVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.model_cache import ModelCache
 from service.quiet import Quiet
-from service.replay_cache import Event, ReplayCache
 from store.statuses import TERMINAL_STATUSES
 
 log = logging.getLogger(__name__)
 BATCH = 500
+Event = tuple[int, bytes]  # (seq, the event as SSE bytes)
 HEADS_PER_QUERY = 500  # job ids per IN (...) list
 # Streams the hub wakes per pass of the event loop. Each woken stream writes its events on the
 # loop (~25 us). Under continuous load (requests in flight past QUIET_WAIT_S), 200 streams of
@@ -43,8 +44,20 @@ QUIET_WAIT_S = 0.1
 # A stream's own timer fires this many polls after its heartbeat was due: only if the hub has
 # stopped, since the hub wakes streams whose time is up at its first poll after it.
 TIMER_SLACK_POLLS = 4
-# The process's full batches, shared by every stream replaying a job (service/replay_cache.py).
-REPLAYS = ReplayCache()
+# A stream opened without Last-Event-ID replays its job's events from the start, a BATCH at a
+# time, on the executor. 200 streams opened together on a job with ~4,000 events read and
+# encoded that history 200 times, on threads holding the GIL while the loop waited: /healthz
+# p99 rose to 43-91 ms (issue 19). A full batch never changes (events are only appended, in
+# sequence order under the job's row lock), so the process keeps full batches, encoded, for
+# every stream that replays them: at most REPLAY_BYTES of event bytes, least recently used out.
+REPLAY_BYTES = 32 << 20
+
+
+def _event_bytes(events: list[Event]) -> int:
+    return sum(len(chunk) for _, chunk in events)
+
+
+REPLAYS = ModelCache(None, max_bytes=REPLAY_BYTES, size_of=_event_bytes)
 
 
 @dataclass(frozen=True)
@@ -89,7 +102,7 @@ class EventStream:
         """`_poll` through the process's replay cache. A cached batch is full, so the stream
         reads on without looking at the status, which comes back None."""
         key = (type(self), id(self.sessions), self.job_id, after)
-        events = REPLAYS.get(key)
+        events: list[Event] | None = REPLAYS.get(key)
         if events is not None:
             return events, None
         events, status = self._poll(after)

@@ -5,13 +5,17 @@ by checkpoint id never goes stale; only memory bounds it, hence an LRU bounded b
 its entries (``size_of``), re-measured when a use can have grown them (a network's layers
 keep the scratch of their last forward pass, which grows with the largest batch it ran), and
 optionally by count.
+
+The same LRU keeps other values that never change once made, by their bytes: uploaded arrays
+(service/api/data.py) and full batches of the events that streams replay
+(service/event_stream.py).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 
@@ -35,9 +39,9 @@ class ModelCache:
         self.capacity = capacity
         self.max_bytes = max_bytes
         self.size_of = size_of
-        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
         # Per key: (its bytes, the highest mark it was measured at).
-        self._measures: dict[str, tuple[int, int]] = {}
+        self._measures: dict[Hashable, tuple[int, int]] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -47,19 +51,32 @@ class ModelCache:
         with self._lock:
             return self._total()
 
-    def get_or_load(self, key: str, load: Callable[[], Any]) -> Any:
+    def get_or_load(self, key: Hashable, load: Callable[[], Any]) -> Any:
         """The cached value for `key`, or `load()` stored under it (outside the lock: slow I/O)."""
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                self.hits += 1
-                return self._items[key]
-            self.misses += 1
-        value = load()
-        self._store(key, value)
+        found, value = self._lookup(key)
+        if not found:
+            value = load()
+            self._store(key, value)
         return value
 
-    def remeasure(self, key: str, mark: int) -> None:
+    def get(self, key: Hashable) -> Any | None:
+        """The cached value for `key` (now the most recently used), or None."""
+        return self._lookup(key)[1]
+
+    def put(self, key: Hashable, value: Any) -> None:
+        """Keep `value` under `key` (evicting to fit), for a caller that decides what to keep."""
+        self._store(key, value)
+
+    def _lookup(self, key: Hashable) -> tuple[bool, Any]:
+        with self._lock:
+            if key not in self._items:
+                self.misses += 1
+                return False, None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return True, self._items[key]
+
+    def remeasure(self, key: Hashable, mark: int) -> None:
         """Measure `key`'s entry again and evict to fit, if `mark` (what can have grown it:
         the rows of a forward pass) passes the highest mark it was measured at. Walking a
         network's arrays after every request was a quarter of predict's CPU; a smaller batch
@@ -70,7 +87,7 @@ class ModelCache:
                 return
         self._store(key, value, mark)
 
-    def _store(self, key: str, value: Any, mark: int = 0) -> None:
+    def _store(self, key: Hashable, value: Any, mark: int = 0) -> None:
         size = int(self.size_of(value))
         with self._lock:
             self._items.pop(key, None)
@@ -88,7 +105,7 @@ class ModelCache:
         """The entries' bytes (the caller holds the lock)."""
         return sum(size for size, _ in self._measures.values())
 
-    def discard(self, key: str) -> None:
+    def discard(self, key: Hashable) -> None:
         with self._lock:
             self._items.pop(key, None)
             self._measures.pop(key, None)

@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from service.event_stream import BATCH, POLL, EventStream, Update, encoded
-from service.replay_cache import Event
+from service.event_stream import BATCH, POLL, Event, EventStream, Update, encoded
 
 
 class SweepEventStream(EventStream):

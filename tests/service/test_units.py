@@ -57,6 +57,38 @@ def test_model_cache_is_bounded_by_bytes_and_remeasures() -> None:
     assert len(big) == 11 and "d" not in cache and "b" in cache
 
 
+
+def batch(first: int, size: int) -> list[tuple[int, bytes]]:
+    return [(first + i, b"x" * size) for i in range(4)]  # 4 events of `size` bytes
+
+
+def event_bytes(events: list[tuple[int, bytes]]) -> int:
+    return sum(len(chunk) for _, chunk in events)
+
+
+def test_model_cache_get_and_put_keep_at_most_its_bytes_least_recently_used_out() -> None:
+    """What the event streams' replays use (service/event_stream.py, REPLAYS)."""
+    cache = ModelCache(None, max_bytes=100, size_of=event_bytes)
+    cache.put(("job", 0), batch(0, 10))
+    cache.put(("job", 4), batch(4, 10))
+    assert cache.bytes == 80
+    assert cache.get(("job", 0)) == batch(0, 10)  # now the most recently used
+    cache.put(("job", 8), batch(8, 5))  # exactly 100 bytes: kept, nothing dropped
+    assert cache.bytes == 100
+    cache.put(("job", 12), batch(12, 5))  # over: ("job", 4), least recently used, goes
+    assert cache.get(("job", 4)) is None
+    assert all(cache.get(("job", k)) is not None for k in (0, 8, 12))
+    assert cache.bytes == 80
+
+
+def test_model_cache_put_keeps_nothing_too_large_and_counts_a_key_put_again_once() -> None:
+    cache = ModelCache(None, max_bytes=30, size_of=event_bytes)
+    cache.put("big", batch(0, 10))
+    assert cache.get("big") is None and cache.bytes == 0
+    cache.put("a", batch(0, 5))
+    cache.put("a", batch(0, 5))
+    assert cache.bytes == 20
+
 def _npz(**arrays: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
